@@ -1,0 +1,6 @@
+//! ferroswitch: a SIP softswitch (registrar + back-to-back user agent).
+//!
+//! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
+//! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
+
+pub mod sip;

@@ -1,0 +1,237 @@
+//! The SIP message model: requests, responses, and writing them back to bytes.
+//!
+//! A message is a start line, the ordered raw header list and the body octets. Nothing here
+//! decodes header values; see `typed` for that. Serialisation always writes CRLF line ends,
+//! full header names and a Content-Length that matches the body.
+
+use super::header::{HeaderName, Headers};
+use super::method::Method;
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The protocol version on a start line. Only SIP/2.0 is served; anything else is kept so
+/// the layer above can answer 505 Version Not Supported (RFC 4475 §3.1.2.16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    Sip20,
+    Other(Box<str>),
+}
+
+impl Version {
+    pub fn from_token(s: &str) -> Version {
+        if s.eq_ignore_ascii_case("SIP/2.0") {
+            Version::Sip20
+        } else {
+            Version::Other(s.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Version::Sip20 => "SIP/2.0",
+            Version::Other(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    /// The Request-URI exactly as received (decode with `typed::Uri::parse`).
+    pub uri: Bytes,
+    pub version: Version,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub version: Version,
+    pub status: u16,
+    /// Reason phrase octets; may be empty or hold non-UTF-8 (RFC 4475 §3.1.1.12/13).
+    pub reason: Bytes,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Request {
+    pub fn new(method: Method, uri: impl Into<Bytes>) -> Request {
+        Request {
+            method,
+            uri: uri.into(),
+            version: Version::Sip20,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The Request-URI as text, or `None` when it holds non-UTF-8 octets.
+    pub fn uri_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.uri).ok()
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(estimate(&self.headers, &self.body) + self.uri.len());
+        out.put_slice(self.method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(&self.uri);
+        out.put_u8(b' ');
+        out.put_slice(self.version.as_str().as_bytes());
+        out.put_slice(b"\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out.freeze()
+    }
+}
+
+impl Response {
+    pub fn new(status: u16, reason: impl Into<Bytes>) -> Response {
+        Response {
+            version: Version::Sip20,
+            status,
+            reason: reason.into(),
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    pub fn is_provisional(&self) -> bool {
+        self.status < 200
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(estimate(&self.headers, &self.body));
+        out.put_slice(self.version.as_str().as_bytes());
+        out.put_u8(b' ');
+        let mut code = itoa_buf(u64::from(self.status));
+        out.put_slice(code.as_bytes_mut());
+        out.put_u8(b' ');
+        out.put_slice(&self.reason);
+        out.put_slice(b"\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out.freeze()
+    }
+}
+
+impl Message {
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        match self {
+            Message::Request(r) => &mut r.headers,
+            Message::Response(r) => &mut r.headers,
+        }
+    }
+
+    pub fn body(&self) -> &Bytes {
+        match self {
+            Message::Request(r) => &r.body,
+            Message::Response(r) => &r.body,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+
+    pub fn as_request(&self) -> Option<&Request> {
+        match self {
+            Message::Request(r) => Some(r),
+            Message::Response(_) => None,
+        }
+    }
+
+    pub fn as_response(&self) -> Option<&Response> {
+        match self {
+            Message::Response(r) => Some(r),
+            Message::Request(_) => None,
+        }
+    }
+}
+
+fn estimate(headers: &Headers, body: &Bytes) -> usize {
+    64 + body.len()
+        + headers
+            .iter()
+            .map(|h| h.name.as_str().len() + h.value.len() + 4)
+            .sum::<usize>()
+}
+
+/// Writes every header except Content-Length, then a Content-Length for the actual body.
+fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
+    for h in headers.iter() {
+        if h.name == HeaderName::ContentLength {
+            continue;
+        }
+        out.put_slice(h.name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(&h.value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"Content-Length: ");
+    let mut n = itoa_buf(body.len() as u64);
+    out.put_slice(n.as_bytes_mut());
+    out.put_slice(b"\r\n\r\n");
+    out.put_slice(body);
+}
+
+/// Decimal formatting without going through `fmt` (hot path).
+struct DecBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl DecBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut v: u64) -> DecBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    DecBuf { buf, start: i }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_crlf_and_real_content_length() {
+        let mut r = Request::new(Method::Options, "sip:bob@example.com");
+        r.headers.push(HeaderName::CallId, "abc");
+        r.headers.push(HeaderName::ContentLength, "999");
+        r.body = Bytes::from_static(b"hello");
+        let wire = r.to_bytes();
+        assert_eq!(
+            &wire[..],
+            b"OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: abc\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        let resp = Response::new(100, "");
+        assert_eq!(
+            &resp.to_bytes()[..],
+            b"SIP/2.0 100 \r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+}
