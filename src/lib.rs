@@ -3,4 +3,5 @@
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
+pub mod net;
 pub mod sip;
