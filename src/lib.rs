@@ -4,4 +4,5 @@
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
 pub mod net;
+pub mod registrar;
 pub mod sip;

@@ -1,0 +1,8 @@
+//! The registrar (RFC 3261 §10): REGISTER handling over a location store, with NAT-aware
+//! bindings. Sans-IO: the engine passes `now` and the packet's transport facts in, and gets a
+//! response out. Authentication happens before this module is called.
+
+pub mod nat;
+pub mod store;
+
+pub use store::{Binding, LocationStore, MemoryStore};

@@ -1,0 +1,212 @@
+//! The location store: who is where. Maps an address-of-record (`user@domain`) to its current
+//! bindings, each with its own expiry, the transport path it registered over and whether NAT
+//! was detected. Sans-IO: time comes in as `now`; expiry is driven by the caller's timer through
+//! `next_expiry` / `remove_expired`, so bindings disappear on time, not only on lookup.
+//!
+//! `LocationStore` is a trait so that a shared or persistent store can replace the in-memory
+//! one; the B2BUA only ever calls `lookup`.
+
+use crate::net::Peer;
+use dashmap::DashMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One registered contact of an address-of-record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The Contact URI exactly as registered (without the angle brackets).
+    pub contact: String,
+    /// Contact header parameters to echo in the 200 (e.g. `+sip.instance`, `reg-id`, `q`),
+    /// already rendered as `;name=value…`, without `expires`.
+    pub contact_params: String,
+    /// `+sip.instance` (RFC 5626) when present: identifies the device across Contact changes.
+    pub instance: Option<String>,
+    pub call_id: String,
+    pub cseq: u32,
+    pub expires_at: Instant,
+    /// Transport and address the REGISTER arrived from (after received/rport).
+    pub source: Peer,
+    /// Our local address the REGISTER arrived on.
+    pub local: SocketAddr,
+    /// TCP connection the REGISTER arrived on, when reliable.
+    pub connection: Option<u64>,
+    /// True when NAT was detected: requests go to `source`, not to the Contact's host.
+    pub nat: bool,
+    pub user_agent: Option<String>,
+}
+
+impl Binding {
+    /// Seconds left before expiry, rounded up (what the 200 OK lists).
+    pub fn remaining_secs(&self, now: Instant) -> u64 {
+        let left = self.expires_at.saturating_duration_since(now);
+        left.as_secs() + u64::from(left.subsec_nanos() > 0)
+    }
+}
+
+/// What the registrar and the B2BUA need from a location store.
+pub trait LocationStore: Send + Sync {
+    /// Live bindings of `aor` (expired ones are never returned).
+    fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding>;
+    /// Runs `f` on the binding list of `aor` atomically (RFC 3261 §10.3 steps 6–8 read and
+    /// write it as one unit) and returns the resulting live list.
+    fn update(&self, aor: &str, now: Instant, f: &mut dyn FnMut(&mut Vec<Binding>))
+        -> Vec<Binding>;
+    /// Removes every binding whose expiry has passed; returns them with their AOR.
+    fn remove_expired(&self, now: Instant) -> Vec<(String, Binding)>;
+    /// The earliest expiry among all bindings, for the caller's timer.
+    fn next_expiry(&self) -> Option<Instant>;
+    /// Number of live address-of-records and bindings.
+    fn counts(&self) -> (usize, usize);
+}
+
+/// In-memory store: a concurrent map of AOR → bindings plus a min-heap of expiries (entries in
+/// the heap may be stale; they are re-checked against the map when popped).
+#[derive(Default)]
+pub struct MemoryStore {
+    map: DashMap<String, Vec<Binding>>,
+    expiries: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn schedule(&self, aor: &str, list: &[Binding]) {
+        let Some(first) = list.iter().map(|b| b.expires_at).min() else {
+            return;
+        };
+        // A poisoned lock only means another thread panicked mid-push; the heap is still a
+        // valid heap, so keep using it.
+        let mut heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        heap.push(Reverse((first, aor.to_string())));
+    }
+}
+
+impl LocationStore for MemoryStore {
+    fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
+        self.map.get(aor).map_or_else(Vec::new, |list| {
+            list.iter()
+                .filter(|b| b.expires_at > now)
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn update(
+        &self,
+        aor: &str,
+        now: Instant,
+        f: &mut dyn FnMut(&mut Vec<Binding>),
+    ) -> Vec<Binding> {
+        let result = {
+            let mut entry = self.map.entry(aor.to_string()).or_default();
+            entry.retain(|b| b.expires_at > now);
+            f(&mut entry);
+            entry.retain(|b| b.expires_at > now);
+            entry.clone()
+        };
+        if result.is_empty() {
+            self.map.remove_if(aor, |_, v| v.is_empty());
+        } else {
+            self.schedule(aor, &result);
+        }
+        result
+    }
+
+    fn remove_expired(&self, now: Instant) -> Vec<(String, Binding)> {
+        let mut removed = Vec::new();
+        loop {
+            let aor = {
+                let mut heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+                match heap.peek() {
+                    Some(Reverse((at, _))) if *at <= now => match heap.pop() {
+                        Some(Reverse((_, aor))) => aor,
+                        None => break,
+                    },
+                    _ => break,
+                }
+            };
+            let mut remaining = Vec::new();
+            if let Some(mut list) = self.map.get_mut(&aor) {
+                let (gone, keep): (Vec<_>, Vec<_>) =
+                    list.drain(..).partition(|b| b.expires_at <= now);
+                removed.extend(gone.into_iter().map(|b| (aor.clone(), b)));
+                *list = keep;
+                remaining = list.clone();
+            }
+            if remaining.is_empty() {
+                self.map.remove_if(&aor, |_, v| v.is_empty());
+            } else {
+                self.schedule(&aor, &remaining);
+            }
+        }
+        removed
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        let heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let bindings = self.map.iter().map(|e| e.value().len()).sum();
+        (self.map.len(), bindings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Transport;
+    use std::time::Duration;
+
+    fn binding(contact: &str, at: Instant) -> Binding {
+        Binding {
+            contact: contact.into(),
+            contact_params: String::new(),
+            instance: None,
+            call_id: "c".into(),
+            cseq: 1,
+            expires_at: at,
+            source: Peer::new(Transport::Udp, "127.0.0.1:5090".parse().unwrap()),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            connection: None,
+            nat: false,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn bindings_expire_on_the_timer_not_only_on_lookup() {
+        let t0 = Instant::now();
+        let s = MemoryStore::new();
+        s.update("alice@d", t0, &mut |l| {
+            l.push(binding("sip:a@1", t0 + Duration::from_secs(60)));
+            l.push(binding("sip:a@2", t0 + Duration::from_secs(120)));
+        });
+        assert_eq!(s.next_expiry(), Some(t0 + Duration::from_secs(60)));
+        assert_eq!(s.lookup("alice@d", t0).len(), 2);
+        assert!(s.remove_expired(t0 + Duration::from_secs(59)).is_empty());
+        let gone = s.remove_expired(t0 + Duration::from_secs(60));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1.contact, "sip:a@1");
+        assert_eq!(s.counts(), (1, 1));
+        assert_eq!(s.next_expiry(), Some(t0 + Duration::from_secs(120)));
+        let gone = s.remove_expired(t0 + Duration::from_secs(200));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(s.counts(), (0, 0));
+        assert_eq!(s.next_expiry(), None);
+    }
+
+    #[test]
+    fn remaining_rounds_up() {
+        let t0 = Instant::now();
+        let b = binding("sip:x@y", t0 + Duration::from_millis(3_500));
+        assert_eq!(b.remaining_secs(t0), 4);
+        assert_eq!(b.remaining_secs(t0 + Duration::from_secs(10)), 0);
+    }
+}
