@@ -3,6 +3,10 @@
 //! response out. Authentication happens before this module is called.
 
 pub mod nat;
+pub mod register;
 pub mod store;
 
+pub use register::{
+    process, ContactSpec, Contacts, RegisterOutcome, RegisterRequest, RegistrarConfig,
+};
 pub use store::{Binding, LocationStore, MemoryStore};

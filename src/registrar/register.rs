@@ -1,0 +1,341 @@
+//! RFC 3261 §10.3 REGISTER processing, steps 6–8: validate the Contacts, compute each
+//! expiry, apply Call-ID/CSeq ordering and update the bindings of one address-of-record.
+//! Input is already authenticated and decoded (see `RegisterRequest`); output is the binding
+//! list to put in the 200 or a typed refusal. Sans-IO.
+
+use super::nat::{self, NatProbe};
+use super::store::{Binding, LocationStore};
+use crate::net::Peer;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Registrar limits from the configuration.
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    /// Bindings one address-of-record may hold; more are refused (bounded memory).
+    pub max_bindings_per_aor: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_bindings_per_aor: 10,
+        }
+    }
+}
+
+/// One Contact of a REGISTER, decoded.
+#[derive(Debug, Clone)]
+pub struct ContactSpec {
+    /// The URI inside `<>` (or the addr-spec), exactly as sent.
+    pub uri: String,
+    /// Host and port of that URI, for NAT detection.
+    pub host: String,
+    pub port: Option<u16>,
+    /// `expires` contact parameter, if any (values over 2^32-1 saturate).
+    pub expires: Option<u32>,
+    /// `+sip.instance` value, quotes included as sent.
+    pub instance: Option<String>,
+    /// Other header parameters rendered as `;a=b;c` (kept to echo back in the 200).
+    pub params: String,
+}
+
+/// `Contact: *` or a list of contacts (possibly empty: a query).
+#[derive(Debug, Clone)]
+pub enum Contacts {
+    Star,
+    List(Vec<ContactSpec>),
+}
+
+/// Everything §10.3 needs from one REGISTER.
+#[derive(Debug, Clone)]
+pub struct RegisterRequest {
+    pub aor: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub contacts: Contacts,
+    /// The Expires header (saturated to u32).
+    pub expires: Option<u32>,
+    pub source: Peer,
+    pub local: SocketAddr,
+    pub connection: Option<u64>,
+    pub via_host: String,
+    pub via_port: Option<u16>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    /// 200 OK listing these bindings.
+    Ok(Vec<Binding>),
+    /// 423 Interval Too Brief with `Min-Expires`.
+    IntervalTooBrief(u32),
+    /// 400 with this reason phrase.
+    BadRequest(&'static str),
+    /// 500: same Call-ID with a CSeq not higher than the stored one (§10.3 step 7).
+    OutOfOrder,
+    /// 403: more contacts than one address-of-record may hold.
+    TooManyBindings,
+}
+
+/// Applies one REGISTER to the store.
+pub fn process(
+    cfg: &RegistrarConfig,
+    store: &dyn LocationStore,
+    req: &RegisterRequest,
+    now: Instant,
+) -> RegisterOutcome {
+    let specs = match &req.contacts {
+        Contacts::Star => {
+            // §10.3 step 6: "*" only with Expires: 0 and no other Contact.
+            if req.expires != Some(0) {
+                return RegisterOutcome::BadRequest("Bad Request - Contact * needs Expires: 0");
+            }
+            let mut out_of_order = false;
+            store.update(&req.aor, now, &mut |list| {
+                if list
+                    .iter()
+                    .any(|b| b.call_id == req.call_id && req.cseq <= b.cseq)
+                {
+                    out_of_order = true;
+                } else {
+                    list.clear();
+                }
+            });
+            return if out_of_order {
+                RegisterOutcome::OutOfOrder
+            } else {
+                RegisterOutcome::Ok(Vec::new())
+            };
+        }
+        Contacts::List(l) if l.is_empty() => {
+            return RegisterOutcome::Ok(store.lookup(&req.aor, now));
+        }
+        Contacts::List(l) => l,
+    };
+
+    let mut planned = Vec::with_capacity(specs.len());
+    for c in specs {
+        let asked = c.expires.or(req.expires).unwrap_or(cfg.default_expires);
+        if asked != 0 && asked < cfg.min_expires {
+            return RegisterOutcome::IntervalTooBrief(cfg.min_expires);
+        }
+        planned.push((c, asked.min(cfg.max_expires)));
+    }
+
+    let mut outcome = None;
+    let result = store.update(&req.aor, now, &mut |list| {
+        // Check ordering for every contact first so the update is all-or-nothing.
+        for (c, _) in &planned {
+            if let Some(b) = list.iter().find(|b| same_binding(b, c)) {
+                if b.call_id == req.call_id && req.cseq <= b.cseq {
+                    outcome = Some(RegisterOutcome::OutOfOrder);
+                    return;
+                }
+            }
+        }
+        let before = list.clone();
+        for (c, secs) in &planned {
+            list.retain(|b| !same_binding(b, c));
+            if *secs > 0 {
+                list.push(new_binding(req, c, *secs, now));
+            }
+        }
+        if list.len() > cfg.max_bindings_per_aor {
+            *list = before;
+            outcome = Some(RegisterOutcome::TooManyBindings);
+        }
+    });
+    outcome.unwrap_or(RegisterOutcome::Ok(result))
+}
+
+/// RFC 5626: bindings with the same `+sip.instance` are one device; otherwise the Contact URI
+/// decides (compared case-insensitively, which covers scheme and host; user parts differing
+/// only in case are rare enough in practice).
+fn same_binding(b: &Binding, c: &ContactSpec) -> bool {
+    match (&b.instance, &c.instance) {
+        (Some(x), Some(y)) => x == y,
+        _ => b.contact.eq_ignore_ascii_case(&c.uri),
+    }
+}
+
+fn new_binding(req: &RegisterRequest, c: &ContactSpec, secs: u32, now: Instant) -> Binding {
+    let nat = nat::detect(&NatProbe {
+        via_host: &req.via_host,
+        via_port: req.via_port,
+        contact_host: &c.host,
+        contact_port: c.port,
+        source: req.source.addr,
+        default_port: 5060,
+    });
+    Binding {
+        contact: c.uri.clone(),
+        contact_params: c.params.clone(),
+        instance: c.instance.clone(),
+        call_id: req.call_id.clone(),
+        cseq: req.cseq,
+        expires_at: now + Duration::from_secs(u64::from(secs)),
+        source: req.source,
+        local: req.local,
+        connection: req.connection,
+        nat,
+        user_agent: req.user_agent.clone(),
+    }
+}
+
+/// The Contact header values of a 200 OK: every binding with its remaining expiry.
+pub fn contact_values(bindings: &[Binding], now: Instant) -> Vec<String> {
+    bindings
+        .iter()
+        .map(|b| {
+            format!(
+                "<{}>{};expires={}",
+                b.contact,
+                b.contact_params,
+                b.remaining_secs(now)
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Transport;
+    use crate::registrar::MemoryStore;
+
+    fn contact(uri: &str, expires: Option<u32>) -> ContactSpec {
+        ContactSpec {
+            uri: uri.into(),
+            host: "127.0.0.1".into(),
+            port: Some(5090),
+            expires,
+            instance: None,
+            params: String::new(),
+        }
+    }
+
+    fn req(cseq: u32, contacts: Contacts, expires: Option<u32>) -> RegisterRequest {
+        RegisterRequest {
+            aor: "alice@d".into(),
+            call_id: "cid".into(),
+            cseq,
+            contacts,
+            expires,
+            source: Peer::new(Transport::Udp, "127.0.0.1:5090".parse().unwrap()),
+            local: "127.0.0.1:5060".parse().unwrap(),
+            connection: None,
+            via_host: "127.0.0.1".into(),
+            via_port: Some(5090),
+            user_agent: Some("test".into()),
+        }
+    }
+
+    fn ok_len(o: RegisterOutcome) -> usize {
+        match o {
+            RegisterOutcome::Ok(l) => l.len(),
+            other => panic!("expected 200, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rfc3261_10_3_binding_lifecycle() {
+        let cfg = RegistrarConfig::default();
+        let s = MemoryStore::new();
+        let t0 = Instant::now();
+        let two = Contacts::List(vec![
+            contact("sip:a@1", None),
+            contact("sip:a@2", Some(120)),
+        ]);
+        let o = process(&cfg, &s, &req(1, two, Some(600)), t0);
+        let RegisterOutcome::Ok(list) = o else {
+            panic!("{o:?}")
+        };
+        let vals = contact_values(&list, t0);
+        assert_eq!(vals, ["<sip:a@1>;expires=600", "<sip:a@2>;expires=120"]);
+        assert!(list.iter().all(|b| !b.nat));
+
+        // A query (no Contact) lists current bindings.
+        assert_eq!(
+            ok_len(process(&cfg, &s, &req(2, Contacts::List(vec![]), None), t0)),
+            2
+        );
+        // Refresh keeps the binding, new expiry.
+        let later = t0 + Duration::from_secs(100);
+        let r = Contacts::List(vec![contact("SIP:a@1", Some(3600))]);
+        assert_eq!(ok_len(process(&cfg, &s, &req(3, r, None), later)), 2);
+        // Old CSeq from the same Call-ID: refused, nothing changes.
+        let stale = Contacts::List(vec![contact("sip:a@1", Some(0))]);
+        assert_eq!(
+            process(&cfg, &s, &req(3, stale, None), later),
+            RegisterOutcome::OutOfOrder
+        );
+        // expires=0 removes one.
+        let rm = Contacts::List(vec![contact("sip:a@2", Some(0))]);
+        assert_eq!(ok_len(process(&cfg, &s, &req(4, rm, None), later)), 1);
+        // "*" needs Expires: 0; then removes all.
+        assert!(matches!(
+            process(&cfg, &s, &req(5, Contacts::Star, Some(60)), later),
+            RegisterOutcome::BadRequest(_)
+        ));
+        assert_eq!(
+            ok_len(process(&cfg, &s, &req(6, Contacts::Star, Some(0)), later)),
+            0
+        );
+        assert_eq!(s.counts(), (0, 0));
+    }
+
+    #[test]
+    fn interval_too_brief_and_caps() {
+        let cfg = RegistrarConfig::default();
+        let s = MemoryStore::new();
+        let t0 = Instant::now();
+        let short = Contacts::List(vec![contact("sip:a@1", Some(30))]);
+        assert_eq!(
+            process(&cfg, &s, &req(1, short, None), t0),
+            RegisterOutcome::IntervalTooBrief(60)
+        );
+        let long = Contacts::List(vec![contact("sip:a@1", Some(u32::MAX))]);
+        let RegisterOutcome::Ok(l) = process(&cfg, &s, &req(2, long, None), t0) else {
+            panic!()
+        };
+        assert_eq!(l[0].remaining_secs(t0), 3600);
+        let many: Vec<_> = (0..11)
+            .map(|i| contact(&format!("sip:a@h{i}"), None))
+            .collect();
+        assert_eq!(
+            process(&cfg, &s, &req(3, Contacts::List(many), None), t0),
+            RegisterOutcome::TooManyBindings
+        );
+        assert_eq!(s.counts(), (1, 1));
+    }
+
+    #[test]
+    fn instance_id_identifies_the_device() {
+        let cfg = RegistrarConfig::default();
+        let s = MemoryStore::new();
+        let t0 = Instant::now();
+        let mut a = contact("sip:a@10.0.0.1:5060", None);
+        a.instance = Some("\"<urn:uuid:1>\"".into());
+        let mut b = contact("sip:a@10.0.0.2:5060", None);
+        b.instance = a.instance.clone();
+        ok_len(process(
+            &cfg,
+            &s,
+            &req(1, Contacts::List(vec![a]), None),
+            t0,
+        ));
+        let RegisterOutcome::Ok(l) = process(&cfg, &s, &req(2, Contacts::List(vec![b]), None), t0)
+        else {
+            panic!()
+        };
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].contact, "sip:a@10.0.0.2:5060");
+    }
+}
