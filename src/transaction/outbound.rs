@@ -89,12 +89,16 @@ impl TransactionLayer {
         let Machine::InviteClient(m) = &txn.machine else {
             return Err(TransactionError::WrongKind);
         };
+        let state = m.state();
+        if !matches!(state, State::Calling | State::Proceeding) {
+            return Err(TransactionError::InvalidState(state));
+        }
         let cancel = cancel_for(m.request());
         let key = TransactionKey::client_for_request(&cancel)?;
         if txn.pending_cancel.is_some() || self.txns.contains_key(&key) {
             return Err(TransactionError::DuplicateKey);
         }
-        match m.state() {
+        match state {
             State::Calling => {
                 if let Some(txn) = self.txns.get_mut(invite) {
                     txn.pending_cancel = Some(cancel);
