@@ -140,3 +140,66 @@ impl InviteClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{response_to, set_to_tag, Method};
+    use crate::transaction::machine::{test_request, TimerOp};
+
+    #[test]
+    fn figure_5_non2xx_is_acked_and_timer_d_is_zero_on_reliable() {
+        for reliable in [false, true] {
+            let mut fx = Effects::default();
+            let mut m = InviteClient::start(
+                test_request(Method::Invite),
+                reliable,
+                TimerConfig::default(),
+                &mut fx,
+            );
+            let armed: Vec<_> = fx
+                .timers
+                .iter()
+                .map(|op| match op {
+                    TimerOp::Arm(t, _) | TimerOp::Stop(t) => *t,
+                })
+                .collect();
+            let expect: &[Timer] = if reliable {
+                &[Timer::B]
+            } else {
+                &[Timer::A, Timer::B]
+            };
+            assert_eq!(armed, expect);
+            let mut busy = response_to(m.request(), 486, "Busy Here");
+            set_to_tag(&mut busy, "t");
+            let mut fx = Effects::default();
+            m.handle(ClientInput::Response(&busy), &mut fx);
+            assert_eq!(fx.sends.len(), 1, "the ACK");
+            assert!(fx.sends[0].starts_with(b"ACK "));
+            let want = if reliable {
+                State::Terminated
+            } else {
+                State::Completed
+            };
+            assert_eq!(m.state(), want);
+        }
+    }
+
+    #[test]
+    fn timer_b_is_ignored_after_proceeding() {
+        let mut fx = Effects::default();
+        let mut m = InviteClient::start(
+            test_request(Method::Invite),
+            false,
+            TimerConfig::default(),
+            &mut fx,
+        );
+        let ringing = response_to(m.request(), 180, "Ringing");
+        m.handle(ClientInput::Response(&ringing), &mut fx);
+        let mut fx = Effects::default();
+        m.handle(ClientInput::Timer(Timer::B), &mut fx);
+        m.handle(ClientInput::Timer(Timer::A), &mut fx);
+        assert_eq!(m.state(), State::Proceeding);
+        assert!(fx.sends.is_empty() && fx.ups.is_empty());
+    }
+}

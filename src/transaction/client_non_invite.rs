@@ -100,3 +100,34 @@ impl NonInviteClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{response_to, Method};
+    use crate::transaction::machine::test_request;
+
+    #[test]
+    fn figure_6_timer_e_backs_off_to_t2_and_resets_to_t2_in_proceeding() {
+        let mut fx = Effects::default();
+        let mut m = NonInviteClient::start(
+            test_request(Method::Register),
+            false,
+            TimerConfig::default(),
+            &mut fx,
+        );
+        for _ in 0..5 {
+            m.handle(ClientInput::Timer(Timer::E), &mut fx);
+        }
+        assert_eq!(m.e_interval, Duration::from_secs(4));
+        let trying = response_to(m.request(), 100, "Trying");
+        m.handle(ClientInput::Response(&trying), &mut fx);
+        assert_eq!(m.state(), State::Proceeding);
+        assert_eq!(fx.retransmissions, 5);
+        let ok = response_to(m.request(), 200, "OK");
+        m.handle(ClientInput::Response(&ok), &mut fx);
+        m.handle(ClientInput::Response(&ok), &mut fx);
+        assert_eq!(fx.ups.len(), 2, "100 and one 200");
+        assert_eq!(fx.absorbed_responses, 1);
+    }
+}

@@ -149,7 +149,8 @@ impl TransactionLayer {
         self.timers.next()
     }
 
-    /// Fires every timer due at or before `now`, earliest first.
+    /// Fires every timer due at or before `now`, earliest first. Timers a firing re-arms
+    /// count from `now`, so a driver that wakes late gets one retransmission, not a burst.
     pub fn handle_timeout(&mut self, now: Instant) {
         for (at, id, timer) in self.timers.expire(now) {
             let Some(key) = self.by_id.get(&id).cloned() else {

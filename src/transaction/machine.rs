@@ -134,3 +134,18 @@ pub(crate) fn wait_or_terminate(
         fx.arm(timer, after);
     }
 }
+
+/// A small request for the machines' unit tests.
+#[cfg(test)]
+pub(crate) fn test_request(method: crate::sip::Method) -> Request {
+    use crate::sip::HeaderName;
+    let mut r = Request::new(method.clone(), "sip:bob@b.example");
+    r.headers
+        .push(HeaderName::Via, "SIP/2.0/UDP a.example;branch=z9hG4bKunit");
+    r.headers.push(HeaderName::To, "<sip:bob@b.example>");
+    r.headers
+        .push(HeaderName::From, "<sip:alice@a.example>;tag=a");
+    r.headers.push(HeaderName::CallId, "unit-call");
+    r.headers.push(HeaderName::CSeq, format!("1 {method}"));
+    r
+}

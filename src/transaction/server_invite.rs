@@ -196,3 +196,50 @@ fn trying_for(invite: &Request) -> Bytes {
     }
     r.to_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Method;
+    use crate::transaction::machine::test_request;
+
+    fn started(policy: TryingPolicy) -> (InviteServer, Effects) {
+        let mut fx = Effects::default();
+        let m = InviteServer::start(
+            test_request(Method::Invite),
+            false,
+            TimerConfig::default(),
+            policy,
+            &mut fx,
+        );
+        (m, fx)
+    }
+
+    #[test]
+    fn figure_7_proceeding_to_accepted_and_transport_error_there() {
+        let (mut m, fx) = started(TryingPolicy::Immediate);
+        assert!(fx.sends[0].starts_with(b"SIP/2.0 100 Trying"));
+        let ok = response_to(m.request(), 200, "OK");
+        let mut fx = Effects::default();
+        m.handle(ServerInput::TuResponse(&ok), &mut fx).unwrap();
+        assert_eq!(m.state(), State::Accepted);
+        m.handle(ServerInput::TransportError, &mut fx).unwrap();
+        assert_eq!(m.state(), State::Accepted);
+        assert!(matches!(fx.ups[..], [Up::TransportError]));
+        let ringing = response_to(m.request(), 180, "Ringing");
+        assert_eq!(
+            m.handle(ServerInput::TuResponse(&ringing), &mut fx),
+            Err(State::Accepted)
+        );
+    }
+
+    #[test]
+    fn trying_timestamp_is_copied() {
+        let mut req = test_request(Method::Invite);
+        req.headers
+            .push(HeaderName::Other("Timestamp".into()), "54.2");
+        let t = trying_for(&req);
+        let text = String::from_utf8_lossy(&t);
+        assert!(text.contains("\r\nTimestamp: 54.2\r\n"), "{text}");
+    }
+}

@@ -82,3 +82,35 @@ impl NonInviteServer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{response_to, Method};
+    use crate::transaction::machine::{test_request, TimerOp};
+
+    #[test]
+    fn figure_8_one_final_then_timer_j() {
+        let req = test_request(Method::Options);
+        let mut m = NonInviteServer::start(req.clone(), false, TimerConfig::default());
+        let mut fx = Effects::default();
+        m.handle(ServerInput::Retransmission, &mut fx).unwrap();
+        assert!(fx.sends.is_empty());
+        m.handle(
+            ServerInput::TuResponse(&response_to(&req, 200, "OK")),
+            &mut fx,
+        )
+        .unwrap();
+        assert_eq!(m.state(), State::Completed);
+        assert!(matches!(fx.timers[..], [TimerOp::Arm(Timer::J, d)] if d.as_secs() == 32));
+        assert_eq!(
+            m.handle(
+                ServerInput::TuResponse(&response_to(&req, 500, "No")),
+                &mut fx
+            ),
+            Err(State::Completed)
+        );
+        m.handle(ServerInput::Timer(Timer::J), &mut fx).unwrap();
+        assert_eq!(m.state(), State::Terminated);
+    }
+}
