@@ -1,0 +1,347 @@
+//! The transaction layer: owns every transaction, routes inputs to their state machines,
+//! runs their timers and queues what they send and report.
+//!
+//! Calling contract (quinn/str0m style): feed `handle_request`, `handle_response`,
+//! `handle_timeout` and `handle_transport_error` with the current `now`; after each call
+//! drain `poll_transmit` and `poll_event`, then sleep until `poll_timeout` (or the next
+//! input) and call `handle_timeout` then. The layer never reads a clock, touches a socket
+//! or spawns anything, so the same inputs always give the same outputs.
+//!
+//! This file holds the plumbing; inputs from the network are in `inbound.rs`, commands from
+//! the TU in `outbound.rs`.
+
+use super::client_invite::InviteClient;
+use super::client_non_invite::NonInviteClient;
+use super::config::TransactionConfig;
+use super::event::{TransactionEvent, TransactionStats, Transmit};
+use super::key::TransactionKey;
+use super::machine::{ClientInput, Effects, ServerInput, State, TimerOp, Up};
+use super::server_invite::InviteServer;
+use super::server_non_invite::NonInviteServer;
+use super::timer::{Timer, TimerTable};
+use crate::net::Peer;
+use crate::sip::Request;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// The RFC 3261 §17 transaction layer, sans-IO. See the module docs for the calling contract.
+#[derive(Debug)]
+pub struct TransactionLayer {
+    pub(super) config: TransactionConfig,
+    pub(super) txns: HashMap<TransactionKey, Txn>,
+    by_id: HashMap<u64, TransactionKey>,
+    timers: TimerTable,
+    next_id: u64,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) events: VecDeque<TransactionEvent>,
+    pub(super) stats: TransactionStats,
+}
+
+#[derive(Debug)]
+pub(super) struct Txn {
+    id: u64,
+    pub(super) peer: Peer,
+    pub(super) machine: Machine,
+    /// The deadline of each armed timer, indexed by `Timer::index`, mirrored in the table.
+    armed: [Option<Instant>; Timer::COUNT],
+    /// Client INVITE in Calling: the CANCEL waiting for a provisional response (§9.1).
+    pub(super) pending_cancel: Option<Request>,
+}
+
+#[derive(Debug)]
+pub(super) enum Machine {
+    InviteClient(InviteClient),
+    NonInviteClient(NonInviteClient),
+    InviteServer(InviteServer),
+    NonInviteServer(NonInviteServer),
+}
+
+impl Machine {
+    pub(super) fn state(&self) -> State {
+        match self {
+            Machine::InviteClient(m) => m.state(),
+            Machine::NonInviteClient(m) => m.state(),
+            Machine::InviteServer(m) => m.state(),
+            Machine::NonInviteServer(m) => m.state(),
+        }
+    }
+
+    pub(super) fn request(&self) -> &Request {
+        match self {
+            Machine::InviteClient(m) => m.request(),
+            Machine::NonInviteClient(m) => m.request(),
+            Machine::InviteServer(m) => m.request(),
+            Machine::NonInviteServer(m) => m.request(),
+        }
+    }
+
+    pub(super) fn client(&mut self, input: ClientInput<'_>, fx: &mut Effects) {
+        match self {
+            Machine::InviteClient(m) => m.handle(input, fx),
+            Machine::NonInviteClient(m) => m.handle(input, fx),
+            // Keys keep roles apart; a server machine never sees client input.
+            Machine::InviteServer(_) | Machine::NonInviteServer(_) => {}
+        }
+    }
+
+    /// `Err(state)` when a server machine refuses the input (a TU response out of place).
+    pub(super) fn server(&mut self, input: ServerInput<'_>, fx: &mut Effects) -> Result<(), State> {
+        match self {
+            Machine::InviteServer(m) => m.handle(input, fx),
+            Machine::NonInviteServer(m) => m.handle(input, fx),
+            Machine::InviteClient(_) | Machine::NonInviteClient(_) => Ok(()),
+        }
+    }
+
+    fn timer(&mut self, timer: Timer, fx: &mut Effects) {
+        match self {
+            Machine::InviteClient(_) | Machine::NonInviteClient(_) => {
+                self.client(ClientInput::Timer(timer), fx)
+            }
+            Machine::InviteServer(_) | Machine::NonInviteServer(_) => {
+                let _ = self.server(ServerInput::Timer(timer), fx);
+            }
+        }
+    }
+
+    fn transport_error(&mut self, fx: &mut Effects) {
+        match self {
+            Machine::InviteClient(_) | Machine::NonInviteClient(_) => {
+                self.client(ClientInput::TransportError, fx)
+            }
+            Machine::InviteServer(_) | Machine::NonInviteServer(_) => {
+                let _ = self.server(ServerInput::TransportError, fx);
+            }
+        }
+    }
+}
+
+impl TransactionLayer {
+    pub fn new(config: TransactionConfig) -> TransactionLayer {
+        TransactionLayer {
+            config: config.sanitized(),
+            txns: HashMap::new(),
+            by_id: HashMap::new(),
+            timers: TimerTable::default(),
+            next_id: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: TransactionStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &TransactionConfig {
+        &self.config
+    }
+
+    /// The next message to put on the wire.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next; `None` while no timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Fires every timer due at or before `now`, earliest first. Timers a firing re-arms
+    /// count from `now`, so a driver that wakes late gets one retransmission, not a burst.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (at, id, timer) in self.timers.expire(now) {
+            let Some(key) = self.by_id.get(&id).cloned() else {
+                continue;
+            };
+            let Some(txn) = self.txns.get_mut(&key) else {
+                continue;
+            };
+            // Stopped or re-armed by an earlier timer of this same batch.
+            if txn.armed[timer.index()] != Some(at) {
+                continue;
+            }
+            txn.armed[timer.index()] = None;
+            self.run(now, &key, None, |m, fx| m.timer(timer, fx));
+        }
+    }
+
+    /// The transport failed to send for `key` (from `Transmit::key`). Reported to the TU as
+    /// `TransportError` (503 semantics, §8.1.3.1). Unknown keys are ignored.
+    pub fn handle_transport_error(&mut self, now: Instant, key: &TransactionKey) {
+        self.run(now, key, None, |m, fx| m.transport_error(fx));
+    }
+
+    /// The transport lost `peer` (a TCP connection reset, say): every transaction with that
+    /// peer gets a transport error.
+    pub fn handle_peer_failure(&mut self, now: Instant, peer: Peer) {
+        let keys: Vec<_> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.peer == peer)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.handle_transport_error(now, &key);
+        }
+    }
+
+    /// The state of a live transaction.
+    pub fn state(&self, key: &TransactionKey) -> Option<State> {
+        self.txns.get(key).map(|t| t.machine.state())
+    }
+
+    /// The request that created a live transaction.
+    pub fn request(&self, key: &TransactionKey) -> Option<&Request> {
+        self.txns.get(key).map(|t| t.machine.request())
+    }
+
+    /// Where a live transaction sends: the request's destination, or the client we answer.
+    pub fn peer(&self, key: &TransactionKey) -> Option<Peer> {
+        self.txns.get(key).map(|t| t.peer)
+    }
+
+    pub fn stats(&self) -> &TransactionStats {
+        &self.stats
+    }
+
+    /// Live transactions.
+    pub fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty()
+    }
+
+    pub(super) fn is_full(&self) -> bool {
+        self.txns.len() >= self.config.max_transactions
+    }
+
+    /// Adds a new transaction and carries out the effects of its start.
+    pub(super) fn insert(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        peer: Peer,
+        machine: Machine,
+        fx: Effects,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        tracing::debug!(key = %key, %peer, state = ?machine.state(), "transaction created");
+        self.by_id.insert(id, key.clone());
+        self.txns.insert(
+            key.clone(),
+            Txn {
+                id,
+                peer,
+                machine,
+                armed: [None; Timer::COUNT],
+                pending_cancel: None,
+            },
+        );
+        self.stats.active = self.txns.len();
+        self.apply(now, &key, None, fx);
+    }
+
+    /// Feeds one input to the machine of `key` and carries out the effects. `origin` is the
+    /// peer an ACK came from, for the event that passes it up. `None` for an unknown key.
+    pub(super) fn run<R>(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        origin: Option<Peer>,
+        f: impl FnOnce(&mut Machine, &mut Effects) -> R,
+    ) -> Option<R> {
+        let txn = self.txns.get_mut(key)?;
+        let mut fx = Effects::default();
+        let before = txn.machine.state();
+        let out = f(&mut txn.machine, &mut fx);
+        let after = txn.machine.state();
+        if before != after {
+            tracing::debug!(key = %key, ?before, ?after, "transaction state");
+        }
+        self.apply(now, key, origin, fx);
+        Some(out)
+    }
+
+    fn apply(&mut self, now: Instant, key: &TransactionKey, origin: Option<Peer>, fx: Effects) {
+        let Some(txn) = self.txns.get_mut(key) else {
+            return;
+        };
+        self.stats.retransmissions += fx.retransmissions;
+        self.stats.absorbed_requests += fx.absorbed_requests;
+        self.stats.absorbed_responses += fx.absorbed_responses;
+        for bytes in fx.sends {
+            self.transmits.push_back(Transmit {
+                to: txn.peer,
+                bytes,
+                key: Some(key.clone()),
+            });
+        }
+        for op in fx.timers {
+            let (timer, at) = match op {
+                TimerOp::Arm(t, after) => (t, Some(now + after)),
+                TimerOp::Stop(t) => (t, None),
+            };
+            if let Some(old) = txn.armed[timer.index()].take() {
+                self.timers.remove(old, txn.id, timer);
+            }
+            if let Some(at) = at {
+                txn.armed[timer.index()] = Some(at);
+                self.timers.insert(at, txn.id, timer);
+            }
+        }
+        for up in fx.ups {
+            let key = key.clone();
+            self.events.push_back(match up {
+                Up::Response(response) => TransactionEvent::Response { key, response },
+                Up::Ack(request) => TransactionEvent::Ack {
+                    invite: Some(key),
+                    request,
+                    from: origin.unwrap_or(txn.peer),
+                },
+                Up::Timeout(timer) => {
+                    self.stats.timeouts += 1;
+                    TransactionEvent::Timeout { key, timer }
+                }
+                Up::TransportError => {
+                    self.stats.transport_errors += 1;
+                    TransactionEvent::TransportError { key }
+                }
+            });
+        }
+        match txn.machine.state() {
+            State::Terminated => self.remove(key),
+            // §9.1: the CANCEL held back in Calling may go now that a provisional came.
+            State::Proceeding if txn.pending_cancel.is_some() => {
+                if let Some(cancel) = txn.pending_cancel.take() {
+                    self.start_cancel(now, key, cancel);
+                }
+            }
+            // A final response came first: nothing is left to cancel.
+            State::Completed | State::Accepted => txn.pending_cancel = None,
+            _ => {}
+        }
+    }
+
+    fn remove(&mut self, key: &TransactionKey) {
+        let Some(txn) = self.txns.remove(key) else {
+            return;
+        };
+        for (i, at) in txn.armed.iter().enumerate() {
+            if let (Some(at), Some(timer)) = (at, Timer::from_index(i)) {
+                self.timers.remove(*at, txn.id, timer);
+            }
+        }
+        self.by_id.remove(&txn.id);
+        self.stats.terminated += 1;
+        self.stats.active = self.txns.len();
+        tracing::debug!(key = %key, "transaction terminated");
+        self.events
+            .push_back(TransactionEvent::Terminated { key: key.clone() });
+    }
+}
