@@ -5,3 +5,4 @@
 
 pub mod net;
 pub mod sip;
+pub mod transport;
