@@ -181,3 +181,16 @@ async fn local_close_and_shutdown_close_cleanly() {
             .unwrap_err();
     assert!(matches!(err, TransportError::ShutDown), "{err}");
 }
+
+#[tokio::test]
+async fn shutdown_releases_the_ports() {
+    let s = start(TransportConfig::default());
+    let (udp, tcp) = (s.udp.unwrap(), s.tcp.unwrap());
+    let clone = s.t.clone();
+    s.t.shutdown().await;
+    // A handle still alive must not keep the ports: a restarted transport binds them again.
+    let again =
+        ferroswitch::transport::Sockets::bind(&[(Transport::Udp, udp), (Transport::Tcp, tcp)]);
+    assert!(again.is_ok(), "ports still held after shutdown: {again:?}");
+    drop(clone);
+}

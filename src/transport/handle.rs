@@ -1,11 +1,11 @@
-//! The running transport layer: binding sockets, the state the socket tasks share, and the
-//! `TransportHandle` the engine sends through.
+//! The running transport layer: the state the socket tasks share, and the `TransportHandle`
+//! the engine sends through.
 //!
-//! `Sockets` binds (or is given) the listeners, mini-redis style, so tests bind port 0;
-//! `TransportHandle::start` spawns one task per UDP socket and TCP listener and one per
-//! connection. `send*` never blocks: what can be decided at once is returned as an error,
+//! `TransportHandle::start` takes bound `Sockets` and spawns one task per UDP socket and TCP
+//! listener and one per connection. `send*` never blocks: what can be decided at once is returned as an error,
 //! what fails later arrives as a `TransportEvent::SendFailed`, never both.
 
+use super::bind::Sockets;
 use super::event::{ConnectionId, Origin, Payload, TransportEvent};
 use super::route::{route_response, RouteError};
 use super::stats::{bump, Counters, TransportStats};
@@ -15,64 +15,11 @@ use super::{tcp, udp, TransportConfig, TransportError};
 use crate::net::{Peer, Transport};
 use crate::sip::{Message, ParseError, Response};
 use bytes::Bytes;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
-
-/// Bound listening sockets, ready for `TransportHandle::start`.
-#[derive(Debug, Default)]
-pub struct Sockets {
-    pub udp: Vec<UdpSocket>,
-    pub tcp: Vec<TcpListener>,
-}
-
-impl Sockets {
-    /// Binds each `(transport, address)`; port 0 picks a free port. IPv6 sockets are bound
-    /// v6-only so `0.0.0.0` and `[::]` can both be listed. Must run inside a tokio runtime.
-    pub fn bind(listen: &[(Transport, SocketAddr)]) -> Result<Sockets, TransportError> {
-        let mut s = Sockets::default();
-        for &(transport, addr) in listen {
-            let err = |e: io::Error| TransportError::Bind {
-                transport,
-                addr,
-                source: Arc::new(e),
-            };
-            match transport {
-                Transport::Udp => s.udp.push(bind_udp(addr).map_err(err)?),
-                Transport::Tcp => s.tcp.push(bind_tcp(addr).map_err(err)?),
-            }
-        }
-        Ok(s)
-    }
-}
-
-fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
-    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.set_nonblocking(true)?;
-    Ok(s)
-}
-
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let s = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
-    s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
-}
-
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let s = new_socket(addr, Type::STREAM, Protocol::TCP)?;
-    // A restarted daemon must get its port back while old connections sit in TIME_WAIT.
-    #[cfg(unix)]
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    TcpListener::from_std(s.into())
-}
 
 /// Held by every spawned task; `shutdown` waits until all are dropped.
 #[derive(Debug, Clone)]
@@ -81,8 +28,10 @@ pub(crate) struct TaskGuard(#[allow(dead_code)] mpsc::Sender<()>);
 /// State shared by the handle and the socket tasks.
 pub(crate) struct Shared {
     pub config: TransportConfig,
-    pub udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    pub tcp: Vec<SocketAddr>,
+    udp_addrs: Vec<SocketAddr>,
+    /// Emptied at shutdown so the ports are released even while handles live on.
+    udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    tcp: Vec<SocketAddr>,
     table: Mutex<ConnectionTable>,
     pub counters: Counters,
     events: mpsc::Sender<TransportEvent>,
@@ -129,21 +78,19 @@ impl Shared {
         let _ = self.events.try_send(ev);
     }
 
-    /// The UDP socket for sending to `addr`, and `addr` as that socket needs it.
-    pub fn udp_for(&self, addr: SocketAddr) -> Option<(SocketAddr, &Arc<UdpSocket>, SocketAddr)> {
-        if let Some((local, s)) = self.udp.iter().find(|(l, _)| l.is_ipv6() == addr.is_ipv6()) {
-            return Some((*local, s, addr));
+    /// The UDP socket for sending to `addr`, its address, and `addr` as that socket needs it.
+    pub fn udp_for(&self, addr: SocketAddr) -> Option<(SocketAddr, Arc<UdpSocket>, SocketAddr)> {
+        let udp = lock(&self.udp);
+        if let Some((local, s)) = udp.iter().find(|(l, _)| l.is_ipv6() == addr.is_ipv6()) {
+            return Some((*local, s.clone(), addr));
         }
         // An IPv4 peer through an IPv6 socket given to us dual-stack (`start` with own sockets).
-        let (local, s) = self.udp.iter().find(|(l, _)| l.is_ipv6())?;
+        let (local, s) = udp.iter().find(|(l, _)| l.is_ipv6())?;
         let IpAddr::V4(v4) = addr.ip() else {
             return None;
         };
-        Some((
-            *local,
-            s,
-            SocketAddr::new(v4.to_ipv6_mapped().into(), addr.port()),
-        ))
+        let mapped = SocketAddr::new(v4.to_ipv6_mapped().into(), addr.port());
+        Some((*local, s.clone(), mapped))
     }
 }
 
@@ -233,7 +180,8 @@ impl TransportHandle {
         let shared = Arc::new(Shared {
             table: Mutex::new(ConnectionTable::new(config.max_connections)),
             config,
-            udp: udp.clone(),
+            udp_addrs: udp.iter().map(|(a, _)| *a).collect(),
+            udp: Mutex::new(udp.clone()),
             tcp: tcp.iter().map(|(a, _)| *a).collect(),
             counters: Counters::default(),
             events,
@@ -253,13 +201,13 @@ impl TransportHandle {
                 guard.clone(),
             ));
         }
-        tracing::info!(udp = ?shared.udp.iter().map(|u| u.0).collect::<Vec<_>>(), tcp = ?shared.tcp, "transport listening");
+        tracing::info!(udp = ?shared.udp_addrs, tcp = ?shared.tcp, "transport listening");
         Ok((TransportHandle { shared }, rx))
     }
 
     /// Every listening address with its transport.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
-        let udp = self.shared.udp.iter().map(|(a, _)| (Transport::Udp, *a));
+        let udp = self.shared.udp_addrs.iter().map(|a| (Transport::Udp, *a));
         let tcp = self.shared.tcp.iter().map(|a| (Transport::Tcp, *a));
         udp.chain(tcp).collect()
     }
@@ -356,8 +304,8 @@ impl TransportHandle {
         self.shared.counters.snapshot(n)
     }
 
-    /// Stops the listeners, closes every connection (FIN after flushing what is queued) and
-    /// waits until all socket tasks have ended. Sends fail with `ShutDown` from then on. A
+    /// Stops the listeners, closes every connection (FIN after flushing what is queued),
+    /// waits until all socket tasks have ended and releases the ports. Sends fail with `ShutDown` from then on. A
     /// second call returns at once.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
@@ -367,6 +315,8 @@ impl TransportHandle {
             // Every task holds a guard; recv yields None once the last one is dropped.
             while done.recv().await.is_some() {}
         }
+        // No task uses them any more; dropping the last reference closes the sockets.
+        lock(&self.shared.udp).clear();
         tracing::info!("transport shut down");
     }
 

@@ -12,6 +12,7 @@
 //! that decide things (Via stamping, response routing, the connection table) are pure
 //! functions and types here, unit-tested without sockets; the socket code only drives them.
 
+mod bind;
 mod error;
 mod event;
 mod handle;
@@ -25,9 +26,10 @@ mod wire;
 
 use std::time::Duration;
 
+pub use bind::Sockets;
 pub use error::TransportError;
 pub use event::{CloseReason, ConnectionId, Inbound, Origin, Payload, SendFailure, TransportEvent};
-pub use handle::{Sockets, TransportHandle};
+pub use handle::TransportHandle;
 pub use route::{route_response, ResponseRoute, RouteError, DEFAULT_SIP_PORT};
 pub use stats::TransportStats;
 pub use via::{stamp_received, stamp_via_value, ViaError};

@@ -106,7 +106,7 @@ pub(crate) fn send(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             let guard = shared.guard().ok_or(TransportError::ShutDown)?;
-            let (shared, sock) = (shared.clone(), sock.clone());
+            let shared = shared.clone();
             tokio::spawn(async move {
                 let _guard = guard;
                 match sock.send_to(&data, dest).await {
