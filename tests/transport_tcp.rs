@@ -228,3 +228,31 @@ async fn connect_to_a_closed_port_reports_send_failed() {
     );
     s.t.shutdown().await;
 }
+
+#[tokio::test]
+async fn response_falls_back_to_sent_by_port_when_the_connection_is_gone() {
+    let mut s = start(TransportConfig::default());
+    // The phone listens on its sent-by port but sends from an ephemeral one.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sent_by = listener.local_addr().unwrap();
+    let mut phone = TcpStream::connect(s.tcp.unwrap()).await.unwrap();
+    let req = request("OPTIONS", "fallback", "TCP", &sent_by.to_string());
+    phone.write_all(req.as_bytes()).await.unwrap();
+    let inbound = next_inbound(&mut s.rx).await;
+    drop(phone);
+    match next_event(&mut s.rx).await {
+        TransportEvent::ConnectionClosed { .. } => {}
+        other => panic!("expected the close, got {other:?}"),
+    }
+    let Payload::Message(Message::Request(r)) = &inbound.payload else {
+        panic!("expected a request")
+    };
+    // §18.2.2: a new connection to received (127.0.0.1) at the sent-by port.
+    s.t.send_response(&inbound.origin, &response_to(r, 200, "OK"))
+        .unwrap();
+    let (mut back, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let got = read_message(&mut back, &mut StreamFramer::default()).await;
+    assert!(got.starts_with(b"SIP/2.0 200 OK\r\n"));
+    assert_eq!(s.t.stats().connections_opened, 1);
+    s.t.shutdown().await;
+}

@@ -52,6 +52,22 @@ async fn peer_close_removes_the_connection() {
 }
 
 #[tokio::test]
+async fn peer_reset_removes_the_connection() {
+    let mut s = start(TransportConfig::default());
+    let (phone, id) = connect_phone(&mut s, "reset-1").await;
+    // Linger 0: closing sends RST instead of FIN.
+    socket2::SockRef::from(&phone)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(phone);
+    let (closed, reason) = next_close(&mut s).await;
+    assert_eq!(closed, id);
+    assert!(matches!(reason, CloseReason::ReadFailed(_)), "{reason:?}");
+    assert_eq!(s.t.connection_count(), 0);
+    s.t.shutdown().await;
+}
+
+#[tokio::test]
 async fn connection_limit_is_enforced() {
     let config = TransportConfig {
         max_connections: 1,
