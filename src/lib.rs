@@ -8,3 +8,4 @@ pub mod net;
 pub mod registrar;
 pub mod sip;
 pub mod transaction;
+pub mod transport;

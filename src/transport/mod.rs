@@ -1,0 +1,72 @@
+//! The transport layer: UDP and TCP sockets under tokio (RFC 3261 §18), and nothing else.
+//!
+//! It binds listeners, turns datagrams and stream frames into parsed messages stamped with
+//! where they came from (`Inbound`, with the top Via of requests fixed up per §18.2.1 and
+//! RFC 3581), sends bytes to peers (reusing a TCP connection to that peer when one exists) and
+//! reports transport failures as events so the transaction layer can answer 503/408. It keeps
+//! a bounded connection table with idle timeouts and a per-connection framer.
+//!
+//! It must never interpret SIP beyond that: no retransmissions, no transaction or dialog
+//! state, no answers of its own (the 400 for a malformed request is the engine's business;
+//! the only thing written unprompted is the CRLF that answers an RFC 5626 ping). The rules
+//! that decide things (Via stamping, response routing, the connection table) are pure
+//! functions and types here, unit-tested without sockets; the socket code only drives them.
+
+mod bind;
+mod error;
+mod event;
+mod handle;
+pub mod route;
+mod stats;
+mod table;
+mod tcp;
+mod udp;
+pub mod via;
+mod wire;
+
+use std::time::Duration;
+
+pub use bind::Sockets;
+pub use error::TransportError;
+pub use event::{CloseReason, ConnectionId, Inbound, Origin, Payload, SendFailure, TransportEvent};
+pub use handle::TransportHandle;
+pub use route::{route_response, ResponseRoute, RouteError, DEFAULT_SIP_PORT};
+pub use stats::TransportStats;
+pub use via::{stamp_received, stamp_via_value, ViaError};
+
+/// Limits and timers of the transport layer. Addresses to listen on are given separately (see
+/// `TransportHandle::bind`); the daemon's config maps onto this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// A TCP connection with no traffic either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Open TCP connections (accepted plus outbound, pending connects included). Accepts
+    /// beyond it are closed at once; sends that would need a new one fail.
+    pub max_connections: usize,
+    /// How long an outbound TCP connect may take before the send fails.
+    pub connect_timeout: Duration,
+    /// How long one write to a TCP peer may stall before the connection is given up.
+    pub write_timeout: Duration,
+    /// Largest message (datagram or framed stream message) accepted or sent. Also bounds what
+    /// a connection buffers.
+    pub max_message_size: usize,
+    /// Capacity of the event channel handed to the engine; a full channel slows reading
+    /// (the kernel queues or drops, as it would for any slow receiver).
+    pub event_capacity: usize,
+    /// Messages queued for one TCP connection before `send` reports `QueueFull`.
+    pub write_queue: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+            connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            max_message_size: crate::sip::MAX_MESSAGE_SIZE,
+            event_capacity: 1024,
+            write_queue: 64,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! UDP: one receive task per socket, and sends straight from the listening socket (so the
+//! source port of requests and responses is the one peers know, RFC 3261 §18.1.1/§18.2.2).
+//!
+//! A datagram is one message: parsed at once, requests stamped, handed on. Datagrams over
+//! `max_message_size` are dropped with a warning; bare CRLF keep-alives are ignored. This
+//! module never retransmits; losing a datagram is the transaction layer's problem.
+
+use super::event::{Inbound, Origin, SendFailure, TransportEvent};
+use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
+use super::stats::{add, bump};
+use super::wire::{log_message, Direction};
+use super::TransportError;
+use crate::net::{Peer, Transport};
+use crate::sip::parse_datagram;
+use bytes::Bytes;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+
+pub(crate) async fn receive_loop(
+    shared: Arc<Shared>,
+    sock: Arc<UdpSocket>,
+    local: SocketAddr,
+    _guard: TaskGuard,
+) {
+    let max = shared.config.max_message_size;
+    let mut sd = shared.shutdown_signal();
+    // One octet more than allowed, so an oversize datagram shows up as `n > max` instead
+    // of being silently truncated to a plausible message.
+    let mut buf = vec![0u8; max + 1];
+    let c = &shared.counters;
+    loop {
+        let (n, source) = tokio::select! {
+            _ = cancelled(&mut sd) => break,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Where the OS reports ICMP errors on an unconnected socket, they surface
+                    // here without saying which send caused them; the transaction timers
+                    // cover that loss.
+                    bump(&c.receive_errors);
+                    tracing::warn!(%local, "udp receive error: {e}");
+                    continue;
+                }
+            },
+        };
+        let source = canonical(source);
+        add(&c.bytes_received, n);
+        if n > max {
+            bump(&c.oversize_dropped);
+            tracing::warn!(%local, %source, "dropped a datagram over {max} octets");
+            continue;
+        }
+        let data = &buf[..n];
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        {
+            // CRLF keep-alives some phones send over UDP; nothing to parse or answer.
+            bump(&c.keepalives);
+            continue;
+        }
+        bump(&c.udp_received);
+        log_message(Direction::Recv, Transport::Udp, local, source, data);
+        let payload = decode(
+            &shared,
+            parse_datagram(data),
+            || Bytes::copy_from_slice(data),
+            source,
+        );
+        let origin = Origin {
+            transport: Transport::Udp,
+            source,
+            local,
+            connection: None,
+        };
+        if !shared
+            .emit(
+                TransportEvent::Inbound(Inbound { payload, origin }),
+                &mut sd,
+            )
+            .await
+        {
+            break;
+        }
+    }
+    tracing::debug!(%local, "udp receiver stopped");
+}
+
+/// Sends one datagram now. A full socket buffer hands the datagram to a task that waits for
+/// room; its failure then comes back as `SendFailed`.
+pub(crate) fn send(
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    data: Bytes,
+) -> Result<(), TransportError> {
+    let peer = Peer::new(Transport::Udp, addr);
+    let (local, sock, dest) = shared
+        .udp_for(addr)
+        .ok_or(TransportError::NoListener(peer))?;
+    match sock.try_send_to(&data, dest) {
+        Ok(_) => {
+            sent(shared, local, addr, &data);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            let guard = shared.guard().ok_or(TransportError::ShutDown)?;
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                match sock.send_to(&data, dest).await {
+                    Ok(_) => sent(&shared, local, addr, &data),
+                    Err(e) => {
+                        bump(&shared.counters.send_failures);
+                        tracing::warn!(%peer, "udp send failed: {e}");
+                        let mut sd = shared.shutdown_signal();
+                        let failure = SendFailure {
+                            peer,
+                            connection: None,
+                            data,
+                            error: TransportError::Io {
+                                peer,
+                                source: Arc::new(e),
+                            },
+                        };
+                        shared
+                            .emit(TransportEvent::SendFailed(failure), &mut sd)
+                            .await;
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(TransportError::Io {
+            peer,
+            source: Arc::new(e),
+        }),
+    }
+}
+
+fn sent(shared: &Shared, local: SocketAddr, to: SocketAddr, data: &[u8]) {
+    bump(&shared.counters.udp_sent);
+    add(&shared.counters.bytes_sent, data.len());
+    log_message(Direction::Send, Transport::Udp, local, to, data);
+}
