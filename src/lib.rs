@@ -3,5 +3,6 @@
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
+pub mod auth;
 pub mod net;
 pub mod sip;
