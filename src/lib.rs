@@ -4,5 +4,6 @@
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
 pub mod auth;
+pub mod config;
 pub mod net;
 pub mod sip;
