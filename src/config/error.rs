@@ -137,23 +137,26 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The last `[table]` or `[[array]]` header at or before `line` (1-based).
+/// The last `[table]` or `[[array]]` header at or before `line` (1-based). None when `line`
+/// is itself a header: an error there is about the table's own name, a key of the root.
 fn table_before(text: &str, line: usize) -> Option<String> {
-    text.lines()
-        .take(line)
-        .filter_map(|l| {
-            let l = l.trim();
-            let end = l.find(']')?;
-            l.starts_with('[').then(|| {
-                let close = if l.starts_with("[[") {
-                    end + 2
-                } else {
-                    end + 1
-                };
-                l[..close.min(l.len())].to_string()
-            })
+    let header = |l: &str| {
+        let l = l.trim();
+        let end = l.find(']')?;
+        l.starts_with('[').then(|| {
+            let close = if l.starts_with("[[") {
+                end + 2
+            } else {
+                end + 1
+            };
+            l[..close.min(l.len())].to_string()
         })
-        .last()
+    };
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    if lines.len() == line && lines.last().is_some_and(|l| header(l).is_some()) {
+        return None;
+    }
+    lines.iter().rev().find_map(|l| header(l))
 }
 
 #[cfg(test)]
@@ -168,6 +171,7 @@ mod tests {
         assert_eq!(table_before(text, 1), None);
         assert_eq!(table_before(text, 3).as_deref(), Some("[server]"));
         assert_eq!(table_before(text, 5).as_deref(), Some("[[user]]"));
+        assert_eq!(table_before(text, 4), None);
     }
 
     #[test]

@@ -52,7 +52,7 @@ struct RawLog {
     sip_trace: Option<bool>,
 }
 
-/// The settings of the main file, or every problem found in it.
+/// The settings of the main file, and every problem found in it.
 pub(crate) struct Parsed {
     pub server: ServerConfig,
     pub registrar: RegistrarConfig,
@@ -64,18 +64,42 @@ pub(crate) struct Parsed {
 /// arithmetic on instants far from overflow.
 const MAX_EXPIRES_LIMIT: i64 = 7 * 24 * 3600;
 
+/// Collects problems with the line of the offending value.
+struct Problems<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn bad(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
+        let e = ConfigError::invalid(self.file, self.text, span, key, message);
+        self.errors.push(e);
+    }
+}
+
 pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::syntax(file, text, &e))?;
-    let mut errors = Vec::new();
-    let mut bad = |span: Option<Range<usize>>, key: &str, msg: String| {
-        errors.push(ConfigError::invalid(file, text, span, key, msg));
+    let mut p = Problems {
+        file,
+        text,
+        errors: Vec::new(),
     };
-    let base = file.parent().unwrap_or(Path::new("."));
+    let server = server(&mut p, raw.server);
+    let registrar = registrar(&mut p, raw.registrar);
+    let log = log(&mut p, raw.log);
+    Ok(Parsed {
+        server,
+        registrar,
+        log,
+        errors: p.errors,
+    })
+}
 
-    // [server]
-    let domain = raw.server.domain.and_then(|d| match bad_host(d.get_ref()) {
+fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
+    let domain = raw.domain.and_then(|d| match bad_host(d.get_ref()) {
         Some(why) => {
-            bad(
+            p.bad(
                 Some(d.span()),
                 "server.domain",
                 format!("{:?} {why}", d.get_ref()),
@@ -85,118 +109,98 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         None => Some(d.into_inner()),
     });
     let mut listen: Vec<ListenAddr> = Vec::new();
-    match raw.server.listen {
+    match raw.listen {
         None => listen = default_listen(),
-        Some(l) if l.get_ref().is_empty() => bad(
-            Some(l.span()),
-            "server.listen",
-            "must list at least one address".into(),
-        ),
+        Some(l) if l.get_ref().is_empty() => {
+            let msg = "must list at least one address".to_string();
+            p.bad(Some(l.span()), "server.listen", msg);
+        }
         Some(l) => {
             for (i, entry) in l.into_inner().into_iter().enumerate() {
                 let key = format!("server.listen[{i}]");
                 match entry.get_ref().parse::<ListenAddr>() {
                     Ok(a) if listen.contains(&a) => {
-                        bad(Some(entry.span()), &key, format!("{a} is listed twice"))
+                        p.bad(Some(entry.span()), &key, format!("{a} is listed twice"))
                     }
                     Ok(a) => listen.push(a),
-                    Err(msg) => bad(Some(entry.span()), &key, msg),
+                    Err(msg) => p.bad(Some(entry.span()), &key, msg),
                 }
             }
         }
     }
-    let (users_dir, users_span) = match raw.server.users {
+    let base = p.file.parent().unwrap_or(Path::new("."));
+    let (users_dir, users_span) = match raw.users {
         None => (base.join(ServerConfig::DEFAULT_USERS), None),
         Some(u) => (base.join(u.get_ref()), Some(u.span())),
     };
     if !users_dir.is_dir() {
-        let span = users_span.clone();
         let what = if users_span.is_some() {
             ""
         } else {
             " (the default; set server.users)"
         };
-        bad(
-            span,
-            "server.users",
-            format!(
-                "{} is not a directory{what}; relative paths start at the config file's directory",
-                users_dir.display()
-            ),
+        let msg = format!(
+            "{} is not a directory{what}; relative paths start at the config file's directory",
+            users_dir.display()
         );
+        p.bad(users_span, "server.users", msg);
     }
+    ServerConfig {
+        domain,
+        listen,
+        users_dir,
+    }
+}
 
-    // [registrar]
+fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
     let d = RegistrarConfig::default();
-    let r = raw.registrar;
-    let mut expires =
-        |v: Option<Spanned<i64>>, key: &str, default: u32| -> (u32, Option<Range<usize>>) {
-            match v {
-                None => (default, None),
-                Some(v) if (1..=MAX_EXPIRES_LIMIT).contains(v.get_ref()) => {
-                    (*v.get_ref() as u32, Some(v.span()))
-                }
-                Some(v) => {
-                    bad(
-                        Some(v.span()),
-                        key,
-                        format!(
-                            "{} is out of range (1 to {MAX_EXPIRES_LIMIT} seconds)",
-                            v.get_ref()
-                        ),
-                    );
-                    (default, None)
-                }
-            }
-        };
-    let (min, _) = expires(r.min_expires, "registrar.min_expires", d.min_expires);
-    let (max, max_span) = expires(r.max_expires, "registrar.max_expires", d.max_expires);
-    let (def, def_span) = expires(
-        r.default_expires,
-        "registrar.default_expires",
-        d.default_expires,
+    let min = expires(p, r.min_expires, "registrar.min_expires");
+    let max = expires(p, r.max_expires, "registrar.max_expires");
+    let def = expires(p, r.default_expires, "registrar.default_expires");
+    let value = |v: &Option<Option<Spanned<u32>>>, default: u32| match v {
+        Some(Some(s)) => *s.get_ref(),
+        _ => default,
+    };
+    let (min_v, max_v, def_v) = (
+        value(&min, d.min_expires),
+        value(&max, d.max_expires),
+        value(&def, d.default_expires),
     );
-    if min > max {
-        bad(
-            max_span,
-            "registrar.max_expires",
-            format!("{max} is below min_expires ({min})"),
-        );
-    } else if !(min..=max).contains(&def) {
-        bad(
-            def_span,
-            "registrar.default_expires",
-            format!("{def} is outside min_expires..max_expires ({min}..{max})"),
-        );
+    // Relations are checked only between valid values, so one typo gives one message.
+    if min.is_some() && max.is_some() && def.is_some() {
+        let span = |v: &Option<Option<Spanned<u32>>>| {
+            v.as_ref().and_then(|s| s.as_ref().map(|s| s.span()))
+        };
+        if min_v > max_v {
+            let msg = format!("{max_v} is below min_expires ({min_v})");
+            p.bad(span(&max), "registrar.max_expires", msg);
+        } else if !(min_v..=max_v).contains(&def_v) {
+            let msg = format!("{def_v} is outside min_expires..max_expires ({min_v}..{max_v})");
+            p.bad(span(&def), "registrar.default_expires", msg);
+        }
     }
     let mut algorithms = Vec::new();
     if let Some(list) = r.digest_algorithms {
         if list.get_ref().is_empty() {
-            bad(
-                Some(list.span()),
-                "registrar.digest_algorithms",
-                "must offer at least one algorithm".into(),
-            );
+            let msg = "must offer at least one algorithm".to_string();
+            p.bad(Some(list.span()), "registrar.digest_algorithms", msg);
         }
         for (i, a) in list.into_inner().into_iter().enumerate() {
             let key = format!("registrar.digest_algorithms[{i}]");
             match Algorithm::parse(a.get_ref()) {
                 Some(alg) if algorithms.contains(&alg) => {
-                    bad(Some(a.span()), &key, format!("{alg} is listed twice"))
+                    p.bad(Some(a.span()), &key, format!("{alg} is listed twice"))
                 }
                 Some(alg) => algorithms.push(alg),
                 None => {
                     let known: Vec<&str> =
                         Algorithm::ALL.iter().rev().map(|a| a.as_str()).collect();
-                    bad(
-                        Some(a.span()),
-                        &key,
-                        format!(
-                            "unknown algorithm {:?} (one of {})",
-                            a.get_ref(),
-                            known.join(", ")
-                        ),
+                    let msg = format!(
+                        "unknown algorithm {:?} (one of {})",
+                        a.get_ref(),
+                        known.join(", ")
                     );
+                    p.bad(Some(a.span()), &key, msg);
                 }
             }
         }
@@ -208,47 +212,56 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         None => d.nonce_lifetime,
         Some(v) if (10..=86_400).contains(v.get_ref()) => Duration::from_secs(*v.get_ref() as u64),
         Some(v) => {
-            bad(
-                Some(v.span()),
-                "registrar.nonce_lifetime",
-                format!("{} is out of range (10 to 86400 seconds)", v.get_ref()),
-            );
+            let msg = format!("{} is out of range (10 to 86400 seconds)", v.get_ref());
+            p.bad(Some(v.span()), "registrar.nonce_lifetime", msg);
             d.nonce_lifetime
         }
     };
-
-    // [log]
-    let level = match raw.log.level {
-        None => LogLevel::default(),
-        Some(l) => l.get_ref().parse().unwrap_or_else(|msg| {
-            bad(Some(l.span()), "log.level", msg);
-            LogLevel::default()
-        }),
-    };
-
-    let server = ServerConfig {
-        domain,
-        listen,
-        users_dir,
-    };
-    let registrar = RegistrarConfig {
-        min_expires: min,
-        max_expires: max,
-        default_expires: def,
+    RegistrarConfig {
+        min_expires: min_v,
+        max_expires: max_v,
+        default_expires: def_v,
         digest_algorithms: algorithms,
         nonce_lifetime,
         auth_calls: r.auth_calls.unwrap_or(d.auth_calls),
+    }
+}
+
+/// `None`: invalid (reported); `Some(None)`: absent, use the default; `Some(Some(v))`: valid.
+fn expires(
+    p: &mut Problems<'_>,
+    v: Option<Spanned<i64>>,
+    key: &str,
+) -> Option<Option<Spanned<u32>>> {
+    match v {
+        None => Some(None),
+        Some(v) if (1..=MAX_EXPIRES_LIMIT).contains(v.get_ref()) => {
+            let n = *v.get_ref() as u32;
+            Some(Some(Spanned::new(v.span(), n)))
+        }
+        Some(v) => {
+            let msg = format!(
+                "{} is out of range (1 to {MAX_EXPIRES_LIMIT} seconds)",
+                v.get_ref()
+            );
+            p.bad(Some(v.span()), key, msg);
+            None
+        }
+    }
+}
+
+fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {
+    let level = match raw.level {
+        None => LogLevel::default(),
+        Some(l) => l.get_ref().parse().unwrap_or_else(|msg| {
+            p.bad(Some(l.span()), "log.level", msg);
+            LogLevel::default()
+        }),
     };
-    let log = LogConfig {
+    LogConfig {
         level,
-        sip_trace: raw.log.sip_trace.unwrap_or(false),
-    };
-    Ok(Parsed {
-        server,
-        registrar,
-        log,
-        errors,
-    })
+        sip_trace: raw.sip_trace.unwrap_or(false),
+    }
 }
 
 /// Why `s` is not a host we can serve as a domain and realm, if it is not.
