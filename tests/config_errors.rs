@@ -216,7 +216,7 @@ fn problems_in_several_files_are_all_reported() {
 
 #[test]
 fn check_reports_warnings_for_weak_and_ha1_users() {
-    let weak = "[[user]]\nid = \"1000\"\npassword = \"1000\"\n[[user]]\nid = \"1001\"\nha1 = \"00112233445566778899aabbccddeeff\"\n";
+    let weak = "[[user]]\nid = \"1000\"\npassword = \"1000\"\n[[user]]\nid = \"1001\"\nha1 = \"00112233445566778899aabbccddeeff\"\n[[user]]\nid = \"1002\"\npassword = \"1234\"\nenabled = false\n";
     let path = setup(
         "warnings",
         "[registrar]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n",
@@ -233,6 +233,10 @@ fn check_reports_warnings_for_weak_and_ha1_users() {
         "{all}"
     );
     assert!(all.contains("shorter than 8 characters"), "{all}");
+    assert!(
+        !all.contains("1002"),
+        "disabled users are not flagged: {all}"
+    );
     assert!(
         all.contains("server.domain: 1 users have an ha1 but no domain is set"),
         "{all}"

@@ -273,6 +273,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rendered_credentials_parse_back_equal() {
+        use crate::auth::challenge::DigestChallenge;
+        for (alg, qop, userhash, opaque) in [
+            (Algorithm::Md5, vec![Qop::Auth], false, None),
+            (Algorithm::Md5Sess, vec![], false, Some("o\\p\"q")),
+            (Algorithm::Sha256, vec![Qop::AuthInt], true, None),
+            (
+                Algorithm::Sha512_256Sess,
+                vec![Qop::Auth, Qop::AuthInt],
+                false,
+                Some("x"),
+            ),
+        ] {
+            let mut ch = DigestChallenge::new("realm \"with\" quotes", "n,once", alg);
+            ch.qop = qop;
+            ch.userhash = userhash;
+            ch.opaque = opaque.map(str::to_string);
+            let a = Answer {
+                username: "we\\ird \"user\"",
+                password: "pw",
+                method: "INVITE",
+                uri: "sip:bob@example.org;transport=tcp",
+                body: b"body",
+                cnonce: "c,n",
+                nc: 0xabc,
+            };
+            let c = DigestCredentials::answer(&ch, &a);
+            let text = c.to_string();
+            assert_eq!(
+                parse_credentials(&text),
+                Ok(Credentials::Digest(c)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn nc_is_eight_hex_digits() {
         assert_eq!(parse_nc("00000001"), Some(1));
         assert_eq!(parse_nc("0000000A"), Some(10));
