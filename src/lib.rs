@@ -3,7 +3,9 @@
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
+pub mod auth;
 pub mod clock;
+pub mod config;
 pub mod net;
 pub mod registrar;
 pub mod sip;

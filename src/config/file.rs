@@ -1,0 +1,330 @@
+//! The main configuration file (`conf/ferroswitch.toml`): strict TOML into raw structs, then
+//! validation into the typed settings, collecting every problem with its line and key.
+//!
+//! Reads no files itself except to check that the users directory exists; never applies
+//! settings (binding sockets, setting log levels is the daemon's job).
+
+use super::error::ConfigError;
+use super::listen::{default_listen, ListenAddr};
+use super::{LogConfig, LogLevel, RegistrarConfig, ServerConfig};
+use crate::auth::Algorithm;
+use serde::Deserialize;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    registrar: RawRegistrar,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    domain: Option<Spanned<String>>,
+    listen: Option<Spanned<Vec<Spanned<String>>>>,
+    users: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRegistrar {
+    min_expires: Option<Spanned<i64>>,
+    max_expires: Option<Spanned<i64>>,
+    default_expires: Option<Spanned<i64>>,
+    digest_algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    nonce_lifetime: Option<Spanned<i64>>,
+    auth_calls: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+    sip_trace: Option<bool>,
+}
+
+/// The settings of the main file, and every problem found in it.
+pub(crate) struct Parsed {
+    pub server: ServerConfig,
+    pub registrar: RegistrarConfig,
+    pub log: LogConfig,
+    pub errors: Vec<ConfigError>,
+}
+
+/// Upper bound for any expiry: RFC 3261 allows 2^32-1, but a week is plenty and keeps
+/// arithmetic on instants far from overflow.
+const MAX_EXPIRES_LIMIT: i64 = 7 * 24 * 3600;
+
+/// Collects problems with the line of the offending value.
+struct Problems<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn bad(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
+        let e = ConfigError::invalid(self.file, self.text, span, key, message);
+        self.errors.push(e);
+    }
+}
+
+pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::syntax(file, text, &e))?;
+    let mut p = Problems {
+        file,
+        text,
+        errors: Vec::new(),
+    };
+    let server = server(&mut p, raw.server);
+    let registrar = registrar(&mut p, raw.registrar);
+    let log = log(&mut p, raw.log);
+    Ok(Parsed {
+        server,
+        registrar,
+        log,
+        errors: p.errors,
+    })
+}
+
+fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
+    let domain = raw.domain.and_then(|d| match bad_host(d.get_ref()) {
+        Some(why) => {
+            p.bad(
+                Some(d.span()),
+                "server.domain",
+                format!("{:?} {why}", d.get_ref()),
+            );
+            None
+        }
+        None => Some(d.into_inner()),
+    });
+    let mut listen: Vec<ListenAddr> = Vec::new();
+    match raw.listen {
+        None => listen = default_listen(),
+        Some(l) if l.get_ref().is_empty() => {
+            let msg = "must list at least one address".to_string();
+            p.bad(Some(l.span()), "server.listen", msg);
+        }
+        Some(l) => {
+            for (i, entry) in l.into_inner().into_iter().enumerate() {
+                let key = format!("server.listen[{i}]");
+                match entry.get_ref().parse::<ListenAddr>() {
+                    Ok(a) if listen.contains(&a) => {
+                        p.bad(Some(entry.span()), &key, format!("{a} is listed twice"))
+                    }
+                    Ok(a) => listen.push(a),
+                    Err(msg) => p.bad(Some(entry.span()), &key, msg),
+                }
+            }
+        }
+    }
+    let base = p.file.parent().unwrap_or(Path::new("."));
+    let (users_dir, users_span) = match raw.users {
+        None => (base.join(ServerConfig::DEFAULT_USERS), None),
+        Some(u) => (base.join(u.get_ref()), Some(u.span())),
+    };
+    if !users_dir.is_dir() {
+        let what = if users_span.is_some() {
+            ""
+        } else {
+            " (the default; set server.users)"
+        };
+        let msg = format!(
+            "{} is not a directory{what}; relative paths start at the config file's directory",
+            users_dir.display()
+        );
+        p.bad(users_span, "server.users", msg);
+    }
+    ServerConfig {
+        domain,
+        listen,
+        users_dir,
+    }
+}
+
+fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
+    let d = RegistrarConfig::default();
+    let min = expires(p, r.min_expires, "registrar.min_expires");
+    let max = expires(p, r.max_expires, "registrar.max_expires");
+    let def = expires(p, r.default_expires, "registrar.default_expires");
+    let value = |v: &Option<Option<Spanned<u32>>>, default: u32| match v {
+        Some(Some(s)) => *s.get_ref(),
+        _ => default,
+    };
+    let (min_v, max_v, def_v) = (
+        value(&min, d.min_expires),
+        value(&max, d.max_expires),
+        value(&def, d.default_expires),
+    );
+    // Relations are checked only between valid values, so one typo gives one message.
+    if min.is_some() && max.is_some() && def.is_some() {
+        let span = |v: &Option<Option<Spanned<u32>>>| {
+            v.as_ref().and_then(|s| s.as_ref().map(|s| s.span()))
+        };
+        if min_v > max_v {
+            let msg = format!("{max_v} is below min_expires ({min_v})");
+            p.bad(span(&max), "registrar.max_expires", msg);
+        } else if !(min_v..=max_v).contains(&def_v) {
+            let msg = format!("{def_v} is outside min_expires..max_expires ({min_v}..{max_v})");
+            p.bad(span(&def), "registrar.default_expires", msg);
+        }
+    }
+    let mut algorithms = Vec::new();
+    if let Some(list) = r.digest_algorithms {
+        if list.get_ref().is_empty() {
+            let msg = "must offer at least one algorithm".to_string();
+            p.bad(Some(list.span()), "registrar.digest_algorithms", msg);
+        }
+        for (i, a) in list.into_inner().into_iter().enumerate() {
+            let key = format!("registrar.digest_algorithms[{i}]");
+            match Algorithm::parse(a.get_ref()) {
+                Some(alg) if algorithms.contains(&alg) => {
+                    p.bad(Some(a.span()), &key, format!("{alg} is listed twice"))
+                }
+                Some(alg) => algorithms.push(alg),
+                None => {
+                    let known: Vec<&str> =
+                        Algorithm::ALL.iter().rev().map(|a| a.as_str()).collect();
+                    let msg = format!(
+                        "unknown algorithm {:?} (one of {})",
+                        a.get_ref(),
+                        known.join(", ")
+                    );
+                    p.bad(Some(a.span()), &key, msg);
+                }
+            }
+        }
+    }
+    if algorithms.is_empty() {
+        algorithms = d.digest_algorithms.clone();
+    }
+    let nonce_lifetime = match r.nonce_lifetime {
+        None => d.nonce_lifetime,
+        Some(v) if (10..=86_400).contains(v.get_ref()) => Duration::from_secs(*v.get_ref() as u64),
+        Some(v) => {
+            let msg = format!("{} is out of range (10 to 86400 seconds)", v.get_ref());
+            p.bad(Some(v.span()), "registrar.nonce_lifetime", msg);
+            d.nonce_lifetime
+        }
+    };
+    RegistrarConfig {
+        min_expires: min_v,
+        max_expires: max_v,
+        default_expires: def_v,
+        digest_algorithms: algorithms,
+        nonce_lifetime,
+        auth_calls: r.auth_calls.unwrap_or(d.auth_calls),
+    }
+}
+
+/// `None`: invalid (reported); `Some(None)`: absent, use the default; `Some(Some(v))`: valid.
+fn expires(
+    p: &mut Problems<'_>,
+    v: Option<Spanned<i64>>,
+    key: &str,
+) -> Option<Option<Spanned<u32>>> {
+    match v {
+        None => Some(None),
+        Some(v) if (1..=MAX_EXPIRES_LIMIT).contains(v.get_ref()) => {
+            let n = *v.get_ref() as u32;
+            Some(Some(Spanned::new(v.span(), n)))
+        }
+        Some(v) => {
+            let msg = format!(
+                "{} is out of range (1 to {MAX_EXPIRES_LIMIT} seconds)",
+                v.get_ref()
+            );
+            p.bad(Some(v.span()), key, msg);
+            None
+        }
+    }
+}
+
+fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {
+    let level = match raw.level {
+        None => LogLevel::default(),
+        Some(l) => l.get_ref().parse().unwrap_or_else(|msg| {
+            p.bad(Some(l.span()), "log.level", msg);
+            LogLevel::default()
+        }),
+    };
+    LogConfig {
+        level,
+        sip_trace: raw.sip_trace.unwrap_or(false),
+    }
+}
+
+/// Why `s` is not a host we can serve as a domain and realm, if it is not.
+fn bad_host(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        return Some("is empty (leave domain out to serve any local address)");
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner
+            .parse::<Ipv6Addr>()
+            .is_err()
+            .then_some("is not an IPv6 reference");
+    }
+    if s.parse::<Ipv6Addr>().is_ok() {
+        return Some(
+            "is an IPv6 address; write it in brackets like a SIP URI host ([2001:db8::1])",
+        );
+    }
+    if s.parse::<Ipv4Addr>().is_ok() {
+        return None;
+    }
+    if s.contains(':') {
+        return Some("must be a host without a port");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Some("is not a host name or IP address");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "192.168.4.4",
+            "sip.example.org",
+            "[::1]",
+            "localhost",
+            "example.org.",
+        ] {
+            assert_eq!(bad_host(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "example.org:5060",
+            "::1",
+            "[::1",
+            "a b",
+            "-x.org",
+            "ex_ample.org",
+        ] {
+            assert!(bad_host(bad).is_some(), "{bad}");
+        }
+    }
+}

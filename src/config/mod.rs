@@ -1,0 +1,265 @@
+//! Configuration: `conf/ferroswitch.toml` plus a directory of user files, strict TOML
+//! (unknown keys are errors), defaults in functions, addresses and durations in validated types.
+//!
+//! `Config::load(path)` reads the file and calls `Config::from_toml(text, path)`, which also
+//! loads the users directory (relative to the config file). [`check`] is the `check-config`
+//! entry point: every error and warning at once. Problems name the file, the line, the key and
+//! what is wrong. This module never binds sockets, installs loggers or prints passwords.
+
+pub mod error;
+mod file;
+pub mod listen;
+pub mod users;
+pub mod weak;
+
+pub use error::{ConfigError, ConfigErrors, Warning};
+pub use listen::{default_listen, ListenAddr};
+pub use users::{load_dir, parse_users_file, User, Users};
+pub use weak::weak_password_reasons;
+
+use crate::auth::{Algorithm, Secret};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub registrar: RegistrarConfig,
+    pub log: LogConfig,
+    pub users: Users,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The SIP domain served, also the digest realm. `None`: requests to any local address
+    /// are served and the realm is the request URI's host (as FreeSWITCH does with its IP).
+    pub domain: Option<String>,
+    pub listen: Vec<ListenAddr>,
+    /// Resolved against the config file's directory.
+    pub users_dir: PathBuf,
+}
+
+impl ServerConfig {
+    pub const DEFAULT_USERS: &'static str = "users";
+}
+
+/// `[registrar]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarConfig {
+    /// Shorter requested expiries get 423 Interval Too Brief with Min-Expires.
+    pub min_expires: u32,
+    /// Longer requested expiries are cut down to this.
+    pub max_expires: u32,
+    /// Used when a REGISTER names no expiry.
+    pub default_expires: u32,
+    /// Offered in 401/407 challenges, strongest first. Default MD5 only: some phones fail
+    /// as soon as SHA-256 is offered (Debian's baresip 1.0 cannot register then).
+    pub digest_algorithms: Vec<Algorithm>,
+    /// How long a nonce stays valid before a `stale=true` re-challenge.
+    pub nonce_lifetime: Duration,
+    /// Challenge INVITEs from phones with 407 (FreeSWITCH's `auth-calls`).
+    pub auth_calls: bool,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> RegistrarConfig {
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            digest_algorithms: vec![Algorithm::Md5],
+            nonce_lifetime: Duration::from_secs(300),
+            auth_calls: true,
+        }
+    }
+}
+
+/// `[log]`. The command line (`-v`, `-q`, `--log-level`) and `RUST_LOG` override `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    /// Log every SIP message sent and received on the `sip::wire` target.
+    pub sip_trace: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogLevel, String> {
+        [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+        ]
+        .into_iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("unknown level {s:?} (error, warn, info, debug or trace)"))
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Config {
+    /// Reads and validates `path` and the users directory it names.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Validates `text` as if read from `file`: `file` names the source in messages and its
+    /// directory is the base for the relative `users` directory, which is loaded from disk.
+    pub fn from_toml(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        let parsed = file::parse(text, file)?;
+        let mut errors = parsed.errors;
+        let users = if parsed.server.users_dir.is_dir() {
+            match load_dir(&parsed.server.users_dir, parsed.server.domain.as_deref()) {
+                Ok(u) => Some(u),
+                Err(mut e) => {
+                    errors.append(&mut e.0);
+                    None
+                }
+            }
+        } else {
+            None // already reported as server.users
+        };
+        match users {
+            Some(users) if errors.is_empty() => Ok(Config {
+                file: file.to_path_buf(),
+                server: parsed.server,
+                registrar: parsed.registrar,
+                log: parsed.log,
+                users,
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// The digest realm for a request: the configured domain, else the request URI's host.
+    pub fn realm_for<'a>(&'a self, request_host: &'a str) -> &'a str {
+        self.server.domain.as_deref().unwrap_or(request_host)
+    }
+
+    /// Things that work but should be fixed; logged loudly at start-up.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut out = Vec::new();
+        let main = |key: &str, message: String| Warning {
+            file: self.file.clone(),
+            line: None,
+            key: key.to_string(),
+            message,
+        };
+        if self.users.is_empty() {
+            out.push(main(
+                "server.users",
+                format!(
+                    "no users in {}: nobody can register",
+                    self.server.users_dir.display()
+                ),
+            ));
+        }
+        // A disabled account cannot register, so its password is not a risk today.
+        for u in self.users.iter().filter(|u| u.enabled) {
+            for why in weak_password_reasons(&u.id, &u.secret) {
+                out.push(Warning {
+                    file: u.file.clone(),
+                    line: Some(u.line),
+                    key: format!("user {:?}", u.id),
+                    message: format!("weak password: {why}"),
+                });
+            }
+        }
+        let ha1_users = self
+            .users
+            .iter()
+            .filter(|u| matches!(u.secret, Secret::Ha1 { .. }))
+            .count();
+        if ha1_users > 0 && self.server.domain.is_none() {
+            out.push(main(
+                "server.domain",
+                format!(
+                    "{ha1_users} users have an ha1 but no domain is set; an HA1 only works for \
+                     requests whose host is the realm it was computed for"
+                ),
+            ));
+        }
+        let algs = &self.registrar.digest_algorithms;
+        if ha1_users > 0 && algs.iter().any(|a| a.base() != Algorithm::Md5) {
+            out.push(main(
+                "registrar.digest_algorithms",
+                format!(
+                    "{ha1_users} users have only an MD5 ha1; phones that choose a SHA algorithm \
+                     will be refused for them (store a password or offer MD5 only)"
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// Everything `check-config` reports.
+#[derive(Debug)]
+pub struct Report {
+    /// The configuration, when there were no errors.
+    pub config: Option<Config>,
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates the configuration at `path` and reports every error and warning.
+pub fn check(path: &Path) -> Report {
+    match Config::load(path) {
+        Ok(config) => Report {
+            warnings: config.warnings(),
+            config: Some(config),
+            errors: Vec::new(),
+        },
+        Err(e) => Report {
+            config: None,
+            errors: e.0,
+            warnings: Vec::new(),
+        },
+    }
+}

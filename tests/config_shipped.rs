@@ -1,0 +1,139 @@
+//! Every configuration file shipped in `conf/` parses, and says what the README and issue 3
+//! promise: UDP and TCP on 0.0.0.0:5060, no domain (any local address), registrar defaults,
+//! the seed's alice and bob (flagged as weak) and extensions 1000-1019 (not flagged).
+
+use ferroswitch::auth::{
+    parse_credentials, verify, Account, Credentials, DigestRequest, NonceStatus, Outcome,
+};
+use ferroswitch::config::{check, parse_users_file, Config, LogLevel};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conf")
+}
+
+fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            toml_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_shipped_toml_file_parses() {
+    let mut files = Vec::new();
+    toml_files(&conf(), &mut files);
+    assert!(files.len() >= 3, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let in_users_dir = f.parent().and_then(|p| p.file_name()) == Some("users".as_ref());
+        if in_users_dir {
+            let users = parse_users_file(&text, &f, None).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!users.is_empty(), "{} holds no users", f.display());
+        } else {
+            Config::from_toml(&text, &f).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn main_config_has_the_documented_values() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    let listen: Vec<String> = c.server.listen.iter().map(|l| l.to_string()).collect();
+    assert_eq!(listen, ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]);
+    assert_eq!(c.server.domain, None);
+    assert_eq!(c.realm_for("192.168.4.4"), "192.168.4.4");
+    assert_eq!(c.server.users_dir, conf().join("users"));
+    let r = &c.registrar;
+    assert_eq!(
+        (r.min_expires, r.max_expires, r.default_expires),
+        (60, 3600, 3600)
+    );
+    assert_eq!(r.digest_algorithms, [ferroswitch::auth::Algorithm::Md5]);
+    assert_eq!(r.nonce_lifetime, Duration::from_secs(300));
+    assert!(r.auth_calls);
+    assert_eq!(c.log.level, LogLevel::Info);
+    assert!(!c.log.sip_trace);
+}
+
+#[test]
+fn shipped_users_are_alice_bob_and_1000_to_1019() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    assert_eq!(c.users.len(), 22);
+    for id in ["alice", "bob"] {
+        assert!(c.users.get(id).unwrap().enabled);
+    }
+    for n in 1000..1020 {
+        let u = c
+            .users
+            .get(&n.to_string())
+            .unwrap_or_else(|| panic!("user {n}"));
+        assert_eq!(
+            u.display_name.as_deref(),
+            Some(format!("Extension {n}").as_str())
+        );
+    }
+    assert!(c.users.get("1020").is_none());
+}
+
+#[test]
+fn only_the_demo_users_are_flagged_weak() {
+    let report = check(&conf().join("ferroswitch.toml"));
+    assert!(report.is_ok(), "{:?}", report.errors);
+    let flagged: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("weak password"))
+        .map(|w| w.key.as_str())
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            "user \"alice\"",
+            "user \"alice\"",
+            "user \"bob\"",
+            "user \"bob\""
+        ]
+    );
+    assert_eq!(report.warnings.len(), 4, "{:?}", report.warnings);
+    let first = report.warnings[0].to_string();
+    assert!(first.contains("users/demo.toml:"), "{first}");
+}
+
+#[test]
+fn shipped_alice_authenticates_the_seed_register() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    // trace/03's Authorization, sent to 192.168.4.4 (our realm when no domain is set).
+    let value = r#"Digest username="alice",realm="192.168.4.4",nonce="62fb812c-71d2-4a36-93d6-e0008e6a63ee",uri="sip:192.168.4.4;transport=UDP",response="32b5ddaea8647a3becd25cb84346b1c3",cnonce="b4c6ac7e57fc76b85df9440994e2ede8",nc=00000001,qop=auth,algorithm=MD5"#;
+    let Credentials::Digest(creds) = parse_credentials(value).unwrap() else {
+        panic!("not digest")
+    };
+    let user = c.users.get(&creds.username).unwrap();
+    let req = DigestRequest {
+        method: "REGISTER",
+        body: b"",
+        realm: c.realm_for("192.168.4.4"),
+    };
+    let account = Account {
+        username: &user.id,
+        secret: &user.secret,
+    };
+    assert_eq!(
+        verify(&creds, &req, Some(account), NonceStatus::Valid),
+        Outcome::Ok
+    );
+}
+
+#[test]
+fn systemd_unit_runs_the_daemon_with_its_config() {
+    let unit = std::fs::read_to_string(conf().join("ferroswitch.service")).unwrap();
+    assert!(unit.contains(
+        "\nExecStart=/usr/local/bin/ferroswitch --config /etc/ferroswitch/ferroswitch.toml\n"
+    ));
+    assert!(unit.contains("\n[Install]\nWantedBy=multi-user.target\n"));
+}
