@@ -19,3 +19,4 @@ pub use message::{Message, Request, Response, Version};
 pub use method::Method;
 pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};
 pub use typed::{CSeq, Params, Via};
+pub mod uri;
