@@ -4,11 +4,14 @@
 //! (`typed`) and response builders. The rest of the daemon sees only this API; whatever
 //! library helps inside stays inside. Sans-IO: no sockets, no clock, no tokio.
 
+pub mod access;
 pub mod builder;
 pub mod framer;
 pub mod header;
+pub mod media;
 pub mod message;
 pub mod method;
+pub mod name_addr;
 pub mod parse;
 pub mod typed;
 
