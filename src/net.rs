@@ -59,7 +59,12 @@ impl Peer {
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport.as_str().to_ascii_lowercase(), self.addr)
+        write!(
+            f,
+            "{}:{}",
+            self.transport.as_str().to_ascii_lowercase(),
+            self.addr
+        )
     }
 }
 

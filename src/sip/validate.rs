@@ -111,7 +111,7 @@ impl Rejection {
 pub struct Policy<'a> {
     /// Option tags we implement: any other tag in Require is answered with 420.
     pub supported: &'a [&'a str],
-    /// Acting as a proxy: check Proxy-Require as well (RFC 3261 §16.3 step 5).
+    /// Acting as a proxy: check Proxy-Require instead of Require (RFC 3261 §16.3 step 5).
     pub proxy: bool,
     /// Body types we accept (`type/subtype`); `None` skips the 415 check.
     pub accepted_bodies: Option<&'a [&'a str]>,
@@ -168,10 +168,13 @@ pub fn validate_request(req: &Request, policy: &Policy<'_>) -> Result<(), Reject
                 }
             }
         };
-        check(&HeaderName::Require);
-        if policy.proxy {
-            check(&HeaderName::ProxyRequire);
-        }
+        // A UAS answers for Require (§8.2.2.3); a proxy only for Proxy-Require and leaves
+        // Require to the UAS (§16.3 step 5).
+        check(if policy.proxy {
+            &HeaderName::ProxyRequire
+        } else {
+            &HeaderName::Require
+        });
         if !unknown.is_empty() {
             return Err(Rejection::BadExtension(unknown));
         }
@@ -281,7 +284,7 @@ Proxy-Require: p1\r\nContent-Type: application/unknownformat\r\nContent-Length: 
             Err(Rejection::BadExtension(vec!["100rel".into()]))
         );
         let proxy = Policy {
-            supported: &["timer", "100rel"],
+            supported: &[],
             proxy: true,
             accepted_bodies: Some(&["application/sdp"]),
         };
