@@ -1,8 +1,9 @@
 //! The SIP message model: requests, responses, and writing them back to bytes.
 //!
 //! A message is a start line, the ordered raw header list and the body octets. Nothing here
-//! decodes header values; see `typed` for that. Serialisation always writes CRLF line ends,
-//! full header names and a Content-Length that matches the body.
+//! decodes header values; see `typed`, `access` and `uri` for that. Serialisation always writes
+//! CRLF line ends, full header names in the order received, and one Content-Length (where the
+//! first one stood) that matches the body.
 
 use super::header::{HeaderName, Headers};
 use super::method::Method;
@@ -36,7 +37,7 @@ impl Version {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: Method,
-    /// The Request-URI exactly as received (decode with `typed::Uri::parse`).
+    /// The Request-URI exactly as received (decode with `Request::request_uri`).
     pub uri: Bytes,
     pub version: Version,
     pub headers: Headers,
@@ -169,10 +170,17 @@ fn estimate(headers: &Headers, body: &Bytes) -> usize {
             .sum::<usize>()
 }
 
-/// Writes every header except Content-Length, then a Content-Length for the actual body.
+/// Writes the headers in order with one Content-Length for the actual body, where the first
+/// Content-Length stood (appended when there was none); other Content-Length lines are
+/// dropped.
 fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
+    let mut wrote_len = false;
     for h in headers.iter() {
         if h.name == HeaderName::ContentLength {
+            if !wrote_len {
+                write_content_length(out, body.len());
+                wrote_len = true;
+            }
             continue;
         }
         out.put_slice(h.name.as_str().as_bytes());
@@ -180,11 +188,18 @@ fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
         out.put_slice(&h.value);
         out.put_slice(b"\r\n");
     }
-    out.put_slice(b"Content-Length: ");
-    let mut n = itoa_buf(body.len() as u64);
-    out.put_slice(n.as_bytes_mut());
-    out.put_slice(b"\r\n\r\n");
+    if !wrote_len {
+        write_content_length(out, body.len());
+    }
+    out.put_slice(b"\r\n");
     out.put_slice(body);
+}
+
+fn write_content_length(out: &mut BytesMut, len: usize) {
+    out.put_slice(b"Content-Length: ");
+    let mut n = itoa_buf(len as u64);
+    out.put_slice(n.as_bytes_mut());
+    out.put_slice(b"\r\n");
 }
 
 /// Decimal formatting without going through `fmt` (hot path).
@@ -222,11 +237,12 @@ mod tests {
         let mut r = Request::new(Method::Options, "sip:bob@example.com");
         r.headers.push(HeaderName::CallId, "abc");
         r.headers.push(HeaderName::ContentLength, "999");
+        r.headers.push(HeaderName::Expires, "5");
         r.body = Bytes::from_static(b"hello");
         let wire = r.to_bytes();
         assert_eq!(
             &wire[..],
-            b"OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: abc\r\nContent-Length: 5\r\n\r\nhello"
+            b"OPTIONS sip:bob@example.com SIP/2.0\r\nCall-ID: abc\r\nContent-Length: 5\r\nExpires: 5\r\n\r\nhello"
         );
         let resp = Response::new(100, "");
         assert_eq!(

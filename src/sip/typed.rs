@@ -6,34 +6,69 @@
 
 use super::header::{HeaderName, Headers};
 use super::method::Method;
+use super::name_addr::split_list;
+use super::parse::is_token_char;
 use std::fmt;
 
 /// The RFC 3261 §8.1.1.7 magic cookie that marks an RFC 3261 branch.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-/// Splits a header value on commas that are outside quoted strings and `<...>`.
-pub fn split_values(v: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut depth_angle, mut in_quote, mut escaped, mut start) = (false, false, false, 0);
-    for (i, c) in v.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
+/// Splits `s` on `sep` outside quoted strings (always yields at least one piece).
+pub(crate) fn split_unquoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let (mut in_quote, mut escaped, mut start, mut i) = (false, false, 0, 0);
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-        match c {
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            '<' if !in_quote => depth_angle = true,
-            '>' if !in_quote => depth_angle = false,
-            ',' if !in_quote && !depth_angle => {
-                parts.push(&v[start..i]);
-                start = i + 1;
+        while i < b.len() {
+            let c = b[i];
+            i += 1;
+            if escaped {
+                escaped = false;
+            } else if in_quote && c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_quote = !in_quote;
+            } else if c == sep && !in_quote {
+                let piece = &s[start..i - 1];
+                start = i;
+                return Some(piece);
             }
-            _ => {}
+        }
+        done = true;
+        Some(&s[start..])
+    })
+}
+
+/// Length of the quoted string at the start of `b` (quotes included), `None` when `b` does
+/// not start with one or it is unterminated.
+pub fn quoted_len(b: &[u8]) -> Option<usize> {
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
         }
     }
-    parts.push(&v[start..]);
-    parts.into_iter().map(str::trim).filter(|s| !s.is_empty())
+    None
+}
+
+/// Splits a header value on commas that are outside quoted strings and `<...>`; empty
+/// elements are dropped. Allocation-free.
+pub fn split_values(v: &str) -> impl Iterator<Item = &str> {
+    split_list(v.as_bytes()).filter_map(move |piece| {
+        // `piece` is a sub-slice of `v` cut at ASCII commas and LWS, so its bounds are char
+        // boundaries; recover them from the addresses.
+        let off = piece.as_ptr() as usize - v.as_ptr() as usize;
+        let s = v.get(off..off + piece.len())?;
+        (!s.is_empty()).then_some(s)
+    })
 }
 
 /// `;name=value` parameters, names compared case-insensitively, values kept verbatim
@@ -42,40 +77,54 @@ pub fn split_values(v: &str) -> impl Iterator<Item = &str> {
 pub struct Params(pub Vec<(String, Option<String>)>);
 
 impl Params {
-    /// Parses `;a=b;c` (leading `;` optional). Quoted values may contain `;`.
+    /// Parses `;a=b;c` (leading `;` optional), leniently: empty pieces are skipped. Quoted
+    /// values may contain `;`.
     pub fn parse(s: &str) -> Params {
         let mut out = Vec::new();
-        let mut in_quote = false;
-        let mut escaped = false;
-        let mut start = 0;
-        let mut pieces = Vec::new();
-        for (i, c) in s.char_indices() {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' if in_quote => escaped = true,
-                '"' => in_quote = !in_quote,
-                ';' if !in_quote => {
-                    pieces.push(&s[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        pieces.push(&s[start..]);
-        for p in pieces {
+        for p in split_unquoted(s, b';') {
             let p = p.trim();
             if p.is_empty() {
                 continue;
             }
-            match p.split_once('=') {
-                Some((k, v)) => out.push((k.trim().to_string(), Some(v.trim().to_string()))),
-                None => out.push((p.to_string(), None)),
-            }
+            out.push(match p.split_once('=') {
+                Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
+                None => (p.to_string(), None),
+            });
         }
         Params(out)
+    }
+
+    /// Parses `;a=b;c` strictly (RFC 3261 `generic-param`): the text is empty or starts with
+    /// `;`, every name is a token, every value a token, a host (IPv6 brackets allowed) or a
+    /// complete quoted string; LWS around `;` and `=` is allowed. `None` on anything else,
+    /// e.g. the `;;` of RFC 4475 badinv01.
+    pub fn parse_strict(s: &str) -> Option<Params> {
+        let mut out = Vec::new();
+        let mut pieces = split_unquoted(s, b';');
+        if !pieces.next()?.trim().is_empty() {
+            return None;
+        }
+        for p in pieces {
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (p.trim(), None),
+            };
+            if k.is_empty() || !k.bytes().all(is_token_char) {
+                return None;
+            }
+            if let Some(v) = v {
+                let ok = if v.starts_with('"') {
+                    quoted_len(v.as_bytes()) == Some(v.len())
+                } else {
+                    !v.is_empty() && v.bytes().all(|c| is_token_char(c) || b"[]:".contains(&c))
+                };
+                if !ok {
+                    return None;
+                }
+            }
+            out.push((k.to_string(), v.map(str::to_string)));
+        }
+        Some(Params(out))
     }
 
     /// `Some(Some(v))` for `name=v`, `Some(None)` for a bare `name`, `None` when absent.
@@ -146,29 +195,33 @@ pub struct Via {
 }
 
 impl Via {
+    /// Parses one Via value; `None` when any part is malformed (RFC 4475 badinv01). LWS is
+    /// allowed around the slashes and before `;` (RFC 4475 wsinv), transports are any token.
     pub fn parse(v: &str) -> Option<Via> {
         let v = v.trim();
-        // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed.
-        let mut rest = v;
-        let mut fields = Vec::with_capacity(3);
-        for _ in 0..2 {
-            let slash = rest.find('/')?;
-            fields.push(rest[..slash].trim());
-            rest = rest[slash + 1..].trim_start();
-        }
-        if !fields[0].eq_ignore_ascii_case("SIP") || fields[1] != "2.0" {
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport
+        let (name, rest) = v.split_once('/')?;
+        let (version, rest) = rest.split_once('/')?;
+        if !name.trim_end().eq_ignore_ascii_case("SIP") || version.trim() != "2.0" {
             return None;
         }
-        let t_end = rest.find(|c: char| c.is_whitespace())?;
-        let transport = rest[..t_end].to_ascii_uppercase();
+        let rest = rest.trim_start();
+        let t_end = rest.find([' ', '\t'])?;
+        let transport = &rest[..t_end];
+        if !transport.bytes().all(is_token_char) {
+            return None;
+        }
         let rest = rest[t_end..].trim_start();
         let (sent_by, params) = match rest.find(';') {
-            Some(i) => (rest[..i].trim(), Params::parse(&rest[i..])),
-            None => (rest.trim(), Params::default()),
+            Some(i) => (rest[..i].trim_end(), Params::parse_strict(&rest[i..])?),
+            None => (rest, Params::default()),
         };
         let (host, port) = split_host_port(sent_by)?;
+        if !valid_host(host) {
+            return None;
+        }
         Some(Via {
-            transport,
+            transport: transport.to_ascii_uppercase(),
             host: host.to_string(),
             port,
             params,
@@ -217,6 +270,23 @@ impl fmt::Display for Via {
     }
 }
 
+/// A hostname, IPv4 address or bracketed IPv6 reference (RFC 5118 §4.10's `:::` tolerated).
+pub fn valid_host(h: &str) -> bool {
+    match h.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        Some(v6) => {
+            v6.contains(':')
+                && v6
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        }
+        None => {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        }
+    }
+}
+
 /// Splits `host[:port]`, keeping IPv6 brackets: `[::1]:5060` → (`[::1]`, 5060).
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     let s = s.trim();
@@ -251,8 +321,16 @@ pub struct CSeq {
 impl CSeq {
     pub fn parse(v: &str) -> Option<CSeq> {
         let mut it = v.split_whitespace();
-        let seq = it.next()?.parse::<u32>().ok()?;
-        let method = Method::from_token(it.next()?);
+        let seq = it.next()?;
+        if !seq.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let seq = seq.parse::<u32>().ok()?;
+        let method = it.next()?;
+        if !method.bytes().all(is_token_char) {
+            return None;
+        }
+        let method = Method::from_token(method);
         if it.next().is_some() {
             return None;
         }
