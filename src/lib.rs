@@ -3,9 +3,11 @@
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
+pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod net;
 pub mod registrar;
 pub mod sip;

@@ -1,9 +1,218 @@
-//! The `ferroswitch` binary. The daemon itself is not wired yet (see README).
+//! The `ferroswitch` command: run the daemon, check a configuration, hash a password.
+//! Only argument parsing, logging set-up and signal handling live here; see `app`.
 
-fn main() {
-    eprintln!(
-        "ferroswitch {}: daemon not implemented yet",
-        env!("CARGO_PKG_VERSION")
+use clap::{Parser, Subcommand};
+use ferroswitch::config::{self, Config, LogLevel};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "ferroswitch",
+    version,
+    about = "SIP softswitch: registrar and B2BUA"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "conf/ferroswitch.toml"
+    )]
+    config: PathBuf,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log output (-q warnings, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    quiet: u8,
+    /// Log level (error, warn, info, debug, trace); overrides -v/-q and the config file.
+    /// RUST_LOG, when set, overrides everything.
+    #[arg(long, global = true)]
+    log_level: Option<LogLevel>,
+    /// Log every SIP message sent and received (target `sip::wire`), like
+    /// FreeSWITCH's `sofia global siptrace on`.
+    #[arg(long, global = true)]
+    sip_trace: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and the users directory; exit 0 when usable.
+    CheckConfig,
+    /// Read a password on stdin and print the HA1 (MD5 of USER:REALM:PASSWORD) to store as
+    /// `ha1 = "..."` instead of the password.
+    HashPassword { user: String, realm: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::CheckConfig) => check_config(&cli),
+        Some(Command::HashPassword { user, realm }) => hash_password(user, realm),
+        None => run(&cli),
+    }
+}
+
+fn check_config(cli: &Cli) -> ExitCode {
+    let report = config::check(&cli.config);
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &report.config {
+        Some(c) if report.is_ok() => {
+            let listen: Vec<String> = c.server.listen.iter().map(|l| l.to_string()).collect();
+            println!(
+                "{}: OK ({} users, listening on {}, {} warnings)",
+                cli.config.display(),
+                c.users.len(),
+                listen.join(" "),
+                report.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{}: {} errors", cli.config.display(), report.errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password(user: &str, realm: &str) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("error: reading the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: empty password on stdin");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{}",
+        ferroswitch::auth::hash_password(user, realm, password)
     );
-    std::process::exit(1);
+    ExitCode::SUCCESS
+}
+
+fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool) {
+    let levels = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+    let level = cli.log_level.unwrap_or_else(|| {
+        let base = levels.iter().position(|l| *l == cfg_level).unwrap_or(2) as i32;
+        let i = (base + i32::from(cli.verbose) - i32::from(cli.quiet)).clamp(0, 4);
+        levels[i as usize]
+    });
+    let wire = if cli.sip_trace || cfg_trace {
+        "trace"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sip::wire={wire}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: &Cli) -> ExitCode {
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{}: not started, fix the errors above (try `ferroswitch check-config`)",
+                cli.config.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(cli, config.log.level, config.log.sip_trace);
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let sockets = match ferroswitch::app::bind(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let running = match ferroswitch::app::start(&config, sockets) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (t, addr) in running.local_addrs() {
+            tracing::info!("listening on {}:{addr}", t.as_str().to_ascii_lowercase());
+        }
+        tracing::info!(
+            "ferroswitch {} serving {} users, domain {}",
+            env!("CARGO_PKG_VERSION"),
+            config.users.len(),
+            config
+                .server
+                .domain
+                .as_deref()
+                .unwrap_or("(any local address)")
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

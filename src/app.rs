@@ -1,0 +1,153 @@
+//! The daemon shell: binds the sockets, runs the engine under tokio, shuts down cleanly.
+//!
+//! `start` takes already-bound sockets (mini-redis style) so tests can bind port 0 and run the
+//! real daemon in-process. The driver task is the only owner of the engine: no locks on the
+//! hot path. Wall time and monotonic time are read here and nowhere below.
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, EngineStats};
+use crate::net::Transport;
+use crate::registrar::{LocationStore, MemoryStore};
+use crate::transport::{
+    Sockets, TransportConfig, TransportError, TransportEvent, TransportHandle, TransportStats,
+};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// How many queued transport events the driver handles before flushing its output.
+const BATCH: usize = 64;
+
+/// A running daemon.
+pub struct Running {
+    transport: TransportHandle,
+    shutdown: watch::Sender<bool>,
+    driver: JoinHandle<()>,
+    store: Arc<dyn LocationStore>,
+    stats: Arc<Mutex<EngineStats>>,
+}
+
+impl Running {
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
+        self.transport.local_addrs()
+    }
+
+    pub fn local_addr(&self, t: Transport) -> Option<SocketAddr> {
+        self.transport.local_addr(t)
+    }
+
+    pub fn store(&self) -> &Arc<dyn LocationStore> {
+        &self.store
+    }
+
+    pub fn engine_stats(&self) -> EngineStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport.stats()
+    }
+
+    /// Stops the engine, then the transport; returns when every task has ended.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.driver.await;
+        self.transport.shutdown().await;
+    }
+}
+
+/// Binds the configured listeners.
+pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
+    let listen: Vec<_> = config
+        .server
+        .listen
+        .iter()
+        .map(|l| (l.transport, l.addr))
+        .collect();
+    Sockets::bind(&listen)
+}
+
+/// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
+pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
+    let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
+    let engine = Engine::new(
+        EngineConfig::from_config(config),
+        config.users.clone(),
+        store.clone(),
+    );
+    let (transport, events) = TransportHandle::start(sockets, TransportConfig::default())?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let stats = Arc::new(Mutex::new(EngineStats::default()));
+    let driver = tokio::spawn(drive(
+        engine,
+        transport.clone(),
+        events,
+        shutdown_rx,
+        stats.clone(),
+    ));
+    Ok(Running {
+        transport,
+        shutdown,
+        driver,
+        store,
+        stats,
+    })
+}
+
+async fn drive(
+    mut engine: Engine,
+    transport: TransportHandle,
+    mut events: mpsc::Receiver<TransportEvent>,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<Mutex<EngineStats>>,
+) {
+    loop {
+        let deadline = engine.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                handle_event(&mut engine, now, wall, ev);
+                for _ in 1..BATCH {
+                    match events.try_recv() {
+                        Ok(ev) => handle_event(&mut engine, now, wall, ev),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep => engine.handle_timeout(Instant::now(), SystemTime::now()),
+        }
+        flush(&mut engine, &transport);
+        *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
+    }
+}
+
+fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: TransportEvent) {
+    match ev {
+        TransportEvent::Inbound(inbound) => engine.handle_inbound(now, wall, inbound),
+        TransportEvent::SendFailed(f) => engine.handle_send_failure(now, wall, &f),
+        TransportEvent::ConnectionClosed { .. } => {}
+    }
+}
+
+fn flush(engine: &mut Engine, transport: &TransportHandle) {
+    while let Some(t) = engine.poll_transmit() {
+        if let Err(e) = transport.send(t.to, t.bytes) {
+            tracing::debug!(target: "ferroswitch::engine", to = %t.to, %e, "send refused");
+            if let Some(key) = t.key {
+                engine.handle_send_error(Instant::now(), SystemTime::now(), &key);
+            }
+        }
+    }
+}

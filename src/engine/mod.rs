@@ -1,0 +1,368 @@
+//! The engine: the sans-IO heart of the daemon. Transport events and the clock go in
+//! (`handle_*`), datagrams to send and the next deadline come out (`poll_*`); the tokio driver
+//! in `app` only moves them. In the middle sit the transaction layer and the services on top
+//! of it (registrar with digest authentication, OPTIONS; the B2BUA joins them here).
+//!
+//! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
+//! match nothing are dropped, and every table is bounded by its layer.
+
+mod auth;
+mod register;
+mod respond;
+
+use crate::auth::{NonceManager, NonceSecret, Verifier};
+use crate::config::{Config, Users};
+use crate::net::{Peer, Transport};
+use crate::registrar::{LocationStore, RegistrarConfig};
+use crate::sip::validate::{validate_request, Policy};
+use crate::sip::{parse, HeaderName, Message, Method, Request, Response};
+use crate::transaction::{
+    TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
+};
+use crate::transport::{route_response, Inbound, Origin, Payload, SendFailure};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use respond::{ALLOW, SUPPORTED};
+
+/// Everything the engine needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The SIP domain (= digest realm); `None`: the request URI's host is the realm.
+    pub domain: Option<String>,
+    pub registrar: RegistrarConfig,
+    pub digest_algorithms: Vec<crate::auth::Algorithm>,
+    pub nonce_lifetime: Duration,
+    pub auth_calls: bool,
+    pub transactions: TransactionConfig,
+    /// The `Server`/`User-Agent` value we put on messages.
+    pub user_agent: String,
+}
+
+impl EngineConfig {
+    pub fn from_config(c: &Config) -> EngineConfig {
+        EngineConfig {
+            domain: c.server.domain.clone(),
+            registrar: RegistrarConfig {
+                min_expires: c.registrar.min_expires,
+                max_expires: c.registrar.max_expires,
+                default_expires: c.registrar.default_expires,
+                ..RegistrarConfig::default()
+            },
+            digest_algorithms: c.registrar.digest_algorithms.clone(),
+            nonce_lifetime: c.registrar.nonce_lifetime,
+            auth_calls: c.registrar.auth_calls,
+            transactions: TransactionConfig::default(),
+            user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// Counters the driver may publish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub requests: u64,
+    pub responses: u64,
+    pub malformed_answered: u64,
+    pub malformed_dropped: u64,
+    pub rejected: u64,
+    pub registrations: u64,
+    pub unregistrations: u64,
+    pub auth_challenges: u64,
+    pub auth_failures: u64,
+    pub expired_bindings: u64,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    users: Users,
+    txl: TransactionLayer,
+    verifier: Verifier,
+    store: Arc<dyn LocationStore>,
+    /// Stateless sends of our own (not through a transaction).
+    out: VecDeque<Transmit>,
+    /// Origin of the message being handled: events drained right after `handle_request`
+    /// belong to it (the transaction layer only knows the response destination).
+    current: Option<Origin>,
+    rng: StdRng,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, users: Users, store: Arc<dyn LocationStore>) -> Engine {
+        Engine::with_secret(
+            cfg,
+            users,
+            store,
+            NonceSecret::random(),
+            StdRng::from_entropy(),
+        )
+    }
+
+    /// A deterministic engine for tests: fixed nonce secret and random seed.
+    pub fn with_secret(
+        cfg: EngineConfig,
+        users: Users,
+        store: Arc<dyn LocationStore>,
+        secret: NonceSecret,
+        rng: StdRng,
+    ) -> Engine {
+        let verifier = Verifier::new(
+            NonceManager::new(secret, cfg.nonce_lifetime),
+            &cfg.digest_algorithms,
+        );
+        Engine {
+            txl: TransactionLayer::new(cfg.transactions.clone()),
+            cfg,
+            users,
+            verifier,
+            store,
+            out: VecDeque::new(),
+            current: None,
+            rng,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn transactions(&self) -> &TransactionLayer {
+        &self.txl
+    }
+
+    pub fn store(&self) -> &Arc<dyn LocationStore> {
+        &self.store
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front().or_else(|| self.txl.poll_transmit())
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.txl.poll_timeout(), self.store.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.txl.handle_timeout(now);
+        for (aor, b) in self.store.remove_expired(now) {
+            self.stats.expired_bindings += 1;
+            tracing::info!(target: "ferroswitch::registrar", %aor, contact = %b.contact, "binding expired");
+        }
+        self.drain_events(now, wall);
+    }
+
+    /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
+    pub fn handle_send_failure(&mut self, now: Instant, wall: SystemTime, f: &SendFailure) {
+        self.txl.handle_peer_failure(now, f.peer);
+        self.drain_events(now, wall);
+    }
+
+    pub fn handle_inbound(&mut self, now: Instant, wall: SystemTime, inbound: Inbound) {
+        let origin = inbound.origin;
+        match inbound.payload {
+            Payload::Malformed { raw, error } => self.handle_malformed(&origin, &raw, &error),
+            Payload::Message(Message::Request(req)) => {
+                self.stats.requests += 1;
+                self.handle_request(now, wall, origin, req);
+            }
+            Payload::Message(Message::Response(resp)) => {
+                self.stats.responses += 1;
+                if let Err(e) = self.txl.handle_response(now, resp, origin.peer()) {
+                    tracing::debug!(target: "ferroswitch::engine", %e, "response dropped");
+                }
+                self.drain_events(now, wall);
+            }
+        }
+    }
+
+    fn handle_malformed(&mut self, origin: &Origin, raw: &bytes::Bytes, error: &parse::ParseError) {
+        // Answer 400 when the head still reads as a request we can address; drop the rest
+        // (responses, garbage) silently as RFC 3261 §18.3 allows.
+        if let Ok(head) = parse::parse_head(raw) {
+            if let Message::Request(req) = head.message {
+                if req.method != Method::Ack && req.headers.core().is_ok() {
+                    let mut resp = crate::sip::response_to(&req, 400, error.reason_phrase());
+                    self.finish_response(&mut resp);
+                    let to = response_peer(&req, origin);
+                    self.send_stateless(to, &resp);
+                    self.stats.malformed_answered += 1;
+                    return;
+                }
+            }
+        }
+        self.stats.malformed_dropped += 1;
+        tracing::debug!(target: "ferroswitch::engine", source = %origin.source, %error, "malformed message dropped");
+    }
+
+    fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, req: Request) {
+        let policy = Policy {
+            supported: &[],
+            proxy: false,
+            accepted_bodies: None,
+        };
+        if let Err(rej) = validate_request(&req, &policy) {
+            self.stats.rejected += 1;
+            // An ACK is never answered (RFC 3261 §17.2.1 / §12.2.2).
+            if req.method != Method::Ack {
+                let tag = self.new_tag();
+                let mut resp = rej.response_to(&req, &policy, Some(&tag));
+                self.finish_response(&mut resp);
+                self.send_stateless(response_peer(&req, &origin), &resp);
+            }
+            return;
+        }
+        let dest = response_peer(&req, &origin);
+        let reply_on_error = req.method != Method::Ack;
+        let copy = reply_on_error.then(|| req.clone());
+        self.current = Some(origin);
+        if let Err(e) = self.txl.handle_request(now, req, dest) {
+            if let (Some(req), Some(code)) = (copy, e.status_code()) {
+                let mut resp =
+                    crate::sip::response_to(&req, code, crate::sip::status::reason_phrase(code));
+                self.finish_response(&mut resp);
+                self.send_stateless(dest, &resp);
+            }
+        }
+        self.drain_events(now, wall);
+        self.current = None;
+    }
+
+    fn drain_events(&mut self, now: Instant, wall: SystemTime) {
+        while let Some(ev) = self.txl.poll_event() {
+            match ev {
+                TransactionEvent::Request { key, request, from } => {
+                    self.on_request(now, wall, key, request, from)
+                }
+                TransactionEvent::Cancel {
+                    key,
+                    request,
+                    invite,
+                    ..
+                } => self.on_cancel(now, key, &request, invite),
+                TransactionEvent::Ack { .. }
+                | TransactionEvent::Response { .. }
+                | TransactionEvent::StrayResponse { .. }
+                | TransactionEvent::Timeout { .. }
+                | TransactionEvent::TransportError { .. }
+                | TransactionEvent::Terminated { .. } => {}
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+        from: Peer,
+    ) {
+        let resp = match req.method {
+            Method::Register => self.handle_register(now, wall, &req, from),
+            Method::Options => self.options_response(&req),
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                // No dialogs exist yet, so any in-dialog request names an unknown one.
+                self.response(&req, 481, "Call/Transaction Does Not Exist")
+            }
+            Method::Invite
+            | Method::Message
+            | Method::Subscribe
+            | Method::Notify
+            | Method::Refer
+            | Method::Publish => {
+                let mut r = self.response(&req, 501, "Not Implemented");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+            Method::Other(_) => {
+                let mut r = self.response(&req, 501, "Not Implemented");
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r
+            }
+            // The transaction layer hands ACK and CANCEL up as their own events.
+            Method::Ack | Method::Cancel => return,
+        };
+        self.send_response(now, &key, resp);
+    }
+
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        cancel: &Request,
+        invite: Option<TransactionKey>,
+    ) {
+        let (code, phrase) = if invite.is_some() {
+            (200, "OK")
+        } else {
+            (481, "Call/Transaction Does Not Exist")
+        };
+        let resp = self.response(cancel, code, phrase);
+        self.send_response(now, &key, resp);
+        if let Some(inv) = invite {
+            if let Some(invite_req) = self.txl.request(&inv).cloned() {
+                let resp = self.response(&invite_req, 487, "Request Terminated");
+                self.send_response(now, &inv, resp);
+            }
+        }
+    }
+
+    fn send_response(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
+        if let Err(e) = self.txl.send_response(now, key, resp) {
+            tracing::debug!(target: "ferroswitch::engine", %e, %key, "response not sent");
+        }
+    }
+
+    fn send_stateless(&mut self, to: Peer, resp: &Response) {
+        self.out.push_back(Transmit {
+            to,
+            bytes: resp.to_bytes(),
+            key: None,
+        });
+    }
+
+    /// A random tag (To tags, From tags): 13 alphanumerics like FreeSWITCH's.
+    fn new_tag(&mut self) -> String {
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..13)
+            .map(|_| ALNUM[self.rng.gen_range(0..ALNUM.len())] as char)
+            .collect()
+    }
+}
+
+/// Where responses to `req` go: its connection for TCP, RFC 3261 §18.2.2 / RFC 3581 for UDP.
+fn response_peer(req: &Request, origin: &Origin) -> Peer {
+    if origin.transport == Transport::Udp {
+        if let Some(addr) = req
+            .headers
+            .top_via()
+            .and_then(|v| route_response(&v, origin).ok())
+            .and_then(|r| r.addr)
+        {
+            return Peer::new(Transport::Udp, addr);
+        }
+    }
+    origin.peer()
+}
+
+impl Engine {
+    /// `send` refused a transmit at once (no route, queue full): the transaction that sent it
+    /// learns of it as a transport error (503).
+    pub fn handle_send_error(&mut self, now: Instant, wall: SystemTime, key: &TransactionKey) {
+        self.txl.handle_transport_error(now, key);
+        self.drain_events(now, wall);
+    }
+}
+
+#[cfg(test)]
+mod tests;

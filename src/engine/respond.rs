@@ -1,0 +1,42 @@
+//! Building the engine's own responses: RFC 3261 §8.2.6 copying, a To tag, and the headers
+//! every response of ours carries (Server, Allow/Supported where they inform the peer).
+
+use super::Engine;
+use crate::sip::{response_to, set_to_tag, HeaderName, Request, Response};
+
+/// Methods we accept (the Allow header of OPTIONS, 405 and 501 answers).
+pub const ALLOW: &str = "ACK, CANCEL, OPTIONS, REGISTER";
+/// Option tags we implement.
+pub const SUPPORTED: &str = "";
+/// Body types we understand.
+pub const ACCEPT: &str = "application/sdp";
+
+impl Engine {
+    /// A response to `req` with a To tag (except 100, §8.2.6.2) and our Server header.
+    pub(super) fn response(&mut self, req: &Request, code: u16, phrase: &str) -> Response {
+        let mut resp = response_to(req, code, phrase);
+        if code > 100 {
+            let tag = self.new_tag();
+            set_to_tag(&mut resp, &tag);
+        }
+        self.finish_response(&mut resp);
+        resp
+    }
+
+    pub(super) fn finish_response(&self, resp: &mut Response) {
+        resp.headers
+            .push(HeaderName::Server, self.cfg.user_agent.clone());
+    }
+
+    /// OPTIONS to the server: 200 with what we can do (phones and monitors use it as a
+    /// keep-alive, RFC 3261 §11.2).
+    pub(super) fn options_response(&mut self, req: &Request) -> Response {
+        let mut r = self.response(req, 200, "OK");
+        r.headers.push(HeaderName::Allow, ALLOW);
+        r.headers.push(HeaderName::Accept, ACCEPT);
+        if !SUPPORTED.is_empty() {
+            r.headers.push(HeaderName::Supported, SUPPORTED);
+        }
+        r
+    }
+}
