@@ -33,6 +33,20 @@ pub fn sip_date(t: SystemTime) -> String {
     )
 }
 
+/// RFC 3339 UTC with milliseconds, as CDRs carry it: `2010-04-27T12:30:57.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, day) = civil_from_days((secs / 86_400) as i64);
+    format!(
+        "{y}-{mo:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        (secs % 86_400) / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+        d.subsec_millis()
+    )
+}
+
 /// Days since 1970-01-01 to (year, month 1–12, day 1–31), proleptic Gregorian calendar
 /// (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {

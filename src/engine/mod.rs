@@ -115,7 +115,7 @@ impl Engine {
             &cfg.digest_algorithms,
         );
         Engine {
-            txl: TransactionLayer::new(cfg.transactions.clone()),
+            txl: TransactionLayer::new(cfg.transactions),
             cfg,
             users,
             verifier,

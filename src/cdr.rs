@@ -1,0 +1,211 @@
+//! Call detail records: one JSON object per call, one line each (JSON Lines), as the B2BUA
+//! produces them when a call ends. This module only builds and renders records; the driver
+//! appends them to the configured file and flushes after every call, so a crash loses no
+//! finished call. Hangup causes use the Q.850 names FreeSWITCH operators know.
+
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// Q.850 cause for a call's end, with the names FreeSWITCH logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupCause {
+    NormalClearing,
+    UserBusy,
+    NoUserResponse,
+    NoAnswer,
+    CallRejected,
+    UnallocatedNumber,
+    NormalTemporaryFailure,
+    DestinationOutOfOrder,
+    RecoveryOnTimerExpire,
+    OriginatorCancel,
+    ServiceUnavailable,
+    SwitchCongestion,
+    IncompatibleDestination,
+    NormalUnspecified,
+    ExchangeRoutingError,
+    MediaTimeout,
+}
+
+impl HangupCause {
+    pub fn name(self) -> &'static str {
+        match self {
+            HangupCause::NormalClearing => "NORMAL_CLEARING",
+            HangupCause::UserBusy => "USER_BUSY",
+            HangupCause::NoUserResponse => "NO_USER_RESPONSE",
+            HangupCause::NoAnswer => "NO_ANSWER",
+            HangupCause::CallRejected => "CALL_REJECTED",
+            HangupCause::UnallocatedNumber => "UNALLOCATED_NUMBER",
+            HangupCause::NormalTemporaryFailure => "NORMAL_TEMPORARY_FAILURE",
+            HangupCause::DestinationOutOfOrder => "DESTINATION_OUT_OF_ORDER",
+            HangupCause::RecoveryOnTimerExpire => "RECOVERY_ON_TIMER_EXPIRE",
+            HangupCause::OriginatorCancel => "ORIGINATOR_CANCEL",
+            HangupCause::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            HangupCause::SwitchCongestion => "SWITCH_CONGESTION",
+            HangupCause::IncompatibleDestination => "INCOMPATIBLE_DESTINATION",
+            HangupCause::NormalUnspecified => "NORMAL_UNSPECIFIED",
+            HangupCause::ExchangeRoutingError => "EXCHANGE_ROUTING_ERROR",
+            HangupCause::MediaTimeout => "MEDIA_TIMEOUT",
+        }
+    }
+
+    /// The Q.850 code (FreeSWITCH uses 487 for ORIGINATOR_CANCEL, outside Q.850).
+    pub fn code(self) -> u16 {
+        match self {
+            HangupCause::NormalClearing => 16,
+            HangupCause::UserBusy => 17,
+            HangupCause::NoUserResponse => 18,
+            HangupCause::NoAnswer => 19,
+            HangupCause::CallRejected => 21,
+            HangupCause::UnallocatedNumber => 1,
+            HangupCause::NormalTemporaryFailure => 41,
+            HangupCause::DestinationOutOfOrder => 27,
+            HangupCause::RecoveryOnTimerExpire => 102,
+            HangupCause::OriginatorCancel => 487,
+            HangupCause::ServiceUnavailable => 63,
+            HangupCause::SwitchCongestion => 42,
+            HangupCause::IncompatibleDestination => 88,
+            HangupCause::NormalUnspecified => 31,
+            HangupCause::ExchangeRoutingError => 25,
+            HangupCause::MediaTimeout => 604,
+        }
+    }
+
+    /// The cause for a final SIP failure status (RFC 3398 §8.2.6.1 table, as FreeSWITCH maps).
+    pub fn from_sip_status(status: u16) -> HangupCause {
+        match status {
+            200..=299 => HangupCause::NormalClearing,
+            404 | 485 | 604 => HangupCause::UnallocatedNumber,
+            403 | 603 => HangupCause::CallRejected,
+            408 => HangupCause::RecoveryOnTimerExpire,
+            480 => HangupCause::NoUserResponse,
+            486 | 600 => HangupCause::UserBusy,
+            487 => HangupCause::OriginatorCancel,
+            488 | 606 => HangupCause::IncompatibleDestination,
+            500 | 503 => HangupCause::NormalTemporaryFailure,
+            502 => HangupCause::DestinationOutOfOrder,
+            504 => HangupCause::RecoveryOnTimerExpire,
+            300..=399 => HangupCause::NormalUnspecified,
+            _ => HangupCause::NormalTemporaryFailure,
+        }
+    }
+
+    /// The `Reason` header value carrying this cause (RFC 3326), as in the seed's BYE.
+    pub fn reason_header(self) -> String {
+        format!("Q.850;cause={};text=\"{}\"", self.code(), self.name())
+    }
+}
+
+/// Which side ended the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Caller,
+    Callee,
+    System,
+}
+
+/// One party of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Party {
+    pub user: String,
+    pub display_name: Option<String>,
+}
+
+/// One finished call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CdrRecord {
+    /// Our id for the call (unique per daemon run).
+    pub call_id: String,
+    pub a_leg_call_id: String,
+    /// The b-leg that answered, or the first one tried; `None` when no b-leg was created.
+    pub b_leg_call_id: Option<String>,
+    pub caller: Party,
+    pub callee: Party,
+    /// RFC 3339 UTC timestamps.
+    pub start_time: String,
+    pub answer_time: Option<String>,
+    pub end_time: String,
+    /// Seconds from INVITE to end.
+    pub duration: u64,
+    /// Seconds from the 200 OK to end (0 when not answered).
+    pub billsec: u64,
+    pub hangup_cause: &'static str,
+    pub hangup_cause_code: u16,
+    /// The final SIP status the caller got (200 for answered calls).
+    pub sip_status: u16,
+    pub hangup_side: Side,
+}
+
+impl CdrRecord {
+    /// The record as one JSON line (with the trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serialising plain strings and integers cannot fail.
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Whole seconds between two wall-clock times (0 when `end` is before `start`).
+pub fn seconds_between(start: SystemTime, end: SystemTime) -> u64 {
+    end.duration_since(start).map_or(0, |d| d.as_secs())
+}
+
+pub use crate::clock::rfc3339;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_unix;
+    use std::time::Duration;
+
+    #[test]
+    fn causes_and_reason_header() {
+        assert_eq!(
+            HangupCause::NormalClearing.reason_header(),
+            "Q.850;cause=16;text=\"NORMAL_CLEARING\""
+        );
+        assert_eq!(HangupCause::from_sip_status(486), HangupCause::UserBusy);
+        assert_eq!(HangupCause::from_sip_status(603), HangupCause::CallRejected);
+        assert_eq!(HangupCause::from_sip_status(487).code(), 487);
+        assert_eq!(HangupCause::NoAnswer.code(), 19);
+    }
+
+    #[test]
+    fn json_line_and_times() {
+        let start = from_unix(1_272_371_457);
+        let end = start + Duration::from_millis(65_500);
+        assert_eq!(rfc3339(start), "2010-04-27T12:30:57.000Z");
+        assert_eq!(seconds_between(start, end), 65);
+        let rec = CdrRecord {
+            call_id: "1".into(),
+            a_leg_call_id: "a".into(),
+            b_leg_call_id: Some("b".into()),
+            caller: Party {
+                user: "bob".into(),
+                display_name: Some("Bob".into()),
+            },
+            callee: Party {
+                user: "alice".into(),
+                display_name: None,
+            },
+            start_time: rfc3339(start),
+            answer_time: None,
+            end_time: rfc3339(end),
+            duration: 65,
+            billsec: 0,
+            hangup_cause: HangupCause::UserBusy.name(),
+            hangup_cause_code: 17,
+            sip_status: 486,
+            hangup_side: Side::Callee,
+        };
+        let line = rec.to_json_line();
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["hangup_cause"], "USER_BUSY");
+        assert_eq!(v["hangup_side"], "callee");
+        assert_eq!(v["caller"]["display_name"], "Bob");
+        assert_eq!(v["answer_time"], serde_json::Value::Null);
+    }
+}
