@@ -20,8 +20,14 @@ macro_rules! header_names {
         impl HeaderName {
             /// Maps a received name (any case, compact or full) to a `HeaderName`.
             pub fn from_wire(name: &str) -> HeaderName {
+                // Hot path: compare the first letter before the whole name (the constants
+                // fold, so a miss costs one byte comparison).
+                let first = name.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
                 $(
-                    if name.eq_ignore_ascii_case($canon) $(|| name.eq_ignore_ascii_case($compact))? {
+                    if (first == const { $canon.as_bytes()[0].to_ascii_lowercase() }
+                        && name.eq_ignore_ascii_case($canon))
+                        $(|| name.eq_ignore_ascii_case($compact))?
+                    {
                         return HeaderName::$variant;
                     }
                 )*

@@ -2,8 +2,26 @@
 //!
 //! Parsing (`parse`, `framer`), the message model (`message`, `header`, `method`), typed views
 //! decoded on demand (`uri`, `name_addr`, `typed`, `media`, `access`), request validation
-//! (`validate`) and response builders. The rest of the daemon sees only this API; whatever
-//! library helps inside stays inside. Sans-IO: no sockets, no clock, no tokio.
+//! (`validate`), response builders, and the bridge to rsip (`rsip_bridge`). The rest of the
+//! daemon sees only this API; whatever library helps inside stays inside. Sans-IO: no
+//! sockets, no clock, no tokio.
+//!
+//! # rsip: what uses it and what is ours
+//!
+//! rsip 0.4 is the message model the user chose, but it fails on real traffic (STYLE habit 6).
+//! Each failure below has a test in `tests/sip_rsip.rs` showing rsip failing and us not; if
+//! rsip improves, that test tells us.
+//!
+//! | job | whose | why |
+//! |---|---|---|
+//! | framing, start line, header lines, body | ours (`parse`, `framer`) | rsip fails on folded lines, LF-only ends, a space before `:`, unknown methods, any non-UTF-8 octet; ignores Content-Length (takes trailing octets as body, accepts a short body) |
+//! | header names | ours (`header`) | rsip files compact forms (`v:`, `m:` …) under `Other`, so its accessors miss them |
+//! | Via, Contact, Route lists | ours (`typed`, `name_addr`, `access`) | rsip's typed views see one value per line and drop or reject the rest; reject quoted params (`+sip.instance="<urn:…>"`) |
+//! | URIs | ours (`uri`) | rsip cannot hold IPv6 references, escaped or `;` user parts, URI headers; it re-renders params (`transport=udp` → `UDP`), which breaks digest |
+//! | reason phrases | ours | rsip keeps none for known codes and writes its own (`486 BusyHere`) |
+//! | digest | ours, in `auth` (not tested here) | per STYLE habit 6, rsip's helper re-renders the URI, parses `nc` as decimal u8, treats MD5-sess as MD5 |
+//! | interop with code using rsip types | rsip (`rsip_bridge`) | `to_rsip`/`from_rsip`: our normalised message (names expanded, lists split one value per header, body cut) handed to rsip's `Request`/`Response`/`Headers`, using rsip's own header-name dispatch; refused (`RsipError`) where rsip would alter it |
+//! | rsip typed headers on a converted message | rsip | correct once the input is normalised (e.g. typed Via/From/Contact of the seed trace and longreq) |
 
 pub mod access;
 pub mod builder;
@@ -14,6 +32,7 @@ pub mod message;
 pub mod method;
 pub mod name_addr;
 pub mod parse;
+pub mod rsip_bridge;
 pub mod status;
 pub mod typed;
 pub mod uri;
@@ -28,6 +47,7 @@ pub use message::{Message, Request, Response, Version};
 pub use method::Method;
 pub use name_addr::{AddrError, Contact, NameAddr};
 pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};
+pub use rsip_bridge::{from_rsip, to_rsip, RsipError};
 pub use status::reason_phrase;
 pub use typed::{CSeq, Params, Via};
 pub use uri::{Scheme, Uri, UriError};

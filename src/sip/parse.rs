@@ -152,10 +152,7 @@ pub fn parse_head(buf: &Bytes) -> Result<Head, ParseError> {
             continue;
         }
         folded = None;
-        let colon = bytes
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(ParseError::BadHeaderLine)?;
+        let colon = memchr::memchr(b':', bytes).ok_or(ParseError::BadHeaderLine)?;
         let name = trim_end(&bytes[..colon]);
         if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
             return Err(ParseError::BadHeaderLine);
@@ -268,7 +265,7 @@ fn parse_start_line(buf: &Bytes, (s, e): (usize, usize)) -> Result<StartLine, Pa
 /// Finds the line starting at `pos`: returns its content range (without CR/LF) and the
 /// offset after its LF. `None` when no LF follows.
 fn next_line(buf: &[u8], pos: usize) -> Option<((usize, usize), usize)> {
-    let nl = pos + buf.get(pos..)?.iter().position(|&b| b == b'\n')?;
+    let nl = pos + memchr::memchr(b'\n', buf.get(pos..)?)?;
     let end = if nl > pos && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -296,9 +293,26 @@ fn ascii(b: &[u8]) -> Option<&str> {
 }
 
 /// RFC 3261 §25.1 `token` characters.
+#[inline]
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[usize::from(b)]
 }
+
+/// Lookup table for `is_token_char` (called per octet of every header name).
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
