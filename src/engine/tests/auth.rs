@@ -289,3 +289,49 @@ fn configured_domain_is_the_realm_and_other_domains_are_refused() {
     assert_eq!(r.status, 403);
     assert_eq!(net.engine.stats().auth_challenges, 1);
 }
+
+#[test]
+fn rfc2069_client_without_qop_is_answered() {
+    // Old clients ignore qop and send no nc/cnonce; there is then no count to replay.
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(src, &phone.register(&[]));
+    phone.learn(&r);
+    if let Some(ch) = phone.challenge.as_mut() {
+        ch.qop.clear();
+    }
+    let msg = phone.register(&[]);
+    assert!(!msg.contains("nc=") && !msg.contains("qop="), "{msg}");
+    assert_eq!(net.ask(src, &msg).status, 200);
+}
+
+#[test]
+fn rfc8760_several_algorithms_strongest_first_and_sha256_answered() {
+    use crate::auth::Algorithm;
+    let mut net = Net::with(|c| c.digest_algorithms = vec![Algorithm::Md5, Algorithm::Sha256]);
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(src, &phone.register(&[]));
+    assert_eq!(r.status, 401);
+    let offered: Vec<DigestChallenge> = headers(&r, "WWW-Authenticate")
+        .into_iter()
+        .flat_map(|v| crate::auth::parse_challenges(v).unwrap())
+        .map(|c| match c {
+            Challenge::Digest(d) => d,
+            Challenge::Other(o) => panic!("unexpected {o:?}"),
+        })
+        .collect();
+    let algs: Vec<Algorithm> = offered.iter().map(|c| c.algorithm).collect();
+    assert_eq!(algs, [Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(offered[0].nonce, offered[1].nonce);
+
+    phone.challenge = Some(offered[0].clone());
+    let msg = phone.register(&[]);
+    assert!(msg.contains("algorithm=SHA-256"), "{msg}");
+    assert_eq!(net.ask(src, &msg).status, 200);
+    // MD5 answers stay acceptable while MD5 is offered.
+    phone.challenge = Some(offered[1].clone());
+    phone.nc = 1;
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+}

@@ -267,6 +267,19 @@ fn nat_binding_records_the_packet_source() {
 }
 
 #[test]
+fn nat_detected_from_a_private_contact_behind_a_public_via() {
+    // A phone that learnt its public address (STUN) puts it in Via but not in Contact.
+    let mut net = Net::new();
+    let src = addr("203.0.113.9:40000");
+    let mut phone = Phone::new("alice", "1234", "203.0.113.9:40000");
+    let r = net.register(&mut phone, src, &["Contact: <sip:alice@10.0.0.5:5060>"]);
+    assert_eq!(r.status, 200);
+    let b = &net.store.lookup(AOR, net.now)[0];
+    assert!(b.nat);
+    assert_eq!(b.source, Peer::new(Transport::Udp, src));
+}
+
+#[test]
 fn third_party_registration_without_nat_keeps_the_contact() {
     let mut net = Net::new();
     let src = addr("198.51.100.7:5060");
