@@ -202,7 +202,12 @@ async fn options_over_udp_and_tcp() {
     for ua in [&mut udp, &mut tcp] {
         let msg = ua.options_request();
         let r = ua.ask(&msg).await;
-        assert_eq!((r.status, reason(&r).as_str()), (200, "OK"), "{:?}", ua.transport());
+        assert_eq!(
+            (r.status, reason(&r).as_str()),
+            (200, "OK"),
+            "{:?}",
+            ua.transport()
+        );
         assert_eq!(header(&r, "Allow"), Some(ALLOW));
         assert_eq!(header(&r, "Accept"), Some("application/sdp"));
     }
@@ -234,15 +239,15 @@ async fn register_over_tcp_records_the_connection() {
     let b = d.bindings("bob@127.0.0.1");
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].source, Peer::new(Transport::Tcp, ua.local));
-    assert!(b[0].connection.is_some(), "the binding names its TCP connection");
+    assert!(
+        b[0].connection.is_some(),
+        "the binding names its TCP connection"
+    );
     assert!(!b[0].nat);
 
     // Over the same connection a second REGISTER (refresh) keeps it.
     let msg = ua.register_request(&[]);
     assert_eq!(ua.ask(&msg).await.status, 200);
-    assert_eq!(
-        d.bindings("bob@127.0.0.1")[0].connection,
-        b[0].connection
-    );
+    assert_eq!(d.bindings("bob@127.0.0.1")[0].connection, b[0].connection);
     d.stop().await;
 }

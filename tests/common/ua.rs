@@ -119,7 +119,15 @@ impl Ua {
 
     /// A request with our Via (fresh branch, `rport`), Max-Forwards, From/To/Call-ID/CSeq,
     /// then `extra` header lines, credentials for the last challenge (next nc) and `body`.
-    pub fn request(&mut self, method: &str, ruri: &str, to: &str, cseq: u32, extra: &[&str], body: &str) -> String {
+    pub fn request(
+        &mut self,
+        method: &str,
+        ruri: &str,
+        to: &str,
+        cseq: u32,
+        extra: &[&str],
+        body: &str,
+    ) -> String {
         self.branches += 1;
         let mut lines = vec![
             format!("{method} {ruri} SIP/2.0"),
@@ -156,7 +164,11 @@ impl Ua {
     pub fn register_request_at(&mut self, cseq: u32, extra: &[&str]) -> String {
         let contact = format!("Contact: <{}>", self.contact_uri());
         let defaults = [contact.as_str(), "Expires: 3600"];
-        let extra = if extra.is_empty() { &defaults[..] } else { extra };
+        let extra = if extra.is_empty() {
+            &defaults[..]
+        } else {
+            extra
+        };
         let (ruri, to) = (self.server_uri(), format!("sip:{}", self.aor()));
         self.request("REGISTER", &ruri, &to, cseq, extra, "")
     }
@@ -247,7 +259,9 @@ impl Ua {
             match self.recv().await {
                 Message::Response(r) if r.status >= 200 => return r,
                 Message::Response(_) => continue,
-                Message::Request(r) => panic!("expected a response, got {} request", r.method.as_str()),
+                Message::Request(r) => {
+                    panic!("expected a response, got {} request", r.method.as_str())
+                }
             }
         }
     }
@@ -279,7 +293,13 @@ impl Ua {
     }
 
     /// Answers a request the server sent us with `status` (To tag added for non-100).
-    pub async fn reply(&mut self, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+    pub async fn reply(
+        &mut self,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) {
         let mut resp = response_to(req, status, reason);
         if status > 100 {
             set_to_tag(&mut resp, &self.tag);
@@ -314,7 +334,10 @@ pub fn reason(r: &Response) -> String {
 
 /// Header names in order (to compare two responses' shapes).
 pub fn header_names(r: &Response) -> Vec<String> {
-    r.headers.iter().map(|h| h.name.as_str().to_string()).collect()
+    r.headers
+        .iter()
+        .map(|h| h.name.as_str().to_string())
+        .collect()
 }
 
 /// The first Digest challenge of a 401/407.
