@@ -312,3 +312,36 @@ fn register_over_tcp_records_the_connection() {
     assert_eq!(b.source, Peer::new(Transport::Tcp, src));
     assert!(!b.nat);
 }
+
+#[test]
+fn rfc3261_20_10_contact_without_angle_brackets_takes_its_params_as_header_params() {
+    let mut net = Net::new();
+    let (mut phone, src) = alice();
+    let r = net.register(
+        &mut phone,
+        src,
+        &["Contact: sip:alice@10.0.0.9:5060;expires=120;q=0.7"],
+    );
+    assert_eq!(
+        headers(&r, "Contact"),
+        ["<sip:alice@10.0.0.9:5060>;q=0.7;expires=120"]
+    );
+    assert_eq!(net.aor_contacts(AOR), ["sip:alice@10.0.0.9:5060"]);
+}
+
+#[test]
+fn rfc5626_instance_id_is_echoed_and_identifies_the_device() {
+    let mut net = Net::new();
+    let (mut phone, src) = alice();
+    let first = "Contact: <sip:alice@10.0.0.1:5060>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1";
+    let r = net.register(&mut phone, src, &[first]);
+    assert_eq!(
+        headers(&r, "Contact"),
+        ["<sip:alice@10.0.0.1:5060>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1;expires=3600"]
+    );
+    // The same device from a new address replaces its binding instead of adding one.
+    let moved = first.replace("10.0.0.1", "10.0.0.2");
+    let r = net.ask(src, &phone.register(&[&moved]));
+    assert_eq!(headers(&r, "Contact").len(), 1);
+    assert_eq!(net.aor_contacts(AOR), ["sip:alice@10.0.0.2:5060"]);
+}
