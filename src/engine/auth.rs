@@ -13,6 +13,8 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AuthKind {
     Www,
+    /// INVITE/MESSAGE authentication (`auth_calls`); the B2BUA is the first user.
+    #[allow(dead_code)]
     Proxy,
 }
 

@@ -19,7 +19,7 @@ use crate::sip::{parse, HeaderName, Message, Method, Request, Response};
 use crate::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
 };
-use crate::transport::{route_response, Inbound, Origin, Payload, SendFailure};
+use crate::transport::{route_response, stamp_received, Inbound, Origin, Payload, SendFailure};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
@@ -189,8 +189,11 @@ impl Engine {
         // Answer 400 when the head still reads as a request we can address; drop the rest
         // (responses, garbage) silently as RFC 3261 §18.3 allows.
         if let Ok(head) = parse::parse_head(raw) {
-            if let Message::Request(req) = head.message {
+            if let Message::Request(mut req) = head.message {
                 if req.method != Method::Ack && req.headers.core().is_ok() {
+                    // The transport stamps only requests that parsed; without received/rport
+                    // this 400 would go to the sent-by address, unreachable behind NAT.
+                    let _ = stamp_received(&mut req.headers, origin.source);
                     let mut resp = crate::sip::response_to(&req, 400, error.reason_phrase());
                     self.finish_response(&mut resp);
                     let to = response_peer(&req, origin);

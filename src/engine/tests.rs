@@ -1,1 +1,355 @@
+//! Scenario tests of the whole engine on a virtual clock: messages go in as the transport
+//! would hand them over (parsed, top Via stamped), transmits come out of `poll_transmit`, and
+//! time moves only when a test says so, timer by timer in deadline order (quinn's
+//! `tests/util.rs` way). The nonce secret and the random seed are fixed; wall time starts at
+//! the seed trace's Date so the 200 OK can be compared with FreeSWITCH's.
+//!
+//! The harness never reads a real clock and never sleeps. Submodules hold the scenarios:
+//! `auth` (RFC 3261 §22 digest flows), `binding` (§10.3 bindings, expiry, NAT) and `server`
+//! (OPTIONS, 501, 400, retransmissions).
 
+mod auth;
+mod binding;
+mod server;
+
+use super::{Engine, EngineConfig};
+use crate::auth::{Answer, Secret};
+use crate::auth::{Challenge, DigestChallenge, DigestCredentials, NonceSecret};
+use crate::clock::from_unix;
+use crate::config::{User, Users};
+use crate::net::{Peer, Transport};
+use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
+use crate::sip::{parse_datagram, HeaderName, Message, Response};
+use crate::transaction::{TransactionConfig, Transmit};
+use crate::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The seed's server and Zoiper's address.
+const SERVER: &str = "192.168.4.4:5060";
+const ZOIPER: &str = "192.168.4.4:5090";
+/// Unix time of the seed's `Date: Tue, 27 Apr 2010 12:30:57 GMT`.
+const SEED_WALL: u64 = 1_272_371_457;
+const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+fn user(id: &str, password: &str, enabled: bool) -> User {
+    User {
+        id: id.into(),
+        secret: Secret::Password(password.into()),
+        display_name: None,
+        enabled,
+        file: PathBuf::from("test-users.toml"),
+        line: 1,
+    }
+}
+
+/// alice and bob as shipped (password 1234), and a disabled carol.
+fn users() -> Users {
+    Users::from_list(vec![
+        user("alice", "1234", true),
+        user("bob", "1234", true),
+        user("carol", "carol-secret-99", false),
+    ])
+    .expect("distinct ids")
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        // Unset as in the shipped configuration: the realm is the request URI's host.
+        domain: None,
+        registrar: RegistrarConfig::default(),
+        digest_algorithms: vec![crate::auth::Algorithm::Md5],
+        nonce_lifetime: NONCE_LIFETIME,
+        auth_calls: true,
+        transactions: TransactionConfig::default(),
+        user_agent: "ferroswitch-test".into(),
+    }
+}
+
+/// The engine plus a virtual clock and the store it writes.
+struct Net {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    t0: Instant,
+    now: Instant,
+    local: SocketAddr,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net::with(|_| {})
+    }
+
+    fn with(tweak: impl FnOnce(&mut EngineConfig)) -> Net {
+        let mut cfg = config();
+        tweak(&mut cfg);
+        let store = Arc::new(MemoryStore::new());
+        let dyn_store: Arc<dyn LocationStore> = store.clone();
+        let engine = Engine::with_secret(
+            cfg,
+            users(),
+            dyn_store,
+            NonceSecret::from_bytes([7; 32]),
+            StdRng::seed_from_u64(3261),
+        );
+        let t0 = Instant::now();
+        Net {
+            engine,
+            store,
+            t0,
+            now: t0,
+            local: addr(SERVER),
+        }
+    }
+
+    /// Wall time moves with the virtual clock, starting at the seed's Date.
+    fn wall(&self) -> SystemTime {
+        from_unix(SEED_WALL) + (self.now - self.t0)
+    }
+
+    /// Hands `raw` to the engine as the transport would (parsed, top Via stamped, or
+    /// `Malformed`) and returns everything it sends at once.
+    fn deliver(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        connection: Option<u64>,
+        raw: &[u8],
+    ) -> Vec<Transmit> {
+        let payload = match parse_datagram(raw) {
+            Ok(mut m) => {
+                if let Message::Request(r) = &mut m {
+                    // As the transport does; a request without a usable Via is the
+                    // engine's to reject.
+                    let _ = stamp_received(&mut r.headers, source);
+                }
+                Payload::Message(m)
+            }
+            Err(error) => Payload::Malformed {
+                raw: Bytes::copy_from_slice(raw),
+                error,
+            },
+        };
+        let origin = Origin {
+            transport,
+            source,
+            local: self.local,
+            connection: connection.map(ConnectionId),
+        };
+        let (now, wall) = (self.now, self.wall());
+        self.engine
+            .handle_inbound(now, wall, Inbound { payload, origin });
+        self.drain()
+    }
+
+    fn udp(&mut self, source: SocketAddr, raw: &str) -> Vec<Transmit> {
+        self.deliver(Transport::Udp, source, None, raw.as_bytes())
+    }
+
+    /// Sends `raw` over UDP and expects exactly one response back to `source`.
+    fn ask(&mut self, source: SocketAddr, raw: &str) -> Response {
+        let out = self.udp(source, raw);
+        assert_eq!(out.len(), 1, "expected one response, got {out:?}");
+        assert_eq!(out[0].to, Peer::new(Transport::Udp, source));
+        response(&out[0])
+    }
+
+    fn drain(&mut self) -> Vec<Transmit> {
+        std::iter::from_fn(|| self.engine.poll_transmit()).collect()
+    }
+
+    /// Moves the clock to `until`, firing every timer on its own deadline on the way.
+    /// Returns what the timers sent.
+    fn run_until(&mut self, until: Instant) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        while let Some(deadline) = self.engine.poll_timeout().filter(|d| *d <= until) {
+            // A deadline already in the past fires "now", as a late driver would.
+            self.now = self.now.max(deadline);
+            let (now, wall) = (self.now, self.wall());
+            self.engine.handle_timeout(now, wall);
+            out.extend(self.drain());
+        }
+        self.now = until;
+        out
+    }
+
+    fn advance(&mut self, d: Duration) -> Vec<Transmit> {
+        self.run_until(self.now + d)
+    }
+
+    fn aor_contacts(&self, aor: &str) -> Vec<String> {
+        self.store
+            .lookup(aor, self.now)
+            .into_iter()
+            .map(|b| b.contact)
+            .collect()
+    }
+}
+
+fn response(t: &Transmit) -> Response {
+    match parse_datagram(&t.bytes) {
+        Ok(Message::Response(r)) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.headers.get_str(&HeaderName::from_wire(name))
+}
+
+fn headers<'a>(r: &'a Response, name: &str) -> Vec<&'a str> {
+    let name = HeaderName::from_wire(name);
+    r.headers
+        .iter()
+        .filter(|h| h.name == name)
+        .filter_map(|h| h.value_str())
+        .collect()
+}
+
+fn reason(r: &Response) -> String {
+    String::from_utf8_lossy(&r.reason).into_owned()
+}
+
+/// The single Digest challenge of a 401.
+fn challenge_of(r: &Response) -> DigestChallenge {
+    assert_eq!(r.status, 401, "not a 401: {} {}", r.status, reason(r));
+    let values = headers(r, "WWW-Authenticate");
+    assert_eq!(values.len(), 1, "one challenge with MD5 only: {values:?}");
+    match crate::auth::parse_challenges(values[0])
+        .expect("challenge parses")
+        .as_slice()
+    {
+        [Challenge::Digest(c)] => c.clone(),
+        other => panic!("not one Digest challenge: {other:?}"),
+    }
+}
+
+/// A phone: builds REGISTERs (and other requests) the way Zoiper does, answers challenges
+/// with the client side of `crate::auth`, counts CSeq and nc.
+struct Phone {
+    user: String,
+    password: String,
+    /// The request URI's host (= the realm when no domain is configured).
+    domain: String,
+    /// Via sent-by and transport token.
+    via: String,
+    transport: &'static str,
+    contact: String,
+    call_id: String,
+    tag: String,
+    cseq: u32,
+    branches: u32,
+    challenge: Option<DigestChallenge>,
+    nc: u32,
+}
+
+impl Phone {
+    fn new(user: &str, password: &str, via: &str) -> Phone {
+        Phone {
+            user: user.into(),
+            password: password.into(),
+            domain: "192.168.4.4".into(),
+            via: via.into(),
+            transport: "UDP",
+            contact: format!("<sip:{user}@{via};transport=UDP>"),
+            call_id: format!("call-{user}-{via}"),
+            tag: format!("tag-{user}"),
+            cseq: 0,
+            branches: 0,
+            challenge: None,
+            nc: 0,
+        }
+    }
+
+    fn ruri(&self) -> String {
+        format!("sip:{}", self.domain)
+    }
+
+    /// A REGISTER with the next CSeq and a fresh branch; `extra` lines (Contact, Expires …)
+    /// replace the default `Contact` + `Expires: 3600` when given. Carries credentials for
+    /// the last challenge seen, with the next nc.
+    fn register(&mut self, extra: &[&str]) -> String {
+        self.cseq += 1;
+        let cseq = self.cseq;
+        self.request("REGISTER", cseq, extra)
+    }
+
+    /// The same, at a CSeq of the caller's choosing (out-of-order tests).
+    fn request(&mut self, method: &str, cseq: u32, extra: &[&str]) -> String {
+        self.branches += 1;
+        let mut lines = vec![
+            format!("{method} {} SIP/2.0", self.ruri()),
+            format!(
+                "Via: SIP/2.0/{} {};branch=z9hG4bK-test-{}-{};rport",
+                self.transport, self.via, self.user, self.branches
+            ),
+            "Max-Forwards: 70".into(),
+            format!("To: <sip:{}@{}>", self.user, self.domain),
+            format!("From: <sip:{}@{}>;tag={}", self.user, self.domain, self.tag),
+            format!("Call-ID: {}", self.call_id),
+            format!("CSeq: {cseq} {method}"),
+        ];
+        if extra.is_empty() {
+            lines.push(format!("Contact: {}", self.contact));
+            lines.push("Expires: 3600".into());
+        } else {
+            lines.extend(extra.iter().map(|l| l.to_string()));
+        }
+        if let Some(auth) = self.authorization(method) {
+            lines.push(format!("Authorization: {auth}"));
+        }
+        lines.push("User-Agent: ferroswitch-test-phone".into());
+        lines.push("Content-Length: 0".into());
+        lines.join("\r\n") + "\r\n\r\n"
+    }
+
+    fn authorization(&mut self, method: &str) -> Option<String> {
+        let ch = self.challenge.clone()?;
+        self.nc += 1;
+        Some(self.credentials(&ch, method, self.nc).to_string())
+    }
+
+    fn credentials(&self, ch: &DigestChallenge, method: &str, nc: u32) -> DigestCredentials {
+        let uri = self.ruri();
+        DigestCredentials::answer(
+            ch,
+            &Answer {
+                username: &self.user,
+                password: &self.password,
+                method,
+                uri: &uri,
+                body: b"",
+                cnonce: "b4c6ac7e57fc76b85df9440994e2ede8",
+                nc,
+            },
+        )
+    }
+
+    /// Takes the challenge of a 401 (nc restarts with a new nonce).
+    fn learn(&mut self, r: &Response) {
+        self.challenge = Some(challenge_of(r));
+        self.nc = 0;
+    }
+}
+
+impl Net {
+    /// Registers `phone` from `source` with `extra` lines, answering one challenge if
+    /// needed; returns the final response.
+    fn register(&mut self, phone: &mut Phone, source: SocketAddr, extra: &[&str]) -> Response {
+        let first = self.ask(source, &phone.register(extra));
+        if first.status != 401 {
+            return first;
+        }
+        phone.learn(&first);
+        self.ask(source, &phone.register(extra))
+    }
+}

@@ -1,0 +1,337 @@
+//! Digest authentication of REGISTER (RFC 3261 §22, RFC 7616): the seed's exchange, the
+//! answers that must not tell accounts apart, nc replay and stale nonces on the virtual clock.
+
+use super::*;
+
+const SEED_01: &str = include_str!("../../../tests/data/trace/01-alice-register-noauth.sip");
+const SEED_03: &str = include_str!("../../../tests/data/trace/03-alice-register-authorization.sip");
+const SEED_CNONCE: &str = "b4c6ac7e57fc76b85df9440994e2ede8";
+const SEED_URI: &str = "sip:192.168.4.4;transport=UDP";
+
+/// The seed's Authorization value, rebuilt by our client code for `challenge`.
+fn seed_authorization(challenge: &DigestChallenge) -> String {
+    DigestCredentials::answer(
+        challenge,
+        &Answer {
+            username: "alice",
+            password: "1234",
+            method: "REGISTER",
+            uri: SEED_URI,
+            body: b"",
+            cnonce: SEED_CNONCE,
+            nc: 1,
+        },
+    )
+    .to_string()
+}
+
+/// Seed message 03 with its Authorization line replaced by `auth`.
+fn seed_03_with(auth: &str) -> String {
+    SEED_03
+        .split("\r\n")
+        .map(|l| {
+            if l.starts_with("Authorization:") {
+                format!("Authorization: {auth}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+fn header_names(r: &Response) -> Vec<String> {
+    r.headers
+        .iter()
+        .map(|h| h.name.as_str().to_string())
+        .collect()
+}
+
+#[test]
+fn seed_client_side_renders_zoipers_authorization_byte_for_byte() {
+    // With the seed's own nonce our client code must produce exactly Zoiper's header,
+    // so the engine tests below speak like the real phone.
+    let seed = DigestChallenge::new(
+        "192.168.4.4",
+        "62fb812c-71d2-4a36-93d6-e0008e6a63ee",
+        crate::auth::Algorithm::Md5,
+    );
+    let line = SEED_03
+        .split("\r\n")
+        .find(|l| l.starts_with("Authorization: "))
+        .expect("seed 03 has Authorization");
+    assert_eq!(
+        format!("Authorization: {}", seed_authorization(&seed)),
+        line
+    );
+}
+
+#[test]
+fn rfc3261_22_seed_register_flow_401_then_200() {
+    let mut net = Net::new();
+    let zoiper = addr(ZOIPER);
+
+    // 01 → 401 with realm, a fresh nonce, algorithm=MD5, qop="auth", in the seed's layout.
+    let r401 = net.ask(zoiper, SEED_01);
+    assert_eq!((r401.status, reason(&r401).as_str()), (401, "Unauthorized"));
+    let ch = challenge_of(&r401);
+    assert_eq!(ch.realm, "192.168.4.4");
+    assert!(!ch.stale);
+    assert_eq!(
+        header(&r401, "WWW-Authenticate").unwrap(),
+        format!(
+            "Digest realm=\"192.168.4.4\", nonce=\"{}\", algorithm=MD5, qop=\"auth\"",
+            ch.nonce
+        )
+    );
+    let via = header(&r401, "Via").unwrap();
+    assert!(via.contains("rport=5090"), "{via}");
+    assert!(r401.headers.to_tag().is_some());
+    assert_eq!(r401.headers.cseq().unwrap().seq, 1);
+    assert_eq!(
+        r401.headers.call_id(),
+        Some("NmFjNzA3MWY1MDI3NGViMjY1N2QwZDlmZWQ5ZGY2OGE.")
+    );
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+
+    // 03 with the answer to our nonce → 200 listing the contact, and a Date.
+    let r200 = net.ask(zoiper, &seed_03_with(&seed_authorization(&ch)));
+    assert_eq!((r200.status, reason(&r200).as_str()), (200, "OK"));
+    assert_eq!(
+        headers(&r200, "Contact"),
+        ["<sip:alice@192.168.4.4:5090;rinstance=d42207a765c0626b;transport=UDP>;expires=3600"]
+    );
+    assert_eq!(header(&r200, "Date"), Some("Tue, 27 Apr 2010 12:30:57 GMT"));
+    assert_eq!(r200.headers.cseq().unwrap().seq, 2);
+
+    let bindings = net.store.lookup("alice@192.168.4.4", net.now);
+    assert_eq!(bindings.len(), 1);
+    let b = &bindings[0];
+    assert_eq!(
+        b.contact,
+        "sip:alice@192.168.4.4:5090;rinstance=d42207a765c0626b;transport=UDP"
+    );
+    assert_eq!(b.source, Peer::new(Transport::Udp, zoiper));
+    assert_eq!(b.local, addr(SERVER));
+    assert!(!b.nat, "Via matches the source: no NAT");
+    assert_eq!(b.user_agent.as_deref(), Some("Zoiper rev.5415"));
+    assert_eq!(b.expires_at, net.now + Duration::from_secs(3600));
+
+    let s = net.engine.stats();
+    assert_eq!(
+        (s.registrations, s.auth_challenges, s.auth_failures),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn rfc3261_22_wrong_password_is_403() {
+    let mut net = Net::new();
+    let mut phone = Phone::new("alice", "4321", ZOIPER);
+    let r = net.register(&mut phone, addr(ZOIPER), &[]);
+    assert_eq!((r.status, reason(&r).as_str()), (403, "Forbidden"));
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+    assert_eq!(net.engine.stats().auth_failures, 1);
+    assert_eq!(net.engine.stats().registrations, 0);
+}
+
+#[test]
+fn unknown_user_gets_the_same_answers_as_a_wrong_password() {
+    let mut net = Net::new();
+    let mut wrong = Phone::new("alice", "4321", "192.168.4.10:5060");
+    let mut nobody = Phone::new("mallory", "1234", "192.168.4.11:5060");
+
+    let c1 = net.ask(addr("192.168.4.10:5060"), &wrong.register(&[]));
+    let c2 = net.ask(addr("192.168.4.11:5060"), &nobody.register(&[]));
+    assert_eq!((c1.status, c2.status), (401, 401));
+    assert_eq!(header_names(&c1), header_names(&c2));
+    wrong.learn(&c1);
+    nobody.learn(&c2);
+
+    let f1 = net.ask(addr("192.168.4.10:5060"), &wrong.register(&[]));
+    let f2 = net.ask(addr("192.168.4.11:5060"), &nobody.register(&[]));
+    assert_eq!(f1.status, 403);
+    assert_eq!(f1.status, f2.status);
+    assert_eq!(f1.reason, f2.reason);
+    assert_eq!(header_names(&f1), header_names(&f2));
+    assert_eq!(net.store.counts(), (0, 0));
+}
+
+#[test]
+fn disabled_user_with_the_right_password_is_403() {
+    let mut net = Net::new();
+    let mut carol = Phone::new("carol", "carol-secret-99", "192.168.4.12:5060");
+    let r = net.register(&mut carol, addr("192.168.4.12:5060"), &[]);
+    assert_eq!((r.status, reason(&r).as_str()), (403, "Forbidden"));
+    assert_eq!(net.store.counts(), (0, 0));
+}
+
+#[test]
+fn authenticated_as_another_user_is_403() {
+    // bob's credentials on a REGISTER for alice's address-of-record.
+    let mut net = Net::new();
+    let mut bob = Phone::new("bob", "1234", ZOIPER);
+    let ch = challenge_of(&net.ask(addr(ZOIPER), &bob.register(&[])));
+    let creds = bob.credentials(&ch, "REGISTER", 1);
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    let msg = alice.register(&[]).replace(
+        "User-Agent:",
+        &format!("Authorization: {creds}\r\nUser-Agent:"),
+    );
+    let r = net.ask(addr(ZOIPER), &msg);
+    assert_eq!(r.status, 403);
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+}
+
+#[test]
+fn rfc7616_replayed_nc_gets_401_stale() {
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    assert_eq!(net.register(&mut phone, src, &[]).status, 200);
+    let nonce = phone.challenge.clone().unwrap().nonce;
+
+    // The same nonce with the next nc is fine: phones refresh like that.
+    assert_eq!(phone.nc, 1);
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+
+    // nc 2 again (a new transaction, so the registrar sees it): a replay.
+    phone.nc = 1;
+    let r = net.ask(src, &phone.register(&[]));
+    let ch = challenge_of(&r);
+    assert!(
+        ch.stale,
+        "a replay from someone who knows the password: stale=true"
+    );
+    assert_ne!(ch.nonce, nonce, "a fresh nonce");
+    // A decreasing nc is refused the same way.
+    phone.nc = 0;
+    assert!(challenge_of(&net.ask(src, &phone.register(&[]))).stale);
+
+    phone.learn(&r);
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+    assert_eq!(net.engine.stats().registrations, 3);
+}
+
+#[test]
+fn rfc7616_stale_nonce_after_its_lifetime_then_reregister() {
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let first = net.ask(src, &phone.register(&[]));
+    phone.learn(&first);
+    let nonce = phone.challenge.clone().unwrap().nonce;
+
+    // Valid up to and including its lifetime …
+    net.advance(NONCE_LIFETIME);
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+    // … one second later it is stale: the right password earns a new nonce with stale=true.
+    net.advance(Duration::from_secs(1));
+    let r = net.ask(src, &phone.register(&[]));
+    let ch = challenge_of(&r);
+    assert!(ch.stale);
+    assert_ne!(ch.nonce, nonce);
+    assert_eq!(ch.realm, "192.168.4.4");
+
+    // A wrong password on the stale nonce is not told that it was only stale.
+    let mut guesser = Phone::new("alice", "0000", "192.168.4.20:5060");
+    guesser.challenge = Some(DigestChallenge::new(
+        "192.168.4.4",
+        &nonce,
+        crate::auth::Algorithm::Md5,
+    ));
+    assert_eq!(
+        net.ask(addr("192.168.4.20:5060"), &guesser.register(&[]))
+            .status,
+        403
+    );
+
+    // The phone re-registers with the new nonce without asking its user.
+    phone.learn(&r);
+    let ok = net.ask(src, &phone.register(&[]));
+    assert_eq!(ok.status, 200);
+    assert_eq!(net.aor_contacts("alice@192.168.4.4").len(), 1);
+}
+
+#[test]
+fn credentials_for_another_realm_get_a_fresh_challenge() {
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    phone.challenge = Some(DigestChallenge::new(
+        "elsewhere.example",
+        "0123456789abcdef",
+        crate::auth::Algorithm::Md5,
+    ));
+    let r = net.ask(src, &phone.register(&[]));
+    let ch = challenge_of(&r);
+    assert_eq!(ch.realm, "192.168.4.4");
+    assert!(!ch.stale);
+    assert_eq!(net.engine.stats().auth_failures, 0);
+}
+
+#[test]
+fn configured_domain_is_the_realm_and_other_domains_are_refused() {
+    let mut net = Net::with(|c| c.domain = Some("ferro.example".into()));
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    phone.domain = "ferro.example".into();
+    let r = net.ask(src, &phone.register(&[]));
+    assert_eq!(challenge_of(&r).realm, "ferro.example");
+    phone.learn(&r);
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+    assert_eq!(net.aor_contacts("alice@ferro.example").len(), 1);
+
+    // The request URI may name our address, but the To must be in our domain.
+    let mut stranger = Phone::new("alice", "1234", "192.168.4.21:5060");
+    stranger.domain = "other.example".into();
+    let r = net.ask(addr("192.168.4.21:5060"), &stranger.register(&[]));
+    assert_eq!(r.status, 403);
+    assert_eq!(net.engine.stats().auth_challenges, 1);
+}
+
+#[test]
+fn rfc2069_client_without_qop_is_answered() {
+    // Old clients ignore qop and send no nc/cnonce; there is then no count to replay.
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(src, &phone.register(&[]));
+    phone.learn(&r);
+    if let Some(ch) = phone.challenge.as_mut() {
+        ch.qop.clear();
+    }
+    let msg = phone.register(&[]);
+    assert!(!msg.contains("nc=") && !msg.contains("qop="), "{msg}");
+    assert_eq!(net.ask(src, &msg).status, 200);
+}
+
+#[test]
+fn rfc8760_several_algorithms_strongest_first_and_sha256_answered() {
+    use crate::auth::Algorithm;
+    let mut net = Net::with(|c| c.digest_algorithms = vec![Algorithm::Md5, Algorithm::Sha256]);
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(src, &phone.register(&[]));
+    assert_eq!(r.status, 401);
+    let offered: Vec<DigestChallenge> = headers(&r, "WWW-Authenticate")
+        .into_iter()
+        .flat_map(|v| crate::auth::parse_challenges(v).unwrap())
+        .map(|c| match c {
+            Challenge::Digest(d) => d,
+            Challenge::Other(o) => panic!("unexpected {o:?}"),
+        })
+        .collect();
+    let algs: Vec<Algorithm> = offered.iter().map(|c| c.algorithm).collect();
+    assert_eq!(algs, [Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(offered[0].nonce, offered[1].nonce);
+
+    phone.challenge = Some(offered[0].clone());
+    let msg = phone.register(&[]);
+    assert!(msg.contains("algorithm=SHA-256"), "{msg}");
+    assert_eq!(net.ask(src, &msg).status, 200);
+    // MD5 answers stay acceptable while MD5 is offered.
+    phone.challenge = Some(offered[1].clone());
+    phone.nc = 1;
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
+}

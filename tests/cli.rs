@@ -1,0 +1,292 @@
+//! The `ferroswitch` binary as an operator runs it: `check-config` on the shipped and on a
+//! broken configuration, `hash-password`, and the daemon itself answering OPTIONS and
+//! exiting cleanly on SIGTERM. Every wait on the child process is bounded; a child still
+//! running when a test fails is killed (it is ours, by its pid).
+
+mod common;
+
+use common::{write_config, TempDir, USERS_TOML, WAIT};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn ferroswitch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ferroswitch"));
+    // The test's own environment must not change the binary's logging.
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/ferroswitch.toml")
+}
+
+/// What a finished run printed.
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with `stdin` as its input, to completion, bounded by `limit`. Output is read on
+/// threads so a chatty child cannot block on a full pipe.
+fn run(mut cmd: Command, stdin: &[u8], limit: Duration) -> Output {
+    let mut child = Guard(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferroswitch"),
+    );
+    let stdout = drain(child.0.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.0.stderr.take().expect("piped stderr"));
+    {
+        let mut input = child.0.stdin.take().expect("piped stdin");
+        input.write_all(stdin).expect("write stdin");
+    } // closed here: the child sees end of input
+    let status = wait_exit(&mut child.0, limit);
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        text(&rx.recv_timeout(WAIT).expect("output collected after exit"))
+    };
+    Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    rx
+}
+
+/// Kills the child on drop (it is ours, by its pid), so a failing test leaves no daemon
+/// behind; after a normal exit the kill is a no-op.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until the child exits, at most `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ferroswitch did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config_and_warns_about_alice_and_bob() {
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config")
+        .arg("--config")
+        .arg(shipped_config());
+    let out = run(cmd, b"", WAIT);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+    for user in ["alice", "bob"] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!("user \"{user}\"")) && l.contains("weak password"))
+            .unwrap_or_else(|| panic!("no weak-password warning for {user}:\n{stderr}"));
+        assert!(line.starts_with("warning: "), "{line}");
+        assert!(line.contains("demo.toml"), "names the users file: {line}");
+    }
+    // The extensions have strong passwords: no warning for them.
+    assert!(!stderr.contains("user \"1000\""), "{stderr}");
+}
+
+#[test]
+fn check_config_refuses_a_broken_config_naming_file_and_key() {
+    let dir = TempDir::new("cli-broken");
+    let path = write_config(
+        &dir,
+        "[server]\nlisten = [\"udp:127.0.0.1:0\"]\n\n[registrar]\nmin_expires = 0\n",
+        USERS_TOML,
+    );
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    let stderr = &out.stderr;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(
+        line.contains(&path.display().to_string()),
+        "names the file: {line}"
+    );
+    assert!(line.contains(":5:"), "names the line: {line}");
+    assert!(
+        line.contains("registrar.min_expires"),
+        "names the key: {line}"
+    );
+
+    // An unknown key (strict TOML) is refused the same way.
+    let path = write_config(&dir, "[registrar]\nmin_expire = 60\n", USERS_TOML);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    let stderr = &out.stderr;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("min_expire"), "{stderr}");
+
+    // The daemon itself refuses to start on it, with the same message.
+    let mut cmd = ferroswitch();
+    cmd.arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("min_expire"), "{}", out.stderr);
+}
+
+#[test]
+fn hash_password_prints_the_ha1_the_seed_was_made_with() {
+    let mut cmd = ferroswitch();
+    cmd.args(["hash-password", "alice", "192.168.4.4"]);
+    let out = run(cmd, b"1234\n", WAIT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let ha1 = out.stdout.trim().to_string();
+    assert_eq!(ha1, format!("{:x}", md5::compute("alice:192.168.4.4:1234")));
+
+    // That HA1 reproduces Zoiper's response in the seed's message 03 (RFC 2617 §3.2.2.1).
+    let ha2 = format!(
+        "{:x}",
+        md5::compute("REGISTER:sip:192.168.4.4;transport=UDP")
+    );
+    let response = md5::compute(format!(
+        "{ha1}:62fb812c-71d2-4a36-93d6-e0008e6a63ee:00000001:b4c6ac7e57fc76b85df9440994e2ede8:auth:{ha2}"
+    ));
+    assert_eq!(format!("{response:x}"), "32b5ddaea8647a3becd25cb84346b1c3");
+
+    let mut cmd = ferroswitch();
+    cmd.args(["hash-password", "alice", "192.168.4.4"]);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1), "an empty password is refused");
+}
+
+/// Reads the child's stderr on a thread and hands the lines over a channel, so waiting for
+/// one is bounded.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a stderr line containing `needle`; returns it.
+fn wait_line(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => panic!(
+                "no line containing {needle:?}; stderr so far:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[test]
+fn daemon_answers_options_and_exits_0_on_sigterm() {
+    let dir = TempDir::new("cli-daemon");
+    let path = write_config(
+        &dir,
+        "[server]\nlisten = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]\n",
+        USERS_TOML,
+    );
+    let mut cmd = ferroswitch();
+    cmd.arg("--config")
+        .arg(&path)
+        .args(["--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("spawn the daemon"));
+    let lines = stderr_lines(&mut child.0);
+    let mut seen = Vec::new();
+
+    // Port 0 in the config: the daemon logs the port it got.
+    let line = wait_line(&lines, "listening on udp:", &mut seen);
+    let port_text = line.rsplit("listening on udp:").next().unwrap_or_default();
+    let server: std::net::SocketAddr = port_text
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("cannot read the address in {line:?}: {e}"));
+
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    sock.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let local = sock.local_addr().expect("local addr");
+    let options = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-cli-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         To: <sip:{server}>\r\n\
+         From: <sip:monitor@{local}>;tag=cli\r\n\
+         Call-ID: cli-options@{local}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(options.as_bytes(), server)
+        .expect("send OPTIONS");
+    let mut buf = [0u8; 4096];
+    let (n, from) = sock
+        .recv_from(&mut buf)
+        .expect("an answer to OPTIONS in time");
+    assert_eq!(from, server);
+    let answer = text(&buf[..n]);
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\r\nAllow: "), "{answer}");
+
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let status = wait_exit(&mut child.0, WAIT);
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    wait_line(&lines, "stopped", &mut seen);
+}
