@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod dialog;
 pub mod net;
 pub mod registrar;
 pub mod sip;
