@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cdr;
 pub mod clock;
 pub mod config;
+pub mod dialog;
 pub mod engine;
 pub mod net;
 pub mod registrar;
