@@ -31,7 +31,46 @@ pub struct Config {
     pub server: ServerConfig,
     pub registrar: RegistrarConfig,
     pub log: LogConfig,
+    pub calls: CallsConfig,
     pub users: Users,
+}
+
+/// `[calls]`: the B2BUA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallsConfig {
+    /// Challenge calls from local users with 407 (FreeSWITCH's `auth-calls`). `None` only
+    /// inside the parser; `[registrar] auth_calls` is accepted as an older spelling.
+    pub auth_calls: Option<bool>,
+    /// No answer after this long: CANCEL the callee, 480 to the caller.
+    pub call_timeout: Duration,
+    /// More concurrent calls get 503 with Retry-After.
+    pub max_calls: usize,
+    /// Where CDRs are appended (JSON lines), resolved against the config file's directory;
+    /// `None`: no CDRs are written.
+    pub cdr_file: Option<PathBuf>,
+    /// RFC 4028 interval we ask for and cap requests at, in seconds.
+    pub session_expires: u32,
+    /// RFC 4028 Min-SE we accept, in seconds (at least 90).
+    pub min_se: u32,
+}
+
+impl Default for CallsConfig {
+    fn default() -> CallsConfig {
+        CallsConfig {
+            auth_calls: None,
+            call_timeout: Duration::from_secs(60),
+            max_calls: 10_000,
+            cdr_file: None,
+            session_expires: 1800,
+            min_se: 90,
+        }
+    }
+}
+
+impl CallsConfig {
+    pub fn auth_calls(&self) -> bool {
+        self.auth_calls.unwrap_or(true)
+    }
 }
 
 /// `[server]`.
@@ -165,6 +204,7 @@ impl Config {
                 server: parsed.server,
                 registrar: parsed.registrar,
                 log: parsed.log,
+                calls: parsed.calls,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
