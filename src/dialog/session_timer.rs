@@ -283,6 +283,14 @@ impl SessionTimer {
         }))
     }
 
+    /// The timer after a 2xx to a refresh we sent: the 2xx's Session-Expires when it has
+    /// one (§7.2). A 2xx without one comes from a peer that does not do timers (the seed's
+    /// X-Lite); §7.2 would then drop the timer, but a B2BUA keeps its own to clear dead
+    /// calls, so the current timer stays and we go on refreshing.
+    pub fn refreshed_by(&self, response: &Headers) -> Result<SessionTimer, SessionTimerError> {
+        Ok(SessionTimer::negotiate_uac(response)?.unwrap_or(*self))
+    }
+
     pub fn interval(&self) -> Duration {
         Duration::from_secs(u64::from(self.interval_secs))
     }

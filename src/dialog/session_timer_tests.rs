@@ -217,3 +217,20 @@ fn too_small_response_carries_min_se() {
     assert_eq!(r.headers.get_str(&HeaderName::MinSe), Some("120"));
     assert_eq!(r.headers.cseq().unwrap().seq, 2);
 }
+
+#[test]
+fn refresh_answer_replaces_or_keeps_the_timer() {
+    let ours = SessionTimer {
+        interval_secs: 120,
+        refresher: Refresher::Uas,
+        local_refresher: true,
+    };
+    assert_eq!(ours.refreshed_by(&Headers::new()), Ok(ours));
+    let t = ours
+        .refreshed_by(&headers(&[("Session-Expires", "600;refresher=uas")]))
+        .unwrap();
+    assert_eq!((t.interval_secs, t.local_refresher), (600, false));
+    assert!(ours
+        .refreshed_by(&headers(&[("Session-Expires", "x")]))
+        .is_err());
+}

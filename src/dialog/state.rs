@@ -268,8 +268,9 @@ impl Dialog {
 
     /// Makes our response to `req` (a request received in this dialog, or the one creating
     /// it) a dialog response: our tag in To (not on a 100, §8.2.6.2), and on 101–299 the
-    /// request's Record-Route copied in order (§12.1.1) and our Contact (§12.1.1, §13.3.1)
-    /// unless the caller already set them.
+    /// request's Record-Route copied in order (§12.1.1) and, for target refresh requests,
+    /// our Contact (§12.1.1, §13.3.1; RFC 3428 keeps it out of MESSAGE), unless the caller
+    /// already set them.
     pub fn fill_response(&self, req: &Request, resp: &mut Response) {
         if resp.status != 100 {
             set_to_tag(resp, &self.key.local_tag);
@@ -282,7 +283,7 @@ impl Dialog {
                 resp.headers.0.push(h.clone());
             }
         }
-        if resp.headers.get(&HeaderName::Contact).is_none() && req.method != Method::Bye {
+        if resp.headers.get(&HeaderName::Contact).is_none() && is_target_refresh(&req.method) {
             resp.headers
                 .push(HeaderName::Contact, self.local_contact.to_bytes());
         }

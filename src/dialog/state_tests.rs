@@ -74,6 +74,18 @@ fn fill_response_tags_copies_record_route_and_adds_contact() {
     d.fill_response(&inv, &mut trying);
     assert_eq!(trying.headers.to_tag(), None);
     assert!(trying.headers.get(&HeaderName::Contact).is_none());
+    // Only target refreshes get our Contact in their 2xx.
+    for (method, contact) in [("INFO", false), ("MESSAGE", false), ("UPDATE", true)] {
+        let req = a_in_dialog(method, 3, "");
+        let mut ok = response_to(&req, 200, "OK");
+        d.fill_response(&req, &mut ok);
+        assert_eq!(
+            ok.headers.get(&HeaderName::Contact).is_some(),
+            contact,
+            "{method}"
+        );
+        assert_eq!(ok.headers.to_tag().as_deref(), Some("cDg7NyjpeSg4m"));
+    }
     let mut busy = response_to(&inv, 486, "Busy Here");
     d.fill_response(&inv, &mut busy);
     assert_eq!(busy.headers.to_tag().as_deref(), Some("cDg7NyjpeSg4m"));
