@@ -72,6 +72,19 @@ pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
 pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
+    let cdr = match &config.calls.cdr_file {
+        Some(path) => match CdrWriter::open(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(
+                    "cannot open the CDR file {}: {e}; no CDRs will be written",
+                    path.display()
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
     let engine = Engine::new(
         EngineConfig::from_config(config),
@@ -87,6 +100,7 @@ pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportErro
         events,
         shutdown_rx,
         stats.clone(),
+        cdr,
     ));
     Ok(Running {
         transport,
@@ -103,6 +117,7 @@ async fn drive(
     mut events: mpsc::Receiver<TransportEvent>,
     mut shutdown: watch::Receiver<bool>,
     stats: Arc<Mutex<EngineStats>>,
+    mut cdr: Option<CdrWriter>,
 ) {
     loop {
         let deadline = engine.poll_timeout();
@@ -129,6 +144,11 @@ async fn drive(
             _ = sleep => engine.handle_timeout(Instant::now(), SystemTime::now()),
         }
         flush(&mut engine, &transport);
+        while let Some(rec) = engine.poll_cdr() {
+            if let Some(w) = &mut cdr {
+                w.write(&rec);
+            }
+        }
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
     }
 }
@@ -148,6 +168,37 @@ fn flush(engine: &mut Engine, transport: &TransportHandle) {
             if let Some(key) = t.key {
                 engine.handle_send_error(Instant::now(), SystemTime::now(), &key);
             }
+        }
+    }
+}
+
+/// Appends CDRs to a file, one JSON line each, flushed per call so a crash loses none.
+struct CdrWriter {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl CdrWriter {
+    fn open(path: &std::path::Path) -> std::io::Result<CdrWriter> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(CdrWriter {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(&mut self, rec: &crate::cdr::CdrRecord) {
+        use std::io::Write;
+        let line = rec.to_json_line();
+        if let Err(e) = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+        {
+            tracing::error!("writing CDR to {}: {e}", self.path.display());
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod b2bua;
 pub mod cdr;
 pub mod clock;
 pub mod config;

@@ -320,6 +320,92 @@ fn bad_host(s: &str) -> Option<&'static str> {
     None
 }
 
+fn ranged(
+    p: &mut Problems<'_>,
+    v: Option<Spanned<i64>>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: u64,
+) -> u64 {
+    match v {
+        None => default,
+        Some(v) if range.contains(v.get_ref()) => *v.get_ref() as u64,
+        Some(v) => {
+            let msg = format!(
+                "{} is out of range ({} to {})",
+                v.get_ref(),
+                range.start(),
+                range.end()
+            );
+            p.bad(Some(v.span()), key, msg);
+            default
+        }
+    }
+}
+
+fn calls(p: &mut Problems<'_>, raw: RawCalls, file: &Path) -> CallsConfig {
+    let d = CallsConfig::default();
+    let call_timeout = ranged(
+        p,
+        raw.call_timeout,
+        "calls.call_timeout",
+        1..=3600,
+        d.call_timeout.as_secs(),
+    );
+    let max_calls = ranged(
+        p,
+        raw.max_calls,
+        "calls.max_calls",
+        1..=10_000_000,
+        d.max_calls as u64,
+    );
+    let min_se = ranged(
+        p,
+        raw.min_se,
+        "calls.min_se",
+        90..=86_400,
+        u64::from(d.min_se),
+    );
+    let session_expires = ranged(
+        p,
+        raw.session_expires,
+        "calls.session_expires",
+        90..=86_400,
+        u64::from(d.session_expires),
+    );
+    if session_expires < min_se {
+        p.bad(
+            None,
+            "calls.session_expires",
+            format!("{session_expires} is below min_se ({min_se})"),
+        );
+    }
+    let cdr_file = raw.cdr_file.and_then(|f| {
+        if f.get_ref().trim().is_empty() {
+            p.bad(
+                Some(f.span()),
+                "calls.cdr_file",
+                "must not be empty (leave it out to write no CDRs)".into(),
+            );
+            return None;
+        }
+        let path = Path::new(f.get_ref());
+        Some(if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            file.parent().unwrap_or(Path::new(".")).join(path)
+        })
+    });
+    CallsConfig {
+        auth_calls: raw.auth_calls,
+        call_timeout: Duration::from_secs(call_timeout),
+        max_calls: max_calls as usize,
+        cdr_file,
+        session_expires: session_expires as u32,
+        min_se: min_se as u32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,65 +432,5 @@ mod tests {
         ] {
             assert!(bad_host(bad).is_some(), "{bad}");
         }
-    }
-}
-
-fn ranged(
-    p: &mut Problems<'_>,
-    v: Option<Spanned<i64>>,
-    key: &str,
-    range: std::ops::RangeInclusive<i64>,
-    default: u64,
-) -> u64 {
-    match v {
-        None => default,
-        Some(v) if range.contains(v.get_ref()) => *v.get_ref() as u64,
-        Some(v) => {
-            let msg = format!(
-                "{} is out of range ({} to {})",
-                v.get_ref(),
-                range.start(),
-                range.end()
-            );
-            p.bad(Some(v.span()), key, msg);
-            default
-        }
-    }
-}
-
-fn calls(p: &mut Problems<'_>, raw: RawCalls, file: &Path) -> CallsConfig {
-    let d = CallsConfig::default();
-    let call_timeout = ranged(p, raw.call_timeout, "calls.call_timeout", 1..=3600, d.call_timeout.as_secs());
-    let max_calls = ranged(p, raw.max_calls, "calls.max_calls", 1..=10_000_000, d.max_calls as u64);
-    let min_se = ranged(p, raw.min_se, "calls.min_se", 90..=86_400, u64::from(d.min_se));
-    let session_expires = ranged(
-        p,
-        raw.session_expires,
-        "calls.session_expires",
-        90..=86_400,
-        u64::from(d.session_expires),
-    );
-    if session_expires < min_se {
-        p.bad(None, "calls.session_expires", format!("{session_expires} is below min_se ({min_se})"));
-    }
-    let cdr_file = raw.cdr_file.and_then(|f| {
-        if f.get_ref().trim().is_empty() {
-            p.bad(Some(f.span()), "calls.cdr_file", "must not be empty (leave it out to write no CDRs)".into());
-            return None;
-        }
-        let path = Path::new(f.get_ref());
-        Some(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            file.parent().unwrap_or(Path::new(".")).join(path)
-        })
-    });
-    CallsConfig {
-        auth_calls: raw.auth_calls,
-        call_timeout: Duration::from_secs(call_timeout),
-        max_calls: max_calls as usize,
-        cdr_file,
-        session_expires: session_expires as u32,
-        min_se: min_se as u32,
     }
 }

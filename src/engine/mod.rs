@@ -7,11 +7,17 @@
 //! match nothing are dropped, and every table is bounded by its layer.
 
 mod auth;
+mod call_dialog;
+mod call_events;
+pub(crate) mod call_setup;
 mod register;
 mod respond;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
+use crate::b2bua::Calls;
+use crate::cdr::CdrRecord;
 use crate::config::{Config, Users};
+use crate::dialog::SessionTimerConfig;
 use crate::net::{Peer, Transport};
 use crate::registrar::{LocationStore, RegistrarConfig};
 use crate::sip::validate::{validate_request, Policy};
@@ -36,10 +42,30 @@ pub struct EngineConfig {
     pub registrar: RegistrarConfig,
     pub digest_algorithms: Vec<crate::auth::Algorithm>,
     pub nonce_lifetime: Duration,
-    pub auth_calls: bool,
     pub transactions: TransactionConfig,
+    pub calls: CallSettings,
     /// The `Server`/`User-Agent` value we put on messages.
     pub user_agent: String,
+}
+
+/// The B2BUA's settings (`[calls]`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallSettings {
+    pub auth_calls: bool,
+    pub call_timeout: Duration,
+    pub max_calls: usize,
+    pub session: SessionTimerConfig,
+}
+
+impl Default for CallSettings {
+    fn default() -> CallSettings {
+        CallSettings {
+            auth_calls: true,
+            call_timeout: Duration::from_secs(60),
+            max_calls: 10_000,
+            session: SessionTimerConfig::default(),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -54,8 +80,14 @@ impl EngineConfig {
             },
             digest_algorithms: c.registrar.digest_algorithms.clone(),
             nonce_lifetime: c.registrar.nonce_lifetime,
-            auth_calls: c.registrar.auth_calls,
             transactions: TransactionConfig::default(),
+            calls: CallSettings {
+                auth_calls: c.calls.auth_calls(),
+                call_timeout: c.calls.call_timeout,
+                max_calls: c.calls.max_calls,
+                session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
+                    .unwrap_or_default(),
+            },
             user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -74,6 +106,9 @@ pub struct EngineStats {
     pub auth_challenges: u64,
     pub auth_failures: u64,
     pub expired_bindings: u64,
+    pub calls_ended: u64,
+    /// Calls in progress when the stats were taken.
+    pub active_calls: u64,
 }
 
 pub struct Engine {
@@ -89,6 +124,10 @@ pub struct Engine {
     current: Option<Origin>,
     rng: StdRng,
     stats: EngineStats,
+    calls: Calls,
+    cdrs: VecDeque<CdrRecord>,
+    /// Distinguishes this run's call ids in CDRs.
+    run_id: u64,
 }
 
 impl Engine {
@@ -122,13 +161,19 @@ impl Engine {
             store,
             out: VecDeque::new(),
             current: None,
+            run_id: rng.clone().gen::<u32>().into(),
             rng,
             stats: EngineStats::default(),
+            calls: Calls::new(),
+            cdrs: VecDeque::new(),
         }
     }
 
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        EngineStats {
+            active_calls: self.calls.len() as u64,
+            ..self.stats
+        }
     }
 
     pub fn transactions(&self) -> &TransactionLayer {
@@ -139,6 +184,21 @@ impl Engine {
         &self.store
     }
 
+    /// Calls in progress (a-leg + b-legs each).
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// (calls, dialogs, relayed requests) in the call table: all zero once every call ended.
+    pub fn call_table_sizes(&self) -> (usize, usize, usize) {
+        self.calls.table_sizes()
+    }
+
+    /// The next finished call's record, to append to the CDR file.
+    pub fn poll_cdr(&mut self) -> Option<CdrRecord> {
+        self.cdrs.pop_front()
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front().or_else(|| self.txl.poll_transmit())
@@ -146,14 +206,20 @@ impl Engine {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.txl.poll_timeout(), self.store.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txl.poll_timeout(),
+            self.store.next_expiry(),
+            self.calls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
         self.txl.handle_timeout(now);
+        self.drain_events(now, wall);
+        self.handle_call_timers(now, wall);
         for (aor, b) in self.store.remove_expired(now) {
             self.stats.expired_bindings += 1;
             tracing::info!(target: "ferroswitch::registrar", %aor, contact = %b.contact, "binding expired");
@@ -209,7 +275,7 @@ impl Engine {
 
     fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, req: Request) {
         let policy = Policy {
-            supported: &[],
+            supported: respond::SUPPORTED_TAGS,
             proxy: false,
             accepted_bodies: None,
         };
@@ -251,13 +317,23 @@ impl Engine {
                     request,
                     invite,
                     ..
-                } => self.on_cancel(now, key, &request, invite),
-                TransactionEvent::Ack { .. }
-                | TransactionEvent::Response { .. }
-                | TransactionEvent::StrayResponse { .. }
-                | TransactionEvent::Timeout { .. }
-                | TransactionEvent::TransportError { .. }
-                | TransactionEvent::Terminated { .. } => {}
+                } => self.on_cancel(now, wall, key, &request, invite),
+                TransactionEvent::Ack {
+                    invite, request, ..
+                } => self.on_ack(invite, &request),
+                TransactionEvent::Response { key, response } => {
+                    self.on_client_response(now, wall, key, response)
+                }
+                TransactionEvent::StrayResponse { response, from } => {
+                    self.on_stray_response(now, response, from)
+                }
+                TransactionEvent::Timeout { key, .. } => {
+                    self.on_client_failure(now, wall, &key, 408)
+                }
+                TransactionEvent::TransportError { key } => {
+                    self.on_client_failure(now, wall, &key, 503)
+                }
+                TransactionEvent::Terminated { .. } => {}
             }
         }
     }
@@ -273,12 +349,16 @@ impl Engine {
         let resp = match req.method {
             Method::Register => self.handle_register(now, wall, &req, from),
             Method::Options => self.options_response(&req),
+            Method::Ack | Method::Cancel => return,
+            _ if req.headers.to_tag().is_some() => {
+                return self.handle_in_dialog(now, wall, key, req);
+            }
+            Method::Invite => return self.handle_invite(now, wall, key, req, from),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
-                // No dialogs exist yet, so any in-dialog request names an unknown one.
+                // Outside a dialog these name none we know.
                 self.response(&req, 481, "Call/Transaction Does Not Exist")
             }
-            Method::Invite
-            | Method::Message
+            Method::Message
             | Method::Subscribe
             | Method::Notify
             | Method::Refer
@@ -292,8 +372,6 @@ impl Engine {
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r
             }
-            // The transaction layer hands ACK and CANCEL up as their own events.
-            Method::Ack | Method::Cancel => return,
         };
         self.send_response(now, &key, resp);
     }
@@ -301,10 +379,16 @@ impl Engine {
     fn on_cancel(
         &mut self,
         now: Instant,
+        wall: SystemTime,
         key: TransactionKey,
         cancel: &Request,
         invite: Option<TransactionKey>,
     ) {
+        if let Some(id) = invite.as_ref().and_then(|k| self.calls.by_a_invite(k)) {
+            let resp = self.response(cancel, 200, "OK");
+            self.send_response(now, &key, resp);
+            return self.on_a_cancel(now, wall, id);
+        }
         let (code, phrase) = if invite.is_some() {
             (200, "OK")
         } else {
@@ -317,6 +401,50 @@ impl Engine {
                 let resp = self.response(&invite_req, 487, "Request Terminated");
                 self.send_response(now, &inv, resp);
             }
+        }
+    }
+
+    /// A response on one of our client transactions.
+    fn on_client_response(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        resp: Response,
+    ) {
+        if let Some((id, leg)) = self.calls.by_b_invite(&key) {
+            return self.on_b_response(now, wall, id, leg, resp);
+        }
+        if self.calls.peek_relay(&key).is_some() {
+            return self.on_relay_response(now, &key, resp);
+        }
+        // A 2xx to an INVITE of a call that is gone: ACK and BYE it.
+        if (200..300).contains(&resp.status)
+            && resp
+                .headers
+                .cseq()
+                .is_some_and(|c| c.method == Method::Invite)
+        {
+            let original = self.txl.request(&key).cloned();
+            self.orphan_2xx(now, original, &resp);
+        }
+    }
+
+    /// A response no transaction claims: a retransmitted 2xx of a b-leg (re-ACK it).
+    fn on_stray_response(&mut self, now: Instant, resp: Response, _from: Peer) {
+        if !(200..300).contains(&resp.status)
+            || !resp
+                .headers
+                .cseq()
+                .is_some_and(|c| c.method == Method::Invite)
+        {
+            return;
+        }
+        let Ok(dkey) = crate::dialog::DialogKey::for_received_response(&resp) else {
+            return;
+        };
+        if let Some((id, crate::b2bua::LegRef::B(leg))) = self.calls.by_dialog(&dkey) {
+            self.on_b_response(now, SystemTime::UNIX_EPOCH, id, leg, resp);
         }
     }
 

@@ -154,6 +154,14 @@ impl Engine {
                 .headers
                 .get_str(&HeaderName::UserAgent)
                 .map(str::to_string),
+            advertised: super::call_setup::advertised(
+                origin.map_or(from.addr, |o| o.local),
+                req.request_uri()
+                    .map(|u| u.host().to_string())
+                    .as_deref()
+                    .unwrap_or(""),
+                from.transport,
+            ),
         })
     }
 }

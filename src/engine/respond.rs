@@ -5,9 +5,11 @@ use super::Engine;
 use crate::sip::{response_to, set_to_tag, HeaderName, Request, Response};
 
 /// Methods we accept (the Allow header of OPTIONS, 405 and 501 answers).
-pub const ALLOW: &str = "ACK, CANCEL, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE";
 /// Option tags we implement.
-pub const SUPPORTED: &str = "";
+pub const SUPPORTED: &str = "timer";
+/// The option tags a `Require` may name without getting 420.
+pub const SUPPORTED_TAGS: &[&str] = &["timer"];
 /// Body types we understand.
 pub const ACCEPT: &str = "application/sdp";
 

@@ -69,8 +69,8 @@ fn config() -> EngineConfig {
         registrar: RegistrarConfig::default(),
         digest_algorithms: vec![crate::auth::Algorithm::Md5],
         nonce_lifetime: NONCE_LIFETIME,
-        auth_calls: true,
         transactions: TransactionConfig::default(),
+        calls: super::CallSettings::default(),
         user_agent: "ferroswitch-test".into(),
     }
 }

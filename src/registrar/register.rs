@@ -68,6 +68,8 @@ pub struct RegisterRequest {
     pub via_host: String,
     pub via_port: Option<u16>,
     pub user_agent: Option<String>,
+    /// `host:port` the phone addressed us by (see `Binding::advertised`).
+    pub advertised: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +188,7 @@ fn new_binding(req: &RegisterRequest, c: &ContactSpec, secs: u32, now: Instant) 
         connection: req.connection,
         nat,
         user_agent: req.user_agent.clone(),
+        advertised: req.advertised.clone(),
     }
 }
 
@@ -234,6 +237,7 @@ mod tests {
             via_host: "127.0.0.1".into(),
             via_port: Some(5090),
             user_agent: Some("test".into()),
+            advertised: "127.0.0.1:5060".into(),
         }
     }
 

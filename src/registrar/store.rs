@@ -36,6 +36,8 @@ pub struct Binding {
     /// True when NAT was detected: requests go to `source`, not to the Contact's host.
     pub nat: bool,
     pub user_agent: Option<String>,
+    /// `host:port` the phone knows us by (for Via and Contact of requests we send it).
+    pub advertised: String,
 }
 
 impl Binding {
@@ -177,6 +179,7 @@ mod tests {
             connection: None,
             nat: false,
             user_agent: None,
+            advertised: "127.0.0.1:5060".into(),
         }
     }
 

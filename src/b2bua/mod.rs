@@ -1,0 +1,180 @@
+//! The B2BUA's call model: one `Call` pairs the caller's dialog (the a-leg, where we are the
+//! UAS) with one or more callee dialogs (b-legs, where we are the UAC; several while ringing
+//! several registered contacts in parallel). This module is plain state plus the rules that do
+//! not need the engine: which final response wins (RFC 3261 §16.7), the call table and its
+//! indexes, and the timer heap. The engine (`crate::engine::call_*`) drives it.
+//!
+//! Never does I/O and never reads a clock; bounded by `max_calls` at the engine.
+
+mod table;
+
+pub use table::{CallTimer, Calls, LegRef};
+
+use crate::cdr::{HangupCause, Party, Side};
+use crate::dialog::{Dialog, SessionTimer};
+use crate::net::Peer;
+use crate::sip::{Request, Response};
+use crate::transaction::TransactionKey;
+use bytes::Bytes;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Our id for a call, unique per daemon run.
+pub type CallId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// b-legs are being tried; the caller has at most provisional responses.
+    Ringing,
+    /// We sent the caller a 2xx and wait for its ACK.
+    Answered,
+    /// Both legs confirmed.
+    Connected,
+    /// A BYE or a final failure is under way; the call ends when the legs are cleared.
+    Ending,
+}
+
+/// The caller's side: we are its UAS.
+#[derive(Debug)]
+pub struct ALeg {
+    /// The INVITE server transaction.
+    pub invite_key: TransactionKey,
+    pub invite: Request,
+    /// Where responses and our in-dialog requests go.
+    pub peer: Peer,
+    pub local_tag: String,
+    /// Our Contact / Via host:port as the caller addresses us.
+    pub advertised: String,
+    pub dialog: Option<Dialog>,
+    /// The 2xx we sent, retransmitted until the ACK comes (RFC 3261 §13.3.1.4).
+    pub ok: Option<Response>,
+    pub ok_interval: Duration,
+    pub ok_give_up: Option<Instant>,
+    pub session_timer: Option<SessionTimer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BLegState {
+    /// INVITE sent, nothing or 100 back.
+    Calling,
+    /// A provisional response with a To tag came (early dialog).
+    Early,
+    /// 2xx received.
+    Answered,
+    /// Final non-2xx, timeout or transport error; the status we count it as.
+    Failed(u16),
+    /// We sent CANCEL (another leg won, the caller cancelled, or no answer).
+    Cancelling,
+}
+
+/// One callee contact being called: we are its UAC.
+#[derive(Debug)]
+pub struct BLeg {
+    pub key: TransactionKey,
+    pub invite: Request,
+    pub peer: Peer,
+    pub advertised: String,
+    pub state: BLegState,
+    pub dialog: Option<Dialog>,
+    /// The ACK we sent for its 2xx, resent when the 2xx is retransmitted (§13.2.2.4).
+    pub ack: Option<Bytes>,
+    /// Late offer: the 2xx carried the offer, the ACK waits for the caller's answer.
+    pub ack_waits_for_caller: bool,
+    pub session_timer: Option<SessionTimer>,
+}
+
+/// An in-dialog request relayed from one leg to the other, waiting for its answer.
+#[derive(Debug)]
+pub struct Relay {
+    pub call: CallId,
+    /// The server transaction of the original request, on the side it came from.
+    pub server_key: TransactionKey,
+    pub original: Request,
+    /// The leg the original came in on, and the leg it was sent out on.
+    pub from_leg: LegRef,
+    pub to_leg: LegRef,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    pub id: CallId,
+    pub state: CallState,
+    pub a: ALeg,
+    pub b: Vec<BLeg>,
+    /// Index of the b-leg that answered.
+    pub winner: Option<usize>,
+    pub caller: Party,
+    pub callee: Party,
+    /// The realm / domain the call belongs to.
+    pub domain: String,
+    pub start: SystemTime,
+    pub answer: Option<SystemTime>,
+    /// Set when the call starts ending: why, the SIP status the caller got, who ended it.
+    pub end: Option<(HangupCause, u16, Side)>,
+    /// Whether the caller cancelled (a 2xx arriving after that is ACKed and BYEd).
+    pub cancelled: bool,
+    /// The b-leg whose Call-ID goes into the CDR when none answered.
+    pub first_b_call_id: Option<String>,
+    /// Deadlines; a heap entry fires only while it equals the one stored here.
+    pub no_answer_at: Option<Instant>,
+    pub ok_next: Option<Instant>,
+    /// RFC 4028 per side (index 0: caller, 1: callee): when we refresh, when we give up.
+    pub refresh_at: [Option<Instant>; 2],
+    pub expire_at: [Option<Instant>; 2],
+}
+
+impl Call {
+    /// True when every b-leg has a final answer (or was never created).
+    pub fn all_b_legs_done(&self) -> bool {
+        self.b
+            .iter()
+            .all(|l| matches!(l.state, BLegState::Failed(_) | BLegState::Answered))
+    }
+
+    /// The best final response among failed b-legs (RFC 3261 §16.7 step 6).
+    pub fn best_failure(&self) -> Option<u16> {
+        best_response(self.b.iter().filter_map(|l| match l.state {
+            BLegState::Failed(s) => Some(s),
+            _ => None,
+        }))
+    }
+}
+
+/// RFC 3261 §16.7: a 6xx wins; otherwise the lowest class, preferring within the class the
+/// responses a caller can act on (401/407/415/420/484 first, then 486 over 480 over 408 …).
+/// 503 is turned into 500 as §16.7 requires of a forwarding element.
+pub fn best_response(statuses: impl Iterator<Item = u16>) -> Option<u16> {
+    let rank = |s: u16| -> (u16, u16) {
+        let class = match s / 100 {
+            6 => 0,
+            c => c,
+        };
+        let within = match s {
+            401 | 407 | 415 | 420 | 484 => 0,
+            486 | 600 | 603 => 1,
+            404 => 2,
+            480 => 3,
+            487 => 4,
+            408 => 6,
+            _ => 5,
+        };
+        (class, within)
+    };
+    statuses
+        .min_by_key(|&s| rank(s))
+        .map(|s| if s == 503 { 500 } else { s })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3261_16_7_best_response() {
+        assert_eq!(best_response([486, 480].into_iter()), Some(486));
+        assert_eq!(best_response([480, 603].into_iter()), Some(603));
+        assert_eq!(best_response([408, 480].into_iter()), Some(480));
+        assert_eq!(best_response([503].into_iter()), Some(500));
+        assert_eq!(best_response([302, 486].into_iter()), Some(302));
+        assert_eq!(best_response(std::iter::empty()), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! The call table: calls by id, with the indexes that route transaction and dialog events to
+//! them, relayed in-dialog requests, and a heap of deadlines. Entries in the heap may be stale;
+//! `pop_due` hands out only those still equal to the deadline stored in the call.
+
+use super::{Call, CallId, Relay};
+use crate::dialog::DialogKey;
+use crate::transaction::TransactionKey;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
+
+/// Which leg of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LegRef {
+    A,
+    B(usize),
+}
+
+/// The timers a call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CallTimer {
+    /// `call_timeout` passed without an answer: CANCEL the b-legs, 480 to the caller.
+    NoAnswer,
+    /// Retransmit our 2xx to the caller (RFC 3261 §13.3.1.4), or give up at 64·T1.
+    OkRetransmit,
+    /// RFC 4028: we are the refresher on this side (0 caller, 1 callee).
+    Refresh(usize),
+    /// RFC 4028: the peer on this side did not refresh in time.
+    Expire(usize),
+}
+
+#[derive(Debug, Default)]
+pub struct Calls {
+    next_id: CallId,
+    calls: HashMap<CallId, Call>,
+    by_a_invite: HashMap<TransactionKey, CallId>,
+    by_b_invite: HashMap<TransactionKey, (CallId, usize)>,
+    by_dialog: HashMap<DialogKey, (CallId, LegRef)>,
+    relays: HashMap<TransactionKey, Relay>,
+    timers: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
+}
+
+impl Calls {
+    pub fn new() -> Calls {
+        Calls::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Sizes of the indexes, for tests and stats: (calls, dialogs, pending relays).
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        (self.calls.len(), self.by_dialog.len(), self.relays.len())
+    }
+
+    pub fn next_id(&mut self) -> CallId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub fn insert(&mut self, call: Call) {
+        self.by_a_invite.insert(call.a.invite_key.clone(), call.id);
+        self.calls.insert(call.id, call);
+    }
+
+    pub fn get(&self, id: CallId) -> Option<&Call> {
+        self.calls.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: CallId) -> Option<&mut Call> {
+        self.calls.get_mut(&id)
+    }
+
+    pub fn ids(&self) -> Vec<CallId> {
+        self.calls.keys().copied().collect()
+    }
+
+    /// Removes a call and every index entry pointing at it.
+    pub fn remove(&mut self, id: CallId) -> Option<Call> {
+        let call = self.calls.remove(&id)?;
+        self.by_a_invite.remove(&call.a.invite_key);
+        for leg in &call.b {
+            self.by_b_invite.remove(&leg.key);
+        }
+        self.by_dialog.retain(|_, (c, _)| *c != id);
+        self.relays.retain(|_, r| r.call != id);
+        Some(call)
+    }
+
+    pub fn by_a_invite(&self, key: &TransactionKey) -> Option<CallId> {
+        self.by_a_invite.get(key).copied()
+    }
+
+    pub fn add_b_invite(&mut self, key: TransactionKey, call: CallId, leg: usize) {
+        self.by_b_invite.insert(key, (call, leg));
+    }
+
+    pub fn by_b_invite(&self, key: &TransactionKey) -> Option<(CallId, usize)> {
+        self.by_b_invite.get(key).copied()
+    }
+
+    pub fn add_dialog(&mut self, key: DialogKey, call: CallId, leg: LegRef) {
+        self.by_dialog.insert(key, (call, leg));
+    }
+
+    pub fn remove_dialog(&mut self, key: &DialogKey) {
+        self.by_dialog.remove(key);
+    }
+
+    pub fn by_dialog(&self, key: &DialogKey) -> Option<(CallId, LegRef)> {
+        self.by_dialog.get(key).copied()
+    }
+
+    pub fn add_relay(&mut self, client_key: TransactionKey, relay: Relay) {
+        self.relays.insert(client_key, relay);
+    }
+
+    pub fn take_relay(&mut self, client_key: &TransactionKey) -> Option<Relay> {
+        self.relays.remove(client_key)
+    }
+
+    pub fn peek_relay(&self, client_key: &TransactionKey) -> Option<&Relay> {
+        self.relays.get(client_key)
+    }
+
+    pub fn schedule(&mut self, at: Instant, call: CallId, timer: CallTimer) {
+        self.timers.push(Reverse((at, call, timer)));
+    }
+
+    /// The earliest deadline in the heap (possibly stale: waking for it is harmless).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Pops every deadline at or before `now` that is still current for its call.
+    pub fn pop_due(&mut self, now: Instant) -> Vec<(CallId, CallTimer)> {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(call) = self.calls.get(&id) else {
+                continue;
+            };
+            let current = match timer {
+                CallTimer::NoAnswer => call.no_answer_at,
+                CallTimer::OkRetransmit => call.ok_next,
+                CallTimer::Refresh(i) => call.refresh_at[i],
+                CallTimer::Expire(i) => call.expire_at[i],
+            };
+            if current == Some(at) {
+                due.push((id, timer));
+            }
+        }
+        due
+    }
+}

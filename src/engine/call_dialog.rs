@@ -1,0 +1,320 @@
+//! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
+//! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
+//! MESSAGE … cross over to the other leg and the answer comes back the same way; stale CSeq
+//! gets 500, unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
+
+use super::Engine;
+use crate::b2bua::{CallId, CallState, LegRef, Relay};
+use crate::cdr::{HangupCause, Side};
+use crate::dialog::{DialogKey, RequestVerdict, ViaSpec};
+use crate::net::Peer;
+use crate::sip::{HeaderName, Method, Request, Response};
+use crate::transaction::TransactionKey;
+use rand::Rng;
+use std::time::{Instant, SystemTime};
+
+/// Headers carried across with a relayed in-dialog request or its response.
+const CARRIED: &[HeaderName] = &[
+    HeaderName::ContentType,
+    HeaderName::Event,
+    HeaderName::Subject,
+];
+
+impl Engine {
+    /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let found = DialogKey::for_received_request(&req)
+            .ok()
+            .and_then(|k| self.calls.by_dialog(&k).map(|v| (k, v)));
+        let Some((_dkey, (id, leg))) = found else {
+            let resp = self.response(&req, 481, "Call/Transaction Does Not Exist");
+            return self.send_response(now, &key, resp);
+        };
+        let verdict = match self.leg_dialog(id, leg) {
+            Some(d) => d.handle_request(&req),
+            None => RequestVerdict::Reject(crate::dialog::DialogRejection::NoDialog),
+        };
+        match verdict {
+            RequestVerdict::Drop => {}
+            RequestVerdict::Reject(rej) => {
+                let mut resp = rej.response_to(&req, self.rng.gen());
+                self.finish_response(&mut resp);
+                self.send_response(now, &key, resp);
+            }
+            RequestVerdict::Accept(_) => {
+                let side = if leg == LegRef::A {
+                    Side::Caller
+                } else {
+                    Side::Callee
+                };
+                if req.method == Method::Bye {
+                    let resp = self.dialog_response(id, leg, &req, 200, "OK");
+                    self.send_response(now, &key, resp);
+                    let ringing = self
+                        .calls
+                        .get(id)
+                        .is_some_and(|c| c.state == CallState::Ringing);
+                    if ringing && leg == LegRef::A {
+                        // A BYE on the caller's early dialog cancels the call.
+                        return self.on_a_cancel(now, wall, id);
+                    }
+                    return self.hang_up(now, wall, id, side, HangupCause::NormalClearing);
+                }
+                self.relay(now, id, leg, key, req);
+            }
+        }
+    }
+
+    fn leg_dialog(&mut self, id: CallId, leg: LegRef) -> Option<&mut crate::dialog::Dialog> {
+        let call = self.calls.get_mut(id)?;
+        match leg {
+            LegRef::A => call.a.dialog.as_mut(),
+            LegRef::B(i) => call.b.get_mut(i)?.dialog.as_mut(),
+        }
+    }
+
+    /// Our response to a request received in `leg`'s dialog.
+    fn dialog_response(
+        &mut self,
+        id: CallId,
+        leg: LegRef,
+        req: &Request,
+        code: u16,
+        phrase: &str,
+    ) -> Response {
+        let mut resp = crate::sip::response_to(req, code, phrase);
+        self.finish_response(&mut resp);
+        if let Some(d) = self.leg_dialog(id, leg) {
+            d.fill_response(req, &mut resp);
+            d.handle_sent_response(&resp);
+        }
+        resp
+    }
+
+    /// Sends `req` (received on `from_leg`) across to the other leg.
+    fn relay(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        from_leg: LegRef,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let to_leg = match (from_leg, call.winner) {
+            (LegRef::A, Some(w)) => LegRef::B(w),
+            (LegRef::B(_), _) if call.a.dialog.is_some() => LegRef::A,
+            _ => {
+                let resp = self.dialog_response(
+                    id,
+                    from_leg,
+                    &req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                );
+                return self.send_response(now, &key, resp);
+            }
+        };
+        let (transport, advertised) = match to_leg {
+            LegRef::A => (call.a.peer.transport, call.a.advertised.clone()),
+            LegRef::B(i) => (call.b[i].peer.transport, call.b[i].advertised.clone()),
+        };
+        let Some(peer) = self.peer_of(id, to_leg) else {
+            return;
+        };
+        let via = ViaSpec::new(transport, advertised).with_branch(self.our_branch());
+        let session = self.cfg.calls.session;
+        let ua = self.cfg.user_agent.clone();
+        let timer = self.calls.get(id).and_then(|c| match to_leg {
+            LegRef::A => c.a.session_timer,
+            LegRef::B(i) => c.b[i].session_timer,
+        });
+        let built = match self.leg_dialog(id, to_leg) {
+            Some(d) => d.new_request(req.method.clone(), &via),
+            None => Err(crate::dialog::DialogError::Terminated),
+        };
+        let mut out = match built {
+            Ok(r) => r,
+            Err(crate::dialog::DialogError::InviteInProgress) => {
+                // Our own INVITE is pending on the other leg: glare (§14.1).
+                let resp = self.dialog_response(id, from_leg, &req, 491, "Request Pending");
+                return self.send_response(now, &key, resp);
+            }
+            Err(_) => {
+                let resp = self.dialog_response(
+                    id,
+                    from_leg,
+                    &req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                );
+                return self.send_response(now, &key, resp);
+            }
+        };
+        for name in CARRIED {
+            for h in req.headers.get_all(name) {
+                out.headers.0.push(h.clone());
+            }
+        }
+        if matches!(req.method, Method::Invite | Method::Update) {
+            if let Some(t) = timer {
+                t.write_refresh_headers(&mut out.headers, &session);
+            }
+        }
+        out.headers.push(HeaderName::UserAgent, ua);
+        out.body = req.body.clone();
+        match self.txl.send_request(now, out, peer) {
+            Ok(ckey) => self.calls.add_relay(
+                ckey,
+                Relay {
+                    call: id,
+                    server_key: key,
+                    original: req,
+                    from_leg,
+                    to_leg,
+                },
+            ),
+            Err(_) => {
+                let resp = self.dialog_response(id, from_leg, &req, 503, "Service Unavailable");
+                self.send_response(now, &key, resp);
+            }
+        }
+    }
+
+    /// The final (or provisional) answer to a relayed request, carried back.
+    pub(super) fn on_relay_response(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
+        if resp.status < 200 {
+            return;
+        }
+        let Some(relay) = self.calls.take_relay(key) else {
+            return;
+        };
+        let (id, from_leg, to_leg) = (relay.call, relay.from_leg, relay.to_leg);
+        let is_invite = relay.original.method == Method::Invite;
+        // Keep the answered leg's dialog in step, and ACK a 2xx to our re-INVITE at once.
+        if let Some(d) = self.leg_dialog(id, to_leg) {
+            let _ = d.handle_response(&resp);
+        }
+        if is_invite && (200..300).contains(&resp.status) {
+            self.ack_relayed(id, to_leg, &resp);
+        }
+        let phrase = super::call_events::phrase_of(&resp);
+        let mut out = self.dialog_response(id, from_leg, &relay.original, resp.status, &phrase);
+        for name in CARRIED {
+            if name == &HeaderName::Event {
+                continue;
+            }
+            for h in resp.headers.get_all(name) {
+                out.headers.0.push(h.clone());
+            }
+        }
+        out.body = resp.body.clone();
+        let timer = self.calls.get(id).and_then(|c| match from_leg {
+            LegRef::A => c.a.session_timer,
+            LegRef::B(i) => c.b[i].session_timer,
+        });
+        if (200..300).contains(&resp.status)
+            && matches!(relay.original.method, Method::Invite | Method::Update)
+        {
+            if let Some(t) = timer {
+                t.write_response_headers(&mut out.headers, &self.cfg.calls.session);
+            }
+            // A successful refresh restarts the session timers of both legs (RFC 4028 §10).
+            self.arm_session_timers(now, id);
+        }
+        self.send_response(now, &relay.server_key, out);
+    }
+
+    fn ack_relayed(&mut self, id: CallId, leg: LegRef, resp: &Response) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let (peer, transport, adv): (Peer, _, String) = match leg {
+            LegRef::A => (
+                call.a.peer,
+                call.a.peer.transport,
+                call.a.advertised.clone(),
+            ),
+            LegRef::B(i) => (
+                call.b[i].peer,
+                call.b[i].peer.transport,
+                call.b[i].advertised.clone(),
+            ),
+        };
+        let via = ViaSpec::new(transport, adv).with_branch(self.our_branch());
+        let Some(seq) = resp.headers.cseq().map(|c| c.seq) else {
+            return;
+        };
+        let ack = match self.leg_dialog(id, leg) {
+            Some(d) => d.ack(seq, &via),
+            None => return,
+        };
+        if let Ok(ack) = ack {
+            self.out.push_back(crate::transaction::Transmit {
+                to: peer,
+                bytes: ack.to_bytes(),
+                key: None,
+            });
+        }
+    }
+
+    /// An ACK the transaction layer passed up (for a 2xx): the caller's ACK of our answer,
+    /// or of a relayed re-INVITE's answer.
+    pub(super) fn on_ack(&mut self, invite: Option<TransactionKey>, ack: &Request) {
+        let id = invite.and_then(|k| self.calls.by_a_invite(&k)).or_else(|| {
+            DialogKey::for_received_request(ack)
+                .ok()
+                .and_then(|k| self.calls.by_dialog(&k))
+                .map(|(id, _)| id)
+        });
+        if let Some(id) = id {
+            self.on_a_ack(id, ack);
+        }
+    }
+
+    /// A 2xx to an INVITE of ours that no call owns any more (a fork that answered after the
+    /// call ended): ACK it and hang it up so the callee's phone stops (§13.2.2.4).
+    pub(super) fn orphan_2xx(&mut self, now: Instant, original: Option<Request>, resp: &Response) {
+        let Some(invite) = original else {
+            return;
+        };
+        let Ok(mut d) = crate::dialog::Dialog::from_uac(&invite, resp) else {
+            return;
+        };
+        let Ok(hop) = d.next_hop() else {
+            return;
+        };
+        let Some(peer) = hop.peer() else {
+            return;
+        };
+        let sent_by = invite
+            .headers
+            .top_via()
+            .map(|v| v.sent_by())
+            .unwrap_or_default();
+        let via = ViaSpec::new(peer.transport, sent_by.clone());
+        if let Ok(ack) = d.ack(resp.headers.cseq().map_or(1, |c| c.seq), &via) {
+            self.out.push_back(crate::transaction::Transmit {
+                to: peer,
+                bytes: ack.to_bytes(),
+                key: None,
+            });
+        }
+        let via = ViaSpec::new(peer.transport, sent_by).with_branch(self.our_branch());
+        if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
+            bye.headers.push(
+                HeaderName::Reason,
+                HangupCause::NormalClearing.reason_header(),
+            );
+            let _ = self.txl.send_request(now, bye, peer);
+        }
+    }
+}

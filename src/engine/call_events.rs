@@ -1,0 +1,657 @@
+//! A call in progress: the callee's responses relayed to the caller (180 → 180, 183 with SDP
+//! → 183 with SDP, 200 → 200 with the callee's SDP, failures → the best failure), the ACKs on
+//! both legs (late offer included), the 2xx retransmitted to the caller until its ACK, CANCEL,
+//! the no-answer timer, and the end of the call with its CDR.
+
+use super::call_setup::identity;
+use super::respond::{ALLOW, SUPPORTED};
+use super::Engine;
+use crate::b2bua::{BLegState, CallId, CallState, CallTimer, LegRef};
+use crate::cdr::{seconds_between, CdrRecord, HangupCause, Side};
+use crate::dialog::{Dialog, DialogState, SessionTimer, ViaSpec};
+use crate::net::Peer;
+use crate::sip::{reason_phrase, response_to, HeaderName, Method, NameAddr, Response, Uri};
+use crate::transaction::TransactionKey;
+use std::time::{Instant, SystemTime};
+
+impl Engine {
+    /// A response on a b-leg INVITE client transaction.
+    pub(super) fn on_b_response(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        id: CallId,
+        leg: usize,
+        resp: Response,
+    ) {
+        let status = resp.status;
+        match status {
+            100 => {}
+            101..=199 => self.b_provisional(now, id, leg, &resp),
+            200..=299 => self.b_answered(now, wall, id, leg, &resp),
+            _ => self.b_failed(now, wall, id, leg, status),
+        }
+    }
+
+    fn b_provisional(&mut self, now: Instant, id: CallId, leg: usize, resp: &Response) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(b) = call.b.get_mut(leg) else {
+            return;
+        };
+        if resp.headers.to_tag().is_some() {
+            match &mut b.dialog {
+                Some(d) => {
+                    let _ = d.handle_response(resp);
+                }
+                None => {
+                    if let Ok(d) = Dialog::from_uac(&b.invite, resp) {
+                        let key = d.key().clone();
+                        b.dialog = Some(d);
+                        self.calls.add_dialog(key, id, LegRef::B(leg));
+                    }
+                }
+            }
+        }
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let b = &mut call.b[leg];
+        if b.state == BLegState::Calling {
+            b.state = BLegState::Early;
+        }
+        if call.state != CallState::Ringing || call.cancelled {
+            return;
+        }
+        let out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
+        self.send_a(now, id, out);
+    }
+
+    fn b_answered(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        id: CallId,
+        leg: usize,
+        resp: &Response,
+    ) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(b) = call.b.get_mut(leg) else {
+            return;
+        };
+        // A retransmitted 2xx: re-ACK (RFC 3261 §13.2.2.4, RFC 6026 §7.2).
+        if let Some(ack) = b.ack.clone() {
+            self.out.push_back(crate::transaction::Transmit {
+                to: b.peer,
+                bytes: ack,
+                key: None,
+            });
+            return;
+        }
+        if b.state == BLegState::Answered {
+            // Late offer: still waiting for the caller's ACK to answer this one.
+            return;
+        }
+        let dialog = match b.dialog.take() {
+            Some(mut d) => {
+                let _ = d.handle_response(resp);
+                Some(d)
+            }
+            None => Dialog::from_uac(&b.invite, resp).ok(),
+        };
+        let Some(dialog) = dialog else {
+            tracing::warn!(target: "ferroswitch::call", call = id, "unusable 2xx from callee");
+            return self.b_failed(now, wall, id, leg, 502);
+        };
+        let dkey = dialog.key().clone();
+        b.dialog = Some(dialog);
+        b.state = BLegState::Answered;
+        b.session_timer = SessionTimer::negotiate_uac(&resp.headers).ok().flatten();
+        let lost = call.winner.is_some() || call.cancelled || call.state != CallState::Ringing;
+        self.calls.add_dialog(dkey, id, LegRef::B(leg));
+        if lost {
+            // Another fork won, or the caller is gone: ACK and hang up this one (§13.2.2.4).
+            self.ack_b(id, leg, None);
+            self.bye_b(now, id, leg, HangupCause::NormalClearing);
+            return self.maybe_finish(wall, id);
+        }
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.winner = Some(leg);
+        call.state = CallState::Answered;
+        call.answer = Some(wall);
+        call.no_answer_at = None;
+        let late_offer = call.a.invite.body.is_empty();
+        call.b[leg].ack_waits_for_caller = late_offer;
+        let others: Vec<usize> = (0..call.b.len())
+            .filter(|&i| {
+                i != leg && matches!(call.b[i].state, BLegState::Calling | BLegState::Early)
+            })
+            .collect();
+        if !late_offer {
+            self.ack_b(id, leg, None);
+        }
+        for i in others {
+            self.cancel_b(now, id, i);
+        }
+        self.arm_session_timers(now, id);
+        let mut out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
+        if let Some(call) = self.calls.get(id) {
+            if let Some(t) = &call.a.session_timer {
+                t.write_response_headers(&mut out.headers, &self.cfg.calls.session);
+            }
+        }
+        // Retransmit until the caller's ACK (§13.3.1.4): T1, doubling, capped at T2.
+        let t1 = self.cfg.transactions.timers.t1;
+        if let Some(call) = self.calls.get_mut(id) {
+            call.a.ok = Some(out.clone());
+            call.a.ok_interval = t1;
+            call.a.ok_give_up = Some(now + t1 * 64);
+            call.ok_next = Some(now + t1);
+            self.calls.schedule(now + t1, id, CallTimer::OkRetransmit);
+        }
+        tracing::info!(target: "ferroswitch::call", call = id, leg, "answered");
+        self.send_a(now, id, out);
+    }
+
+    fn b_failed(&mut self, now: Instant, wall: SystemTime, id: CallId, leg: usize, status: u16) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(b) = call.b.get_mut(leg) else {
+            return;
+        };
+        if matches!(b.state, BLegState::Failed(_)) {
+            return;
+        }
+        b.state = BLegState::Failed(status);
+        if let Some(d) = b.dialog.take() {
+            self.calls.remove_dialog(d.key());
+        }
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.winner.is_none() && call.state == CallState::Ringing && call.all_b_legs_done() {
+            let best = call.best_failure().unwrap_or(480);
+            if call.end.is_none() {
+                call.end = Some((HangupCause::from_sip_status(best), best, Side::Callee));
+            }
+            call.state = CallState::Ending;
+            if !call.cancelled {
+                let out = self.a_response(id, best, reason_phrase(best), None);
+                self.send_a(now, id, out);
+            }
+        }
+        self.maybe_finish(wall, id);
+    }
+
+    /// The caller's ACK for our 2xx (its INVITE server transaction is in Accepted, or gone).
+    pub(super) fn on_a_ack(&mut self, id: CallId, ack: &crate::sip::Request) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if let Some(d) = &mut call.a.dialog {
+            let _ = d.handle_request(ack);
+        }
+        if call.state != CallState::Answered {
+            return;
+        }
+        call.state = CallState::Connected;
+        call.a.ok = None;
+        call.ok_next = None;
+        if let Some(w) = call.winner {
+            if call.b[w].ack_waits_for_caller {
+                call.b[w].ack_waits_for_caller = false;
+                let body = (!ack.body.is_empty()).then(|| {
+                    (
+                        ack.body.clone(),
+                        ack.headers
+                            .get_str(&HeaderName::ContentType)
+                            .map(str::to_string),
+                    )
+                });
+                self.ack_b(id, w, body);
+            }
+        }
+    }
+
+    /// ACKs the 2xx of b-leg `leg` (with the caller's SDP answer for a late offer).
+    fn ack_b(&mut self, id: CallId, leg: usize, body: Option<(bytes::Bytes, Option<String>)>) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let b = &mut call.b[leg];
+        let Some(d) = &b.dialog else {
+            return;
+        };
+        let Some(seq) = d.last_sent_invite() else {
+            return;
+        };
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone());
+        let Ok(mut ack) = d.ack(seq, &via) else {
+            return;
+        };
+        if let Some((body, ctype)) = body {
+            if let Some(ct) = ctype {
+                ack.headers.push(HeaderName::ContentType, ct);
+            }
+            ack.body = body;
+        }
+        let bytes = ack.to_bytes();
+        b.ack = Some(bytes.clone());
+        self.out.push_back(crate::transaction::Transmit {
+            to: b.peer,
+            bytes,
+            key: None,
+        });
+    }
+
+    fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let b = &mut call.b[leg];
+        if !matches!(b.state, BLegState::Calling | BLegState::Early) {
+            return;
+        }
+        b.state = BLegState::Cancelling;
+        let key = b.key.clone();
+        if let Err(e) = self.txl.send_cancel(now, &key) {
+            tracing::debug!(target: "ferroswitch::call", call = id, leg, %e, "CANCEL not sent");
+        }
+    }
+
+    /// BYE on b-leg `leg` with a Q.850 Reason.
+    fn bye_b(&mut self, now: Instant, id: CallId, leg: usize, cause: HangupCause) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let b = &mut call.b[leg];
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(format!(
+            "{}{:016x}",
+            super::call_setup::BRANCH_PREFIX,
+            rand::Rng::gen::<u64>(&mut self.rng)
+        ));
+        let peer = b.peer;
+        let Some(d) = &mut b.dialog else {
+            return;
+        };
+        let key = d.key().clone();
+        if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
+            bye.headers.push(HeaderName::Reason, cause.reason_header());
+            bye.headers
+                .push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            let _ = self.txl.send_request(now, bye, peer);
+        }
+        self.calls.remove_dialog(&key);
+    }
+
+    /// BYE to the caller with a Q.850 Reason.
+    fn bye_a(&mut self, now: Instant, id: CallId, cause: HangupCause) {
+        let branch = self.our_branch();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let a = &mut call.a;
+        let via = ViaSpec::new(a.peer.transport, a.advertised.clone()).with_branch(branch);
+        let peer = a.peer;
+        let Some(d) = &mut a.dialog else {
+            return;
+        };
+        let key = d.key().clone();
+        if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
+            bye.headers.push(HeaderName::Reason, cause.reason_header());
+            bye.headers
+                .push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            let _ = self.txl.send_request(now, bye, peer);
+        }
+        self.calls.remove_dialog(&key);
+    }
+
+    /// Hangs up an established (or answered) call from `side`'s end: BYE to the other side.
+    pub(super) fn hang_up(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        id: CallId,
+        by: Side,
+        cause: HangupCause,
+    ) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.end.is_none() {
+            call.end = Some((cause, 200, by));
+        }
+        call.state = CallState::Ending;
+        call.a.ok = None;
+        call.ok_next = None;
+        let winner = call.winner;
+        if by != Side::Caller {
+            self.bye_a(now, id, cause);
+        }
+        if by != Side::Callee {
+            if let Some(w) = winner {
+                self.bye_b(now, id, w, cause);
+            }
+        }
+        self.maybe_finish(wall, id);
+    }
+
+    /// CANCEL from the caller for the INVITE of call `id` (the 200 to the CANCEL is sent).
+    pub(super) fn on_a_cancel(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.state != CallState::Ringing || call.cancelled {
+            return;
+        }
+        call.cancelled = true;
+        call.state = CallState::Ending;
+        call.no_answer_at = None;
+        call.end = Some((HangupCause::OriginatorCancel, 487, Side::Caller));
+        let legs = call.b.len();
+        let out = self.a_response(id, 487, "Request Terminated", None);
+        self.send_a(now, id, out);
+        for i in 0..legs {
+            self.cancel_b(now, id, i);
+        }
+        self.maybe_finish(wall, id);
+    }
+
+    /// Timer-driven events of calls.
+    pub(super) fn handle_call_timers(&mut self, now: Instant, wall: SystemTime) {
+        for (id, timer) in self.calls.pop_due(now) {
+            match timer {
+                CallTimer::NoAnswer => self.no_answer(now, wall, id),
+                CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
+                CallTimer::Expire(side) => {
+                    tracing::info!(target: "ferroswitch::call", call = id, side, "session timer expired");
+                    self.hang_up(
+                        now,
+                        wall,
+                        id,
+                        Side::System,
+                        HangupCause::RecoveryOnTimerExpire,
+                    )
+                }
+                CallTimer::Refresh(_) => {}
+            }
+        }
+    }
+
+    fn no_answer(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.state != CallState::Ringing {
+            return;
+        }
+        call.cancelled = true;
+        call.state = CallState::Ending;
+        call.no_answer_at = None;
+        call.end = Some((HangupCause::NoAnswer, 480, Side::System));
+        let legs = call.b.len();
+        let out = self.a_response(id, 480, "Temporarily Unavailable", None);
+        self.send_a(now, id, out);
+        for i in 0..legs {
+            self.cancel_b(now, id, i);
+        }
+        self.maybe_finish(wall, id);
+    }
+
+    fn retransmit_ok(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+        let t2 = self.cfg.transactions.timers.t2;
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let (Some(ok), Some(give_up)) = (call.a.ok.clone(), call.a.ok_give_up) else {
+            return;
+        };
+        if now >= give_up {
+            // §13.3.1.4: no ACK for 64·T1: confirm, then end the session with BYE.
+            tracing::info!(target: "ferroswitch::call", call = id, "no ACK from caller");
+            call.state = CallState::Connected;
+            return self.hang_up(
+                now,
+                wall,
+                id,
+                Side::System,
+                HangupCause::RecoveryOnTimerExpire,
+            );
+        }
+        call.a.ok_interval = (call.a.ok_interval * 2).min(t2);
+        let next = (now + call.a.ok_interval).min(give_up);
+        call.ok_next = Some(next);
+        let key = call.a.invite_key.clone();
+        self.calls.schedule(next, id, CallTimer::OkRetransmit);
+        if self.txl.send_response(now, &key, ok).is_err() {
+            // The transaction is gone (Timer L): retransmit statelessly to the same peer.
+            if let Some(call) = self.calls.get(id) {
+                if let Some(ok) = &call.a.ok {
+                    let (to, bytes) = (call.a.peer, ok.to_bytes());
+                    self.out.push_back(crate::transaction::Transmit {
+                        to,
+                        bytes,
+                        key: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Expiry deadlines for RFC 4028 on each leg where the peer refreshes.
+    pub(super) fn arm_session_timers(&mut self, now: Instant, id: CallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let timers = [
+            call.a.session_timer,
+            call.winner.and_then(|w| call.b[w].session_timer),
+        ];
+        let mut scheduled = Vec::new();
+        for (i, t) in timers.iter().enumerate() {
+            call.expire_at[i] = match t {
+                Some(t) if !t.local_refresher => {
+                    let at = t.expire_at(now);
+                    scheduled.push((at, i));
+                    Some(at)
+                }
+                _ => None,
+            };
+        }
+        for (at, i) in scheduled {
+            self.calls.schedule(at, id, CallTimer::Expire(i));
+        }
+    }
+
+    /// Ends the call once nothing is pending: CDR out, indexes cleared.
+    pub(super) fn maybe_finish(&mut self, wall: SystemTime, id: CallId) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        if call.end.is_none() {
+            return;
+        }
+        let pending = call.b.iter().any(|l| {
+            matches!(
+                l.state,
+                BLegState::Calling | BLegState::Early | BLegState::Cancelling
+            )
+        });
+        if pending {
+            return;
+        }
+        let Some(call) = self.calls.remove(id) else {
+            return;
+        };
+        let (cause, status, side) =
+            call.end
+                .unwrap_or((HangupCause::NormalClearing, 200, Side::System));
+        let b_call_id = call
+            .winner
+            .and_then(|w| call.b[w].invite.headers.call_id().map(str::to_string))
+            .or(call.first_b_call_id.clone());
+        let rec = CdrRecord {
+            call_id: format!("{}-{}", self.run_id, call.id),
+            a_leg_call_id: call
+                .a
+                .invite
+                .headers
+                .call_id()
+                .unwrap_or_default()
+                .to_string(),
+            b_leg_call_id: b_call_id,
+            caller: call.caller.clone(),
+            callee: call.callee.clone(),
+            start_time: crate::clock::rfc3339(call.start),
+            answer_time: call.answer.map(crate::clock::rfc3339),
+            end_time: crate::clock::rfc3339(wall),
+            duration: seconds_between(call.start, wall),
+            billsec: call.answer.map_or(0, |a| seconds_between(a, wall)),
+            hangup_cause: cause.name(),
+            hangup_cause_code: cause.code(),
+            sip_status: if call.answer.is_some() { 200 } else { status },
+            hangup_side: side,
+        };
+        tracing::info!(
+            target: "ferroswitch::call",
+            call = call.id, cause = cause.name(), billsec = rec.billsec, "call ended"
+        );
+        self.stats.calls_ended += 1;
+        self.cdrs.push_back(rec);
+    }
+
+    /// A response to the caller's INVITE: To tag, our Contact, the callee's identity
+    /// (Remote-Party-ID, as the seed's FreeSWITCH sends), the callee's body for 18x/2xx.
+    pub(super) fn a_response(
+        &mut self,
+        id: CallId,
+        status: u16,
+        phrase: &str,
+        from_b: Option<&Response>,
+    ) -> Response {
+        let ua = self.cfg.user_agent.clone();
+        let Some(call) = self.calls.get_mut(id) else {
+            return Response::new(500, "Server Internal Error");
+        };
+        let a = &mut call.a;
+        let mut r = response_to(&a.invite, status, phrase);
+        r.headers.push(HeaderName::Server, ua);
+        if status == 100 {
+            return r;
+        }
+        crate::sip::set_to_tag(&mut r, &a.local_tag);
+        if (101..300).contains(&status) {
+            let tp = if a.peer.transport == crate::net::Transport::Tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            };
+            let contact = format!("<sip:{}@{}{tp}>", call.callee.user, a.advertised);
+            r.headers.push(HeaderName::Contact, contact.clone());
+            r.headers.push(
+                HeaderName::RemotePartyId,
+                format!(
+                    "{};party=calling;screen=yes;privacy=off",
+                    identity(&call.callee, &call.domain)
+                ),
+            );
+            r.headers.push(HeaderName::Allow, ALLOW);
+            r.headers.push(HeaderName::Supported, SUPPORTED);
+            if let Some(b) = from_b {
+                if !b.body.is_empty() {
+                    if let Some(ct) = b.headers.get(&HeaderName::ContentType) {
+                        r.headers.0.push(ct.clone());
+                    }
+                    r.body = b.body.clone();
+                }
+            }
+            if a.dialog.is_none() {
+                let na = Uri::parse(&contact[1..contact.len() - 1])
+                    .ok()
+                    .map(NameAddr::new);
+                if let Some(na) = na {
+                    if let Ok(d) = Dialog::from_uas(&a.invite, &a.local_tag, na) {
+                        let key = d.key().clone();
+                        a.dialog = Some(d);
+                        self.calls.add_dialog(key, id, LegRef::A);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Sends a response on the caller's INVITE transaction.
+    pub(super) fn send_a(&mut self, now: Instant, id: CallId, resp: Response) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if let Some(d) = &mut call.a.dialog {
+            if d.handle_sent_response(&resp) == DialogState::Terminated {
+                let key = d.key().clone();
+                self.calls.remove_dialog(&key);
+            }
+        }
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let key = call.a.invite_key.clone();
+        self.send_response(now, &key, resp);
+    }
+
+    /// A client transaction of ours timed out or could not be sent.
+    pub(super) fn on_client_failure(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: &TransactionKey,
+        status: u16,
+    ) {
+        if let Some((id, leg)) = self.calls.by_b_invite(key) {
+            let established = self.calls.get(id).is_some_and(|c| c.winner == Some(leg));
+            if !established {
+                return self.b_failed(now, wall, id, leg, status);
+            }
+        }
+        if let Some(relay) = self.calls.take_relay(key) {
+            let resp = self.relay_error(&relay.original, status);
+            self.send_response(now, &relay.server_key, resp);
+            // A dialog that cannot be reached is over (§12.2.1.2).
+            if status == 408 || status == 481 {
+                self.hang_up(
+                    now,
+                    wall,
+                    relay.call,
+                    Side::System,
+                    HangupCause::RecoveryOnTimerExpire,
+                );
+            }
+        }
+    }
+
+    fn relay_error(&mut self, original: &crate::sip::Request, status: u16) -> Response {
+        self.response(original, status, reason_phrase(status))
+    }
+
+    pub(super) fn peer_of(&self, id: CallId, leg: LegRef) -> Option<Peer> {
+        let call = self.calls.get(id)?;
+        Some(match leg {
+            LegRef::A => call.a.peer,
+            LegRef::B(i) => call.b.get(i)?.peer,
+        })
+    }
+}
+
+/// The reason phrase of a response as text.
+pub(super) fn phrase_of(r: &Response) -> String {
+    match std::str::from_utf8(&r.reason) {
+        Ok(s) if !s.is_empty() => s.to_string(),
+        _ => reason_phrase(r.status).to_string(),
+    }
+}

@@ -1,0 +1,335 @@
+//! A new call: the caller's INVITE is checked (Max-Forwards, loops), authenticated with 407
+//! before anything is routed (so an unauthenticated caller learns nothing about extensions),
+//! routed to the callee's registered contacts, and a b-leg INVITE is sent to each of them in
+//! parallel — a new dialog with a new Call-ID, the caller's identity in From,
+//! Remote-Party-ID and P-Asserted-Identity, and the SDP passed through unchanged.
+
+use super::auth::{AuthKind, AuthVerdict};
+use super::respond::{ALLOW, SUPPORTED};
+use super::Engine;
+use crate::b2bua::{ALeg, BLeg, BLegState, Call, CallState, CallTimer};
+use crate::cdr::Party;
+use crate::dialog::ids::{new_call_id_with, new_tag_with};
+use crate::dialog::{NextHop, SessionTimer, ViaSpec};
+use crate::net::{Peer, Transport};
+use crate::registrar::Binding;
+use crate::sip::{HeaderName, Request};
+use crate::transaction::TransactionKey;
+use rand::Rng;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// Branches we mint start with this, so a request that comes back to us is recognised
+/// (RFC 3261 §16.3 step 4 loop detection, done the B2BUA way).
+pub(super) const BRANCH_PREFIX: &str = "z9hG4bKfs";
+
+/// Header values we copy from the caller's INVITE to the callee's.
+const COPIED: &[HeaderName] = &[HeaderName::ContentType, HeaderName::Subject];
+
+impl Engine {
+    pub(super) fn our_branch(&mut self) -> String {
+        format!("{BRANCH_PREFIX}{:016x}", self.rng.gen::<u64>())
+    }
+
+    /// An out-of-dialog INVITE (no To tag) on server transaction `key`.
+    pub(super) fn handle_invite(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+        from: Peer,
+    ) {
+        if let Some(code_phrase) = self.invite_precheck(&req) {
+            return self.reject(now, &key, &req, code_phrase.0, code_phrase.1);
+        }
+        let Ok(ruri) = req.request_uri() else {
+            return self.reject(now, &key, &req, 400, "Bad Request - Malformed Request-URI");
+        };
+        let realm = match &self.cfg.domain {
+            Some(d) => d.clone(),
+            None => ruri.host().to_ascii_lowercase(),
+        };
+        let Ok(from_addr) = req.headers.from() else {
+            return self.reject(now, &key, &req, 400, "Bad Request - Malformed From");
+        };
+        let caller_user = if self.cfg.calls.auth_calls {
+            match self.authenticate(wall, &req, &realm, AuthKind::Proxy) {
+                AuthVerdict::Ok(user) => user,
+                AuthVerdict::Challenge { stale } => {
+                    let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);
+                    return self.send_response(now, &key, resp);
+                }
+                AuthVerdict::Forbidden => return self.reject(now, &key, &req, 403, "Forbidden"),
+                AuthVerdict::BadRequest => {
+                    return self.reject(now, &key, &req, 400, "Bad Request - Malformed Credentials")
+                }
+            }
+        } else {
+            from_addr.uri.user().unwrap_or_default().to_string()
+        };
+        // Routing happens only now, after authentication.
+        if let Some(d) = &self.cfg.domain {
+            if !ruri.host().eq_ignore_ascii_case(d) {
+                return self.reject(now, &key, &req, 403, "Forbidden - Relaying Denied");
+            }
+        }
+        let Some(callee_user) = ruri.user().map(str::to_string) else {
+            return self.reject(now, &key, &req, 404, "Not Found");
+        };
+        let Some(callee) = self.users.get(&callee_user).filter(|u| u.enabled) else {
+            return self.reject(now, &key, &req, 404, "Not Found");
+        };
+        let callee_party = Party {
+            user: callee.id.clone(),
+            display_name: callee.display_name.clone(),
+        };
+        let caller_party = Party {
+            display_name: self
+                .users
+                .get(&caller_user)
+                .and_then(|u| u.display_name.clone())
+                .or_else(|| from_addr.display_name_lossy()),
+            user: caller_user,
+        };
+        if self.calls.len() >= self.cfg.calls.max_calls {
+            let mut resp = self.response(&req, 503, "Service Unavailable - Too Many Calls");
+            resp.headers.push(HeaderName::RetryAfter, "5");
+            return self.send_response(now, &key, resp);
+        }
+        let a_timer = match self.caller_session_timer(&req) {
+            Ok(t) => t,
+            Err(min_se) => {
+                let mut resp = crate::dialog::session_timer::too_small_response(&req, min_se);
+                set_tag_and_finish(self, &mut resp);
+                return self.send_response(now, &key, resp);
+            }
+        };
+        let bindings = self.store.lookup(&format!("{callee_user}@{realm}"), now);
+        if bindings.is_empty() {
+            return self.reject(now, &key, &req, 480, "Temporarily Unavailable");
+        }
+
+        let origin = self.current;
+        let a_adv = advertised(
+            origin.map_or(from.addr, |o| o.local),
+            ruri.host(),
+            origin.map_or(from.transport, |o| o.transport),
+        );
+        let id = self.calls.next_id();
+        let local_tag = new_tag_with(&mut self.rng);
+        let mut call = Call {
+            id,
+            state: CallState::Ringing,
+            a: ALeg {
+                invite_key: key,
+                invite: req,
+                peer: from,
+                local_tag,
+                advertised: a_adv,
+                dialog: None,
+                ok: None,
+                ok_interval: self.cfg.transactions.timers.t1,
+                ok_give_up: None,
+                session_timer: a_timer,
+            },
+            b: Vec::with_capacity(bindings.len()),
+            winner: None,
+            caller: caller_party,
+            callee: callee_party,
+            domain: realm,
+            start: wall,
+            answer: None,
+            end: None,
+            cancelled: false,
+            first_b_call_id: None,
+            no_answer_at: Some(now + self.cfg.calls.call_timeout),
+            ok_next: None,
+            refresh_at: [None; 2],
+            expire_at: [None; 2],
+        };
+        tracing::info!(
+            target: "ferroswitch::call",
+            call = id, caller = %call.caller.user, callee = %call.callee.user,
+            contacts = bindings.len(), "new call"
+        );
+        for b in &bindings {
+            let invite = self.b_leg_invite(&call, b);
+            let peer = binding_peer(b);
+            call.first_b_call_id
+                .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
+            let advertised = b.advertised.clone();
+            match self.txl.send_request(now, invite.clone(), peer) {
+                Ok(bkey) => {
+                    self.calls.add_b_invite(bkey.clone(), id, call.b.len());
+                    call.b.push(BLeg {
+                        key: bkey,
+                        invite,
+                        peer,
+                        advertised,
+                        state: BLegState::Calling,
+                        dialog: None,
+                        ack: None,
+                        ack_waits_for_caller: false,
+                        session_timer: None,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(target: "ferroswitch::call", call = id, %e, "b-leg not sent")
+                }
+            }
+        }
+        if call.b.is_empty() {
+            // Every send was refused (table full): nothing rings.
+            let resp = self.response(&call.a.invite, 503, "Service Unavailable");
+            let key = call.a.invite_key.clone();
+            return self.send_response(now, &key, resp);
+        }
+        if let Some(at) = call.no_answer_at {
+            self.calls.schedule(at, id, CallTimer::NoAnswer);
+        }
+        self.calls.insert(call);
+    }
+
+    fn reject(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        req: &Request,
+        code: u16,
+        phrase: &str,
+    ) {
+        let resp = self.response(req, code, phrase);
+        self.send_response(now, key, resp);
+    }
+
+    /// Max-Forwards and loop checks (RFC 3261 §16.3 steps 3 and 4).
+    fn invite_precheck(&self, req: &Request) -> Option<(u16, &'static str)> {
+        if req.headers.max_forwards() == Some(0) {
+            return Some((483, "Too Many Hops"));
+        }
+        let ours = req
+            .headers
+            .vias()
+            .iter()
+            .any(|v| v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX)));
+        ours.then_some((482, "Loop Detected"))
+    }
+
+    /// RFC 4028 on the a-leg: only with a caller that supports timers, which then refreshes
+    /// (so the switch never has to). `Err(min_se)` → 422.
+    fn caller_session_timer(&self, req: &Request) -> Result<Option<SessionTimer>, u32> {
+        let supports = req
+            .headers
+            .tokens(&HeaderName::Supported)
+            .chain(req.headers.tokens(&HeaderName::Require))
+            .any(|t| t.eq_ignore_ascii_case("timer"));
+        if !supports {
+            return Ok(None);
+        }
+        match SessionTimer::negotiate_uas(&req.headers, &self.cfg.calls.session) {
+            Ok(t) => Ok(Some(t)),
+            Err(crate::dialog::SessionTimerError::TooSmall { min_se }) => Err(min_se),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The INVITE of a new b-leg to one registered contact.
+    fn b_leg_invite(&mut self, call: &Call, b: &Binding) -> Request {
+        let a = &call.a.invite;
+        let mut r = Request::new(crate::sip::Method::Invite, b.contact.clone());
+        let branch = self.our_branch();
+        let transport = binding_peer(b).transport;
+        let via = ViaSpec::new(transport, b.advertised.clone()).with_branch(branch);
+        let h = &mut r.headers;
+        h.push(HeaderName::Via, via.to_value());
+        let mf = a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
+        h.push(HeaderName::MaxForwards, mf.to_string());
+        let caller = identity(&call.caller, &call.domain);
+        let tag = new_tag_with(&mut self.rng);
+        h.push(HeaderName::From, format!("{caller};tag={tag}"));
+        h.push(HeaderName::To, identity(&call.callee, &call.domain));
+        let call_id = new_call_id_with(&mut self.rng, None);
+        h.push(HeaderName::CallId, call_id);
+        let seq: u32 = self.rng.gen_range(1..10_000);
+        h.push(HeaderName::CSeq, format!("{seq} INVITE"));
+        let tp = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        h.push(
+            HeaderName::Contact,
+            format!("<sip:{}@{}{tp}>", call.caller.user, b.advertised),
+        );
+        h.push(
+            HeaderName::RemotePartyId,
+            format!("{caller};party=calling;screen=yes;privacy=off"),
+        );
+        h.push(HeaderName::PAssertedIdentity, caller);
+        h.push(HeaderName::Allow, ALLOW);
+        h.push(HeaderName::Supported, SUPPORTED);
+        h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        // RFC 4028 on the b-leg: we offer and ask the callee to refresh.
+        let se = self.cfg.calls.session;
+        h.push(
+            HeaderName::SessionExpires,
+            format!("{};refresher=uas", se.session_expires),
+        );
+        h.push(HeaderName::MinSe, se.min_se.to_string());
+        for name in COPIED {
+            for v in a.headers.get_all(name) {
+                h.0.push(v.clone());
+            }
+        }
+        r.body = a.body.clone();
+        r
+    }
+}
+
+fn set_tag_and_finish(engine: &mut Engine, resp: &mut crate::sip::Response) {
+    let tag = engine.new_tag();
+    crate::sip::set_to_tag(resp, &tag);
+    engine.finish_response(resp);
+}
+
+/// `"Display" <sip:user@domain>` for a party.
+pub(super) fn identity(p: &Party, domain: &str) -> String {
+    match &p.display_name {
+        Some(d) => format!(
+            "\"{}\" <sip:{}@{domain}>",
+            d.replace('\\', "\\\\").replace('"', "\\\""),
+            p.user
+        ),
+        None => format!("<sip:{}@{domain}>", p.user),
+    }
+}
+
+/// Where requests to a registered contact go: the connection or address the REGISTER came
+/// from when it came over TCP or through NAT, else the Contact itself (RFC 3261 §10, third-
+/// party registration), falling back to the source when the Contact names a host name.
+pub(super) fn binding_peer(b: &Binding) -> Peer {
+    if b.nat || b.source.transport == Transport::Tcp {
+        return b.source;
+    }
+    crate::sip::Uri::parse(&b.contact)
+        .ok()
+        .and_then(|u| NextHop::from_uri(&u).ok())
+        .and_then(|h| h.peer())
+        .unwrap_or(b.source)
+}
+
+/// The `host:port` a peer can reach us at, for Via and Contact: our socket's address when it
+/// is a specific one, else the host the peer itself addressed us by (the Request-URI host of
+/// its REGISTER/INVITE) with our port.
+pub fn advertised(local: SocketAddr, addressed_host: &str, _t: Transport) -> String {
+    if !local.ip().is_unspecified() {
+        return local.to_string();
+    }
+    let host = addressed_host.trim();
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", local.port())
+    } else {
+        format!("{host}:{}", local.port())
+    }
+}
