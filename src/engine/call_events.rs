@@ -557,7 +557,7 @@ impl Engine {
             r.headers.push(
                 HeaderName::RemotePartyId,
                 format!(
-                    "{};party=calling;screen=yes;privacy=off",
+                    "{};party=called;screen=yes;privacy=off",
                     identity(&call.callee, &call.domain)
                 ),
             );
