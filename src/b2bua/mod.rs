@@ -110,6 +110,11 @@ pub struct Call {
     pub answer: Option<SystemTime>,
     /// Set when the call starts ending: why, the SIP status the caller got, who ended it.
     pub end: Option<(HangupCause, u16, Side)>,
+    /// When the call ended for its users (hang-up, cancel, final failure): CDR end time.
+    pub ended_at: Option<SystemTime>,
+    /// The CDR was emitted; the call stays in the table only until its last b-legs settle
+    /// (a CANCEL waiting for a provisional, a dead contact timing out).
+    pub cdr_written: bool,
     /// Whether the caller cancelled (a 2xx arriving after that is ACKed and BYEd).
     pub cancelled: bool,
     /// The b-leg whose Call-ID goes into the CDR when none answered.

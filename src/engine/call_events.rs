@@ -469,61 +469,64 @@ impl Engine {
         }
     }
 
-    /// Ends the call once nothing is pending: CDR out, indexes cleared.
+    /// Once the call has ended for its users: the CDR goes out (timed at that moment), and
+    /// the call leaves the table as soon as no b-leg is pending any more.
     pub(super) fn maybe_finish(&mut self, wall: SystemTime, id: CallId) {
+        let run_id = self.run_id;
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some((cause, status, side)) = call.end else {
+            return;
+        };
+        let ended_at = *call.ended_at.get_or_insert(wall);
+        if !call.cdr_written {
+            call.cdr_written = true;
+            let b_call_id = call
+                .winner
+                .and_then(|w| call.b[w].invite.headers.call_id().map(str::to_string))
+                .or(call.first_b_call_id.clone());
+            let rec = CdrRecord {
+                call_id: format!("{run_id}-{}", call.id),
+                a_leg_call_id: call
+                    .a
+                    .invite
+                    .headers
+                    .call_id()
+                    .unwrap_or_default()
+                    .to_string(),
+                b_leg_call_id: b_call_id,
+                caller: call.caller.clone(),
+                callee: call.callee.clone(),
+                start_time: crate::clock::rfc3339(call.start),
+                answer_time: call.answer.map(crate::clock::rfc3339),
+                end_time: crate::clock::rfc3339(ended_at),
+                duration: seconds_between(call.start, ended_at),
+                billsec: call.answer.map_or(0, |a| seconds_between(a, ended_at)),
+                hangup_cause: cause.name(),
+                hangup_cause_code: cause.code(),
+                sip_status: if call.answer.is_some() { 200 } else { status },
+                hangup_side: side,
+            };
+            tracing::info!(
+                target: "ferroswitch::call",
+                call = call.id, cause = cause.name(), billsec = rec.billsec, "call ended"
+            );
+            self.stats.calls_ended += 1;
+            self.cdrs.push_back(rec);
+        }
         let Some(call) = self.calls.get(id) else {
             return;
         };
-        if call.end.is_none() {
-            return;
-        }
         let pending = call.b.iter().any(|l| {
             matches!(
                 l.state,
                 BLegState::Calling | BLegState::Early | BLegState::Cancelling
             )
         });
-        if pending {
-            return;
+        if !pending {
+            self.calls.remove(id);
         }
-        let Some(call) = self.calls.remove(id) else {
-            return;
-        };
-        let (cause, status, side) =
-            call.end
-                .unwrap_or((HangupCause::NormalClearing, 200, Side::System));
-        let b_call_id = call
-            .winner
-            .and_then(|w| call.b[w].invite.headers.call_id().map(str::to_string))
-            .or(call.first_b_call_id.clone());
-        let rec = CdrRecord {
-            call_id: format!("{}-{}", self.run_id, call.id),
-            a_leg_call_id: call
-                .a
-                .invite
-                .headers
-                .call_id()
-                .unwrap_or_default()
-                .to_string(),
-            b_leg_call_id: b_call_id,
-            caller: call.caller.clone(),
-            callee: call.callee.clone(),
-            start_time: crate::clock::rfc3339(call.start),
-            answer_time: call.answer.map(crate::clock::rfc3339),
-            end_time: crate::clock::rfc3339(wall),
-            duration: seconds_between(call.start, wall),
-            billsec: call.answer.map_or(0, |a| seconds_between(a, wall)),
-            hangup_cause: cause.name(),
-            hangup_cause_code: cause.code(),
-            sip_status: if call.answer.is_some() { 200 } else { status },
-            hangup_side: side,
-        };
-        tracing::info!(
-            target: "ferroswitch::call",
-            call = call.id, cause = cause.name(), billsec = rec.billsec, "call ended"
-        );
-        self.stats.calls_ended += 1;
-        self.cdrs.push_back(rec);
     }
 
     /// A response to the caller's INVITE: To tag, our Contact, the callee's identity

@@ -141,6 +141,8 @@ impl Engine {
             start: wall,
             answer: None,
             end: None,
+            ended_at: None,
+            cdr_written: false,
             cancelled: false,
             first_b_call_id: None,
             no_answer_at: Some(now + self.cfg.calls.call_timeout),

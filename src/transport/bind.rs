@@ -46,8 +46,15 @@ fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket>
     Ok(s)
 }
 
+/// Socket buffers we ask for on UDP: bursts of thousands of datagrams per second overflow
+/// the 208 KiB Linux default (UdpRcvbufErrors). The kernel caps the request at
+/// `net.core.rmem_max`/`wmem_max`; a smaller result is not an error.
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    let _ = s.set_recv_buffer_size(UDP_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_BUFFER);
     s.bind(&addr.into())?;
     UdpSocket::from_std(s.into())
 }

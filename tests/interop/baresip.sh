@@ -43,3 +43,25 @@ baresip_register() {
   grep -q "200 OK" "$dir/out.log" || { echo "     baresip output:"; tail -20 "$dir/out.log"; return 1; }
   grep -q "registered aor=$user@" "$WORK/daemon.log" || { echo "     daemon did not log the binding"; return 1; }
 }
+
+# baresip_call: alice and bob register, alice calls bob, RTP flows both ways (CALL_RTPESTAB on
+# both), alice hangs up; the daemon's CDR shows NORMAL_CLEARING for alice → bob.
+baresip_call() {
+  local a=$WORK/bcall-alice b=$WORK/bcall-bob
+  local asp acp bsp bcp
+  asp=$(free_port); acp=$(free_port); bsp=$(free_port); bcp=$(free_port)
+  baresip_config "$a" alice "$asp" "$acp"
+  baresip_config "$b" bob "$bsp" "$bcp"
+  echo "module_app menu.so" >> "$a/config"; echo "module_app menu.so" >> "$b/config"
+  timeout 40 baresip -f "$b" >"$b/out.log" 2>&1 &
+  local bpid=$!
+  timeout 40 baresip -f "$a" >"$a/out.log" 2>&1 &
+  local apid=$!
+  local rc=0
+  timeout 45 python3 "$HERE/baresip_call.py" "$acp" "$bcp" "$PORT" || rc=1
+  kill "$apid" "$bpid" 2>/dev/null; wait "$apid" "$bpid" 2>/dev/null
+  if [ $rc -ne 0 ]; then tail -15 "$a/out.log" "$b/out.log"; return 1; fi
+  sleep 0.5
+  grep '"caller":{"user":"alice"' "$WORK/cdr.jsonl" | grep -q '"hangup_cause":"NORMAL_CLEARING"' \
+    || { echo "     no NORMAL_CLEARING CDR for alice"; return 1; }
+}

@@ -21,7 +21,8 @@ check() {
 }
 
 PORT=$(free_port)
-make_config "$WORK" "$PORT" 1000 1999
+make_config "$WORK" "$PORT" 1000 2099
+printf '\n[calls]\ncdr_file = "cdr.jsonl"\n' >> "$WORK/ferroswitch.toml"
 start_daemon "$WORK" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
 
 # SIPp registers 1,000 users with digest auth over UDP, then 200 over TCP: 0 failures allowed.
@@ -43,6 +44,17 @@ check "sipp: 200 digest registrations over TCP" sipp_register t1 200
 
 source "$HERE/baresip.sh"
 check "baresip: registers as alice with digest auth" baresip_register alice
+
+source "$HERE/calls.sh"
+if setup_callees; then
+  check "sipp: $CALLS calls with digest auth through the B2BUA, CDR for each" calls_basic
+  check "sipp: caller cancels while ringing (200/487, CANCEL to the callee)" calls_cancel
+  check "sipp: busy callee (486 relayed)" calls_busy
+else
+  failed=$((failed + 1)); echo "FAIL registering the SIPp callees"
+fi
+stop_callees
+check "baresip: alice calls bob, RTP both ways, alice hangs up" baresip_call
 
 stop_daemon
 echo "$passed passed, $failed failed"

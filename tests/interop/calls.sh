@@ -1,0 +1,83 @@
+# SIPp call tests through the B2BUA (sourced by run.sh, after the daemon is up on $PORT with
+# users 1000..1999, CDRs in $WORK/cdr.jsonl). Callees are SIPp UASes that registered as
+# users first: 1001 answers, 1002 rings until cancelled, 1003 is busy.
+
+CALLS=${CALLS:-10000}
+CALL_RATE=${CALL_RATE:-250}
+
+register_as() { # USER PORT
+  printf 'SEQUENTIAL\n%s;127.0.0.1;[authentication username=%s password=pw-%s-Xk9q]\n' "$1" "$1" "$1" > "$WORK/reg-$1.csv"
+  timeout 20 sipp "127.0.0.1:$PORT" -sf "$HERE/register.xml" -inf "$WORK/reg-$1.csv" -i 127.0.0.1 \
+    -p "$2" -m 1 -nostdin -timeout 10s -timeout_error >"$WORK/reg-$1.out" 2>&1
+}
+
+start_uas() { # NAME PORT ARGS...
+  local name=$1 port=$2; shift 2
+  sipp -i 127.0.0.1 -p "$port" -nostdin -buff_size 4194304 "$@" >"$WORK/uas-$name.out" 2>&1 &
+  UAS_PIDS+=($!)
+}
+
+caller_csv() { # CALLEE
+  printf 'SEQUENTIAL\n1000;%s;[authentication username=1000 password=pw-1000-Xk9q]\n' "$1" > "$WORK/caller-$1.csv"
+}
+
+cdr_count() { # CAUSE
+  grep -c "\"hangup_cause\":\"$1\"" "$WORK/cdr.jsonl" 2>/dev/null || true
+}
+
+setup_callees() {
+  UAS_PIDS=()
+  U1=$(free_port); U2=$(free_port); U3=$(free_port)
+  register_as 1001 "$U1" && register_as 1002 "$U2" && register_as 1003 "$U3" || return 1
+  start_uas answer "$U1" -sn uas -default_behaviors all,-bye
+  start_uas ring "$U2" -sf "$HERE/uas_ring.xml"
+  start_uas busy "$U3" -sf "$HERE/uas_busy.xml"
+  sleep 0.5
+}
+
+stop_callees() {
+  for p in "${UAS_PIDS[@]:-}"; do
+    [ -n "$p" ] && { kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; }
+  done
+  UAS_PIDS=()
+}
+
+# run_uac NAME SCENARIO CALLEE COUNT RATE
+run_uac() {
+  local name=$1 scenario=$2 callee=$3 count=$4 rate=$5 log=$WORK/uac-$1
+  caller_csv "$callee"
+  timeout 600 sipp "127.0.0.1:$PORT" -sf "$HERE/$scenario" -inf "$WORK/caller-$callee.csv" \
+    -i 127.0.0.1 -m "$count" -r "$rate" -l 2000 -timeout 300s -timeout_error -nostdin \
+    -buff_size 4194304 -trace_err -error_file "$log.err" >"$log.out" 2>&1
+  local rc=$?
+  echo "     sipp $name: rc=$rc $(grep -o 'Successful call.*' "$log.out" | tail -1 | tr -s ' ')"
+  [ $rc -eq 0 ] || { tail -25 "$log.out"; head -60 "$log.err" 2>/dev/null; }
+  [ $rc -eq 0 ]
+}
+
+calls_basic() {
+  local before; before=$(cdr_count NORMAL_CLEARING)
+  run_uac calls uac_auth.xml 1001 "$CALLS" "$CALL_RATE" || return 1
+  sleep 1
+  local after; after=$(cdr_count NORMAL_CLEARING)
+  echo "     CDRs NORMAL_CLEARING: $((after - before)) of $CALLS"
+  [ $((after - before)) -eq "$CALLS" ]
+}
+
+calls_cancel() {
+  local before; before=$(cdr_count ORIGINATOR_CANCEL)
+  run_uac cancel uac_cancel.xml 1002 50 25 || return 1
+  sleep 1
+  local after; after=$(cdr_count ORIGINATOR_CANCEL)
+  echo "     CDRs ORIGINATOR_CANCEL: $((after - before)) of 50"
+  [ $((after - before)) -eq 50 ]
+}
+
+calls_busy() {
+  local before; before=$(cdr_count USER_BUSY)
+  run_uac busy uac_busy.xml 1003 50 25 || return 1
+  sleep 1
+  local after; after=$(cdr_count USER_BUSY)
+  echo "     CDRs USER_BUSY: $((after - before)) of 50"
+  [ $((after - before)) -eq 50 ]
+}
