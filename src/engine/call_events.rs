@@ -622,6 +622,9 @@ impl Engine {
                 return self.b_failed(now, wall, id, leg, status);
             }
         }
+        if self.on_message_answer(now, key, status) {
+            return;
+        }
         if let Some(relay) = self.calls.take_relay(key) {
             let resp = self.relay_error(&relay.original, status);
             self.send_response(now, &relay.server_key, resp);

@@ -10,6 +10,7 @@ mod auth;
 mod call_dialog;
 mod call_events;
 pub(crate) mod call_setup;
+mod message;
 mod register;
 mod respond;
 
@@ -125,6 +126,7 @@ pub struct Engine {
     rng: StdRng,
     stats: EngineStats,
     calls: Calls,
+    messages: message::Messages,
     cdrs: VecDeque<CdrRecord>,
     /// Distinguishes this run's call ids in CDRs.
     run_id: u64,
@@ -165,6 +167,7 @@ impl Engine {
             rng,
             stats: EngineStats::default(),
             calls: Calls::new(),
+            messages: message::Messages::default(),
             cdrs: VecDeque::new(),
         }
     }
@@ -354,15 +357,12 @@ impl Engine {
                 return self.handle_in_dialog(now, wall, key, req);
             }
             Method::Invite => return self.handle_invite(now, wall, key, req, from),
+            Method::Message => return self.handle_message(now, wall, key, req),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
                 // Outside a dialog these name none we know.
                 self.response(&req, 481, "Call/Transaction Does Not Exist")
             }
-            Method::Message
-            | Method::Subscribe
-            | Method::Notify
-            | Method::Refer
-            | Method::Publish => {
+            Method::Subscribe | Method::Notify | Method::Refer | Method::Publish => {
                 let mut r = self.response(&req, 501, "Not Implemented");
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r
@@ -414,6 +414,9 @@ impl Engine {
     ) {
         if let Some((id, leg)) = self.calls.by_b_invite(&key) {
             return self.on_b_response(now, wall, id, leg, resp);
+        }
+        if self.on_message_answer(now, &key, resp.status) {
+            return;
         }
         if self.calls.peek_relay(&key).is_some() {
             return self.on_relay_response(now, &key, resp);

@@ -27,11 +27,13 @@ cdr_count() { # CAUSE
 
 setup_callees() {
   UAS_PIDS=()
-  U1=$(free_port); U2=$(free_port); U3=$(free_port)
-  register_as 1001 "$U1" && register_as 1002 "$U2" && register_as 1003 "$U3" || return 1
+  U1=$(free_port); U2=$(free_port); U3=$(free_port); U4=$(free_port)
+  register_as 1001 "$U1" && register_as 1002 "$U2" && register_as 1003 "$U3" \
+    && register_as 1004 "$U4" || return 1
   start_uas answer "$U1" -sn uas -default_behaviors all,-bye
   start_uas ring "$U2" -sf "$HERE/uas_ring.xml"
   start_uas busy "$U3" -sf "$HERE/uas_busy.xml"
+  start_uas message "$U4" -sf "$HERE/uas_message.xml"
   sleep 0.5
 }
 
@@ -80,4 +82,8 @@ calls_busy() {
   local after; after=$(cdr_count USER_BUSY)
   echo "     CDRs USER_BUSY: $((after - before)) of 50"
   [ $((after - before)) -eq 50 ]
+}
+
+messages() {
+  run_uac message uac_message.xml 1004 50 25
 }

@@ -50,6 +50,7 @@ if setup_callees; then
   check "sipp: $CALLS calls with digest auth through the B2BUA, CDR for each" calls_basic
   check "sipp: caller cancels while ringing (200/487, CANCEL to the callee)" calls_cancel
   check "sipp: busy callee (486 relayed)" calls_busy
+  check "sipp: MESSAGE (chat) with 407 auth delivered to the callee" messages
 else
   failed=$((failed + 1)); echo "FAIL registering the SIPp callees"
 fi

@@ -1,0 +1,185 @@
+//! Out-of-dialog MESSAGE (RFC 3428): softphone chat from one user to another. Authenticated
+//! with 407 like an INVITE (routing only after authentication), then sent to every registered
+//! contact of the callee; the sender gets the first 2xx, or the best failure once every
+//! contact has answered (RFC 3261 §16.7).
+
+use super::auth::{AuthKind, AuthVerdict};
+use super::call_setup::{binding_peer, identity};
+use super::Engine;
+use crate::b2bua::best_response;
+use crate::cdr::Party;
+use crate::dialog::ids::{new_call_id_with, new_tag_with};
+use crate::dialog::ViaSpec;
+use crate::net::Peer;
+use crate::sip::{reason_phrase, HeaderName, Method, Request, Response};
+use crate::transaction::TransactionKey;
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+/// Bounded: more MESSAGEs waiting for answers than this get 503.
+const MAX_PENDING: usize = 10_000;
+
+/// One MESSAGE being delivered.
+#[derive(Debug)]
+struct Pending {
+    server_key: TransactionKey,
+    original: Request,
+    outstanding: usize,
+    failures: Vec<u16>,
+    answered: bool,
+}
+
+/// MESSAGEs in flight, by the client transactions that carry them.
+#[derive(Debug, Default)]
+pub(super) struct Messages {
+    next: u64,
+    pending: HashMap<u64, Pending>,
+    by_client: HashMap<TransactionKey, u64>,
+}
+
+impl Engine {
+    pub(super) fn handle_message(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        let reply = |e: &mut Engine, code: u16, phrase: &str| {
+            let r = e.response(&req, code, phrase);
+            e.send_response(now, &key, r);
+        };
+        let Ok(ruri) = req.request_uri() else {
+            return reply(self, 400, "Bad Request - Malformed Request-URI");
+        };
+        let realm = match &self.cfg.domain {
+            Some(d) => d.clone(),
+            None => ruri.host().to_ascii_lowercase(),
+        };
+        let sender = match self.authenticate(wall, &req, &realm, AuthKind::Proxy) {
+            AuthVerdict::Ok(user) => user,
+            AuthVerdict::Challenge { stale } => {
+                let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);
+                return self.send_response(now, &key, resp);
+            }
+            AuthVerdict::Forbidden => return reply(self, 403, "Forbidden"),
+            AuthVerdict::BadRequest => {
+                return reply(self, 400, "Bad Request - Malformed Credentials")
+            }
+        };
+        if let Some(d) = &self.cfg.domain {
+            if !ruri.host().eq_ignore_ascii_case(d) {
+                return reply(self, 403, "Forbidden - Relaying Denied");
+            }
+        }
+        let Some(callee) = ruri
+            .user()
+            .and_then(|u| self.users.get(u))
+            .filter(|u| u.enabled)
+            .map(|u| u.id.clone())
+        else {
+            return reply(self, 404, "Not Found");
+        };
+        let bindings = self.store.lookup(&format!("{callee}@{realm}"), now);
+        if bindings.is_empty() {
+            return reply(self, 480, "Temporarily Unavailable");
+        }
+        if self.messages.pending.len() >= MAX_PENDING {
+            return reply(self, 503, "Service Unavailable");
+        }
+        let from = Party {
+            display_name: self.users.get(&sender).and_then(|u| u.display_name.clone()),
+            user: sender,
+        };
+        let to = Party {
+            user: callee,
+            display_name: None,
+        };
+        self.messages.next += 1;
+        let id = self.messages.next;
+        let mut sent = 0;
+        for b in &bindings {
+            let peer: Peer = binding_peer(b);
+            let via =
+                ViaSpec::new(peer.transport, b.advertised.clone()).with_branch(self.our_branch());
+            let mut m = Request::new(Method::Message, b.contact.clone());
+            let h = &mut m.headers;
+            h.push(HeaderName::Via, via.to_value());
+            let mf = req.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
+            h.push(HeaderName::MaxForwards, mf.to_string());
+            let tag = new_tag_with(&mut self.rng);
+            h.push(
+                HeaderName::From,
+                format!("{};tag={tag}", identity(&from, &realm)),
+            );
+            h.push(HeaderName::To, identity(&to, &realm));
+            h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
+            h.push(HeaderName::CSeq, "1 MESSAGE");
+            h.push(HeaderName::PAssertedIdentity, identity(&from, &realm));
+            h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            for v in req.headers.get_all(&HeaderName::ContentType) {
+                h.0.push(v.clone());
+            }
+            m.body = req.body.clone();
+            if let Ok(ckey) = self.txl.send_request(now, m, peer) {
+                self.messages.by_client.insert(ckey, id);
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            return reply(self, 503, "Service Unavailable");
+        }
+        self.messages.pending.insert(
+            id,
+            Pending {
+                server_key: key,
+                original: req,
+                outstanding: sent,
+                failures: Vec::new(),
+                answered: false,
+            },
+        );
+    }
+
+    /// A final answer (or a failure status for a timeout / transport error) from one contact.
+    /// Returns false when `key` carries no MESSAGE of ours.
+    pub(super) fn on_message_answer(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        status: u16,
+    ) -> bool {
+        if status < 200 {
+            return self.messages.by_client.contains_key(key);
+        }
+        let Some(id) = self.messages.by_client.remove(key) else {
+            return false;
+        };
+        let Some(p) = self.messages.pending.get_mut(&id) else {
+            return true;
+        };
+        p.outstanding = p.outstanding.saturating_sub(1);
+        let mut answer = None;
+        if (200..300).contains(&status) {
+            if !p.answered {
+                p.answered = true;
+                answer = Some(status);
+            }
+        } else {
+            p.failures.push(status);
+            if p.outstanding == 0 && !p.answered {
+                answer = best_response(p.failures.iter().copied());
+            }
+        }
+        let done = p.outstanding == 0;
+        let (server_key, original) = (p.server_key.clone(), p.original.clone());
+        if done {
+            self.messages.pending.remove(&id);
+        }
+        if let Some(code) = answer {
+            let resp: Response = self.response(&original, code, reason_phrase(code));
+            self.send_response(now, &server_key, resp);
+        }
+        true
+    }
+}
