@@ -330,6 +330,7 @@ impl Engine {
         call.state = CallState::Ending;
         call.a.ok = None;
         call.ok_next = None;
+        call.reinvite_ok_next = None;
         let winner = call.winner;
         if by != Side::Caller {
             self.bye_a(now, id, cause);
@@ -369,6 +370,7 @@ impl Engine {
             match timer {
                 CallTimer::NoAnswer => self.no_answer(now, wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
+                CallTimer::ReinviteOk => self.retransmit_reinvite_ok(now, wall, id),
                 CallTimer::Expire(side) => {
                     tracing::info!(target: "ferroswitch::call", call = id, side, "session timer expired");
                     self.hang_up(

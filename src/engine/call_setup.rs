@@ -147,6 +147,8 @@ impl Engine {
             ok_next: None,
             refresh_at: [None; 2],
             expire_at: [None; 2],
+            reinvite: None,
+            reinvite_ok_next: None,
         };
         tracing::info!(
             target: "ferroswitch::call",
