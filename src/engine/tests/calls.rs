@@ -14,6 +14,7 @@ mod checks;
 mod endings;
 mod flow;
 mod in_dialog;
+mod loss;
 mod reinvite;
 
 use super::*;
