@@ -60,9 +60,13 @@ impl Engine {
                         .calls
                         .get(id)
                         .is_some_and(|c| c.state == CallState::Ringing);
-                    if ringing && leg == LegRef::A {
+                    match leg {
                         // A BYE on the caller's early dialog cancels the call.
-                        return self.on_a_cancel(now, wall, id);
+                        LegRef::A if ringing => return self.on_a_cancel(now, wall, id),
+                        // §15 forbids a callee's BYE on its early dialog; should one come,
+                        // that contact is given up (CANCEL) and the others ring on.
+                        LegRef::B(i) if ringing => return self.cancel_b(now, id, i),
+                        _ => {}
                     }
                     return self.hang_up(now, wall, id, side, HangupCause::NormalClearing);
                 }

@@ -168,6 +168,13 @@ impl Engine {
         if matches!(b.state, BLegState::Failed(_)) {
             return;
         }
+        // A 487 the caller did not ask for: we cancelled a contact on our own (its phone
+        // hung up while ringing), which for the caller is "not available".
+        let status = if status == 487 && !call.cancelled {
+            480
+        } else {
+            status
+        };
         b.state = BLegState::Failed(status);
         if let Some(d) = b.dialog.take() {
             self.calls.remove_dialog(d.key());
@@ -250,7 +257,7 @@ impl Engine {
         });
     }
 
-    fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
+    pub(super) fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };

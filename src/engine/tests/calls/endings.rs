@@ -343,3 +343,91 @@ fn rfc3261_13_2_1_late_offer_offer_in_200_answer_in_ack() {
     net.cdr();
     net.assert_drained();
 }
+
+#[test]
+fn rfc3665_3_8_cancel_reaches_every_ringing_contact() {
+    let mut net = Net::calls();
+    net.register_contact("alice", ALICE2, ALICE2_CONTACT);
+    let (mut bob, alice) = (Caller::bob(), Ua::alice());
+    let alice2 = Ua::new(ALICE2, ALICE2_CONTACT, "a2tag");
+    let sent = authorized_invite(&mut net, &mut bob, &sdp("bob", 8000, ""));
+    let inv1 = sent.request(ZOIPER, Method::Invite);
+    let inv2 = sent.request(ALICE2, Method::Invite);
+    net.send(ZOIPER, &alice.respond(&inv1, 180, &[], ""));
+    net.send(ALICE2, &alice2.respond(&inv2, 180, &[], ""));
+    let sent = net.send(BOB, &bob.cancel());
+    let mut ladder = sent.ladder();
+    ladder.sort();
+    assert_eq!(
+        ladder,
+        [
+            "alice2<-CANCEL",
+            "alice<-CANCEL",
+            "bob<-200 CANCEL",
+            "bob<-487 INVITE"
+        ]
+    );
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 487)));
+    let c1 = sent.request(ZOIPER, Method::Cancel);
+    alice_accepts_cancel(&mut net, &alice, ZOIPER, &inv1, &c1);
+    assert!(
+        net.engine.poll_cdr().is_none(),
+        "alice2 has not answered the CANCEL yet"
+    );
+    let c2 = sent.request(ALICE2, Method::Cancel);
+    alice_accepts_cancel(&mut net, &alice2, ALICE2, &inv2, &c2);
+    assert_eq!(net.cdr().hangup_cause, "ORIGINATOR_CANCEL");
+    net.assert_drained();
+}
+
+#[test]
+fn rfc3261_9_1_the_callee_answers_as_the_cancel_crosses_it() {
+    let mut net = Net::calls();
+    let (mut bob, alice) = (Caller::bob(), Ua::alice());
+    let inv = ring_alice(&mut net, &mut bob, &sdp("bob", 8000, ""));
+    net.send(ZOIPER, &alice.respond(&inv, 180, &[], ""));
+    let sent = net.send(BOB, &bob.cancel());
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 487)));
+    let cancel = sent.request(ZOIPER, Method::Cancel);
+    // alice's 200 crossed our CANCEL: it is ACKed and hung up; bob hears nothing more.
+    let sent = net.send(
+        ZOIPER,
+        &alice.respond(&inv, 200, &[], &sdp("alice", 9000, "")),
+    );
+    assert_eq!(sent.ladder(), ["alice<-ACK", "alice<-BYE"]);
+    net.send(ZOIPER, &alice.respond(&cancel, 200, &[], ""));
+    net.send(
+        ZOIPER,
+        &alice.respond(&sent.request(ZOIPER, Method::Bye), 200, &[], ""),
+    );
+    let cdr = net.cdr();
+    assert_eq!(
+        (cdr.hangup_cause, cdr.sip_status),
+        ("ORIGINATOR_CANCEL", 487)
+    );
+    assert_eq!(cdr.billsec, 0, "bob never talked");
+    net.assert_drained();
+}
+
+#[test]
+fn rfc3261_15_a_bye_from_the_callee_on_its_early_dialog_does_not_strand_the_call() {
+    let mut net = Net::calls();
+    let (mut bob, mut alice) = (Caller::bob(), Ua::alice());
+    let inv = ring_alice(&mut net, &mut bob, &sdp("bob", 8000, ""));
+    net.send(ZOIPER, &alice.respond(&inv, 180, &[], ""));
+    // §15 forbids it, but a phone may do it: the early dialog ends and the INVITE is
+    // cancelled, so the caller gets a final answer.
+    let mut b = alice.uas_dialog(&inv);
+    let sent = net.send(ZOIPER, &alice.in_dialog(&mut b, "BYE", None, &[], ""));
+    let mut ladder = sent.ladder();
+    ladder.sort();
+    assert_eq!(ladder, ["alice<-200 BYE", "alice<-CANCEL"]);
+    let cancel = sent.request(ZOIPER, Method::Cancel);
+    net.send(ZOIPER, &alice.respond(&cancel, 200, &[], ""));
+    let sent = net.send(ZOIPER, &alice.respond(&inv, 487, &[], ""));
+    assert_eq!(sent.ladder(), ["alice<-ACK", "bob<-480 INVITE"]);
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 480)));
+    let cdr = net.cdr();
+    assert_eq!((cdr.sip_status, cdr.hangup_side), (480, Side::Callee));
+    net.assert_drained();
+}
