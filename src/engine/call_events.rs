@@ -274,15 +274,12 @@ impl Engine {
 
     /// BYE on b-leg `leg` with a Q.850 Reason.
     fn bye_b(&mut self, now: Instant, id: CallId, leg: usize, cause: HangupCause) {
+        let branch = self.our_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         let b = &mut call.b[leg];
-        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(format!(
-            "{}{:016x}",
-            super::call_setup::BRANCH_PREFIX,
-            rand::Rng::gen::<u64>(&mut self.rng)
-        ));
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(branch);
         let peer = b.peer;
         let Some(d) = &mut b.dialog else {
             return;

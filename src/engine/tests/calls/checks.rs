@@ -143,3 +143,29 @@ fn wrong_password_is_403_and_nothing_rings() {
     net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 403)));
     net.assert_drained();
 }
+
+#[test]
+fn rfc3261_16_3_a_foreign_branch_that_happens_to_look_like_ours_is_no_loop() {
+    let mut net = Net::calls();
+    let mut bob = Caller::bob();
+    // FreeSWITCH mints "z9hG4bK" + random alphanumerics: one in 3844 starts with "fs".
+    let invite = bob.seed_invite("").replace(
+        "z9hG4bK-d8754z-56adad736231f024-1---d8754z-",
+        "z9hG4bKfsQ3yHZQXNNa",
+    );
+    bob.invite = invite.clone();
+    let sent = net.send(BOB, &invite);
+    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-407 INVITE"]);
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 407)));
+    // The same with a proxy's Via below the phone's (sent-by elsewhere, hex branch).
+    let mut bob = Caller::bob();
+    let invite = bob.seed_invite("").replace(
+        "Max-Forwards: 70",
+        "Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKfs0123456789abcdef\r\nMax-Forwards: 70",
+    );
+    bob.invite = invite.clone();
+    let sent = net.send(BOB, &invite);
+    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-407 INVITE"]);
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 407)));
+    net.assert_drained();
+}
