@@ -131,6 +131,8 @@ pub struct Call {
     pub answer: Option<SystemTime>,
     /// Set when the call starts ending: why, the SIP status the caller got, who ended it.
     pub end: Option<(HangupCause, u16, Side)>,
+    /// When the call ended for the caller (the CDR's end), though legs may still be clearing.
+    pub ended_at: Option<SystemTime>,
     /// Whether the caller cancelled (a 2xx arriving after that is ACKed and BYEd).
     pub cancelled: bool,
     /// The b-leg whose Call-ID goes into the CDR when none answered.

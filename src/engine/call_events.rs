@@ -477,12 +477,15 @@ impl Engine {
 
     /// Ends the call once nothing is pending: CDR out, indexes cleared.
     pub(super) fn maybe_finish(&mut self, wall: SystemTime, id: CallId) {
-        let Some(call) = self.calls.get(id) else {
+        let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         if call.end.is_none() {
             return;
         }
+        // Every path that sets `end` comes here at once: the caller's end of the call. A
+        // cancelled contact may take until Timer B to answer; that is not the call's time.
+        let wall = *call.ended_at.get_or_insert(wall);
         let pending = call.b.iter().any(|l| {
             matches!(
                 l.state,

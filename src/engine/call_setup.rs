@@ -147,6 +147,7 @@ impl Engine {
             start: wall,
             answer: None,
             end: None,
+            ended_at: None,
             cancelled: false,
             first_b_call_id: None,
             no_answer_at: Some(now + self.cfg.calls.call_timeout),

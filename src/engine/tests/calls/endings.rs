@@ -431,3 +431,61 @@ fn rfc3261_15_a_bye_from_the_callee_on_its_early_dialog_does_not_strand_the_call
     assert_eq!((cdr.sip_status, cdr.hangup_side), (480, Side::Callee));
     net.assert_drained();
 }
+
+#[test]
+fn rfc3261_8_1_3_1_a_callee_the_transport_cannot_reach_fails_the_call() {
+    let mut net = Net::calls();
+    let mut bob = Caller::bob();
+    let sent = net.send(BOB, &bob.seed_invite(""));
+    let r407 = sent.response(BOB, 407);
+    bob.learn(&r407);
+    net.send(BOB, &bob.ack_non2xx(&r407));
+    let out = net.udp(addr(BOB), &bob.seed_invite_authorized(""));
+    let invite = out
+        .iter()
+        .find(|t| t.to.addr == addr(ZOIPER))
+        .expect("the b-leg INVITE");
+    let key = invite.key.clone().expect("sent by its transaction");
+    // The driver could not send it (no route, ICMP unreachable, TCP refused).
+    let (now, wall) = (net.now, net.wall());
+    net.engine.handle_send_error(now, wall, &key);
+    let sent = Sent::from(net.drain());
+    let fail = sent
+        .responses(BOB)
+        .into_iter()
+        .find(|r| r.status >= 300)
+        .unwrap_or_else(|| panic!("a final response for bob: {:?}", sent.ladder()));
+    assert!(fail.status >= 500, "{}", fail.status);
+    net.send(BOB, &bob.ack_non2xx(&fail));
+    let cdr = net.cdr();
+    assert_eq!(cdr.sip_status, fail.status);
+    assert_eq!(cdr.hangup_cause, "NORMAL_TEMPORARY_FAILURE");
+    net.assert_drained();
+}
+
+#[test]
+fn no_answer_from_a_silent_callee_the_held_cancel_is_never_sent() {
+    let mut net = Net::calls_with(|c| c.calls.call_timeout = Duration::from_secs(10));
+    let mut bob = Caller::bob();
+    let inv = ring_alice(&mut net, &mut bob, "");
+    let sent = net.after(Duration::from_secs(10));
+    let r480 = sent.response(BOB, 480);
+    assert!(
+        sent.requests(ZOIPER, Method::Cancel).is_empty(),
+        "§9.1: not before a 1xx"
+    );
+    // Timer A at 0.5, 1.5, 3.5 and 7.5 s; then the CANCEL waits for a 1xx that never comes.
+    assert_eq!(sent.requests(ZOIPER, Method::Invite), vec![inv; 4]);
+    net.send(BOB, &bob.ack_non2xx(&r480));
+    // The contact is given up at Timer B (32 s); the call ended for bob at 10 s.
+    assert!(net.engine.poll_cdr().is_none());
+    let sent = net.after(Duration::from_secs(22));
+    assert!(sent.responses(BOB).is_empty(), "{:?}", sent.ladder());
+    let cdr = net.cdr();
+    assert_eq!((cdr.hangup_cause, cdr.sip_status), ("NO_ANSWER", 480));
+    assert_eq!(
+        (cdr.duration, cdr.end_time.as_str()),
+        (10, "2010-04-27T12:31:07.000Z")
+    );
+    net.assert_drained();
+}

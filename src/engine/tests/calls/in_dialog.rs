@@ -140,3 +140,27 @@ fn rfc4028_refreshes_stop_and_both_legs_get_bye() {
     assert_eq!(cdr.billsec, 148);
     net.assert_drained();
 }
+
+#[test]
+fn rfc3428_message_inside_the_call_crosses_without_contact() {
+    let mut net = Net::calls();
+    let (mut bob, mut alice) = (Caller::bob(), Ua::alice());
+    let (mut a, mut b, _inv) = connect(&mut net, &mut bob, &mut alice);
+    let sent = net.send(
+        ZOIPER,
+        &alice.in_dialog(
+            &mut b,
+            "MESSAGE",
+            None,
+            &["Content-Type: text/plain"],
+            "hi bob",
+        ),
+    );
+    let msg = sent.request(BOB, Method::Message);
+    assert_eq!(&msg.body[..], b"hi bob");
+    assert_eq!(req_header(&msg, "Content-Type"), Some("text/plain"));
+    assert_eq!(req_header(&msg, "Contact"), None, "RFC 3428: no Contact");
+    let sent = net.send(BOB, &bob.ua.respond(&msg, 202, &[], ""));
+    assert_eq!(sent.ladder(), ["alice<-202 MESSAGE"]);
+    bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
+}
