@@ -82,6 +82,27 @@ pub struct BLeg {
     pub session_timer: Option<SessionTimer>,
 }
 
+/// A re-INVITE relayed from one leg to the other and answered with a 2xx. Our 2xx on
+/// `from_leg` is retransmitted until that leg's ACK (RFC 3261 §13.3.1.4); the ACK we owe
+/// `to_leg` goes out at once or, when its 2xx carried the offer, with the answer from the
+/// `from_leg` ACK (§13.2.1), and is resent for every retransmission of that 2xx (§13.2.2.4).
+#[derive(Debug)]
+pub struct ReinviteAnswer {
+    pub from_leg: LegRef,
+    /// The re-INVITE's server transaction and CSeq number on `from_leg`.
+    pub server_key: TransactionKey,
+    pub from_seq: u32,
+    /// Our 2xx on `from_leg` while it is not acknowledged.
+    pub ok: Option<Response>,
+    pub ok_interval: Duration,
+    pub ok_give_up: Instant,
+    pub to_leg: LegRef,
+    /// The CSeq number of our re-INVITE on `to_leg`.
+    pub to_seq: u32,
+    /// The ACK sent on `to_leg`; `None` while it waits for the answer.
+    pub ack: Option<Bytes>,
+}
+
 /// An in-dialog request relayed from one leg to the other, waiting for its answer.
 #[derive(Debug)]
 pub struct Relay {
@@ -125,6 +146,9 @@ pub struct Call {
     /// RFC 4028 per side (index 0: caller, 1: callee): when we refresh, when we give up.
     pub refresh_at: [Option<Instant>; 2],
     pub expire_at: [Option<Instant>; 2],
+    /// The last relayed re-INVITE that was answered with a 2xx, and when its 2xx is resent.
+    pub reinvite: Option<ReinviteAnswer>,
+    pub reinvite_ok_next: Option<Instant>,
 }
 
 impl Call {

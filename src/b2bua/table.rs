@@ -23,6 +23,8 @@ pub enum CallTimer {
     NoAnswer,
     /// Retransmit our 2xx to the caller (RFC 3261 §13.3.1.4), or give up at 64·T1.
     OkRetransmit,
+    /// The same for the 2xx of a relayed re-INVITE (`Call::reinvite`).
+    ReinviteOk,
     /// RFC 4028: we are the refresher on this side (0 caller, 1 callee).
     Refresh(usize),
     /// RFC 4028: the peer on this side did not refresh in time.
@@ -151,6 +153,7 @@ impl Calls {
             let current = match timer {
                 CallTimer::NoAnswer => call.no_answer_at,
                 CallTimer::OkRetransmit => call.ok_next,
+                CallTimer::ReinviteOk => call.reinvite_ok_next,
                 CallTimer::Refresh(i) => call.refresh_at[i],
                 CallTimer::Expire(i) => call.expire_at[i],
             };

@@ -1,13 +1,13 @@
 //! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
-//! MESSAGE … cross over to the other leg and the answer comes back the same way; stale CSeq
-//! gets 500, unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
+//! MESSAGE … cross over to the other leg and the answer comes back the same way (what follows
+//! a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500, unknown dialogs 481,
+//! crossing re-INVITEs 491 (all from the dialog layer).
 
 use super::Engine;
 use crate::b2bua::{CallId, CallState, LegRef, Relay};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::{DialogKey, RequestVerdict, ViaSpec};
-use crate::net::Peer;
 use crate::sip::{HeaderName, Method, Request, Response};
 use crate::transaction::TransactionKey;
 use rand::Rng;
@@ -60,9 +60,13 @@ impl Engine {
                         .calls
                         .get(id)
                         .is_some_and(|c| c.state == CallState::Ringing);
-                    if ringing && leg == LegRef::A {
+                    match leg {
                         // A BYE on the caller's early dialog cancels the call.
-                        return self.on_a_cancel(now, wall, id);
+                        LegRef::A if ringing => return self.on_a_cancel(now, wall, id),
+                        // §15 forbids a callee's BYE on its early dialog; should one come,
+                        // that contact is given up (CANCEL) and the others ring on.
+                        LegRef::B(i) if ringing => return self.cancel_b(now, id, i),
+                        _ => {}
                     }
                     return self.hang_up(now, wall, id, side, HangupCause::NormalClearing);
                 }
@@ -199,12 +203,9 @@ impl Engine {
         };
         let (id, from_leg, to_leg) = (relay.call, relay.from_leg, relay.to_leg);
         let is_invite = relay.original.method == Method::Invite;
-        // Keep the answered leg's dialog in step, and ACK a 2xx to our re-INVITE at once.
+        // Keep the answered leg's dialog in step.
         if let Some(d) = self.leg_dialog(id, to_leg) {
             let _ = d.handle_response(&resp);
-        }
-        if is_invite && (200..300).contains(&resp.status) {
-            self.ack_relayed(id, to_leg, &resp);
         }
         let phrase = super::call_events::phrase_of(&resp);
         let mut out = self.dialog_response(id, from_leg, &relay.original, resp.status, &phrase);
@@ -230,54 +231,29 @@ impl Engine {
             // A successful refresh restarts the session timers of both legs (RFC 4028 §10).
             self.arm_session_timers(now, id);
         }
+        if is_invite && (200..300).contains(&resp.status) {
+            // ACK it (or wait for the answer), and resend ours until its ACK.
+            self.reinvite_answered(now, &relay, &resp, &out);
+        }
         self.send_response(now, &relay.server_key, out);
     }
 
-    fn ack_relayed(&mut self, id: CallId, leg: LegRef, resp: &Response) {
-        let Some(call) = self.calls.get(id) else {
-            return;
-        };
-        let (peer, transport, adv): (Peer, _, String) = match leg {
-            LegRef::A => (
-                call.a.peer,
-                call.a.peer.transport,
-                call.a.advertised.clone(),
-            ),
-            LegRef::B(i) => (
-                call.b[i].peer,
-                call.b[i].peer.transport,
-                call.b[i].advertised.clone(),
-            ),
-        };
-        let via = ViaSpec::new(transport, adv).with_branch(self.our_branch());
-        let Some(seq) = resp.headers.cseq().map(|c| c.seq) else {
-            return;
-        };
-        let ack = match self.leg_dialog(id, leg) {
-            Some(d) => d.ack(seq, &via),
-            None => return,
-        };
-        if let Ok(ack) = ack {
-            self.out.push_back(crate::transaction::Transmit {
-                to: peer,
-                bytes: ack.to_bytes(),
-                key: None,
-            });
-        }
-    }
-
     /// An ACK the transaction layer passed up (for a 2xx): the caller's ACK of our answer,
-    /// or of a relayed re-INVITE's answer.
+    /// or either leg's ACK of a relayed re-INVITE's answer.
     pub(super) fn on_ack(&mut self, invite: Option<TransactionKey>, ack: &Request) {
-        let id = invite.and_then(|k| self.calls.by_a_invite(&k)).or_else(|| {
-            DialogKey::for_received_request(ack)
+        let found = match invite.and_then(|k| self.calls.by_a_invite(&k)) {
+            Some(id) => Some((id, LegRef::A)),
+            None => DialogKey::for_received_request(ack)
                 .ok()
-                .and_then(|k| self.calls.by_dialog(&k))
-                .map(|(id, _)| id)
-        });
-        if let Some(id) = id {
+                .and_then(|k| self.calls.by_dialog(&k)),
+        };
+        let Some((id, leg)) = found else {
+            return;
+        };
+        if leg == LegRef::A {
             self.on_a_ack(id, ack);
         }
+        self.on_reinvite_ack(id, leg, ack);
     }
 
     /// A 2xx to an INVITE of ours that no call owns any more (a fork that answered after the

@@ -168,6 +168,13 @@ impl Engine {
         if matches!(b.state, BLegState::Failed(_)) {
             return;
         }
+        // A 487 the caller did not ask for: we cancelled a contact on our own (its phone
+        // hung up while ringing), which for the caller is "not available".
+        let status = if status == 487 && !call.cancelled {
+            480
+        } else {
+            status
+        };
         b.state = BLegState::Failed(status);
         if let Some(d) = b.dialog.take() {
             self.calls.remove_dialog(d.key());
@@ -250,7 +257,7 @@ impl Engine {
         });
     }
 
-    fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
+    pub(super) fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -267,15 +274,12 @@ impl Engine {
 
     /// BYE on b-leg `leg` with a Q.850 Reason.
     fn bye_b(&mut self, now: Instant, id: CallId, leg: usize, cause: HangupCause) {
+        let branch = self.our_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         let b = &mut call.b[leg];
-        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(format!(
-            "{}{:016x}",
-            super::call_setup::BRANCH_PREFIX,
-            rand::Rng::gen::<u64>(&mut self.rng)
-        ));
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(branch);
         let peer = b.peer;
         let Some(d) = &mut b.dialog else {
             return;
@@ -330,6 +334,7 @@ impl Engine {
         call.state = CallState::Ending;
         call.a.ok = None;
         call.ok_next = None;
+        call.reinvite_ok_next = None;
         let winner = call.winner;
         if by != Side::Caller {
             self.bye_a(now, id, cause);
@@ -369,6 +374,7 @@ impl Engine {
             match timer {
                 CallTimer::NoAnswer => self.no_answer(now, wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
+                CallTimer::ReinviteOk => self.retransmit_reinvite_ok(now, wall, id),
                 CallTimer::Expire(side) => {
                     tracing::info!(target: "ferroswitch::call", call = id, side, "session timer expired");
                     self.hang_up(

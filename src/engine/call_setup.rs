@@ -19,8 +19,9 @@ use rand::Rng;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-/// Branches we mint start with this, so a request that comes back to us is recognised
-/// (RFC 3261 §16.3 step 4 loop detection, done the B2BUA way).
+/// Branches we mint start with this and this run's id, so a request that comes back to us
+/// is recognised (RFC 3261 §16.3 step 4 loop detection, done the B2BUA way) and a foreign
+/// branch that merely starts like ours is not.
 pub(super) const BRANCH_PREFIX: &str = "z9hG4bKfs";
 
 /// Header values we copy from the caller's INVITE to the callee's.
@@ -28,7 +29,12 @@ const COPIED: &[HeaderName] = &[HeaderName::ContentType, HeaderName::Subject];
 
 impl Engine {
     pub(super) fn our_branch(&mut self) -> String {
-        format!("{BRANCH_PREFIX}{:016x}", self.rng.gen::<u64>())
+        format!("{}{:016x}", self.branch_stem(), self.rng.gen::<u64>())
+    }
+
+    /// What every branch of this run starts with.
+    fn branch_stem(&self) -> String {
+        format!("{BRANCH_PREFIX}{:08x}", self.run_id)
     }
 
     /// An out-of-dialog INVITE (no To tag) on server transaction `key`.
@@ -149,6 +155,8 @@ impl Engine {
             ok_next: None,
             refresh_at: [None; 2],
             expire_at: [None; 2],
+            reinvite: None,
+            reinvite_ok_next: None,
         };
         tracing::info!(
             target: "ferroswitch::call",
@@ -210,11 +218,12 @@ impl Engine {
         if req.headers.max_forwards() == Some(0) {
             return Some((483, "Too Many Hops"));
         }
+        let stem = self.branch_stem();
         let ours = req
             .headers
             .vias()
             .iter()
-            .any(|v| v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX)));
+            .any(|v| v.branch().is_some_and(|b| b.starts_with(&stem)));
         ours.then_some((482, "Loop Detected"))
     }
 

@@ -9,6 +9,7 @@
 mod auth;
 mod call_dialog;
 mod call_events;
+mod call_reinvite;
 pub(crate) mod call_setup;
 mod message;
 mod register;
@@ -327,8 +328,8 @@ impl Engine {
                 TransactionEvent::Response { key, response } => {
                     self.on_client_response(now, wall, key, response)
                 }
-                TransactionEvent::StrayResponse { response, from } => {
-                    self.on_stray_response(now, response, from)
+                TransactionEvent::StrayResponse { response, .. } => {
+                    self.on_stray_response(now, wall, response)
                 }
                 TransactionEvent::Timeout { key, .. } => {
                     self.on_client_failure(now, wall, &key, 408)
@@ -421,33 +422,26 @@ impl Engine {
         if self.calls.peek_relay(&key).is_some() {
             return self.on_relay_response(now, &key, resp);
         }
-        // A 2xx to an INVITE of a call that is gone: ACK and BYE it.
+        // A 2xx to an INVITE: a retransmission in a live call, or a call that is gone.
         if (200..300).contains(&resp.status)
             && resp
                 .headers
                 .cseq()
                 .is_some_and(|c| c.method == Method::Invite)
         {
-            let original = self.txl.request(&key).cloned();
-            self.orphan_2xx(now, original, &resp);
+            self.unclaimed_2xx(now, wall, Some(&key), resp);
         }
     }
 
-    /// A response no transaction claims: a retransmitted 2xx of a b-leg (re-ACK it).
-    fn on_stray_response(&mut self, now: Instant, resp: Response, _from: Peer) {
-        if !(200..300).contains(&resp.status)
-            || !resp
+    /// A response no transaction claims: a retransmitted 2xx in a call (re-ACK it).
+    fn on_stray_response(&mut self, now: Instant, wall: SystemTime, resp: Response) {
+        if (200..300).contains(&resp.status)
+            && resp
                 .headers
                 .cseq()
                 .is_some_and(|c| c.method == Method::Invite)
         {
-            return;
-        }
-        let Ok(dkey) = crate::dialog::DialogKey::for_received_response(&resp) else {
-            return;
-        };
-        if let Some((id, crate::b2bua::LegRef::B(leg))) = self.calls.by_dialog(&dkey) {
-            self.on_b_response(now, SystemTime::UNIX_EPOCH, id, leg, resp);
+            self.unclaimed_2xx(now, wall, None, resp);
         }
     }
 

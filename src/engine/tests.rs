@@ -10,6 +10,7 @@
 
 mod auth;
 mod binding;
+mod calls;
 mod server;
 
 use super::{Engine, EngineConfig};

@@ -137,6 +137,11 @@ impl Daemon {
         }
     }
 
+    /// The directory holding this daemon's configuration (and files it writes, like CDRs).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     fn running(&self) -> &Running {
         self.running.as_ref().expect("daemon running")
     }
