@@ -80,6 +80,10 @@ pub struct BLeg {
     /// Late offer: the 2xx carried the offer, the ACK waits for the caller's answer.
     pub ack_waits_for_caller: bool,
     pub session_timer: Option<SessionTimer>,
+    /// The SDP of its 2xx (what the caller got from us): offered again in our refreshes.
+    pub answer_sdp: Option<Bytes>,
+    /// Its 2xx allowed UPDATE (RFC 4028 refreshes then use UPDATE without a body).
+    pub allows_update: bool,
 }
 
 /// A re-INVITE relayed from one leg to the other and answered with a 2xx. Our 2xx on

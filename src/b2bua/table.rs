@@ -39,6 +39,8 @@ pub struct Calls {
     by_b_invite: HashMap<TransactionKey, (CallId, usize)>,
     by_dialog: HashMap<DialogKey, (CallId, LegRef)>,
     relays: HashMap<TransactionKey, Relay>,
+    /// RFC 4028 refreshes we sent: (call, side).
+    refreshes: HashMap<TransactionKey, (CallId, usize)>,
     timers: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
 }
 
@@ -91,6 +93,7 @@ impl Calls {
         }
         self.by_dialog.retain(|_, (c, _)| *c != id);
         self.relays.retain(|_, r| r.call != id);
+        self.refreshes.retain(|_, (c, _)| *c != id);
         Some(call)
     }
 
@@ -128,6 +131,18 @@ impl Calls {
 
     pub fn peek_relay(&self, client_key: &TransactionKey) -> Option<&Relay> {
         self.relays.get(client_key)
+    }
+
+    pub fn add_refresh(&mut self, key: TransactionKey, call: CallId, side: usize) {
+        self.refreshes.insert(key, (call, side));
+    }
+
+    pub fn refresh_of(&self, key: &TransactionKey) -> Option<(CallId, usize)> {
+        self.refreshes.get(key).copied()
+    }
+
+    pub fn take_refresh(&mut self, key: &TransactionKey) -> Option<(CallId, usize)> {
+        self.refreshes.remove(key)
     }
 
     pub fn schedule(&mut self, at: Instant, call: CallId, timer: CallTimer) {

@@ -75,7 +75,11 @@ impl Engine {
         }
     }
 
-    fn leg_dialog(&mut self, id: CallId, leg: LegRef) -> Option<&mut crate::dialog::Dialog> {
+    pub(super) fn leg_dialog(
+        &mut self,
+        id: CallId,
+        leg: LegRef,
+    ) -> Option<&mut crate::dialog::Dialog> {
         let call = self.calls.get_mut(id)?;
         match leg {
             LegRef::A => call.a.dialog.as_mut(),

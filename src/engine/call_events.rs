@@ -110,6 +110,8 @@ impl Engine {
         b.dialog = Some(dialog);
         b.state = BLegState::Answered;
         b.session_timer = SessionTimer::negotiate_uac(&resp.headers).ok().flatten();
+        b.answer_sdp = (!resp.body.is_empty()).then(|| resp.body.clone());
+        b.allows_update = super::call_refresh::allows_update(&resp.headers);
         let lost = call.winner.is_some() || call.cancelled || call.state != CallState::Ringing;
         self.calls.add_dialog(dkey, id, LegRef::B(leg));
         if lost {
@@ -385,7 +387,7 @@ impl Engine {
                         HangupCause::RecoveryOnTimerExpire,
                     )
                 }
-                CallTimer::Refresh(_) => {}
+                CallTimer::Refresh(side) => self.send_refresh(now, wall, id, side),
             }
         }
     }
@@ -473,6 +475,7 @@ impl Engine {
         for (at, i) in scheduled {
             self.calls.schedule(at, id, CallTimer::Expire(i));
         }
+        self.arm_refreshes(now, id);
     }
 
     /// Once the call has ended for its users: the CDR goes out (timed at that moment), and
@@ -629,6 +632,9 @@ impl Engine {
             }
         }
         if self.on_message_answer(now, key, status) {
+            return;
+        }
+        if self.on_refresh_response(now, wall, key, None) {
             return;
         }
         if let Some(relay) = self.calls.take_relay(key) {

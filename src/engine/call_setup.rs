@@ -182,6 +182,8 @@ impl Engine {
                         ack: None,
                         ack_waits_for_caller: false,
                         session_timer: None,
+                        answer_sdp: None,
+                        allows_update: false,
                     });
                 }
                 Err(e) => {

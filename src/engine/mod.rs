@@ -9,6 +9,7 @@
 mod auth;
 mod call_dialog;
 mod call_events;
+mod call_refresh;
 mod call_reinvite;
 pub(crate) mod call_setup;
 mod message;
@@ -417,6 +418,9 @@ impl Engine {
             return self.on_b_response(now, wall, id, leg, resp);
         }
         if self.on_message_answer(now, &key, resp.status) {
+            return;
+        }
+        if self.on_refresh_response(now, wall, &key, Some(&resp)) {
             return;
         }
         if self.calls.peek_relay(&key).is_some() {

@@ -164,3 +164,52 @@ fn rfc3428_message_inside_the_call_crosses_without_contact() {
     assert_eq!(sent.ladder(), ["alice<-202 MESSAGE"]);
     bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
 }
+
+#[test]
+fn rfc4028_10_the_switch_refreshes_when_the_caller_makes_it_the_refresher() {
+    let mut net = Net::calls();
+    let (mut bob, alice) = (Caller::bob(), Ua::alice());
+    let timer = [
+        "Supported: timer",
+        "Session-Expires: 120;refresher=uas",
+        "Allow: INVITE, ACK, BYE, CANCEL, UPDATE",
+    ];
+    let sent = net.send(BOB, &bob.invite_to("alice", &timer, &sdp("bob", 8000, "")));
+    bob.learn(&sent.response(BOB, 407));
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 407)));
+    let sent = net.send(BOB, &bob.invite_to("alice", &timer, &sdp("bob", 8000, "")));
+    let inv = sent.request(ZOIPER, Method::Invite);
+    let sent = net.send(
+        ZOIPER,
+        &alice.respond(&inv, 200, &[], &sdp("alice", 9000, "")),
+    );
+    let ok = sent.response(BOB, 200);
+    assert_eq!(header(&ok, "Session-Expires"), Some("120;refresher=uas"));
+    let a = bob.dialog(&ok);
+    net.send(BOB, &bob.ack(&a, ""));
+
+    // Half the interval later the switch refreshes bob's leg itself, with UPDATE (bob allows
+    // it) carrying Session-Expires with refresher=uac (us, the UAC of this UPDATE).
+    assert!(net.after(Duration::from_secs(59)).is_empty());
+    let sent = net.after(Duration::from_secs(1));
+    let update = sent.request(BOB, Method::Update);
+    assert!(
+        req_header(&update, "Session-Expires").is_some_and(|v| v.starts_with("120")),
+        "{:?}",
+        req_header(&update, "Session-Expires")
+    );
+    // bob answers 200: the next refresh is due 60 s later, and nothing expires meanwhile.
+    net.send(BOB, &bob.ua.respond(&update, 200, &[], ""));
+    assert!(net.after(Duration::from_secs(59)).is_empty());
+    let sent = net.after(Duration::from_secs(1));
+    let update2 = sent.request(BOB, Method::Update);
+    // bob's dialog is gone (481, §12.2.1.2): alice gets BYE, bob gets nothing more.
+    let sent = net.send(BOB, &bob.ua.respond(&update2, 481, &[], ""));
+    assert_eq!(sent.ladder(), ["alice<-BYE"]);
+    net.send(
+        ZOIPER,
+        &alice.respond(&sent.request(ZOIPER, Method::Bye), 200, &[], ""),
+    );
+    assert_eq!(net.cdr().hangup_cause, "RECOVERY_ON_TIMER_EXPIRE");
+    net.assert_drained();
+}
