@@ -137,6 +137,32 @@ sipp_run() {
   return $rc
 }
 
+# sipp_load TAG LIMIT_S RATE N ARGS...: N calls at RATE from LOADGENS SIPp clients in parallel
+# (each RATE/LOADGENS, N/LOADGENS; one SIPp process tops out near 20,000 registrations/s
+# here), all pinned to SIPP_CORE and bounded by LIMIT_S. Statistics in $WORK/TAG.gI.csv, listed
+# comma-separated in SIPP_STATS. Returns non-zero when any client failed; sets SIPP_CPU_S
+# (their CPU seconds together) and SIPP_WALL_S.
+sipp_load() {
+  local tag=$1 limit=$2 rate=$3 n=$4; shift 4
+  local g=${LOADGENS:-1} i ports c0 c1 t0 t1 rc=0 pids=()
+  SIPP_STATS=
+  children_cpu_to c0; t0=$(date +%s.%N)
+  for i in $(seq 1 "$g"); do
+    ports=$(tool ports 2)
+    bg "$WORK/$tag.g$i.out" taskset -c "$SIPP_CORE" timeout -k 3 "$limit" sipp "127.0.0.1:$SERVER_PORT" \
+      -i 127.0.0.1 -p "${ports% *}" -cp "${ports#* }" -nostdin -buff_size 4194304 \
+      -trace_stat -stf "$WORK/$tag.g$i.csv" -fd 1 -trace_err -error_file "$WORK/$tag.g$i.err" \
+      -r $(( rate / g )) -m $(( n / g )) "$@"
+    pids+=("$BG")
+    SIPP_STATS=${SIPP_STATS:+$SIPP_STATS,}$WORK/$tag.g$i.csv
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  t1=$(date +%s.%N); children_cpu_to c1
+  SIPP_CPU_S=$(awk "BEGIN{printf \"%.3f\", $c1 - $c0}")
+  SIPP_WALL_S=$(awk "BEGIN{printf \"%.3f\", $t1 - $t0}")
+  return $rc
+}
+
 # sipp_bg TAG LIMIT_S PORT ARGS...: like sipp_run but in the background on local port PORT
 # (a UAS, or a caller whose port a capture filters on); sets BG.
 sipp_bg() {

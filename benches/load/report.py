@@ -77,6 +77,8 @@ def calls_note(recs, server):
     s = one(recs, server, "calls_support")
     if s is None:
         return "not run"
+    if s.get("skipped"):
+        return "not measured (--no-calls)"
     if not s.get("supported"):
         return "not supported by this build"
     return None
@@ -132,6 +134,49 @@ def summary_rows(recs):
     return rows
 
 
+def limits(recs):
+    """One line per server and test: the highest clean rate and what stopped the next step."""
+    out = []
+    for s in (A, B):
+        for test in ("register", "calls"):
+            m = one(recs, s, test + "_max")
+            if not m:
+                continue
+            failed = [r for r in pick(recs, s, test) if not r.get("clean")]
+            why = "; ".join(f"{r['rate']}/s for {r.get('secs', '?')} s: {r.get('limit', '')}" for r in failed)
+            held = (f"held for {m['confirm_secs']} s (short steps reached {m.get('short_step_max')}/s)"
+                    if m.get("confirm_secs") else "in short steps, no hold step")
+            out.append(f"- {LABEL[s]} {test}: {m['max_clean']}/s {held}"
+                       + (f"; not clean: {why}" if why else "; no step failed (raise the rates)"))
+    return "\n".join(out)
+
+
+def checks(recs):
+    """The suite's own health, for CI: (passed, failed, skipped, lines)."""
+    res = []
+    for s in (A, B):
+        if not any(r.get("server") == s for r in recs):
+            continue
+        m = one(recs, s, "register_max")
+        res.append((f"{LABEL[s]} registered cleanly at some rate", bool(m and m["max_clean"] > 0)))
+        sup = one(recs, s, "calls_support")
+        if not sup or sup.get("skipped") or (s == A and not sup.get("supported")):
+            # ferroswitch may not carry calls yet; that is reported, not a failure.
+            res.append((f"{LABEL[s]} calls ({calls_note(recs, s)})", None))
+            continue
+        m = one(recs, s, "calls_max")
+        res.append((f"{LABEL[s]} carried calls cleanly at some rate", bool(m and m["max_clean"] > 0)))
+        p = one(recs, s, "pdd")
+        res.append((f"{LABEL[s]} post-dial delay measured", bool(p and p.get("pdd_n"))))
+        mem = one(recs, s, "memory")
+        res.append((f"{LABEL[s]} memory per call measured", bool(mem and mem.get("bytes_per_call") is not None)))
+    lines = [("ok   " if ok else "skip " if ok is None else "FAIL ") + name for name, ok in res]
+    passed = sum(1 for _, ok in res if ok)
+    failed = sum(1 for _, ok in res if ok is False)
+    skipped = sum(1 for _, ok in res if ok is None)
+    return passed, failed, skipped, lines
+
+
 def table(rows):
     head = ("", LABEL[A], LABEL[B], "ratio", "target (ratio)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -167,9 +212,10 @@ def main(path, outdir):
     meta = next((r for r in recs if r.get("test") == "meta"), {})
     rows = summary_rows(recs)
     print(plain(rows))
+    print(limits(recs))
     for s in (A, B):
         sup = one(recs, s, "calls_support")
-        if sup and not sup.get("supported"):
+        if sup and not sup.get("supported") and not sup.get("skipped"):
             print(f"{LABEL[s]} calls: not supported by this build ({sup.get('reason', '')})")
     stamp = meta.get("date", "unknown").replace(":", "").replace("-", "")[:13]
     mode = meta.get("mode", "run")
@@ -189,6 +235,8 @@ def main(path, outdir):
         "operation; ratios are ferroswitch / Kamailio.",
         "",
         table(rows),
+        "",
+        limits(recs),
         "",
         f"![chart]({os.path.basename(base)}.svg)",
         "",
@@ -212,9 +260,13 @@ def main(path, outdir):
     with open(os.path.join(outdir, f"latest-{mode}.md"), "w") as f:
         f.write(text)
     print(f"written: {base}.md, {base}.svg (and latest-{mode}.*)")
+    passed, failed, skipped, lines = checks(recs)
+    print("\n".join(lines))
+    print(f"bench: {passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__.split("\n\n")[1])
-    main(sys.argv[1], sys.argv[2])
+    sys.exit(main(sys.argv[1], sys.argv[2]))

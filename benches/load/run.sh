@@ -15,7 +15,10 @@
 # A step is clean with 0 failed calls, 0 UDP receive-buffer errors (nstat UdpRcvbufErrors
 # delta) and SIPp reaching 90 % of the asked rate. Prints one table with both servers and the
 # ratios and writes it as markdown + an SVG chart into --out (default benches/results/ for the
-# full run, a temporary directory for --smoke). Installs sip-tester, kamailio, tshark, iproute2
+# full run, target/bench-smoke/ for --smoke). Ends with "bench: N passed, N failed, N skipped"
+# (each server registered cleanly at some rate; Kamailio, and ferroswitch once it supports
+# calls, carried calls and gave a post-dial delay and a memory figure) and exits non-zero on a
+# failure, so a CI smoke run notices when the suite rots. Installs sip-tester, kamailio, tshark, iproute2
 # and python3 with apt-get when missing and builds ferroswitch in release mode.
 # Every loop is bounded in count and time; every process started is ended on exit.
 set -uo pipefail
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -39,12 +42,12 @@ source "$HERE/lib.sh"
 
 # Settings; any of them can be overridden from the environment (e.g. REG_RATES="1000 2000").
 if [ "$MODE" = smoke ]; then
-  : "${USERS_LAST:=1049}" "${STEP_SECS:=2}" "${REFINE:=0}" "${SETTLE:=0.5}"
+  : "${USERS_LAST:=1049}" "${STEP_SECS:=2}" "${REFINE:=0}" "${SETTLE:=0.5}" "${CONFIRM_SECS:=0}"
   : "${REG_RATES:=100 200}" "${CALL_RATES:=20 50}" "${HOLD_MS:=200}"
   : "${PDD_RATE:=50}" "${PDD_SECS:=2}"
   : "${MEM_RATE:=100}" "${MEM_N1:=100}" "${MEM_N2:=300}" "${MEM_SETTLE:=1}"
 else
-  : "${USERS_LAST:=1999}" "${STEP_SECS:=8}" "${REFINE:=2}" "${SETTLE:=2}"
+  : "${USERS_LAST:=1999}" "${STEP_SECS:=8}" "${REFINE:=2}" "${SETTLE:=2}" "${CONFIRM_SECS:=40}"
   : "${REG_RATES:=2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 25000 28000 32000}"
   : "${CALL_RATES:=250 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 5500 6000 7000 8000}"
   : "${HOLD_MS:=1000}"
@@ -53,7 +56,7 @@ else
   # plateaus carry the same transaction high-water mark and the difference is dialog state.
   : "${MEM_RATE:=500}" "${MEM_N1:=20000}" "${MEM_N2:=40000}" "${MEM_SETTLE:=5}"
 fi
-: "${USERS_FIRST:=1000}" "${SERVER_CORE:=0}" "${SIPP_CORE:=1}" "${KAM_CHILDREN:=2}" "${KAM_SHM_MB:=2048}"
+: "${CONFIRM_TRIES:=5}" "${USERS_FIRST:=1000}" "${SERVER_CORE:=0}" "${SIPP_CORE:=1}" "${KAM_CHILDREN:=2}" "${KAM_SHM_MB:=2048}"
 BIN=${FERROSWITCH_BIN:-$ROOT/target/release/ferroswitch}
 CALLEE=$USERS_LAST
 
@@ -82,7 +85,8 @@ WORK=$(mktemp -d /tmp/ferroswitch-bench.XXXXXX)
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 RESULTS=$WORK/results.jsonl
-[ -n "$OUT" ] || { [ "$MODE" = smoke ] && OUT=$WORK/out || OUT=$ROOT/benches/results; }
+# The smoke run's table goes to target/ (ignored by git), the full run's into the repository.
+[ -n "$OUT" ] || { [ "$MODE" = smoke ] && OUT=$ROOT/target/bench-smoke || OUT=$ROOT/benches/results; }
 tool users "$WORK" "$USERS_FIRST" "$USERS_LAST" 127.0.0.1
 tool note "$RESULTS" test='"meta"' mode="\"$MODE\"" \
   date="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"" nproc="$(nproc)" \
@@ -93,51 +97,90 @@ tool note "$RESULTS" test='"meta"' mode="\"$MODE\"" \
   ferroswitch="\"$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)\"" \
   step_secs="$STEP_SECS" hold_ms="$HOLD_MS" kam_children="$KAM_CHILDREN" users="$((USERS_LAST - USERS_FIRST + 1))"
 
-# step TEST RATE TAG SIPP_ARGS...: one bounded SIPp run at RATE for STEP_SECS seconds against
+# step TEST RATE SECS TAG SIPP_ARGS...: one bounded SIPp run at RATE for SECS seconds against
 # the running server; records the step. Exit 0 when clean.
 step() {
-  local test=$1 rate=$2 tag=$3; shift 3
-  local n=$(( rate * ${STEP_SECS%.*} )) hold_s=0
+  local test=$1 rate=$2 secs=$3 tag=$4; shift 4
+  local n=$(( rate * secs )) hold_s=0
   [ "$test" = calls ] && hold_s=$(awk "BEGIN{print $HOLD_MS/1000}")
-  local e0 c0 d0 e1 c1 d1
+  local e0 c0 d0 e1 c1 d1 j0 j1
   e0=$(rcvbuf_errors); d0=$(server_sock_drops); c0=$(server_cpu_ns)
-  sipp_run "$tag" $(( ${STEP_SECS%.*} * 3 + 20 )) -r "$rate" -m "$n" "$@"
+  j0=$(tool cores "$SERVER_CORE" "$SIPP_CORE")
+  sipp_load "$tag" $(( secs * 2 + ${hold_s%.*} + 30 )) "$rate" "$n" "$@"
+  j1=$(tool cores "$SERVER_CORE" "$SIPP_CORE")
   c1=$(server_cpu_ns); e1=$(rcvbuf_errors); d1=$(server_sock_drops)
-  tool record "$RESULTS" "$WORK/$tag.csv" server="$SERVER_NAME" test="$test" rate="$rate" \
-    expected="$n" hold_s="$hold_s" cpu_ns=$((c1 - c0)) rcvbuf_errors=$((e1 - e0)) \
-    sock_drops=$((d1 - d0)) wall_s="$SIPP_WALL_S" sipp_cpu_s="$SIPP_CPU_S"
+  # "busy:total" jiffies of the two cores before and after: a busy share well above what the
+  # server and SIPp use themselves means someone else ran there (shared machine).
+  local sj0 sj1 pj0 pj1 a b c d
+  read -r a b c d <<<"$j0"; sj0="$a:$b"; pj0="$c:$d"
+  read -r a b c d <<<"$j1"; sj1="$a:$b"; pj1="$c:$d"
+  tool record "$RESULTS" "$SIPP_STATS" server="$SERVER_NAME" test="$test" rate="$rate" \
+    secs="$secs" expected=$(( n / ${LOADGENS:-1} * ${LOADGENS:-1} )) hold_s="$hold_s" \
+    cpu_ns=$((c1 - c0)) rcvbuf_errors=$((e1 - e0)) sock_drops=$((d1 - d0)) \
+    wall_s="$SIPP_WALL_S" sipp_cpu_s="$SIPP_CPU_S" loadgens="${LOADGENS:-1}" \
+    server_core_j0="$sj0" server_core_j1="$sj1" sipp_core_j0="$pj0" sipp_core_j1="$pj1"
   local rc=$?
   sleep "$SETTLE"
   return $rc
 }
 
-# stepup TEST RATES...: steps up through RATES until a step is not clean, then bisects REFINE
-# times between the last clean and the first failed rate. Bounded by the list and REFINE.
+# stepup TEST RATES SIPP_ARGS...: steps up through RATES (STEP_SECS each) until a step is not
+# clean, then bisects REFINE times between the last clean and the first failed rate. Then, as
+# short steps cannot show what builds up over a transaction's lifetime (32 s for Timer J/L on
+# UDP), the best rate must hold for CONFIRM_SECS; if it does not, the rate goes down by a quarter
+# at a time, at most CONFIRM_TRIES times. Bounded by the list, REFINE and CONFIRM_TRIES.
 stepup() {
-  local test=$1; shift
-  local rates=$1; shift
-  local good=0 bad=0 r i=0 mid
+  local test=$1 rates=$2; shift 2
+  local good=0 bad=0 r i mid
   for r in $rates; do
-    i=$((i + 1))
-    if step "$test" "$r" "$SERVER_NAME-$test-$r" "$@"; then good=$r; else bad=$r; break; fi
+    if step "$test" "$r" "$STEP_SECS" "$SERVER_NAME-$test-$r" "$@"; then good=$r; else bad=$r; break; fi
   done
+  # A failed step leaves debris (lingering transactions, queued retransmissions): every step
+  # after one starts on a fresh server.
+  local fresh=
+  [ "$bad" -gt 0 ] && { restart_server "$test" || return 1; fresh=1; }
   if [ "$bad" -gt 0 ] && [ "$good" -gt 0 ]; then
     for i in $(seq 1 "$REFINE"); do
       mid=$(( (good + bad) / 2 / 100 * 100 ))
       [ "$mid" -le "$good" ] && break
-      if step "$test" "$mid" "$SERVER_NAME-$test-$mid" "$@"; then good=$mid; else bad=$mid; fi
+      fresh=
+      if step "$test" "$mid" "$STEP_SECS" "$SERVER_NAME-$test-$mid" "$@"; then good=$mid
+      else bad=$mid; restart_server "$test" || return 1; fresh=1; fi
     done
   fi
-  tool note "$RESULTS" server="\"$SERVER_NAME\"" test="\"${test}_max\"" max_clean="$good" first_failed="$bad"
-  say "$SERVER_NAME: highest clean $test rate $good/s (first failing: $([ "$bad" -gt 0 ] && echo "$bad/s" || echo none))"
+  local confirmed=$good
+  if [ "$CONFIRM_SECS" -gt 0 ] && [ "$good" -gt 0 ]; then
+    confirmed=0
+    r=$good
+    for i in $(seq 1 "$CONFIRM_TRIES"); do
+      [ -n "$fresh" ] || { restart_server "$test" || return 1; }
+      fresh=
+      if step "$test" "$r" "$CONFIRM_SECS" "$SERVER_NAME-$test-confirm-$r" "$@"; then confirmed=$r; break; fi
+      r=$(( r * 3 / 4 / 10 * 10 ))
+      [ "$r" -gt 0 ] || break
+    done
+  fi
+  tool note "$RESULTS" server="\"$SERVER_NAME\"" test="\"${test}_max\"" max_clean="$confirmed" \
+    short_step_max="$good" first_failed="$bad" confirm_secs="$CONFIRM_SECS"
+  say "$SERVER_NAME: highest clean $test rate $confirmed/s (${STEP_SECS} s steps: $good/s, first failing: $([ "$bad" -gt 0 ] && echo "$bad/s" || echo none); held for ${CONFIRM_SECS} s)"
+}
+
+# restart_server TEST: the same server afresh (new process, new port); for calls the UAS
+# registers again.
+restart_server() {
+  stop_server
+  start_server "$SERVER_NAME" || return 1
+  [ "$1" = calls ] && { register_uas || return 1; }
+  return 0
 }
 
 register_phase() {
   start_server "$1" || return 1
   # One fixed Contact per user (port 5060, nothing listens there): every step refreshes the
   # same bindings instead of piling up one more contact per user per step.
+  # -bye: an aborted registration needs no clean-up BYE (it would only add load).
   stepup register "$REG_RATES" -sf "$HERE/scenarios/register.xml" -inf "$WORK/callers.csv" \
-    -key contact_port 5060
+    -key contact_port 5060 -default_behaviors all,-bye
   stop_server
 }
 
@@ -147,6 +190,10 @@ start_uas() {
   sipp_bg "$SERVER_NAME-uas" 3600 "$UAS_PORT" -sf "$HERE/scenarios/uas.xml" \
     -default_behaviors all,-bye
   UAS_PID=$BG
+  register_uas
+}
+
+register_uas() {
   sipp_run "$SERVER_NAME-uas-register" 15 -sf "$HERE/scenarios/register.xml" \
     -inf "$WORK/callee.csv" -key contact_port "$UAS_PORT" -m 1 -timeout 10s -timeout_error
 }
@@ -156,7 +203,7 @@ uac_args() { echo -sf "$HERE/scenarios/uac.xml" -inf "$WORK/callers.csv" -s "$CA
 calls_phase() {
   local name=$1
   if [ "$CALLS" = no ]; then
-    tool note "$RESULTS" server="\"$name\"" test='"calls_support"' supported=false reason='"--no-calls"'
+    tool note "$RESULTS" server="\"$name\"" test='"calls_support"' supported=false skipped=true reason='"--no-calls"'
     return 0
   fi
   start_server "$name" || return 1

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import sys
 
@@ -137,6 +138,22 @@ def pss_kb(args):
     print(total)
 
 
+def core_jiffies(args):
+    """cores CORE...: "busy total" jiffies of each CPU from /proc/stat, space-separated pairs.
+    Busy is everything but idle and iowait; used to see other load on the benchmark's cores
+    (the machine may be shared), not to measure our own processes (schedstat does that)."""
+    want = {f"cpu{c}" for c in args}
+    out = []
+    with open("/proc/stat") as f:
+        for ln in f:
+            parts = ln.split()
+            if parts and parts[0] in want:
+                vals = [int(v) for v in parts[1:]]
+                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+                out.append(f"{sum(vals) - idle} {sum(vals)}")
+    print(" ".join(out))
+
+
 def free_ports(args):
     """ports N: N distinct ports free for UDP on 127.0.0.1 (checked by binding them)."""
     want, got, held = int(args[0]), [], []
@@ -179,8 +196,8 @@ def options(args):
 
 
 def record(args):
-    """record RESULTS STATS key=value...: one benchmark step. Merges the SIPp statistics file
-    STATS with the given fields (server, test, rate, expected, hold_s, cpu_ns, rcvbuf_errors,
+    """record RESULTS STATS key=value...: one benchmark step. Merges the SIPp statistics files
+    STATS (comma-separated, one per parallel SIPp client) with the given fields (server, test, rate, expected, hold_s, cpu_ns, rcvbuf_errors,
     ...), appends the result as a JSON line to RESULTS, prints a one-line summary and exits 0
     when the step was clean: every call expected succeeded, none failed, no UDP receive-buffer
     error, and SIPp kept at least 90 % of the asked rate."""
@@ -195,7 +212,10 @@ def record(args):
                 rec[k] = float(v)
             except ValueError:
                 rec[k] = v
-    sipp = read_sipp_stats(stats)
+    # Several SIPp clients in parallel: counts add up, the step lasted as long as the longest.
+    parts = [read_sipp_stats(p) for p in stats.split(",")]
+    sipp = {k: sum(p[k] for p in parts) for k in parts[0] if k != "elapsed"}
+    sipp["elapsed"] = max(p["elapsed"] for p in parts)
     rec.update({k: sipp.get(k, 0) for k in ("ok", "failed", "retrans", "timeouts", "unexpected", "elapsed")})
     ok = rec["ok"]
     busy = max(rec["elapsed"] - float(rec.get("hold_s", 0)), 1e-3)
@@ -204,6 +224,14 @@ def record(args):
     rec["cpu_us_per"] = round(cpu / 1000.0 / ok, 2) if ok else None
     if rec.get("wall_s"):
         rec["server_cpu_pct"] = round(cpu / 1e9 / float(rec["wall_s"]) * 100.0, 1)
+    # Busy share of the server's and SIPp's cores over the step (from /proc/stat jiffies).
+    for name in ("server_core", "sipp_core"):
+        j0, j1 = rec.pop(name + "_j0", None), rec.pop(name + "_j1", None)
+        if j0 and j1:
+            b0, t0 = map(int, str(j0).split(":"))
+            b1, t1 = map(int, str(j1).split(":"))
+            if t1 > t0:
+                rec[name + "_busy_pct"] = round((b1 - b0) / (t1 - t0) * 100.0, 1)
     rate = float(rec.get("rate", 0))
     rec["clean"] = bool(
         ok > 0
@@ -212,6 +240,11 @@ def record(args):
         and int(rec.get("rcvbuf_errors", 0)) == 0
         and rec["achieved"] >= 0.9 * rate
     )
+    rec["unexpected_codes"] = {}
+    for p in stats.split(","):
+        for code, n in unexpected_codes(p[: -len(".csv")] + ".err").items():
+            rec["unexpected_codes"][code] = rec["unexpected_codes"].get(code, 0) + n
+    rec["limit"] = "" if rec["clean"] else limit_reason(rec, rate)
     with open(results, "a") as f:
         f.write(json.dumps(rec) + "\n")
     print(
@@ -220,9 +253,50 @@ def record(args):
         f"rcvbuf_err {rec.get('rcvbuf_errors', 0)} sock_drops {rec.get('sock_drops', 0)} "
         f"achieved {rec['achieved']}/s cpu {rec['cpu_us_per']} us/op "
         f"({rec.get('server_cpu_pct', '?')} % of a core) sipp {rec.get('sipp_cpu_s', '?')} s "
-        f"-> {'clean' if rec['clean'] else 'NOT clean'}"
+        f"-> {'clean' if rec['clean'] else 'NOT clean: ' + rec['limit']}"
     )
     sys.exit(0 if rec["clean"] else 1)
+
+
+def unexpected_codes(err_path, cap=50_000_000):
+    """Counts of the responses that made SIPp abort calls ("Aborting call on unexpected message
+    ... received 'SIP/2.0 503"), from
+    its -trace_err file (read up to cap bytes)."""
+    counts = {}
+    try:
+        with open(err_path, "rb") as f:
+            data = f.read(cap)
+    except OSError:
+        return counts
+    # Only the aborting message: "Dead call ... received" lines are answers to SIPp's own
+    # clean-up requests (e.g. the BYE it sends when it aborts a call).
+    for m in re.finditer(rb"Aborting call on unexpected message[^\n]*received 'SIP/2\.0 (\d{3})", data):
+        code = m.group(1).decode()
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def limit_reason(rec, rate):
+    """Why a step was not clean, most telling first: the server's own socket overflowed, the
+    server's core was full, some other socket (SIPp's) overflowed, error responses, timeouts,
+    or SIPp could not keep the rate."""
+    why = []
+    if int(rec.get("sock_drops", 0)) > 0:
+        why.append(f"server socket dropped {rec['sock_drops']}")
+    if float(rec.get("server_cpu_pct", 0) or 0) >= 90:
+        why.append(f"server core {rec['server_cpu_pct']} % busy")
+    other = int(rec.get("rcvbuf_errors", 0)) - int(rec.get("sock_drops", 0))
+    if other > 0:
+        why.append(f"{other} UDP receive-buffer drops elsewhere (SIPp)")
+    if rec.get("unexpected_codes"):
+        why.append("responses " + ", ".join(f"{c}×{n}" for c, n in sorted(rec["unexpected_codes"].items())))
+    if rec.get("timeouts"):
+        why.append(f"{rec['timeouts']} timeouts")
+    if rec["failed"] and not why:
+        why.append(f"{rec['failed']} failed")
+    if rec["achieved"] < 0.9 * rate:
+        why.append(f"SIPp reached {rec['achieved']}/s")
+    return "; ".join(why) or "incomplete"
 
 
 def note(args):
@@ -244,6 +318,7 @@ COMMANDS = {
     "cpu": cpu_ns,
     "pss": pss_kb,
     "ports": free_ports,
+    "cores": core_jiffies,
     "options": options,
     "record": record,
     "note": note,
