@@ -195,15 +195,19 @@ def plain(rows):
 
 
 def steps_table(recs):
-    lines = ["| server | test | rate/s | ok | failed | retrans | rcvbuf err | achieved/s | server CPU µs/op | server CPU % | SIPp CPU s | clean |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| server | test | rate/s | s | ok | failed | retrans | UDP rcvbuf errors (server socket) | "
+             "achieved/s | server CPU µs/op | server CPU % | core busy % (server / SIPp) | SIPp CPU s | "
+             "clean, or why not |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
         if r.get("test") not in ("register", "calls"):
             continue
         lines.append(
-            f"| {r['server']} | {r['test']} | {r['rate']} | {r['ok']} | {r['failed']} | {r['retrans']} | "
-            f"{r.get('rcvbuf_errors', 0)} | {r['achieved']} | {fmt(r.get('cpu_us_per'), nd=1)} | "
-            f"{r.get('server_cpu_pct', '')} | {r.get('sipp_cpu_s', '')} | {'yes' if r.get('clean') else 'no'} |")
+            f"| {r['server']} | {r['test']} | {r['rate']} | {r.get('secs', '')} | {r['ok']} | {r['failed']} | "
+            f"{r['retrans']} | {r.get('rcvbuf_errors', 0)} ({r.get('sock_drops', 0)}) | {r['achieved']} | "
+            f"{fmt(r.get('cpu_us_per'), nd=1)} | {r.get('server_cpu_pct', '')} | "
+            f"{r.get('server_core_busy_pct', '?')} / {r.get('sipp_core_busy_pct', '?')} | "
+            f"{r.get('sipp_cpu_s', '')} | {'yes' if r.get('clean') else r.get('limit', 'no')} |")
     return "\n".join(lines)
 
 

@@ -296,6 +296,15 @@ def limit_reason(rec, rate):
         why.append(f"{rec['failed']} failed")
     if rec["achieved"] < 0.9 * rate:
         why.append(f"SIPp reached {rec['achieved']}/s")
+    # Someone else on the benchmark's cores (a shared machine): worth knowing before blaming
+    # the server. Softirq work for our own loopback traffic also lands here, hence the margin.
+    own = {"server_core": float(rec.get("server_cpu_pct", 0) or 0)}
+    wall = float(rec.get("wall_s", 0) or 0)
+    own["sipp_core"] = float(rec.get("sipp_cpu_s", 0) or 0) / wall * 100.0 if wall else 0.0
+    for core, mine in own.items():
+        busy = rec.get(core + "_busy_pct")
+        if busy is not None and busy - mine > 25:
+            why.append(f"{core.replace('_', ' ')} {busy} % busy, {mine:.0f} % ours: other load")
     return "; ".join(why) or "incomplete"
 
 
