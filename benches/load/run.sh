@@ -48,15 +48,19 @@ if [ "$MODE" = smoke ]; then
   : "${MEM_RATE:=100}" "${MEM_N1:=100}" "${MEM_N2:=300}" "${MEM_SETTLE:=1}"
 else
   : "${USERS_LAST:=1999}" "${STEP_SECS:=8}" "${REFINE:=2}" "${SETTLE:=2}" "${CONFIRM_SECS:=40}"
+  # Two SIPp clients share core 1: one alone tops out near 20,000 registrations/s here.
+  : "${LOADGENS:=2}"
   : "${REG_RATES:=2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 25000 28000 32000}"
   : "${CALL_RATES:=250 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 5500 6000 7000 8000}"
   : "${HOLD_MS:=1000}"
   : "${PDD_RATE:=1000}" "${PDD_SECS:=6}"
-  # N1/MEM_RATE (40 s) outlasts the longest transaction linger (Timer L/J, 32 s), so both
-  # plateaus carry the same transaction high-water mark and the difference is dialog state.
-  : "${MEM_RATE:=500}" "${MEM_N1:=20000}" "${MEM_N2:=40000}" "${MEM_SETTLE:=5}"
+  # Memory: calls at MEM_RATE (default: the server's held call rate, at most 500/s) for
+  # MEM_RAMP_SECS (40 s, longer than the 32 s a finished transaction lingers under Timer L/J,
+  # so both samples carry the same transaction high-water mark and the difference is dialog
+  # state), then as many again. MEM_RATE, MEM_N1, MEM_N2 can be set to fixed values.
+  : "${MEM_SETTLE:=5}"
 fi
-: "${CONFIRM_TRIES:=5}" "${USERS_FIRST:=1000}" "${SERVER_CORE:=0}" "${SIPP_CORE:=1}" "${KAM_CHILDREN:=2}" "${KAM_SHM_MB:=2048}"
+: "${MEM_RAMP_SECS:=40}" "${CONFIRM_TRIES:=5}" "${USERS_FIRST:=1000}" "${SERVER_CORE:=0}" "${SIPP_CORE:=1}" "${KAM_CHILDREN:=2}" "${KAM_SHM_MB:=2048}"
 BIN=${FERROSWITCH_BIN:-$ROOT/target/release/ferroswitch}
 CALLEE=$USERS_LAST
 
@@ -160,6 +164,7 @@ stepup() {
       [ "$r" -gt 0 ] || break
     done
   fi
+  STEPUP_MAX=$confirmed
   tool note "$RESULTS" server="\"$SERVER_NAME\"" test="\"${test}_max\"" max_clean="$confirmed" \
     short_step_max="$good" first_failed="$bad" confirm_secs="$CONFIRM_SECS"
   say "$SERVER_NAME: highest clean $test rate $confirmed/s (${STEP_SECS} s steps: $good/s, first failing: $([ "$bad" -gt 0 ] && echo "$bad/s" || echo none); held for ${CONFIRM_SECS} s)"
@@ -222,8 +227,12 @@ calls_phase() {
   [ -n "$why" ] && say "$name: $why (--calls given: measuring anyway)"
   tool note "$RESULTS" server="\"$name\"" test='"calls_support"' supported=true
   stepup calls "$CALL_RATES" $(uac_args) -d "$HOLD_MS"
-  pdd_phase
-  mem_phase
+  if [ "$STEPUP_MAX" -gt 0 ]; then
+    pdd_phase
+    mem_phase
+  else
+    say "$name: no clean call step; post-dial delay and memory not measured"
+  fi
   stop_pid "$UAS_PID"; stop_server
 }
 
@@ -258,10 +267,12 @@ PY
   sleep "$SETTLE"
 }
 
-# Memory per concurrent call: hold MEM_N1 calls, sample PSS, add MEM_N2-MEM_N1 more at the same
-# rate, sample again; bytes/call = PSS difference / held-call difference (counted by the UAS).
+# Memory per concurrent call: hold N1 calls, sample PSS, add N2-N1 more at the same rate, sample
+# again; bytes/call = PSS difference / held-call difference (counted by the UAS).
 mem_phase() {
-  local settle=$MEM_SETTLE n1=$MEM_N1 n2=$MEM_N2 r=$MEM_RATE
+  local settle=$MEM_SETTLE r=${MEM_RATE:-} n1 n2
+  [ -n "$r" ] || r=$(( STEPUP_MAX < 500 ? STEPUP_MAX : 500 ))
+  n1=${MEM_N1:-$(( r * MEM_RAMP_SECS ))}; n2=${MEM_N2:-$(( 2 * n1 ))}
   local ramp1=$(( (n1 + r - 1) / r )) ramp2=$(( (n2 - n1 + r - 1) / r ))
   local hold_s=$(( ramp1 + ramp2 + 2 * ${settle%.*} + 10 ))
   local p0 p1 p2 h1 h2 pid1 pid2
