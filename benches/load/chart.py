@@ -1,8 +1,8 @@
 """SVG chart of a benches/load run, standard library only (no matplotlib on a fresh machine).
 
 Three panels: the highest clean registrations/s and calls/s per server (bars), and the server's
-CPU time per registration and per call against the offered rate (lines; a filled dot is a
-clean step, a hollow one a step with failures or drops). Pure function of the results records;
+CPU time per registration and per call against the offered rate (short steps as dots on a line,
+long hold steps as squares; filled is clean, hollow had failures or drops). Pure function of the results records;
 writes nothing itself.
 """
 
@@ -83,24 +83,35 @@ def bars(x0, recs, servers, labels):
 
 
 def lines(x0, recs, servers, test, title, ylab):
-    pts = {s: sorted((r["rate"], r.get("cpu_us_per"), r.get("clean"))
-                     for r in recs if r.get("server") == s and r.get("test") == test
-                     and r.get("cpu_us_per") is not None) for s in servers}
-    allp = [p for v in pts.values() for p in v]
-    xmax = nice_max(max((p[0] for p in allp), default=1))
-    ymax = nice_max(max((p[1] for p in allp), default=1))
+    """CPU per operation against the offered rate: the short step-up steps joined by a line,
+    the long hold steps (a different duration) as squares."""
+    steps = [r for r in recs if r.get("test") == test and r.get("cpu_us_per") is not None]
+    xmax = nice_max(max((r["rate"] for r in steps), default=1))
+    ymax = nice_max(max((r["cpu_us_per"] for r in steps), default=1))
     out = axes(x0, title, "offered rate (per second)", ylab, xmax, ymax)
     y0 = TOP + PANEL_H
-    if not allp:
+    if not steps:
         out.append(text(x0 + PANEL_W / 2, TOP + PANEL_H / 2, "no data", 13))
     for si, s in enumerate(servers):
-        xy = [(x0 + r / xmax * PANEL_W, y0 - c / ymax * PANEL_H, ok) for r, c, ok in pts[s]]
-        if len(xy) > 1:
-            d = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in xy)
+        mine = [r for r in steps if r.get("server") == s]
+        if not mine:
+            continue
+        short = min(r.get("secs", 0) for r in mine)
+
+        def xy(r):
+            return x0 + r["rate"] / xmax * PANEL_W, y0 - r["cpu_us_per"] / ymax * PANEL_H
+
+        line = sorted((r for r in mine if r.get("secs", 0) == short), key=lambda r: r["rate"])
+        if len(line) > 1:
+            d = " ".join("%.1f,%.1f" % xy(r) for r in line)
             out.append(f'<polyline points="{d}" fill="none" stroke="{COLORS[si]}" stroke-width="2"/>')
-        for x, y, ok in xy:
-            fill = COLORS[si] if ok else "white"
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="{COLORS[si]}" stroke-width="2"/>')
+        for r in mine:
+            x, y = xy(r)
+            fill = COLORS[si] if r.get("clean") else "white"
+            if r.get("secs", 0) == short:
+                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="{COLORS[si]}" stroke-width="2"/>')
+            else:
+                out.append(f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{fill}" stroke="{COLORS[si]}" stroke-width="2"/>')
     return out
 
 
@@ -118,6 +129,6 @@ def render_svg(recs, servers, labels):
         x = LEFT0 + si * 170
         out.append(f'<rect x="{x}" y="{H - 22}" width="14" height="14" fill="{COLORS[si]}"/>')
         out.append(text(x + 20, H - 10, labels[s], 12, anchor="start"))
-    out.append(text(LEFT0 + 360, H - 10, "filled dot: clean step; hollow: failures or drops", 12, anchor="start"))
+    out.append(text(LEFT0 + 360, H - 10, "dot: short step, square: long hold step; filled: clean, hollow: failures or drops", 12, anchor="start"))
     out.append("</svg>")
     return "\n".join(out) + "\n"
