@@ -79,6 +79,8 @@ install_missing() {
   timeout 600 apt-get update -qq && timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 }
 install_missing || { echo "could not install the tools" >&2; exit 1; }
+# The parsers and the report, offline, before spending minutes on load.
+python3 "$HERE/selftest.py" >/dev/null || { python3 "$HERE/selftest.py"; echo "selftest failed" >&2; exit 1; }
 if [ -z "${FERROSWITCH_BIN:-}" ]; then
   say "cargo build --release"
   (cd "$ROOT" && cargo build --release --quiet) || { echo "release build failed" >&2; exit 1; }
