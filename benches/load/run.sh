@@ -43,6 +43,7 @@ source "$HERE/lib.sh"
 # Settings; any of them can be overridden from the environment (e.g. REG_RATES="1000 2000").
 if [ "$MODE" = smoke ]; then
   : "${USERS_LAST:=1049}" "${STEP_SECS:=2}" "${REFINE:=0}" "${SETTLE:=0.5}" "${CONFIRM_SECS:=0}"
+  : "${KAM_SHM_MB:=256}" "${LOADGENS:=1}"
   : "${REG_RATES:=100 200}" "${CALL_RATES:=20 50}" "${HOLD_MS:=200}"
   : "${PDD_RATE:=50}" "${PDD_SECS:=2}"
   : "${MEM_RATE:=100}" "${MEM_N1:=100}" "${MEM_N2:=300}" "${MEM_SETTLE:=1}"
