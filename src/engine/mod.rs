@@ -83,7 +83,12 @@ impl EngineConfig {
             },
             digest_algorithms: c.registrar.digest_algorithms.clone(),
             nonce_lifetime: c.registrar.nonce_lifetime,
-            transactions: TransactionConfig::default(),
+            transactions: TransactionConfig {
+                // Finished transactions linger 32 s (Timers J, L); at thousands of requests
+                // per second the library default would turn callers away with 503.
+                max_transactions: 400_000,
+                ..TransactionConfig::default()
+            },
             calls: CallSettings {
                 auth_calls: c.calls.auth_calls(),
                 call_timeout: c.calls.call_timeout,
@@ -296,16 +301,27 @@ impl Engine {
             return;
         }
         let dest = response_peer(&req, &origin);
-        let reply_on_error = req.method != Method::Ack;
-        let copy = reply_on_error.then(|| req.clone());
         self.current = Some(origin);
+        // A REGISTER without credentials is challenged statelessly, as Kamailio's registrar
+        // does: no transaction lingers for Timer J, and a lost 401 is recovered by the
+        // phone's retransmission, which simply gets a fresh challenge.
+        if req.method == Method::Register && req.headers.get(&HeaderName::Authorization).is_none() {
+            let resp = self.handle_register(now, wall, &req, dest);
+            self.send_stateless(dest, &resp);
+            self.current = None;
+            return;
+        }
+        // A full table answers 503 statelessly (the request is still ours to answer).
+        if self.txl.len() >= self.cfg.transactions.max_transactions && req.method != Method::Ack {
+            let mut resp = crate::sip::response_to(&req, 503, "Service Unavailable");
+            resp.headers.push(HeaderName::RetryAfter, "5");
+            self.finish_response(&mut resp);
+            self.send_stateless(dest, &resp);
+            self.current = None;
+            return;
+        }
         if let Err(e) = self.txl.handle_request(now, req, dest) {
-            if let (Some(req), Some(code)) = (copy, e.status_code()) {
-                let mut resp =
-                    crate::sip::response_to(&req, code, crate::sip::status::reason_phrase(code));
-                self.finish_response(&mut resp);
-                self.send_stateless(dest, &resp);
-            }
+            tracing::debug!(target: "ferroswitch::engine", %e, "request not taken by the transaction layer");
         }
         self.drain_events(now, wall);
         self.current = None;
