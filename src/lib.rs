@@ -12,6 +12,7 @@ pub mod dialog;
 pub mod engine;
 pub mod net;
 pub mod registrar;
+pub mod security;
 pub mod sip;
 pub mod transaction;
 pub mod transport;
