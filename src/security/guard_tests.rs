@@ -384,3 +384,111 @@ fn logs_one_escaped_line_per_event() {
         ]
     );
 }
+
+/// The guard against a naive model (every failure kept, bans in a plain map) on random
+/// sequences of failures, successes, requests and clock steps over a few addresses.
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Fail(u8, u8),
+        Succeed(u8, u8),
+        Request(u8),
+        Wait(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..5, 0u8..3).prop_map(|(s, u)| Op::Fail(s, u)),
+            1 => (0u8..5, 0u8..3).prop_map(|(s, u)| Op::Succeed(s, u)),
+            2 => (0u8..5).prop_map(Op::Request),
+            // Steps that land exactly on window and ban boundaries, and some that do not.
+            2 => prop::sample::select(vec![0u16, 1, 20, 30, 59, 60, 61, 240, 299, 300, 301])
+                .prop_map(Op::Wait),
+        ]
+    }
+
+    /// Address 0 is allow-listed; 4 is the IPv4-mapped form of 3.
+    fn addr(n: u8) -> IpAddr {
+        match n {
+            0 => ip("127.0.0.1"),
+            1 => ip("192.0.2.1"),
+            2 => ip("2001:db8::2"),
+            3 => ip("198.51.100.3"),
+            _ => ip("::ffff:198.51.100.3"),
+        }
+    }
+
+    fn key(n: u8) -> u8 {
+        if n == 4 {
+            3
+        } else {
+            n
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn guard_matches_the_naive_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let cfg = SecurityConfig {
+                max_auth_failures: 3,
+                failure_window: secs(60),
+                ban_time: secs(300),
+                rate_limit: 0,
+                ..SecurityConfig::default()
+            };
+            let mut g = Guard::new(cfg);
+            let t0 = Instant::now();
+            let mut now = t0;
+            // key -> (failure time, user); key -> ban end
+            let mut fails: HashMap<u8, Vec<(Instant, u8)>> = HashMap::new();
+            let mut bans: HashMap<u8, Instant> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Wait(s) => {
+                        now += secs(u64::from(s));
+                        while let Some(d) = g.poll_timeout().filter(|d| *d <= now) {
+                            g.handle_timeout(d);
+                        }
+                        bans.retain(|_, until| *until > now);
+                    }
+                    Op::Fail(s, u) => {
+                        let ev = g.auth_failed(now, addr(s), &format!("u{u}"));
+                        let k = key(s);
+                        let expect_ban = if k == 0 || bans.contains_key(&k) {
+                            false
+                        } else {
+                            let f = fails.entry(k).or_default();
+                            f.retain(|(t, _)| now - *t < secs(60));
+                            f.push((now, u));
+                            if f.len() >= 3 {
+                                fails.remove(&k);
+                                bans.insert(k, now + secs(300));
+                                true
+                            } else {
+                                false
+                            }
+                        };
+                        prop_assert_eq!(ev.is_some(), expect_ban);
+                    }
+                    Op::Succeed(s, u) => {
+                        g.auth_succeeded(now, addr(s), &format!("u{u}"));
+                        if let Some(f) = fails.get_mut(&key(s)) {
+                            f.retain(|(_, fu)| *fu != u);
+                        }
+                    }
+                    Op::Request(s) => {
+                        let v = g.check_request(now, addr(s), Some("Zoiper"));
+                        let banned = bans.contains_key(&key(s));
+                        prop_assert_eq!(v == Verdict::Drop(DropReason::Banned), banned);
+                        prop_assert!(v == Verdict::Allow || banned);
+                    }
+                }
+                prop_assert_eq!(g.stats().active_bans, bans.len());
+            }
+        }
+    }
+}
