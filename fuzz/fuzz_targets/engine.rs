@@ -17,9 +17,7 @@ use ferroswitch::config::Config;
 use ferroswitch::engine::{Engine, EngineConfig};
 use ferroswitch::net::{Peer, Transport};
 use ferroswitch::registrar::{LocationStore, MemoryStore};
-use ferroswitch::sip::{
-    parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer,
-};
+use ferroswitch::sip::{parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer};
 use ferroswitch::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::StdRng;
@@ -238,7 +236,8 @@ impl Harness {
 
     fn inbound(&mut self, payload: Payload, origin: Origin) {
         let (now, wall) = (self.now, self.wall());
-        self.engine.handle_inbound(now, wall, Inbound { payload, origin });
+        self.engine
+            .handle_inbound(now, wall, Inbound { payload, origin });
         self.drain();
     }
 }
@@ -310,6 +309,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // Long enough for every transaction timer and the longest registration (max_expires).
     h.advance(Duration::from_secs(2 * 3600));
-    assert_eq!(h.engine.transactions().len(), 0, "transactions left after 2 h");
+    assert_eq!(
+        h.engine.transactions().len(),
+        0,
+        "transactions left after 2 h"
+    );
     assert_eq!(h.store.counts(), (0, 0), "bindings left after 2 h");
 });

@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let second = parse_datagram(&wire).unwrap_or_else(|e| {
-        panic!("our own output does not parse: {e}\n{:?}", String::from_utf8_lossy(&wire))
+        panic!(
+            "our own output does not parse: {e}\n{:?}",
+            String::from_utf8_lossy(&wire)
+        )
     });
     assert_eq!(
         without_content_length(&first),
@@ -35,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
         "round trip changed the message; wire: {:?}",
         String::from_utf8_lossy(&wire)
     );
-    assert_eq!(second.to_bytes(), wire, "serialisation is not a fixed point");
+    assert_eq!(
+        second.to_bytes(),
+        wire,
+        "serialisation is not a fixed point"
+    );
 
     let framed = parse_framed(wire.clone()).expect("our output carries Content-Length");
     assert_eq!(framed, second, "stream and datagram parsing disagree");

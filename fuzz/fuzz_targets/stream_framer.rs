@@ -27,7 +27,10 @@ fn drain(
         let rest = &stream[*offset..];
         let used = match &frame {
             Frame::Message(m) => {
-                assert!(rest.starts_with(m), "message frame is not the stream's next octets");
+                assert!(
+                    rest.starts_with(m),
+                    "message frame is not the stream's next octets"
+                );
                 assert!(m.len() <= MAX);
                 let _ = parse_framed(Bytes::clone(m));
                 m.len()
@@ -83,5 +86,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(frames, whole, "chunking changed the frames");
     // Which error may differ (a long head is TooLarge before its bad Content-Length is
     // seen), whether the stream fails may not.
-    assert_eq!(err.is_some(), whole_err.is_some(), "{err:?} vs {whole_err:?}");
+    assert_eq!(
+        err.is_some(),
+        whole_err.is_some(),
+        "{err:?} vs {whole_err:?}"
+    );
 });
