@@ -218,7 +218,7 @@ impl Harness {
                 match self.framer.pop() {
                     Ok(Some(Frame::Message(m))) => {
                         let payload = payload(parse_framed(m.clone()), &m, source);
-                        self.inbound(payload, origin.clone());
+                        self.inbound(payload, origin);
                     }
                     Ok(Some(Frame::Ping | Frame::Pong)) => {}
                     Ok(None) => break,
