@@ -76,7 +76,10 @@ fn config() -> &'static Config {
         std::fs::create_dir_all(dir.join("users")).expect("fuzz temp dir");
         std::fs::write(dir.join("users/fuzz.toml"), USERS).expect("users file");
         let file = dir.join("ferroswitch.toml");
-        Config::from_toml(CONFIG, &file).expect("fuzz config is valid")
+        let cfg = Config::from_toml(CONFIG, &file).expect("fuzz config is valid");
+        // The users are in memory now; leave nothing behind.
+        let _ = std::fs::remove_dir_all(&dir);
+        cfg
     })
 }
 
