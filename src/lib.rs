@@ -13,6 +13,7 @@ pub mod dialog;
 pub mod engine;
 pub mod net;
 pub mod registrar;
+pub mod security;
 pub mod sip;
 pub mod transaction;
 pub mod transport;

@@ -1,0 +1,8 @@
+//! cargo-fuzz entry point; the checks live in `harness/digest_header.rs`, which
+//! `tests/fuzz_replay.rs` also runs on the committed corpus in `cargo test`.
+#![no_main]
+
+#[path = "../harness/digest_header.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::check(data));

@@ -1,0 +1,320 @@
+//! The whole daemon's message handling: an in-memory engine (registrar, digest auth, OPTIONS,
+//! whatever the engine grows) fed arbitrary datagrams from a few peers over UDP and TCP on a
+//! virtual clock. Never panics, and once every timer has run for a few virtual hours the
+//! transaction table and the location store are empty again.
+//!
+//! Input: chunks separated by `SEP`; each chunk is a control byte and a payload.
+//! Control bits: 0-1 the peer (UDP v4, second UDP v4, TCP, UDP v6); 2-4 how far the clock
+//! moves first (timers fire on the way); 5 deliver twice (a retransmission); 6 answer the
+//! last 401/407 this peer got with alice's credentials before sending (so mutated requests
+//! get past authentication); 7 use a wrong password instead.
+
+use bytes::Bytes;
+use ferroswitch::auth::{parse_challenges, Answer, Challenge, DigestCredentials, NonceSecret};
+use ferroswitch::clock::from_unix;
+use ferroswitch::config::Config;
+use ferroswitch::engine::{Engine, EngineConfig};
+use ferroswitch::net::{Peer, Transport};
+use ferroswitch::registrar::{LocationStore, MemoryStore};
+use ferroswitch::sip::{parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer};
+use ferroswitch::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+const SEP: &[u8] = b"\n\x00\x00\n";
+const SERVER: &str = "192.0.2.1:5060";
+const PEERS: [(Transport, &str); 4] = [
+    (Transport::Udp, "192.0.2.10:5060"),
+    (Transport::Udp, "192.0.2.11:5062"),
+    (Transport::Tcp, "192.0.2.12:40000"),
+    (Transport::Udp, "[2001:db8::10]:5060"),
+];
+const STEPS: [Duration; 8] = [
+    Duration::ZERO,
+    Duration::from_millis(10),
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(33),
+    Duration::from_secs(300),
+    Duration::from_secs(3600),
+];
+/// Unix time the virtual wall clock starts at (the seed trace's Date).
+const WALL0: u64 = 1_272_371_457;
+
+const CONFIG: &str = r#"
+[server]
+listen = ["udp:192.0.2.1:5060", "tcp:192.0.2.1:5060"]
+users = "users"
+[registrar]
+min_expires = 60
+max_expires = 3600
+default_expires = 3600
+"#;
+const USERS: &str = r#"
+[[user]]
+id = "alice"
+password = "1234"
+[[user]]
+id = "bob"
+password = "1234"
+[[user]]
+id = "carol"
+password = "carol-secret-99"
+enabled = false
+"#;
+
+/// The configuration, loaded once through the real loader (so new engine settings get their
+/// defaults without touching this file).
+fn config() -> &'static Config {
+    static CONFIG_ONCE: OnceLock<Config> = OnceLock::new();
+    CONFIG_ONCE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ferroswitch-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("users")).expect("fuzz temp dir");
+        std::fs::write(dir.join("users/fuzz.toml"), USERS).expect("users file");
+        let file = dir.join("ferroswitch.toml");
+        let cfg = Config::from_toml(CONFIG, &file).expect("fuzz config is valid");
+        // The users are in memory now; leave nothing behind.
+        let _ = std::fs::remove_dir_all(&dir);
+        cfg
+    })
+}
+
+struct Harness {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    t0: Instant,
+    now: Instant,
+    framer: StreamFramer,
+    /// Last 401/407 sent to each peer: (status, challenge header values).
+    challenged: [Option<(u16, Vec<String>)>; 4],
+    nc: u32,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let cfg = config();
+        let store = Arc::new(MemoryStore::new());
+        let dyn_store: Arc<dyn LocationStore> = store.clone();
+        let engine = Engine::with_secret(
+            EngineConfig::from_config(cfg),
+            cfg.users.clone(),
+            dyn_store,
+            NonceSecret::from_bytes([7; 32]),
+            StdRng::seed_from_u64(3261),
+        );
+        let t0 = Instant::now();
+        Harness {
+            engine,
+            store,
+            t0,
+            now: t0,
+            framer: StreamFramer::default(),
+            challenged: Default::default(),
+            nc: 0,
+        }
+    }
+
+    fn wall(&self) -> SystemTime {
+        from_unix(WALL0) + (self.now - self.t0)
+    }
+
+    /// Moves the clock to `until`, firing each timer at its deadline (bounded: a timer that
+    /// keeps re-arming in the past would otherwise spin).
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        for _ in 0..100_000 {
+            let Some(deadline) = self.engine.poll_timeout().filter(|d| *d <= until) else {
+                break;
+            };
+            self.now = self.now.max(deadline);
+            let (now, wall) = (self.now, self.wall());
+            self.engine.handle_timeout(now, wall);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            let Some(i) = PEERS.iter().position(|(tr, a)| {
+                t.to == Peer::new(*tr, a.parse::<SocketAddr>().expect("peer address"))
+            }) else {
+                continue;
+            };
+            if let Ok(Message::Response(r)) = parse_datagram(&t.bytes) {
+                let header = match r.status {
+                    401 => HeaderName::WwwAuthenticate,
+                    407 => HeaderName::ProxyAuthenticate,
+                    _ => continue,
+                };
+                let values = r
+                    .headers
+                    .get_all(&header)
+                    .filter_map(|h| h.value_str().map(String::from))
+                    .collect();
+                self.challenged[i] = Some((r.status, values));
+            }
+        }
+    }
+
+    /// Adds credentials answering the peer's last challenge to a request that parses.
+    fn answer(&mut self, peer: usize, payload: &[u8], wrong: bool) -> Option<Bytes> {
+        let (status, values) = self.challenged[peer].clone()?;
+        let Ok(Message::Request(mut req)) = parse_datagram(payload) else {
+            return None;
+        };
+        let challenge = values.iter().find_map(|v| {
+            parse_challenges(v).ok()?.into_iter().find_map(|c| match c {
+                Challenge::Digest(d) => Some(d),
+                Challenge::Other(_) => None,
+            })
+        })?;
+        self.nc += 1;
+        let creds = DigestCredentials::answer(
+            &challenge,
+            &Answer {
+                username: "alice",
+                password: if wrong { "wrong" } else { "1234" },
+                method: req.method.as_str(),
+                uri: req.uri_str()?,
+                body: &req.body,
+                cnonce: "f0f0f0f0",
+                nc: self.nc,
+            },
+        );
+        let name = if status == 407 {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        req.headers.push(name, creds.to_string());
+        // A new transaction, as a phone answering a challenge sends: a fresh branch.
+        if let Some(via) = req.headers.0.iter_mut().find(|h| h.name == HeaderName::Via) {
+            if let Some(v) = via.value_str() {
+                let fresh = v.replacen("branch=", &format!("branch=z9hG4bKfz{}", self.nc), 1);
+                via.value = Bytes::from(fresh);
+            }
+        }
+        Some(req.to_bytes())
+    }
+
+    fn deliver(&mut self, peer: usize, raw: &[u8]) {
+        let (transport, addr) = PEERS[peer];
+        let source: SocketAddr = addr.parse().expect("peer address");
+        let origin = Origin {
+            transport,
+            source,
+            local: SERVER.parse().expect("server address"),
+            connection: (transport == Transport::Tcp).then_some(ConnectionId(1)),
+        };
+        if transport == Transport::Tcp {
+            // As the transport does: frame, then parse each message; a framing error closes
+            // the connection (a fresh framer stands for the next one).
+            self.framer.push(raw);
+            loop {
+                match self.framer.pop() {
+                    Ok(Some(Frame::Message(m))) => {
+                        let payload = payload(parse_framed(m.clone()), &m, source);
+                        self.inbound(payload, origin);
+                    }
+                    Ok(Some(Frame::Ping | Frame::Pong)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.framer = StreamFramer::default();
+                        break;
+                    }
+                }
+            }
+        } else {
+            let payload = payload(parse_datagram(raw), raw, source);
+            self.inbound(payload, origin);
+        }
+    }
+
+    fn inbound(&mut self, payload: Payload, origin: Origin) {
+        let (now, wall) = (self.now, self.wall());
+        self.engine
+            .handle_inbound(now, wall, Inbound { payload, origin });
+        self.drain();
+    }
+}
+
+fn payload(
+    parsed: Result<Message, ferroswitch::sip::ParseError>,
+    raw: &[u8],
+    source: SocketAddr,
+) -> Payload {
+    match parsed {
+        Ok(mut m) => {
+            if let Message::Request(r) = &mut m {
+                let _ = stamp_received(&mut r.headers, source);
+            }
+            Payload::Message(m)
+        }
+        Err(error) => Payload::Malformed {
+            raw: Bytes::copy_from_slice(raw),
+            error,
+        },
+    }
+}
+
+/// `FUZZ_DEBUG=1`: print the engine's counters after each input (to check seeds reach
+/// past authentication).
+fn debug() -> bool {
+    static DEBUG: OnceLock<bool> = OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("FUZZ_DEBUG").is_some())
+}
+
+fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(data);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.windows(SEP.len()).position(|w| w == SEP) {
+            Some(i) => {
+                rest = Some(&r[i + SEP.len()..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// The check the fuzzer runs on every input; panics on a violation.
+pub fn check(data: &[u8]) {
+    let mut h = Harness::new();
+    for chunk in chunks(data).take(64) {
+        let Some((&ctrl, body)) = chunk.split_first() else {
+            continue;
+        };
+        let peer = usize::from(ctrl & 3);
+        h.advance(STEPS[usize::from((ctrl >> 2) & 7)]);
+        let answered = if ctrl & 0x40 != 0 {
+            h.answer(peer, body, ctrl & 0x80 != 0)
+        } else {
+            None
+        };
+        let raw = answered.as_deref().unwrap_or(body);
+        h.deliver(peer, raw);
+        if ctrl & 0x20 != 0 {
+            h.deliver(peer, raw);
+        }
+    }
+    if debug() {
+        eprintln!("{:?}", h.engine.stats());
+    }
+    // Long enough for every transaction timer and the longest registration (max_expires).
+    h.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(
+        h.engine.transactions().len(),
+        0,
+        "transactions left after 2 h"
+    );
+    assert_eq!(h.store.counts(), (0, 0), "bindings left after 2 h");
+}
