@@ -122,8 +122,11 @@ fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool) {
     } else {
         "info"
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},sip::wire={wire}")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},sip::wire={wire},ferroswitch::security=info"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -26,6 +26,8 @@ struct RawFile {
     log: RawLog,
     #[serde(default)]
     calls: RawCalls,
+    #[serde(default)]
+    security: crate::security::SecurityConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +73,7 @@ pub(crate) struct Parsed {
     pub registrar: RegistrarConfig,
     pub log: LogConfig,
     pub calls: CallsConfig,
+    pub security: crate::security::SecurityConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -107,11 +110,15 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     if calls.auth_calls.is_none() {
         calls.auth_calls = Some(registrar.auth_calls);
     }
+    for e in raw.security.validate() {
+        p.bad(None, "security", e.to_string());
+    }
     Ok(Parsed {
         server,
         registrar,
         log,
         calls,
+        security: raw.security,
         errors: p.errors,
     })
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub log: LogConfig,
     pub calls: CallsConfig,
+    /// `[security]`: bans after failed authentications, rate limit, scanner User-Agents.
+    pub security: crate::security::SecurityConfig,
     pub users: Users,
 }
 
@@ -205,6 +207,7 @@ impl Config {
                 registrar: parsed.registrar,
                 log: parsed.log,
                 calls: parsed.calls,
+                security: parsed.security,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),

@@ -6,7 +6,7 @@ use super::Engine;
 use crate::auth::{parse_credentials, Account, Action, Credentials, DigestRequest};
 use crate::clock::unix_secs;
 use crate::sip::{HeaderName, Request, Response};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Which pair of headers: `WWW-Authenticate`/`Authorization` (401, registrar) or
 /// `Proxy-Authenticate`/`Proxy-Authorization` (407, calls).
@@ -32,6 +32,7 @@ pub(super) enum AuthVerdict {
 impl Engine {
     pub(super) fn authenticate(
         &mut self,
+        now: Instant,
         wall: SystemTime,
         req: &Request,
         realm: &str,
@@ -72,10 +73,19 @@ impl Engine {
             .verifier
             .verify(unix_secs(wall), &creds, &dreq, account);
         match outcome.action() {
-            Action::Accept => AuthVerdict::Ok(creds.username.clone()),
+            Action::Accept => {
+                if let Some(o) = self.current {
+                    self.guard
+                        .auth_succeeded(now, o.source.ip(), &creds.username);
+                }
+                AuthVerdict::Ok(creds.username.clone())
+            }
             Action::Challenge { stale } => AuthVerdict::Challenge { stale },
             Action::Forbidden => {
                 self.stats.auth_failures += 1;
+                if let Some(o) = self.current {
+                    self.guard.auth_failed(now, o.source.ip(), &creds.username);
+                }
                 tracing::warn!(
                     target: "ferroswitch::auth",
                     user = %creds.username, %realm, method = %req.method,

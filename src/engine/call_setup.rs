@@ -60,7 +60,7 @@ impl Engine {
             return self.reject(now, &key, &req, 400, "Bad Request - Malformed From");
         };
         let caller_user = if self.cfg.calls.auth_calls {
-            match self.authenticate(wall, &req, &realm, AuthKind::Proxy) {
+            match self.authenticate(now, wall, &req, &realm, AuthKind::Proxy) {
                 AuthVerdict::Ok(user) => user,
                 AuthVerdict::Challenge { stale } => {
                     let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);

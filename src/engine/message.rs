@@ -56,7 +56,7 @@ impl Engine {
             Some(d) => d.clone(),
             None => ruri.host().to_ascii_lowercase(),
         };
-        let sender = match self.authenticate(wall, &req, &realm, AuthKind::Proxy) {
+        let sender = match self.authenticate(now, wall, &req, &realm, AuthKind::Proxy) {
             AuthVerdict::Ok(user) => user,
             AuthVerdict::Challenge { stale } => {
                 let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);

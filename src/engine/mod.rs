@@ -47,6 +47,7 @@ pub struct EngineConfig {
     pub nonce_lifetime: Duration,
     pub transactions: TransactionConfig,
     pub calls: CallSettings,
+    pub security: crate::security::SecurityConfig,
     /// The `Server`/`User-Agent` value we put on messages.
     pub user_agent: String,
 }
@@ -96,6 +97,7 @@ impl EngineConfig {
                 session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
                     .unwrap_or_default(),
             },
+            security: c.security.clone(),
             user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -115,6 +117,8 @@ pub struct EngineStats {
     pub auth_failures: u64,
     pub expired_bindings: u64,
     pub calls_ended: u64,
+    /// Packets dropped by the security guard (bans, floods, scanners).
+    pub dropped: u64,
     /// Calls in progress when the stats were taken.
     pub active_calls: u64,
 }
@@ -132,6 +136,7 @@ pub struct Engine {
     current: Option<Origin>,
     rng: StdRng,
     stats: EngineStats,
+    guard: crate::security::Guard,
     calls: Calls,
     messages: message::Messages,
     cdrs: VecDeque<CdrRecord>,
@@ -163,6 +168,7 @@ impl Engine {
             &cfg.digest_algorithms,
         );
         Engine {
+            guard: crate::security::Guard::new(cfg.security.clone()),
             txl: TransactionLayer::new(cfg.transactions),
             cfg,
             users,
@@ -220,6 +226,7 @@ impl Engine {
             self.txl.poll_timeout(),
             self.store.next_expiry(),
             self.calls.poll_timeout(),
+            self.guard.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -228,6 +235,7 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
         self.txl.handle_timeout(now);
+        self.guard.handle_timeout(now);
         self.drain_events(now, wall);
         self.handle_call_timers(now, wall);
         for (aor, b) in self.store.remove_expired(now) {
@@ -245,6 +253,26 @@ impl Engine {
 
     pub fn handle_inbound(&mut self, now: Instant, wall: SystemTime, inbound: Inbound) {
         let origin = inbound.origin;
+        // Banned sources, floods and scanners are dropped before anything else, silently.
+        let src = origin.source.ip();
+        let ua = match &inbound.payload {
+            Payload::Message(Message::Request(r)) => r.headers.get_str(&HeaderName::UserAgent),
+            Payload::Message(Message::Response(_)) => {
+                if self.guard.is_banned(now, src) {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                None
+            }
+            Payload::Malformed { .. } => None,
+        };
+        let is_request = !matches!(&inbound.payload, Payload::Message(Message::Response(_)));
+        if is_request {
+            if let crate::security::Verdict::Drop(_) = self.guard.check_request(now, src, ua) {
+                self.stats.dropped += 1;
+                return;
+            }
+        }
         match inbound.payload {
             Payload::Malformed { raw, error } => self.handle_malformed(&origin, &raw, &error),
             Payload::Message(Message::Request(req)) => {

@@ -38,7 +38,7 @@ impl Engine {
         let Some(user) = to.uri.user().map(str::to_string) else {
             return self.response(req, 400, "Bad Request - No User in To");
         };
-        match self.authenticate(wall, req, &realm, AuthKind::Www) {
+        match self.authenticate(now, wall, req, &realm, AuthKind::Www) {
             AuthVerdict::Ok(auth_user) if auth_user == user => {}
             // Authenticated as someone else: nobody registers another user's phone.
             AuthVerdict::Ok(_) | AuthVerdict::Forbidden => {

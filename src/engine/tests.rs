@@ -72,6 +72,12 @@ fn config() -> EngineConfig {
         nonce_lifetime: NONCE_LIFETIME,
         transactions: TransactionConfig::default(),
         calls: super::CallSettings::default(),
+        // The guard has its own tests (and one through the engine below); scenario tests
+        // send many failures and bursts from one address on purpose.
+        security: crate::security::SecurityConfig {
+            enabled: false,
+            ..Default::default()
+        },
         user_agent: "ferroswitch-test".into(),
     }
 }

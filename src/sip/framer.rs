@@ -33,6 +33,11 @@ pub enum FrameError {
 pub struct StreamFramer {
     buf: BytesMut,
     max: usize,
+    /// Octets of the current head already searched for its end without finding it, so a
+    /// peer trickling bytes costs linear time, not quadratic.
+    scanned: usize,
+    /// Total length of the current message once its head (and Content-Length) is known.
+    pending: Option<usize>,
 }
 
 impl Default for StreamFramer {
@@ -47,6 +52,8 @@ impl StreamFramer {
         StreamFramer {
             buf: BytesMut::with_capacity(4096),
             max,
+            scanned: 0,
+            pending: None,
         }
     }
 
@@ -62,6 +69,12 @@ impl StreamFramer {
     /// Pops the next frame; `Ok(None)` means more bytes are needed. After an `Err` the stream
     /// is out of sync and the connection must be closed.
     pub fn pop(&mut self) -> Result<Option<Frame>, FrameError> {
+        if let Some(total) = self.pending {
+            if self.buf.len() < total {
+                return Ok(None);
+            }
+            return Ok(Some(self.take(total)));
+        }
         let b = &self.buf[..];
         if b.starts_with(b"\r\n") {
             if b.starts_with(b"\r\n\r\n") {
@@ -79,10 +92,14 @@ impl StreamFramer {
             let _ = self.buf.split_to(1);
             return Ok(Some(Frame::Pong));
         }
-        let Some(head_len) = find_head_end(b) else {
+        // The terminator is at most 4 octets: resume a little before where the last scan
+        // stopped.
+        let from = self.scanned.saturating_sub(3);
+        let Some(head_len) = find_head_end_from(b, from) else {
             if b.len() > self.max {
                 return Err(FrameError::TooLarge(self.max));
             }
+            self.scanned = b.len();
             return Ok(None);
         };
         let body_len = content_length(&b[..head_len])?.unwrap_or(0);
@@ -91,15 +108,22 @@ impl StreamFramer {
             return Err(FrameError::TooLarge(self.max));
         }
         if b.len() < total {
+            self.pending = Some(total);
             return Ok(None);
         }
-        Ok(Some(Frame::Message(self.buf.split_to(total).freeze())))
+        Ok(Some(self.take(total)))
+    }
+
+    fn take(&mut self, total: usize) -> Frame {
+        self.scanned = 0;
+        self.pending = None;
+        Frame::Message(self.buf.split_to(total).freeze())
     }
 }
 
 /// Length of the head including the blank line (CRLFCRLF, or LF LF from lax senders).
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
+fn find_head_end_from(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
     while let Some(off) = b.get(i..)?.iter().position(|&c| c == b'\n') {
         let nl = i + off;
         match b.get(nl + 1) {

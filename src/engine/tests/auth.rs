@@ -335,3 +335,38 @@ fn rfc8760_several_algorithms_strongest_first_and_sha256_answered() {
     phone.nc = 1;
     assert_eq!(net.ask(src, &phone.register(&[])).status, 200);
 }
+
+#[test]
+fn password_guessing_bans_the_source_and_no_one_else() {
+    let mut net = Net::with(|c| {
+        c.security = crate::security::SecurityConfig {
+            max_auth_failures: 3,
+            ..Default::default()
+        }
+    });
+    let guesser = addr("203.0.113.66:5060");
+    let mut wrong = Phone::new("alice", "4321", "203.0.113.66:5060");
+    for _ in 0..3 {
+        let r = net.register(&mut wrong, guesser, &[]);
+        assert_eq!(r.status, 403);
+    }
+    // Banned: even a request with no credentials at all gets no answer now.
+    assert!(net.udp(guesser, &wrong.register(&[])).is_empty());
+    assert!(net.engine.stats().dropped >= 1);
+    // Others are served: alice from her own phone registers fine.
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    assert_eq!(net.register(&mut alice, addr(ZOIPER), &[]).status, 200);
+    // The ban ends after ban_time (600 s by default) on the engine's timer.
+    net.advance(Duration::from_secs(601));
+    assert_eq!(net.udp(guesser, &wrong.register(&[])).len(), 1);
+}
+
+#[test]
+fn scanner_user_agents_are_dropped_silently() {
+    let mut net = Net::with(|c| c.security = crate::security::SecurityConfig::default());
+    let mut scanner = Phone::new("100", "x", "198.51.100.7:5060");
+    let probe = scanner.register(&["User-Agent: friendly-scanner"]);
+    assert!(net.udp(addr("198.51.100.7:5060"), &probe).is_empty());
+    let normal = scanner.register(&["User-Agent: Zoiper rev.5415"]);
+    assert_eq!(net.ask(addr("198.51.100.7:5060"), &normal).status, 401);
+}
