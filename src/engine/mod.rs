@@ -290,21 +290,20 @@ impl Engine {
     }
 
     fn handle_malformed(&mut self, origin: &Origin, raw: &bytes::Bytes, error: &parse::ParseError) {
-        // Answer 400 when the head still reads as a request we can address; drop the rest
-        // (responses, garbage) silently as RFC 3261 §18.3 allows.
-        if let Ok(head) = parse::parse_head(raw) {
-            if let Message::Request(mut req) = head.message {
-                if req.method != Method::Ack && req.headers.core().is_ok() {
-                    // The transport stamps only requests that parsed; without received/rport
-                    // this 400 would go to the sent-by address, unreachable behind NAT.
-                    let _ = stamp_received(&mut req.headers, origin.source);
-                    let mut resp = crate::sip::response_to(&req, 400, error.reason_phrase());
-                    self.finish_response(&mut resp);
-                    let to = response_peer(&req, origin);
-                    self.send_stateless(to, &resp);
-                    self.stats.malformed_answered += 1;
-                    return;
-                }
+        // Answer 400 when the headers still read as a request we can address, even if its
+        // start line or Content-Length is what broke (RFC 4475 §3.1.2.3, §3.1.2.7); drop the
+        // rest (responses, garbage) silently as RFC 3261 §18.3 allows.
+        if let Some(mut req) = parse::request_head_for_reply(raw) {
+            if req.method != Method::Ack && req.headers.core().is_ok() {
+                // The transport stamps only requests that parsed; without received/rport
+                // this 400 would go to the sent-by address, unreachable behind NAT.
+                let _ = stamp_received(&mut req.headers, origin.source);
+                let mut resp = crate::sip::response_to(&req, 400, error.reason_phrase());
+                self.finish_response(&mut resp);
+                let to = response_peer(&req, origin);
+                self.send_stateless(to, &resp);
+                self.stats.malformed_answered += 1;
+                return;
             }
         }
         self.stats.malformed_dropped += 1;

@@ -121,8 +121,70 @@ pub fn parse_head(buf: &Bytes) -> Result<Head, ParseError> {
     }
     let (line, next) = next_line(buf, pos).ok_or(ParseError::UnterminatedHead)?;
     let start = parse_start_line(buf, line)?;
-    pos = next;
+    let section = parse_headers(buf, next)?;
+    if let Some(e) = section.cl_error {
+        return Err(e);
+    }
+    let headers = section.headers;
+    let message = match start {
+        StartLine::Request(method, uri, version) => Message::Request(Request {
+            method,
+            uri,
+            version,
+            headers,
+            body: Bytes::new(),
+        }),
+        StartLine::Response(version, status, reason) => Message::Response(Response {
+            version,
+            status,
+            reason,
+            headers,
+            body: Bytes::new(),
+        }),
+    };
+    Ok(Head {
+        message,
+        body_start: section.body_start,
+        content_length: section.content_length,
+    })
+}
 
+/// The header section of a request whose start line or Content-Length is broken, read only
+/// as far as a 400 needs (RFC 4475 ltgtruri, lwsruri, lwsstart, trws, ncl, mcl01: "respond
+/// with 400"). The method is the start line's first word; the URI is left empty. `None` for
+/// responses, when that word is not a token, or when the header lines themselves are broken.
+pub fn request_head_for_reply(buf: &Bytes) -> Option<Request> {
+    let pos = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let ((s, e), next) = next_line(buf, pos)?;
+    let line = &buf[s..e];
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let word = line.split(|&b| b == b' ').next()?;
+    if word.is_empty() || !word.iter().all(|&b| is_token_char(b)) {
+        return None;
+    }
+    let section = parse_headers(buf, next).ok()?;
+    Some(Request {
+        method: Method::from_token(ascii(word)?),
+        uri: Bytes::new(),
+        version: Version::Sip20,
+        headers: section.headers,
+        body: Bytes::new(),
+    })
+}
+
+/// The header lines after the start line, up to the empty line.
+struct HeaderSection {
+    headers: Headers,
+    /// Offset of the first body octet.
+    body_start: usize,
+    content_length: Option<usize>,
+    /// A Content-Length that is malformed or contradicts an earlier one.
+    cl_error: Option<ParseError>,
+}
+
+fn parse_headers(buf: &Bytes, mut pos: usize) -> Result<HeaderSection, ParseError> {
     let mut headers = Headers::new();
     let mut content_length: Option<usize> = None;
     let mut cl_error: Option<ParseError> = None;
@@ -174,29 +236,11 @@ pub fn parse_head(buf: &Bytes) -> Result<Head, ParseError> {
         }
         headers.0.push(Header { name, value });
     }
-    if let Some(e) = cl_error {
-        return Err(e);
-    }
-    let message = match start {
-        StartLine::Request(method, uri, version) => Message::Request(Request {
-            method,
-            uri,
-            version,
-            headers,
-            body: Bytes::new(),
-        }),
-        StartLine::Response(version, status, reason) => Message::Response(Response {
-            version,
-            status,
-            reason,
-            headers,
-            body: Bytes::new(),
-        }),
-    };
-    Ok(Head {
-        message,
+    Ok(HeaderSection {
+        headers,
         body_start: pos,
         content_length,
+        cl_error,
     })
 }
 
@@ -378,6 +422,32 @@ Call-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody-extra";
         assert!(parse_datagram(b"INVITE <sip:a@b> SIP/2.0\r\n\r\n").is_err());
         assert!(parse_datagram(b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n").is_err());
         assert!(parse_datagram(b"SIP/2.0 4294967301 Huge\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_broken_request_line_or_content_length_still_yields_headers_for_a_400() {
+        let heads = [
+            &b"INVITE <sip:a@b> SIP/2.0\r\nCall-ID: x\r\n\r\n"[..],
+            b"\r\nINVITE  sip:a@b  SIP/2.0\r\nCall-ID: x\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nl: -1\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nCall-ID: x\r\nl: 2\r\n\r\nab",
+        ];
+        for raw in heads {
+            assert!(parse_datagram(raw).is_err());
+            let r = request_head_for_reply(&Bytes::from_static(raw)).expect("a request head");
+            assert_eq!(r.headers.get_str(&HeaderName::CallId), Some("x"));
+        }
+        let r = request_head_for_reply(&Bytes::from_static(b"INVITE <x> SIP/2.0\r\n\r\n"));
+        assert_eq!(r.map(|r| r.method), Some(Method::Invite));
+        for raw in [
+            &b"SIP/2.0 4294967301 Huge\r\nCall-ID: x\r\n\r\n"[..],
+            b"<sip:a@b> INVITE SIP/2.0\r\nCall-ID: x\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
+            b"INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\n",
+            b"\r\n\r\n",
+        ] {
+            assert_eq!(request_head_for_reply(&Bytes::from_static(raw)), None);
+        }
     }
 
     #[test]
