@@ -42,6 +42,16 @@ pub struct Calls {
     /// RFC 4028 refreshes we sent: (call, side).
     refreshes: HashMap<TransactionKey, (CallId, usize)>,
     timers: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
+    /// Every index key ever added for a call, so removing it costs what it indexed, not a
+    /// scan of every other call's entries.
+    keys_of: HashMap<CallId, Vec<IndexKey>>,
+}
+
+#[derive(Debug)]
+enum IndexKey {
+    Dialog(DialogKey),
+    Relay(TransactionKey),
+    Refresh(TransactionKey),
 }
 
 impl Calls {
@@ -91,9 +101,25 @@ impl Calls {
         for leg in &call.b {
             self.by_b_invite.remove(&leg.key);
         }
-        self.by_dialog.retain(|_, (c, _)| *c != id);
-        self.relays.retain(|_, r| r.call != id);
-        self.refreshes.retain(|_, (c, _)| *c != id);
+        for k in self.keys_of.remove(&id).unwrap_or_default() {
+            match k {
+                IndexKey::Dialog(k) => {
+                    if self.by_dialog.get(&k).is_some_and(|(c, _)| *c == id) {
+                        self.by_dialog.remove(&k);
+                    }
+                }
+                IndexKey::Relay(k) => {
+                    if self.relays.get(&k).is_some_and(|r| r.call == id) {
+                        self.relays.remove(&k);
+                    }
+                }
+                IndexKey::Refresh(k) => {
+                    if self.refreshes.get(&k).is_some_and(|(c, _)| *c == id) {
+                        self.refreshes.remove(&k);
+                    }
+                }
+            }
+        }
         Some(call)
     }
 
@@ -110,6 +136,10 @@ impl Calls {
     }
 
     pub fn add_dialog(&mut self, key: DialogKey, call: CallId, leg: LegRef) {
+        self.keys_of
+            .entry(call)
+            .or_default()
+            .push(IndexKey::Dialog(key.clone()));
         self.by_dialog.insert(key, (call, leg));
     }
 
@@ -122,6 +152,10 @@ impl Calls {
     }
 
     pub fn add_relay(&mut self, client_key: TransactionKey, relay: Relay) {
+        self.keys_of
+            .entry(relay.call)
+            .or_default()
+            .push(IndexKey::Relay(client_key.clone()));
         self.relays.insert(client_key, relay);
     }
 
@@ -134,6 +168,10 @@ impl Calls {
     }
 
     pub fn add_refresh(&mut self, key: TransactionKey, call: CallId, side: usize) {
+        self.keys_of
+            .entry(call)
+            .or_default()
+            .push(IndexKey::Refresh(key.clone()));
         self.refreshes.insert(key, (call, side));
     }
 
