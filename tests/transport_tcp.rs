@@ -256,3 +256,85 @@ async fn response_falls_back_to_sent_by_port_when_the_connection_is_gone() {
     assert_eq!(s.t.stats().connections_opened, 1);
     s.t.shutdown().await;
 }
+
+/// A peer that starts a message and stops sending is closed after
+/// `partial_message_timeout`, long before the idle timeout (paused tokio clock).
+#[tokio::test(start_paused = true)]
+async fn half_message_then_silence_is_closed() {
+    let cfg = ferroswitch::transport::TransportConfig {
+        idle_timeout: std::time::Duration::from_secs(300),
+        partial_message_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    let (handle, mut events) = ferroswitch::transport::TransportHandle::bind(
+        &[(
+            ferroswitch::net::Transport::Tcp,
+            "127.0.0.1:0".parse().unwrap(),
+        )],
+        cfg,
+    )
+    .unwrap();
+    let addr = handle.local_addr(ferroswitch::net::Transport::Tcp).unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    s.write_all(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKx\r\n")
+        .await
+        .unwrap();
+    // Still open just before the stall timeout …
+    tokio::time::sleep(std::time::Duration::from_secs(29)).await;
+    assert_eq!(handle.connection_count(), 1);
+    // … closed after it.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match events.recv().await {
+                Some(ferroswitch::transport::TransportEvent::ConnectionClosed { .. }) => {
+                    break true
+                }
+                Some(_) => continue,
+                None => break false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed);
+    assert_eq!(handle.connection_count(), 0);
+    handle.shutdown().await;
+}
+
+/// One address cannot hold more than `max_connections_per_ip` accepted connections.
+#[tokio::test]
+async fn per_address_connection_cap() {
+    let cfg = ferroswitch::transport::TransportConfig {
+        max_connections_per_ip: 2,
+        ..Default::default()
+    };
+    let (handle, _events) = ferroswitch::transport::TransportHandle::bind(
+        &[(
+            ferroswitch::net::Transport::Tcp,
+            "127.0.0.1:0".parse().unwrap(),
+        )],
+        cfg,
+    )
+    .unwrap();
+    let addr = handle.local_addr(ferroswitch::net::Transport::Tcp).unwrap();
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // The third is accepted by the kernel, then closed by us: reading it ends at once.
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), kept[2].read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while handle.connection_count() != 2 && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(handle.connection_count(), 2);
+    assert!(handle.stats().connections_rejected >= 1);
+    handle.shutdown().await;
+}

@@ -55,6 +55,11 @@ pub struct TransportConfig {
     pub event_capacity: usize,
     /// Messages queued for one TCP connection before `send` reports `QueueFull`.
     pub write_queue: usize,
+    /// Accepted connections one remote IP address may hold at once (a phone needs one).
+    pub max_connections_per_ip: usize,
+    /// A connection whose peer has sent part of a message and nothing more for this long is
+    /// closed (a slow-loris peer holding a buffer), whatever the idle timeout says.
+    pub partial_message_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -67,6 +72,8 @@ impl Default for TransportConfig {
             max_message_size: crate::sip::MAX_MESSAGE_SIZE,
             event_capacity: 1024,
             write_queue: 64,
+            max_connections_per_ip: 32,
+            partial_message_timeout: Duration::from_secs(30),
         }
     }
 }

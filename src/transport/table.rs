@@ -44,6 +44,11 @@ impl ConnectionTable {
         self.by_id.len()
     }
 
+    /// Connections open with one remote IP address (any port).
+    pub fn count_ip(&self, ip: std::net::IpAddr) -> usize {
+        self.by_id.values().filter(|e| e.peer.ip() == ip).count()
+    }
+
     /// Registers a connection (accepted, or about to be connected) and names it.
     pub fn insert(
         &mut self,

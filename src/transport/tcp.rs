@@ -47,6 +47,12 @@ pub(crate) async fn accept_loop(
             }
         };
         let peer = canonical(peer);
+        if shared.table().count_ip(peer.ip()) >= shared.config.max_connections_per_ip {
+            bump(&shared.counters.connections_rejected);
+            tracing::warn!(%peer, "per-address connection limit of {} reached: closing", shared.config.max_connections_per_ip);
+            drop(stream);
+            continue;
+        }
         let (tx, rx) = mpsc::channel(shared.config.write_queue.max(1));
         let inserted = shared.table().insert(peer, tx);
         match inserted {
@@ -255,6 +261,10 @@ async fn run(
     let mut buf = vec![0u8; 16 * 1024];
     let idle = tokio::time::sleep(cfg.idle_timeout);
     tokio::pin!(idle);
+    // Armed while the framer holds part of a message.
+    let stall = tokio::time::sleep(cfg.partial_message_timeout);
+    tokio::pin!(stall);
+    let mut partial = false;
     loop {
         tokio::select! {
             _ = cancelled(&mut sd) => {
@@ -268,6 +278,11 @@ async fn run(
                 return CloseReason::Shutdown;
             }
             _ = &mut idle => {
+                let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
+                return CloseReason::IdleTimeout;
+            }
+            _ = &mut stall, if partial => {
+                tracing::warn!(%peer, "closing a connection stalled in the middle of a message");
                 let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
                 return CloseReason::IdleTimeout;
             }
@@ -292,6 +307,8 @@ async fn run(
                             }
                         }
                         Ok(Some(Frame::Message(bytes))) => {
+                            // A whole message arrived: the peer is making progress.
+                            partial = false;
                             bump(&c.tcp_received);
                             log_message(Direction::Recv, Transport::Tcp, origin.local, peer, &bytes);
                             let raw = bytes.clone();
@@ -307,6 +324,14 @@ async fn run(
                             return CloseReason::Framing(e);
                         }
                     }
+                }
+                // The stall clock starts when a message is begun and is not restarted by
+                // more of the same message: a peer trickling octets is closed all the same.
+                if framer.buffered() == 0 {
+                    partial = false;
+                } else if !partial {
+                    partial = true;
+                    stall.as_mut().reset(Instant::now() + cfg.partial_message_timeout);
                 }
             }
             queued = rx.recv() => {
