@@ -71,7 +71,12 @@ min_expires = 60
 max_expires = 3600
 default_expires = 3600
 digest_algorithms = ["MD5"]
+
+[calls]
 auth_calls = true
+# The memory phase holds tens of thousands of calls; the shipped default (10,000) would
+# answer 503 beyond that.
+max_calls = 200000
 
 [log]
 level = "warn"
