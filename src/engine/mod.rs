@@ -87,7 +87,7 @@ impl EngineConfig {
             transactions: TransactionConfig {
                 // Finished transactions linger 32 s (Timers J, L); at thousands of requests
                 // per second the library default would turn callers away with 503.
-                max_transactions: 400_000,
+                max_transactions: 1_000_000,
                 ..TransactionConfig::default()
             },
             calls: CallSettings {
