@@ -174,7 +174,8 @@ impl Call {
 
 /// RFC 3261 §16.7: a 6xx wins; otherwise the lowest class, preferring within the class the
 /// responses a caller can act on (401/407/415/420/484 first, then 486 over 480 over 408 …).
-/// 503 is turned into 500 as §16.7 requires of a forwarding element.
+/// A 503 is passed on as 503 (we answer as a UAS, like FreeSWITCH: the callee is unreachable or
+/// overloaded), not turned into the 500 that §16.7 asks of a proxy.
 pub fn best_response(statuses: impl Iterator<Item = u16>) -> Option<u16> {
     let rank = |s: u16| -> (u16, u16) {
         let class = match s / 100 {
@@ -192,9 +193,7 @@ pub fn best_response(statuses: impl Iterator<Item = u16>) -> Option<u16> {
         };
         (class, within)
     };
-    statuses
-        .min_by_key(|&s| rank(s))
-        .map(|s| if s == 503 { 500 } else { s })
+    statuses.min_by_key(|&s| rank(s))
 }
 
 #[cfg(test)]
@@ -206,7 +205,7 @@ mod tests {
         assert_eq!(best_response([486, 480].into_iter()), Some(486));
         assert_eq!(best_response([480, 603].into_iter()), Some(603));
         assert_eq!(best_response([408, 480].into_iter()), Some(480));
-        assert_eq!(best_response([503].into_iter()), Some(500));
+        assert_eq!(best_response([503].into_iter()), Some(503));
         assert_eq!(best_response([302, 486].into_iter()), Some(302));
         assert_eq!(best_response(std::iter::empty()), None);
     }
