@@ -7,6 +7,8 @@ what the daemon sees as the source: the daemon's responses (rport) and its reque
 registered through the relay (NAT: the binding's source) come back to that socket, and the relay
 passes them to the client from the listen port. So a callee that registers through a relay is
 reached through it, and a caller that sends its INVITE through one hears every answer through it.
+With --source the upstream sockets bind to another loopback address (say 127.0.0.2), so a tool
+that cannot choose its source address appears to the daemon as that address.
 
 Loss, duplication and reordering are drawn per datagram and per direction from one RNG seeded
 with --seed ("up" = client -> target, "down" = target -> client). A reordered datagram is held
@@ -97,7 +99,7 @@ class Relay:
                 return None
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.bind((self.args.listen[0], 0))
+            sock.bind((self.args.source or self.args.listen[0], 0))
             sock.setblocking(False)
             self.sel.register(sock, selectors.EVENT_READ, client)
             self.clients[client] = sock
@@ -154,6 +156,7 @@ class Relay:
         return {
             "listen": "%s:%d" % self.args.listen,
             "target": "%s:%d" % self.args.target,
+            "source": self.args.source or self.args.listen[0],
             "seed": self.args.seed,
             "clients": len(self.clients),
             "refused_clients": self.overflow,
@@ -196,6 +199,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--listen", type=loopback_addr, required=True, help="127.x.y.z:PORT clients send to")
     p.add_argument("--target", type=loopback_addr, required=True, help="127.x.y.z:PORT of the daemon")
+    p.add_argument("--source", type=lambda t: loopback_addr(t + ":0")[0],
+                   help="127.x.y.z the upstream sockets bind to (default: the listen address)")
     p.add_argument("--loss", type=probability, default=0.0, help="loss probability, each direction")
     p.add_argument("--loss-up", type=probability, help="client -> target loss (overrides --loss)")
     p.add_argument("--loss-down", type=probability, help="target -> client loss (overrides --loss)")

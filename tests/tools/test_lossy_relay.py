@@ -86,6 +86,16 @@ class RelayTest(unittest.TestCase):
         sink.sendto(b"request-to-a", got[b"from-a"])
         self.assertEqual(drain(a, 1), [(b"request-to-a", addr)])
 
+    def test_source_address_of_the_upstream_sockets(self):
+        addr, sink = self.relay("--source", "127.0.0.2")
+        c = udp()
+        self.addCleanup(c.close)
+        c.sendto(b"x", addr)
+        ((_, up),) = drain(sink, 1)
+        self.assertEqual(up[0], "127.0.0.2")
+        sink.sendto(b"y", up)
+        self.assertEqual(drain(c, 1), [(b"y", addr)])
+
     def test_seeded_loss_is_near_its_rate_and_repeatable(self):
         counts = []
         for _ in range(2):
@@ -104,7 +114,7 @@ class RelayTest(unittest.TestCase):
         c = udp()
         self.addCleanup(c.close)
         c.sendto(b"x", addr)
-        (_, up), = drain(sink, 1)
+        ((_, up),) = drain(sink, 1)
         sink.sendto(b"y", up)
         self.assertEqual(drain(c, 1, quiet=0.3), [])
         self.assertEqual(self.current.stats()["down"]["dropped"], 1)
@@ -128,6 +138,8 @@ class RelayTest(unittest.TestCase):
                 lossy_relay.parse_args(["--listen", listen, "--target", target])
         args = lossy_relay.parse_args(["--listen", "127.0.0.2:5060", "--target", "127.0.0.1:5"])
         self.assertEqual(args.listen, ("127.0.0.2", 5060))
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            lossy_relay.parse_args(["--listen", "127.0.0.1:1", "--target", "127.0.0.1:2", "--source", "192.0.2.1"])
 
 
 if __name__ == "__main__":
