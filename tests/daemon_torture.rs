@@ -377,3 +377,64 @@ fn relocation_moves_only_the_top_sent_by() {
         assert_eq!(String::from_utf8_lossy(&got), *want);
     }
 }
+
+/// RFC 3261 §16.3 steps 3 and 4, which the torture files only touch with an OPTIONS (zeromf):
+/// a request the switch would pass on (INVITE, MESSAGE) is refused with 483 when Max-Forwards
+/// is 0 and with 482 when one of its Vias carries a branch of ours. Both come before
+/// authentication: nothing is learnt from them.
+#[tokio::test]
+async fn max_forwards_zero_gets_483_and_a_loop_482() {
+    let d = Daemon::start();
+    let mut ua = common::ua::Ua::udp(d.udp, "alice", "1234").await;
+    let to = format!("sip:bob@{}", ua.domain);
+    let cseq = ua.next_cseq();
+    let mut invite = ua.request("INVITE", &to, &to, cseq, &[], "");
+    invite = invite.replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let r = ua.ask(&invite).await;
+    assert_eq!(
+        (r.status, common::ua::reason(&r).as_str()),
+        (483, "Too Many Hops")
+    );
+
+    let cseq = ua.next_cseq();
+    let looped = ua.request(
+        "INVITE",
+        &to,
+        &to,
+        cseq,
+        &["Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKfs0123456789abcdef"],
+        "",
+    );
+    // The extra Via must come after ours: move it below the first Via line.
+    let mut lines: Vec<&str> = looped.split("\r\n").collect();
+    let extra = lines
+        .iter()
+        .position(|l| l.contains("z9hG4bKfs0123456789abcdef"))
+        .expect("extra Via");
+    let v = lines.remove(extra);
+    lines.insert(2, v);
+    let r = ua.ask(&lines.join("\r\n")).await;
+    assert_eq!(
+        (r.status, common::ua::reason(&r).as_str()),
+        (482, "Loop Detected")
+    );
+
+    // MESSAGE is passed on as well: the same checks.
+    let cseq = ua.next_cseq();
+    let msg = ua
+        .request(
+            "MESSAGE",
+            &to,
+            &to,
+            cseq,
+            &["Content-Type: text/plain"],
+            "hi",
+        )
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let r = ua.ask(&msg).await;
+    assert_eq!(
+        (r.status, common::ua::reason(&r).as_str()),
+        (483, "Too Many Hops")
+    );
+    d.stop().await;
+}

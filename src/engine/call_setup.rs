@@ -215,8 +215,9 @@ impl Engine {
         self.send_response(now, key, resp);
     }
 
-    /// Max-Forwards and loop checks (RFC 3261 §16.3 steps 3 and 4).
-    fn invite_precheck(&self, req: &Request) -> Option<(u16, &'static str)> {
+    /// Max-Forwards and loop checks (RFC 3261 §16.3 steps 3 and 4) for every request the
+    /// switch passes on (INVITE, MESSAGE).
+    pub(super) fn invite_precheck(&self, req: &Request) -> Option<(u16, &'static str)> {
         if req.headers.max_forwards() == Some(0) {
             return Some((483, "Too Many Hops"));
         }

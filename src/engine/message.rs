@@ -49,6 +49,11 @@ impl Engine {
             let r = e.response(&req, code, phrase);
             e.send_response(now, &key, r);
         };
+        // Forwarded with Max-Forwards decremented but never below 0: without this a MESSAGE
+        // arriving with 0 would leave with 0 again, and a loop would never end by hop count.
+        if let Some((code, phrase)) = self.invite_precheck(&req) {
+            return reply(self, code, phrase);
+        }
         let Ok(ruri) = req.request_uri() else {
             return reply(self, 400, "Bad Request - Malformed Request-URI");
         };

@@ -230,5 +230,10 @@ fresh connection for TCP.\n\n\
             c.why
         ));
     }
+    s.push_str(
+        "\nBeyond the files (same test file): an INVITE or MESSAGE with Max-Forwards 0 gets 483 \
+and an INVITE whose Vias carry a branch of ours gets 482 (RFC 3261 §16.3 steps 3-4), both \
+before authentication.\n",
+    );
     s
 }
