@@ -383,7 +383,7 @@ fn relocation_moves_only_the_top_sent_by() {
 /// is 0 and with 482 when one of its Vias carries a branch of ours. Both come before
 /// authentication: nothing is learnt from them.
 #[tokio::test]
-async fn max_forwards_zero_gets_483_and_a_loop_482() {
+async fn max_forwards_zero_gets_483() {
     let d = Daemon::start();
     let mut ua = common::ua::Ua::udp(d.udp, "alice", "1234").await;
     let to = format!("sip:bob@{}", ua.domain);
@@ -396,28 +396,8 @@ async fn max_forwards_zero_gets_483_and_a_loop_482() {
         (483, "Too Many Hops")
     );
 
-    let cseq = ua.next_cseq();
-    let looped = ua.request(
-        "INVITE",
-        &to,
-        &to,
-        cseq,
-        &["Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKfs0123456789abcdef"],
-        "",
-    );
-    // The extra Via must come after ours: move it below the first Via line.
-    let mut lines: Vec<&str> = looped.split("\r\n").collect();
-    let extra = lines
-        .iter()
-        .position(|l| l.contains("z9hG4bKfs0123456789abcdef"))
-        .expect("extra Via");
-    let v = lines.remove(extra);
-    lines.insert(2, v);
-    let r = ua.ask(&lines.join("\r\n")).await;
-    assert_eq!(
-        (r.status, common::ua::reason(&r).as_str()),
-        (482, "Loop Detected")
-    );
+    // 482 needs a branch this daemon run minted (its run id is in our branches); the
+    // engine's scenario tests cover it (engine::tests::calls::checks).
 
     // MESSAGE is passed on as well: the same checks.
     let cseq = ua.next_cseq();
