@@ -262,17 +262,22 @@ impl Engine {
 
     /// A 2xx to an INVITE of ours that no call owns any more (a fork that answered after the
     /// call ended): ACK it and hang it up so the callee's phone stops (§13.2.2.4).
-    pub(super) fn orphan_2xx(&mut self, now: Instant, original: Option<Request>, resp: &Response) {
+    pub(super) fn orphan_2xx(
+        &mut self,
+        now: Instant,
+        original: Option<Request>,
+        resp: &Response,
+        dest: Option<crate::net::Peer>,
+        hang_up: bool,
+    ) {
         let Some(invite) = original else {
             return;
         };
         let Ok(mut d) = crate::dialog::Dialog::from_uac(&invite, resp) else {
             return;
         };
-        let Ok(hop) = d.next_hop() else {
-            return;
-        };
-        let Some(peer) = hop.peer() else {
+        // Where the INVITE went (the callee's NAT path), else its Contact.
+        let Some(peer) = dest.or_else(|| d.next_hop().ok().and_then(|h| h.peer())) else {
             return;
         };
         let sent_by = invite
@@ -287,6 +292,9 @@ impl Engine {
                 bytes: ack.to_bytes(),
                 key: None,
             });
+        }
+        if !hang_up {
+            return;
         }
         let via = ViaSpec::new(peer.transport, sent_by).with_branch(self.our_branch());
         if let Ok(mut bye) = d.new_request(Method::Bye, &via) {

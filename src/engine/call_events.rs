@@ -534,7 +534,23 @@ impl Engine {
             )
         });
         if !pending {
-            self.calls.remove(id);
+            if let Some(call) = self.calls.remove(id) {
+                for b in call.b.iter().filter(|b| b.state == BLegState::Answered) {
+                    self.remember_ended_b(b.key.clone());
+                }
+            }
+        }
+    }
+
+    fn remember_ended_b(&mut self, key: TransactionKey) {
+        const KEEP: usize = 20_000;
+        if self.ended_b.insert(key.clone()) {
+            self.ended_b_order.push_back(key);
+        }
+        while self.ended_b_order.len() > KEEP {
+            if let Some(old) = self.ended_b_order.pop_front() {
+                self.ended_b.remove(&old);
+            }
         }
     }
 

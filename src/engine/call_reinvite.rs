@@ -110,7 +110,11 @@ impl Engine {
         let Some((id, leg)) = owner else {
             if let Some(key) = key {
                 let original = self.txl.request(key).cloned();
-                self.orphan_2xx(now, original, &resp);
+                // A callee whose call already ended (and got our BYE) repeats its 2xx: ACK
+                // it where the INVITE went; a fork that answered too late is also hung up.
+                let hang_up = !self.ended_b.contains(key);
+                let dest = self.txl.peer(key);
+                self.orphan_2xx(now, original, &resp, dest, hang_up);
             }
             return;
         };

@@ -138,6 +138,10 @@ pub struct Engine {
     stats: EngineStats,
     guard: crate::security::Guard,
     calls: Calls,
+    /// INVITE client transactions of b-legs whose call has ended after they answered: a
+    /// repeated 2xx from them only needs an ACK (bounded, oldest forgotten first).
+    ended_b: std::collections::HashSet<TransactionKey>,
+    ended_b_order: VecDeque<TransactionKey>,
     messages: message::Messages,
     cdrs: VecDeque<CdrRecord>,
     /// Distinguishes this run's call ids in CDRs.
@@ -180,6 +184,8 @@ impl Engine {
             rng,
             stats: EngineStats::default(),
             calls: Calls::new(),
+            ended_b: Default::default(),
+            ended_b_order: VecDeque::new(),
             messages: message::Messages::default(),
             cdrs: VecDeque::new(),
         }
