@@ -276,43 +276,37 @@ impl Engine {
 
     /// BYE on b-leg `leg` with a Q.850 Reason.
     fn bye_b(&mut self, now: Instant, id: CallId, leg: usize, cause: HangupCause) {
-        let branch = self.our_branch();
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let b = &mut call.b[leg];
-        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(branch);
-        let peer = b.peer;
-        let Some(d) = &mut b.dialog else {
-            return;
-        };
-        let key = d.key().clone();
-        if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
-            bye.headers.push(HeaderName::Reason, cause.reason_header());
-            bye.headers
-                .push(HeaderName::UserAgent, self.cfg.user_agent.clone());
-            let _ = self.txl.send_request(now, bye, peer);
-        }
-        self.calls.remove_dialog(&key);
+        self.bye_leg(now, id, LegRef::B(leg), cause);
     }
 
     /// BYE to the caller with a Q.850 Reason.
     fn bye_a(&mut self, now: Instant, id: CallId, cause: HangupCause) {
+        self.bye_leg(now, id, LegRef::A, cause);
+    }
+
+    /// BYE on one leg's dialog with `Reason: Q.850;cause=…` (as in the seed); the dialog
+    /// leaves the index at once (§15.1.1: the session is over when the BYE is sent).
+    fn bye_leg(&mut self, now: Instant, id: CallId, leg: LegRef, cause: HangupCause) {
         let branch = self.our_branch();
+        let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let a = &mut call.a;
-        let via = ViaSpec::new(a.peer.transport, a.advertised.clone()).with_branch(branch);
-        let peer = a.peer;
-        let Some(d) = &mut a.dialog else {
+        let (peer, advertised, dialog) = match leg {
+            LegRef::A => (call.a.peer, &call.a.advertised, &mut call.a.dialog),
+            LegRef::B(i) => match call.b.get_mut(i) {
+                Some(b) => (b.peer, &b.advertised, &mut b.dialog),
+                None => return,
+            },
+        };
+        let via = ViaSpec::new(peer.transport, advertised.clone()).with_branch(branch);
+        let Some(d) = dialog else {
             return;
         };
         let key = d.key().clone();
         if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
             bye.headers.push(HeaderName::Reason, cause.reason_header());
-            bye.headers
-                .push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            bye.headers.push(HeaderName::UserAgent, ua);
             let _ = self.txl.send_request(now, bye, peer);
         }
         self.calls.remove_dialog(&key);
