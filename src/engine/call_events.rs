@@ -446,7 +446,9 @@ impl Engine {
         }
     }
 
-    /// Expiry deadlines for RFC 4028 on each leg where the peer refreshes.
+    /// RFC 4028 deadlines on each leg (0 caller, 1 answered callee), counted from `now`:
+    /// where the peer refreshes, when we give up on it (Expire); where we refresh, when we
+    /// send the refresh (Refresh).
     pub(super) fn arm_session_timers(&mut self, now: Instant, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -457,19 +459,25 @@ impl Engine {
         ];
         let mut scheduled = Vec::new();
         for (i, t) in timers.iter().enumerate() {
-            call.expire_at[i] = match t {
-                Some(t) if !t.local_refresher => {
-                    let at = t.expire_at(now);
-                    scheduled.push((at, i));
-                    Some(at)
+            call.expire_at[i] = None;
+            call.refresh_at[i] = None;
+            match t {
+                Some(t) if t.local_refresher => {
+                    let at = t.refresh_at(now);
+                    call.refresh_at[i] = Some(at);
+                    scheduled.push((at, CallTimer::Refresh(i)));
                 }
-                _ => None,
-            };
+                Some(t) => {
+                    let at = t.expire_at(now);
+                    call.expire_at[i] = Some(at);
+                    scheduled.push((at, CallTimer::Expire(i)));
+                }
+                None => {}
+            }
         }
-        for (at, i) in scheduled {
-            self.calls.schedule(at, id, CallTimer::Expire(i));
+        for (at, timer) in scheduled {
+            self.calls.schedule(at, id, timer);
         }
-        self.arm_refreshes(now, id);
     }
 
     /// Once the call has ended for its users: the CDR goes out (timed at that moment), and

@@ -5,7 +5,7 @@
 //! timers; a 481/408 or no answer ends the call.
 
 use super::Engine;
-use crate::b2bua::{CallId, CallState, CallTimer, LegRef};
+use crate::b2bua::{CallId, CallState, LegRef};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::ViaSpec;
 use crate::sip::{HeaderName, Method, Response};
@@ -132,31 +132,6 @@ impl Engine {
             self.arm_session_timers(now, id);
         }
         true
-    }
-
-    /// Schedules our refreshes (RFC 4028 §10) for the legs where we are the refresher.
-    pub(super) fn arm_refreshes(&mut self, now: Instant, id: CallId) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let timers = [
-            call.a.session_timer,
-            call.winner.and_then(|w| call.b[w].session_timer),
-        ];
-        let mut due = Vec::new();
-        for (i, t) in timers.iter().enumerate() {
-            call.refresh_at[i] = match t {
-                Some(t) if t.local_refresher => {
-                    let at = t.refresh_at(now);
-                    due.push((at, i));
-                    Some(at)
-                }
-                _ => None,
-            };
-        }
-        for (at, i) in due {
-            self.calls.schedule(at, id, CallTimer::Refresh(i));
-        }
     }
 }
 
