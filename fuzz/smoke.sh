@@ -34,7 +34,12 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t" "corpus/$t"
   echo "== fuzz $t for ${seconds}s"
   # -timeout: one input taking over 10 s counts as a hang; -rss_limit_mb bounds memory.
-  if cargo fuzz run -s "$sanitizer" "$t" "$scratch/$t" "corpus/$t" -- \
+  # The regressions (every crash ever found) run first; a fixed seed makes a CI run
+  # repeatable (FUZZ_SEED=0 lets libFuzzer pick one).
+  dirs=("$scratch/$t" "corpus/$t")
+  [ -d "regressions/$t" ] && dirs+=("regressions/$t")
+  if cargo fuzz run -s "$sanitizer" "$t" "${dirs[@]}" -- \
+      -seed="${FUZZ_SEED:-1}" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       >"$scratch/$t.log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$scratch/$t.log" || true

@@ -139,7 +139,9 @@ fn find_head_end_from(b: &[u8], from: usize) -> Option<usize> {
 /// Finds Content-Length (or compact `l`) among the head's lines.
 fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
     let mut found: Option<usize> = None;
-    for line in head.split(|&c| c == b'\n') {
+    // The start line is not a header, even when it reads like one (`l :p SIP/2.0` is a
+    // request with method `l`, not a compact Content-Length).
+    for line in head.split(|&c| c == b'\n').skip(1) {
         let Some(colon) = line.iter().position(|&c| c == b':') else {
             continue;
         };
@@ -183,6 +185,15 @@ mod tests {
         assert_eq!(frames[3], Frame::Pong);
         assert_eq!(frames.len(), 4);
         assert_eq!(f.buffered(), 1);
+    }
+
+    #[test]
+    fn a_start_line_is_never_read_as_content_length() {
+        // Found by the parse_message fuzzer: method `l` with a colon in its URI.
+        let mut f = StreamFramer::default();
+        f.push(b"l :p SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(f.pop(), Ok(Some(Frame::Message(_)))));
+        assert_eq!(f.buffered(), 0);
     }
 
     #[test]
