@@ -512,12 +512,14 @@ impl Engine {
         });
     }
 
-    /// A random tag (To tags, From tags): 13 alphanumerics like FreeSWITCH's.
+    /// A random tag (To tags, From tags): 64 random bits as 16 lower-case hex digits.
+    ///
+    /// Not mixed-case alphanumerics as FreeSWITCH mints them: peers that look for a header
+    /// with a plain substring search (SIPp finds the CSeq method with `strstr(msg, "CSeq")`)
+    /// misread a message whose tag happens to contain "CSeq" or "Via". Hex digits can spell
+    /// no header name.
     fn new_tag(&mut self) -> String {
-        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..13)
-            .map(|_| ALNUM[self.rng.gen_range(0..ALNUM.len())] as char)
-            .collect()
+        crate::dialog::ids::new_tag_with(&mut self.rng)
     }
 }
 

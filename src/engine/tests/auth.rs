@@ -124,6 +124,37 @@ fn rfc3261_22_seed_register_flow_401_then_200() {
     );
 }
 
+/// SIPp finds a response's CSeq method with `strstr(msg, "CSeq")`: a To tag that happened to
+/// contain "CSeq" made it misread a 401 and abort the call (seen once in CI). Our tags are
+/// lower-case hex, so no tag can spell a header name.
+#[test]
+fn to_tags_are_lower_case_hex_and_spell_no_header_name() {
+    let mut net = Net::new();
+    let zoiper = addr(ZOIPER);
+    let mut tags = std::collections::HashSet::new();
+    for i in 0..300 {
+        let msg = SEED_01.replace(
+            "NmFjNzA3MWY1MDI3NGViMjY1N2QwZDlmZWQ5ZGY2OGE.",
+            &format!("tag-test-{i}"),
+        );
+        let r401 = net.ask(zoiper, &msg);
+        assert_eq!(r401.status, 401);
+        let tag = r401
+            .headers
+            .to_tag()
+            .expect("401 carries a To tag")
+            .to_string();
+        assert_eq!(tag.len(), 16, "{tag}");
+        assert!(
+            tag.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{tag}"
+        );
+        tags.insert(tag);
+    }
+    assert_eq!(tags.len(), 300, "every 401 gets a fresh tag");
+}
+
 #[test]
 fn rfc3261_22_wrong_password_is_403() {
     let mut net = Net::new();
