@@ -9,6 +9,7 @@ use super::error::TransactionError;
 use crate::sip::{Method, Request, Response};
 use bytes::Bytes;
 use std::fmt;
+use std::sync::Arc;
 
 /// Which side of the exchange a transaction is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,9 +33,12 @@ pub struct TransactionKey {
 enum KeyId {
     /// RFC 3261 branch (lower-cased: tokens compare case-insensitively, §7.3.1). Server keys
     /// add the top Via sent-by, because only our own client branches are known to be unique.
+    ///
+    /// Shared strings: a key is cloned into the timer index, events and transmits, and a
+    /// clone must not allocate.
     Branch {
-        branch: Box<str>,
-        sent_by: Option<Box<str>>,
+        branch: Arc<str>,
+        sent_by: Option<Arc<str>>,
     },
     /// §17.2.3 fallback for requests from RFC 2543 elements.
     Rfc2543(Box<Rfc2543Id>),

@@ -22,14 +22,20 @@ use super::timer::{Timer, TimerTable};
 use crate::net::Peer;
 use crate::sip::Request;
 use std::collections::{HashMap, VecDeque};
+
+/// foldhash with a per-process random seed: several times cheaper than SipHash on short keys
+/// and still seeded, so peers cannot aim branches at one bucket.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 use std::time::Instant;
 
 /// The RFC 3261 §17 transaction layer, sans-IO. See the module docs for the calling contract.
 #[derive(Debug)]
 pub struct TransactionLayer {
     pub(super) config: TransactionConfig,
-    pub(super) txns: HashMap<TransactionKey, Txn>,
-    by_id: HashMap<u64, TransactionKey>,
+    /// Boxed: a `Txn` is about 700 bytes, and the table moves its entries when it grows or
+    /// clears tombstones (hundreds of thousands of finished transactions linger for Timer J).
+    pub(super) txns: HashMap<TransactionKey, Box<Txn>, FastHash>,
+    by_id: HashMap<u64, TransactionKey, FastHash>,
     timers: TimerTable,
     next_id: u64,
     pub(super) transmits: VecDeque<Transmit>,
@@ -120,8 +126,8 @@ impl TransactionLayer {
     pub fn new(config: TransactionConfig) -> TransactionLayer {
         TransactionLayer {
             config: config.sanitized(),
-            txns: HashMap::new(),
-            by_id: HashMap::new(),
+            txns: HashMap::default(),
+            by_id: HashMap::default(),
             timers: TimerTable::default(),
             next_id: 0,
             transmits: VecDeque::new(),
@@ -235,13 +241,13 @@ impl TransactionLayer {
         self.by_id.insert(id, key.clone());
         self.txns.insert(
             key.clone(),
-            Txn {
+            Box::new(Txn {
                 id,
                 peer,
                 machine,
                 armed: [None; Timer::COUNT],
                 pending_cancel: None,
-            },
+            }),
         );
         self.stats.active = self.txns.len();
         self.apply(now, &key, None, fx);
