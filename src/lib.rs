@@ -3,6 +3,12 @@
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
 //! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
 
+/// The hasher of the daemon's hot tables: foldhash, seeded per process (so peers cannot aim
+/// branches or Call-IDs at one bucket) and several times cheaper than SipHash on short keys.
+pub(crate) type FastHash = foldhash::fast::RandomState;
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FastHash>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, FastHash>;
+
 pub mod app;
 pub mod auth;
 pub mod b2bua;

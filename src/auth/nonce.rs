@@ -11,9 +11,9 @@
 //! phones simply answer the next challenge.
 
 use super::digest::{constant_time_eq, hex};
+use crate::FastMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -163,7 +163,7 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// per lifetime.
 #[derive(Debug, Default)]
 pub struct NcTracker {
-    seen: HashMap<String, (u32, u64)>,
+    seen: FastMap<String, (u32, u64)>,
     next_prune: u64,
 }
 

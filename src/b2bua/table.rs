@@ -5,8 +5,9 @@
 use super::{Call, CallId, Relay};
 use crate::dialog::DialogKey;
 use crate::transaction::TransactionKey;
+use crate::FastMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// Which leg of a call.
@@ -34,17 +35,17 @@ pub enum CallTimer {
 #[derive(Debug, Default)]
 pub struct Calls {
     next_id: CallId,
-    calls: HashMap<CallId, Call>,
-    by_a_invite: HashMap<TransactionKey, CallId>,
-    by_b_invite: HashMap<TransactionKey, (CallId, usize)>,
-    by_dialog: HashMap<DialogKey, (CallId, LegRef)>,
-    relays: HashMap<TransactionKey, Relay>,
+    calls: FastMap<CallId, Call>,
+    by_a_invite: FastMap<TransactionKey, CallId>,
+    by_b_invite: FastMap<TransactionKey, (CallId, usize)>,
+    by_dialog: FastMap<DialogKey, (CallId, LegRef)>,
+    relays: FastMap<TransactionKey, Relay>,
     /// RFC 4028 refreshes we sent: (call, side).
-    refreshes: HashMap<TransactionKey, (CallId, usize)>,
+    refreshes: FastMap<TransactionKey, (CallId, usize)>,
     timers: BinaryHeap<Reverse<(Instant, CallId, CallTimer)>>,
     /// Every index key ever added for a call, so removing it costs what it indexed, not a
     /// scan of every other call's entries.
-    keys_of: HashMap<CallId, Vec<IndexKey>>,
+    keys_of: FastMap<CallId, Vec<IndexKey>>,
 }
 
 #[derive(Debug)]

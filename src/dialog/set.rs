@@ -11,7 +11,7 @@ use super::inbound::{reject_unless_ack, DialogRejection, RequestVerdict};
 use super::key::DialogKey;
 use super::state::{Dialog, DialogState, ResponseEffect};
 use crate::sip::{Method, Request, Response};
-use std::collections::HashMap;
+use crate::FastMap;
 
 /// What a response to the INVITE that creates dialogs did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +64,8 @@ type SetKey = (String, String);
 #[derive(Debug)]
 pub struct Dialogs {
     max: usize,
-    map: HashMap<DialogKey, Dialog>,
-    sets: HashMap<SetKey, SetEntry>,
+    map: FastMap<DialogKey, Dialog>,
+    sets: FastMap<SetKey, SetEntry>,
     stats: DialogStats,
 }
 
@@ -74,8 +74,8 @@ impl Dialogs {
     pub fn new(max: usize) -> Dialogs {
         Dialogs {
             max,
-            map: HashMap::new(),
-            sets: HashMap::new(),
+            map: FastMap::default(),
+            sets: FastMap::default(),
             stats: DialogStats::default(),
         }
     }

@@ -13,7 +13,7 @@ use crate::dialog::ViaSpec;
 use crate::net::Peer;
 use crate::sip::{reason_phrase, HeaderName, Method, Request, Response};
 use crate::transaction::TransactionKey;
-use std::collections::HashMap;
+use crate::FastMap;
 use std::time::{Instant, SystemTime};
 
 /// Bounded: more MESSAGEs waiting for answers than this get 503.
@@ -33,8 +33,8 @@ struct Pending {
 #[derive(Debug, Default)]
 pub(super) struct Messages {
     next: u64,
-    pending: HashMap<u64, Pending>,
-    by_client: HashMap<TransactionKey, u64>,
+    pending: FastMap<u64, Pending>,
+    by_client: FastMap<TransactionKey, u64>,
 }
 
 impl Engine {

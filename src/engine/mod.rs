@@ -140,7 +140,7 @@ pub struct Engine {
     calls: Calls,
     /// INVITE client transactions of b-legs whose call has ended after they answered: a
     /// repeated 2xx from them only needs an ACK (bounded, oldest forgotten first).
-    ended_b: std::collections::HashSet<TransactionKey>,
+    ended_b: crate::FastSet<TransactionKey>,
     ended_b_order: VecDeque<TransactionKey>,
     messages: message::Messages,
     cdrs: VecDeque<CdrRecord>,

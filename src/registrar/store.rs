@@ -68,7 +68,7 @@ pub trait LocationStore: Send + Sync {
 /// the heap may be stale; they are re-checked against the map when popped).
 #[derive(Default)]
 pub struct MemoryStore {
-    map: DashMap<String, Vec<Binding>>,
+    map: DashMap<String, Vec<Binding>, crate::FastHash>,
     expiries: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
 }
 

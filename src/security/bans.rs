@@ -5,7 +5,8 @@
 //! room for a new one. Never reads a clock.
 
 use super::event::{UnbanEvent, UnbanReason};
-use std::collections::{BTreeSet, HashMap};
+use crate::FastMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ struct Ban {
 
 #[derive(Debug)]
 pub(super) struct BanTable {
-    map: HashMap<IpAddr, Ban>,
+    map: FastMap<IpAddr, Ban>,
     deadlines: BTreeSet<(Instant, IpAddr)>,
     cap: usize,
 }
@@ -27,7 +28,7 @@ pub(super) struct BanTable {
 impl BanTable {
     pub fn new(cap: usize) -> BanTable {
         BanTable {
-            map: HashMap::new(),
+            map: FastMap::default(),
             deadlines: BTreeSet::new(),
             cap: cap.max(1),
         }

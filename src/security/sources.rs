@@ -7,7 +7,8 @@
 //! record, so a burst of new addresses cannot wash away an attacker's count. Idle sources
 //! expire on their own. Never reads a clock; `now` comes in.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use crate::FastMap;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,7 @@ pub(super) struct Offence {
 
 #[derive(Debug)]
 pub(super) struct SourceTable {
-    map: HashMap<IpAddr, Source>,
+    map: FastMap<IpAddr, Source>,
     /// Eviction and expiry order per rank: (touched, address), oldest first.
     order: [BTreeSet<(Instant, IpAddr)>; 2],
     cap: usize,
@@ -87,7 +88,7 @@ pub(super) struct SourceTable {
 impl SourceTable {
     pub fn new(cap: usize, idle: Duration) -> SourceTable {
         SourceTable {
-            map: HashMap::new(),
+            map: FastMap::default(),
             order: [BTreeSet::new(), BTreeSet::new()],
             cap: cap.max(1),
             idle,

@@ -23,9 +23,7 @@ use crate::net::Peer;
 use crate::sip::Request;
 use std::collections::{HashMap, VecDeque};
 
-/// foldhash with a per-process random seed: several times cheaper than SipHash on short keys
-/// and still seeded, so peers cannot aim branches at one bucket.
-pub(crate) type FastHash = foldhash::fast::RandomState;
+use crate::FastHash;
 use std::time::Instant;
 
 /// The RFC 3261 §17 transaction layer, sans-IO. See the module docs for the calling contract.
@@ -72,10 +70,11 @@ impl Machine {
         }
     }
 
-    pub(super) fn request(&self) -> &Request {
+    /// The request; server transactions forget theirs once they sent a final response.
+    pub(super) fn request(&self) -> Option<&Request> {
         match self {
-            Machine::InviteClient(m) => m.request(),
-            Machine::NonInviteClient(m) => m.request(),
+            Machine::InviteClient(m) => Some(m.request()),
+            Machine::NonInviteClient(m) => Some(m.request()),
             Machine::InviteServer(m) => m.request(),
             Machine::NonInviteServer(m) => m.request(),
         }
@@ -199,9 +198,10 @@ impl TransactionLayer {
         self.txns.get(key).map(|t| t.machine.state())
     }
 
-    /// The request that created a live transaction.
+    /// The request that created a live transaction (for a server transaction: until its
+    /// final response).
     pub fn request(&self, key: &TransactionKey) -> Option<&Request> {
-        self.txns.get(key).map(|t| t.machine.request())
+        self.txns.get(key).and_then(|t| t.machine.request())
     }
 
     /// Where a live transaction sends: the request's destination, or the client we answer.

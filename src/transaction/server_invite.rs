@@ -22,7 +22,9 @@ use std::time::Duration;
 #[derive(Debug)]
 pub(crate) struct InviteServer {
     state: State,
-    invite: Request,
+    /// Until the final response: afterwards nothing reads it, and a finished transaction
+    /// lingers for Timer H/L (32 s on UDP), so it is dropped then.
+    invite: Option<Request>,
     /// The `100 Trying` while it is still to be sent.
     trying: Option<Bytes>,
     /// The most recent response sent: the answer to a retransmitted INVITE.
@@ -50,7 +52,7 @@ impl InviteServer {
         };
         let mut me = InviteServer {
             state: State::Proceeding,
-            invite,
+            invite: Some(invite),
             trying: None,
             last: None,
             final_to_tag: None,
@@ -76,8 +78,9 @@ impl InviteServer {
         self.state
     }
 
-    pub(crate) fn request(&self) -> &Request {
-        &self.invite
+    /// The INVITE, while no final response has been sent.
+    pub(crate) fn request(&self) -> Option<&Request> {
+        self.invite.as_ref()
     }
 
     pub(crate) fn final_to_tag(&self) -> Option<&str> {
@@ -123,12 +126,14 @@ impl InviteServer {
             (Proceeding, In::TuResponse(r)) if is_2xx(r) => {
                 self.send_from_tu(r, fx);
                 self.final_to_tag = r.headers.to_tag();
+                self.invite = None;
                 self.state = Accepted;
                 fx.arm(Timer::L, self.timers.initial(Timer::L, self.reliable));
             }
             (Proceeding, In::TuResponse(r)) => {
                 self.send_from_tu(r, fx);
                 self.final_to_tag = r.headers.to_tag();
+                self.invite = None;
                 self.state = Completed;
                 if !self.reliable {
                     fx.arm(Timer::G, self.g_interval);
@@ -219,14 +224,18 @@ mod tests {
     fn figure_7_proceeding_to_accepted_and_transport_error_there() {
         let (mut m, fx) = started(TryingPolicy::Immediate);
         assert!(fx.sends[0].starts_with(b"SIP/2.0 100 Trying"));
-        let ok = response_to(m.request(), 200, "OK");
+        let ok = response_to(m.request().unwrap(), 200, "OK");
+        let ringing = response_to(m.request().unwrap(), 180, "Ringing");
         let mut fx = Effects::default();
         m.handle(ServerInput::TuResponse(&ok), &mut fx).unwrap();
         assert_eq!(m.state(), State::Accepted);
+        assert!(
+            m.request().is_none(),
+            "a finished transaction keeps no request"
+        );
         m.handle(ServerInput::TransportError, &mut fx).unwrap();
         assert_eq!(m.state(), State::Accepted);
         assert!(matches!(fx.ups[..], [Up::TransportError]));
-        let ringing = response_to(m.request(), 180, "Ringing");
         assert_eq!(
             m.handle(ServerInput::TuResponse(&ringing), &mut fx),
             Err(State::Accepted)

@@ -16,7 +16,9 @@ use bytes::Bytes;
 #[derive(Debug)]
 pub(crate) struct NonInviteServer {
     state: State,
-    request: Request,
+    /// Until the final response; a finished transaction lingers for Timer J (32 s on UDP)
+    /// holding only the response bytes.
+    request: Option<Request>,
     last: Option<Bytes>,
     reliable: bool,
     timers: TimerConfig,
@@ -27,7 +29,7 @@ impl NonInviteServer {
     pub(crate) fn start(request: Request, reliable: bool, timers: TimerConfig) -> NonInviteServer {
         NonInviteServer {
             state: State::Trying,
-            request,
+            request: Some(request),
             last: None,
             reliable,
             timers,
@@ -38,8 +40,9 @@ impl NonInviteServer {
         self.state
     }
 
-    pub(crate) fn request(&self) -> &Request {
-        &self.request
+    /// The request, while no final response has been sent.
+    pub(crate) fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
     }
 
     /// `Err(state)` when the TU hands a response this state does not take.
@@ -65,6 +68,7 @@ impl NonInviteServer {
                 let wire = r.to_bytes();
                 fx.send(&wire);
                 self.last = Some(wire);
+                self.request = None;
                 let j = self.timers.initial(Timer::J, self.reliable);
                 wait_or_terminate(&mut self.state, Completed, Timer::J, j, fx);
             }
