@@ -42,7 +42,7 @@ fn params() -> impl Strategy<Value = Params> {
         token().prop_map(Some),
         "[a-zA-Z0-9 ;,:<>@=/-]{0,12}".prop_map(|v| Some(format!("\"{v}\""))),
     ];
-    vec((token(), value), 0..4).prop_map(Params)
+    vec((token(), value), 0..4).prop_map(Params::from_pairs)
 }
 
 /// Visible ASCII and UTF-8 text, inner spaces and tabs, no CR/LF, nothing to trim.

@@ -49,7 +49,7 @@ fn addr_spec_params_are_header_params_rfc4475_cparam01_02() {
     assert!(c1.params.contains("unknownparam"));
     let c2 = na(b"<sip:+19725552222@gw1.example.net;unknownparam>");
     assert!(c2.uri.has_param("unknownparam"));
-    assert!(c2.params.0.is_empty());
+    assert!(c2.params.is_empty());
     let ws = na(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n");
     assert_eq!(ws.uri.host(), "chair-dnrc.example.com");
     assert_eq!(ws.tag(), Some("1918181833n"));

@@ -73,33 +73,40 @@ pub fn split_values(v: &str) -> impl Iterator<Item = &str> {
 
 /// `;name=value` parameters, names compared case-insensitively, values kept verbatim
 /// (quotes included, so they are written back unchanged).
+///
+/// Stored as one string in the form it is written back (`;a=b;c`) and searched on each
+/// lookup: a Via, From or Contact is parsed several times per message, and one allocation
+/// per parameter list instead of two per parameter is most of what that costs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(pub Vec<(String, Option<String>)>);
+pub struct Params {
+    text: String,
+}
 
 impl Params {
     /// Parses `;a=b;c` (leading `;` optional), leniently: empty pieces are skipped. Quoted
     /// values may contain `;`.
     pub fn parse(s: &str) -> Params {
-        let mut out = Vec::new();
+        let mut out = Params::default();
         for p in split_unquoted(s, b';') {
             let p = p.trim();
             if p.is_empty() {
                 continue;
             }
-            out.push(match p.split_once('=') {
-                Some((k, v)) => (k.trim().to_string(), Some(v.trim().to_string())),
-                None => (p.to_string(), None),
-            });
+            match p.split_once('=') {
+                Some((k, v)) => out.push(k.trim(), Some(v.trim())),
+                None => out.push(p, None),
+            }
         }
-        Params(out)
+        out
     }
 
-    /// Parses `;a=b;c` strictly (RFC 3261 `generic-param`): the text is empty or starts with
-    /// `;`, every name is a token, every value a token, a host (IPv6 brackets allowed) or a
-    /// complete quoted string; LWS around `;` and `=` is allowed. `None` on anything else,
-    /// e.g. the `;;` of RFC 4475 badinv01.
+    /// Parses `;a=b;c` strictly: the text must start with `;` (after LWS), every name must
+    /// be a token and every value a token, a bracketed host or a quoted string. `None` when
+    /// anything is off.
     pub fn parse_strict(s: &str) -> Option<Params> {
-        let mut out = Vec::new();
+        let mut out = Params {
+            text: String::with_capacity(s.len()),
+        };
         let mut pieces = split_unquoted(s, b';');
         if !pieces.next()?.trim().is_empty() {
             return None;
@@ -122,17 +129,50 @@ impl Params {
                     return None;
                 }
             }
-            out.push((k.to_string(), v.map(str::to_string)));
+            out.push(k, v);
         }
-        Some(Params(out))
+        Some(out)
     }
 
-    /// `Some(Some(v))` for `name=v`, `Some(None)` for a bare `name`, `None` when absent.
+    /// Parameters from `(name, value)` pairs, in order.
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, Option<V>)>,
+    ) -> Params {
+        let mut out = Params::default();
+        for (k, v) in pairs {
+            out.push(k.as_ref(), v.as_ref().map(|v| v.as_ref()));
+        }
+        out
+    }
+
+    fn push(&mut self, k: &str, v: Option<&str>) {
+        self.text.push(';');
+        self.text.push_str(k);
+        if let Some(v) = v {
+            self.text.push('=');
+            self.text.push_str(v);
+        }
+    }
+
+    /// Every `(name, value)` in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        split_unquoted(&self.text, b';')
+            .skip(1)
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (p, None),
+            })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// `None` when absent, `Some(None)` for a parameter without a value.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+            .map(|(_, v)| v)
     }
 
     /// The value with surrounding quotes removed.
@@ -144,32 +184,41 @@ impl Params {
         self.get(name).is_some()
     }
 
-    /// Sets (or adds) a parameter.
+    /// Sets (or adds, at the end) a parameter; the name keeps its first spelling.
     pub fn set(&mut self, name: &str, value: Option<String>) {
-        match self
-            .0
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name.to_string(), value)),
+        let mut out = Params {
+            text: String::with_capacity(self.text.len() + name.len() + 16),
+        };
+        let mut found = false;
+        for (k, v) in self.iter() {
+            if !found && k.eq_ignore_ascii_case(name) {
+                found = true;
+                out.push(k, value.as_deref());
+            } else {
+                out.push(k, v);
+            }
         }
+        if !found {
+            out.push(name, value.as_deref());
+        }
+        *self = out;
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if !self.contains(name) {
+            return;
+        }
+        let mut out = Params::default();
+        for (k, v) in self.iter().filter(|(k, _)| !k.eq_ignore_ascii_case(name)) {
+            out.push(k, v);
+        }
+        *self = out;
     }
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (k, v) in &self.0 {
-            match v {
-                Some(v) => write!(f, ";{k}={v}")?,
-                None => write!(f, ";{k}")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
