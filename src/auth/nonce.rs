@@ -161,10 +161,19 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// expires. Only credentials whose response already verified are recorded, so an attacker
 /// without the password cannot fill it; it holds at most one entry per authenticated nonce
 /// per lifetime.
+///
+/// Built for thousands of authenticated calls per second: an entry is 32 bytes without an
+/// allocation (a nonce of ours is keyed by its 128-bit HMAC tag, anything else by a seeded
+/// 128-bit hash), and expired entries leave from the front of an insertion-ordered queue a
+/// few at a time on every `accept`, so there is never a pass over the whole table.
 #[derive(Debug, Default)]
 pub struct NcTracker {
-    seen: FastMap<String, (u32, u64)>,
-    next_prune: u64,
+    seen: FastMap<u128, (u32, u64)>,
+    /// `(expires_at, key)` in the order entries were added. Nonces are issued with a fixed
+    /// lifetime, so this is nearly sorted; an entry stuck behind a later one leaves late,
+    /// which only costs memory (its nonce is stale by then anyway).
+    order: std::collections::VecDeque<(u64, u128)>,
+    hasher: crate::FastHash,
 }
 
 impl NcTracker {
@@ -172,29 +181,54 @@ impl NcTracker {
         NcTracker::default()
     }
 
+    fn key(&self, nonce: &str) -> u128 {
+        if nonce.len() == NONCE_LEN {
+            if let Ok(tag) = u128::from_str_radix(&nonce[TS_HEX + RAND_HEX..], 16) {
+                return tag;
+            }
+        }
+        use std::hash::BuildHasher;
+        let lo = self.hasher.hash_one((0u8, nonce));
+        let hi = self.hasher.hash_one((1u8, nonce));
+        (u128::from(hi) << 64) | u128::from(lo)
+    }
+
     /// Records `nc` for `nonce`; false when it is not greater than one already accepted
     /// (a replay, or a reordered request that the client must retry with a fresh count).
     pub fn accept(&mut self, now: u64, nonce: &str, nc: u32, expires_at: u64) -> bool {
-        if now >= self.next_prune {
-            self.prune(now);
-            self.next_prune = now.saturating_add(30);
-        }
-        match self.seen.get_mut(nonce) {
+        self.prune_some(now, 4);
+        let key = self.key(nonce);
+        match self.seen.get_mut(&key) {
             Some((last, _)) if nc <= *last => false,
             Some((last, _)) => {
                 *last = nc;
                 true
             }
             None => {
-                self.seen.insert(nonce.to_string(), (nc, expires_at));
+                self.seen.insert(key, (nc, expires_at));
+                self.order.push_back((expires_at, key));
                 true
             }
         }
     }
 
-    /// Forgets nonces that have expired (they can no longer verify anyway).
+    /// Forgets up to `max` expired nonces from the front of the queue.
+    fn prune_some(&mut self, now: u64, max: usize) {
+        for _ in 0..max {
+            match self.order.front() {
+                Some(&(exp, key)) if exp < now => {
+                    self.order.pop_front();
+                    self.seen.remove(&key);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Forgets every nonce that has expired (they can no longer verify anyway).
     pub fn prune(&mut self, now: u64) {
         self.seen.retain(|_, (_, exp)| *exp >= now);
+        self.order.retain(|(exp, _)| *exp >= now);
     }
 
     pub fn len(&self) -> usize {
@@ -291,5 +325,30 @@ mod tests {
         assert!(t.accept(2, "m", 1, 100));
         t.prune(101);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn our_nonces_are_keyed_by_their_tag_and_expired_ones_leave_a_few_at_a_time() {
+        let m = manager();
+        let mut t = NcTracker::new();
+        let nonces: Vec<String> = (0..10).map(|i| m.issue(1_000 + i, "r")).collect();
+        for (i, n) in nonces.iter().enumerate() {
+            assert!(t.accept(1_000 + i as u64, n, 1, 1_300 + i as u64));
+            assert!(
+                !t.accept(1_000 + i as u64, n, 1, 1_300 + i as u64),
+                "replay"
+            );
+        }
+        assert_eq!(t.len(), 10);
+        // Past every expiry: each accept forgets at most four old entries.
+        let fresh = m.issue(2_000, "r");
+        assert!(t.accept(2_000, &fresh, 1, 2_300));
+        assert_eq!(t.len(), 10 - 4 + 1);
+        assert!(t.accept(2_001, "other", 1, 2_300));
+        assert_eq!(t.len(), 10 - 8 + 2);
+        assert!(t.accept(2_002, "another", 1, 2_300));
+        assert_eq!(t.len(), 3, "only the three live nonces are left");
+        // A forgotten nonce is stale anyway; a live one still refuses a replay.
+        assert!(!t.accept(2_002, &fresh, 1, 2_300));
     }
 }

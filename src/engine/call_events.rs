@@ -493,6 +493,16 @@ impl Engine {
         let ended_at = *call.ended_at.get_or_insert(wall);
         if !call.cdr_written {
             call.cdr_written = true;
+            tracing::info!(
+                target: "ferroswitch::call",
+                call = call.id, cause = cause.name(),
+                billsec = call.answer.map_or(0, |a| seconds_between(a, ended_at)), "call ended"
+            );
+            self.stats.calls_ended += 1;
+            if !self.cfg.calls.cdrs {
+                // No CDR file: nobody reads the record, so it is not built.
+                return self.forget_if_done(id);
+            }
             let b_call_id = call
                 .winner
                 .and_then(|w| call.b[w].invite.headers.call_id().map(str::to_string))
@@ -519,13 +529,13 @@ impl Engine {
                 sip_status: if call.answer.is_some() { 200 } else { status },
                 hangup_side: side,
             };
-            tracing::info!(
-                target: "ferroswitch::call",
-                call = call.id, cause = cause.name(), billsec = rec.billsec, "call ended"
-            );
-            self.stats.calls_ended += 1;
             self.cdrs.push_back(rec);
         }
+        self.forget_if_done(id);
+    }
+
+    /// Removes an ended call from the table once no b-leg is still being set up.
+    fn forget_if_done(&mut self, id: CallId) {
         let Some(call) = self.calls.get(id) else {
             return;
         };

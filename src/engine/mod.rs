@@ -59,6 +59,8 @@ pub struct CallSettings {
     pub call_timeout: Duration,
     pub max_calls: usize,
     pub session: SessionTimerConfig,
+    /// Build a CDR for every call (`poll_cdr`); off when no CDR file is configured.
+    pub cdrs: bool,
 }
 
 impl Default for CallSettings {
@@ -68,6 +70,7 @@ impl Default for CallSettings {
             call_timeout: Duration::from_secs(60),
             max_calls: 10_000,
             session: SessionTimerConfig::default(),
+            cdrs: true,
         }
     }
 }
@@ -96,6 +99,7 @@ impl EngineConfig {
                 max_calls: c.calls.max_calls,
                 session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
                     .unwrap_or_default(),
+                cdrs: c.calls.cdr_file.is_some(),
             },
             security: c.security.clone(),
             user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
