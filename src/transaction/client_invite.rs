@@ -21,7 +21,9 @@ use std::time::Duration;
 pub(crate) struct InviteClient {
     state: State,
     invite: Request,
-    wire: Bytes,
+    /// The INVITE as sent, for Timer A; dropped once out of Calling (nothing resends it
+    /// then, and an answered transaction lingers 32 s under Timer M).
+    wire: Option<Bytes>,
     /// The ACK for our 3xx–6xx, resent on every retransmission of that response.
     ack: Option<Bytes>,
     a_interval: Duration,
@@ -47,7 +49,7 @@ impl InviteClient {
         InviteClient {
             state: State::Calling,
             invite,
-            wire,
+            wire: Some(wire),
             ack: None,
             a_interval: timers.initial(Timer::A, reliable),
             reliable,
@@ -68,7 +70,9 @@ impl InviteClient {
         use State::*;
         match (self.state, input) {
             (Calling, In::Timer(Timer::A)) => {
-                fx.resend(&self.wire);
+                if let Some(wire) = &self.wire {
+                    fx.resend(wire);
+                }
                 self.a_interval = self.timers.backoff(Timer::A, self.a_interval);
                 fx.arm(Timer::A, self.a_interval);
             }
@@ -133,7 +137,8 @@ impl InviteClient {
         }
     }
 
-    fn leave_calling(&self, fx: &mut Effects) {
+    fn leave_calling(&mut self, fx: &mut Effects) {
+        self.wire = None;
         if self.state == State::Calling {
             fx.stop(Timer::A);
             fx.stop(Timer::B);

@@ -87,6 +87,8 @@ impl NonInviteClient {
                 fx.stop(Timer::E);
                 fx.stop(Timer::F);
                 fx.up(Up::Response(r.clone()));
+                // Nothing resends the request any more.
+                self.wire = Bytes::new();
                 let k = self.timers.initial(Timer::K, self.reliable);
                 wait_or_terminate(&mut self.state, Completed, Timer::K, k, fx);
             }

@@ -46,10 +46,51 @@ pub(super) struct Txn {
     id: u64,
     pub(super) peer: Peer,
     pub(super) machine: Machine,
-    /// The deadline of each armed timer, indexed by `Timer::index`, mirrored in the table.
-    armed: [Option<Instant>; Timer::COUNT],
+    /// The deadline of each armed timer, mirrored in the table.
+    armed: Armed,
     /// Client INVITE in Calling: the CANCEL waiting for a provisional response (§9.1).
-    pub(super) pending_cancel: Option<Request>,
+    pub(super) pending_cancel: Option<Box<Request>>,
+}
+
+/// The armed timers of one transaction. A machine has at most three armed at once (INVITE
+/// client: A, B and the CANCEL wait), so four inline slots hold them without the 14-slot
+/// array every lingering transaction used to carry; more would spill into `more`.
+#[derive(Debug, Default)]
+struct Armed {
+    slots: [Option<(Timer, Instant)>; 4],
+    more: Vec<(Timer, Instant)>,
+}
+
+impl Armed {
+    fn get(&self, timer: Timer) -> Option<Instant> {
+        self.iter().find(|(t, _)| *t == timer).map(|(_, at)| at)
+    }
+
+    fn take(&mut self, timer: Timer) -> Option<Instant> {
+        for slot in &mut self.slots {
+            if matches!(slot, Some((t, _)) if *t == timer) {
+                return slot.take().map(|(_, at)| at);
+            }
+        }
+        let i = self.more.iter().position(|(t, _)| *t == timer)?;
+        Some(self.more.swap_remove(i).1)
+    }
+
+    /// Arms `timer` at `at` (callers `take` it first).
+    fn set(&mut self, timer: Timer, at: Instant) {
+        match self.slots.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some((timer, at)),
+            None => self.more.push((timer, at)),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .copied()
+            .chain(self.more.iter().copied())
+    }
 }
 
 #[derive(Debug)]
@@ -165,10 +206,10 @@ impl TransactionLayer {
                 continue;
             };
             // Stopped or re-armed by an earlier timer of this same batch.
-            if txn.armed[timer.index()] != Some(at) {
+            if txn.armed.get(timer) != Some(at) {
                 continue;
             }
-            txn.armed[timer.index()] = None;
+            txn.armed.take(timer);
             self.run(now, &key, None, |m, fx| m.timer(timer, fx));
         }
     }
@@ -245,7 +286,7 @@ impl TransactionLayer {
                 id,
                 peer,
                 machine,
-                armed: [None; Timer::COUNT],
+                armed: Armed::default(),
                 pending_cancel: None,
             }),
         );
@@ -293,11 +334,11 @@ impl TransactionLayer {
                 TimerOp::Arm(t, after) => (t, Some(now + after)),
                 TimerOp::Stop(t) => (t, None),
             };
-            if let Some(old) = txn.armed[timer.index()].take() {
+            if let Some(old) = txn.armed.take(timer) {
                 self.timers.remove(old, txn.id, timer);
             }
             if let Some(at) = at {
-                txn.armed[timer.index()] = Some(at);
+                txn.armed.set(timer, at);
                 self.timers.insert(at, txn.id, timer);
             }
         }
@@ -325,7 +366,7 @@ impl TransactionLayer {
             // §9.1: the CANCEL held back in Calling may go now that a provisional came.
             State::Proceeding if txn.pending_cancel.is_some() => {
                 if let Some(cancel) = txn.pending_cancel.take() {
-                    self.start_cancel(now, key, cancel);
+                    self.start_cancel(now, key, *cancel);
                 }
             }
             // A final response came first: nothing is left to cancel.
@@ -338,10 +379,8 @@ impl TransactionLayer {
         let Some(txn) = self.txns.remove(key) else {
             return;
         };
-        for (i, at) in txn.armed.iter().enumerate() {
-            if let (Some(at), Some(timer)) = (at, Timer::from_index(i)) {
-                self.timers.remove(*at, txn.id, timer);
-            }
+        for (timer, at) in txn.armed.iter() {
+            self.timers.remove(at, txn.id, timer);
         }
         self.by_id.remove(&txn.id);
         self.stats.terminated += 1;
@@ -349,5 +388,33 @@ impl TransactionLayer {
         tracing::debug!(key = %key, "transaction terminated");
         self.events
             .push_back(TransactionEvent::Terminated { key: key.clone() });
+    }
+}
+
+#[cfg(test)]
+mod armed_tests {
+    use super::{Armed, Timer};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn set_take_and_spill_past_four_timers() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut a = Armed::default();
+        for (i, t) in Timer::ALL.iter().enumerate() {
+            a.set(*t, at(i as u64));
+        }
+        assert_eq!(a.iter().count(), Timer::COUNT);
+        assert_eq!(a.get(Timer::M), Some(at(11)));
+        assert_eq!(a.take(Timer::A), Some(at(0)));
+        assert_eq!(a.take(Timer::A), None);
+        assert_eq!(
+            a.take(Timer::CancelWait),
+            Some(at(13)),
+            "from the spill-over"
+        );
+        a.set(Timer::A, at(99));
+        assert_eq!(a.get(Timer::A), Some(at(99)));
+        assert_eq!(a.iter().count(), Timer::COUNT - 1);
     }
 }

@@ -101,7 +101,7 @@ impl TransactionLayer {
         match state {
             State::Calling => {
                 if let Some(txn) = self.txns.get_mut(invite) {
-                    txn.pending_cancel = Some(cancel);
+                    txn.pending_cancel = Some(Box::new(cancel));
                 }
                 Ok(key)
             }

@@ -127,6 +127,9 @@ impl InviteServer {
                 self.send_from_tu(r, fx);
                 self.final_to_tag = r.headers.to_tag();
                 self.invite = None;
+                // RFC 6026: in Accepted the TU retransmits the 2xx; a retransmitted INVITE
+                // is absorbed, so the bytes are not kept for the 32 s of Timer L.
+                self.last = None;
                 self.state = Accepted;
                 fx.arm(Timer::L, self.timers.initial(Timer::L, self.reliable));
             }
@@ -160,6 +163,8 @@ impl InviteServer {
                 fx.absorb_request();
                 fx.stop(Timer::G);
                 fx.stop(Timer::H);
+                // Confirmed only absorbs retransmissions: nothing to resend any more.
+                self.last = None;
                 let i = self.timers.initial(Timer::I, self.reliable);
                 wait_or_terminate(&mut self.state, Confirmed, Timer::I, i, fx);
             }

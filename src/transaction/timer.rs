@@ -63,14 +63,6 @@ impl Timer {
         Timer::CancelWait,
     ];
     pub const COUNT: usize = Timer::ALL.len();
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
-    pub(crate) fn from_index(i: usize) -> Option<Timer> {
-        Timer::ALL.get(i).copied()
-    }
 }
 
 /// T1, T2, T4 (§17.1.1.1, Table 4) and the fixed Timer D.
@@ -179,15 +171,6 @@ mod tests {
         assert_eq!(c.backoff(Timer::E, s(4)), s(4));
         assert_eq!(c.backoff(Timer::G, s(2)), s(4));
         assert_eq!(c.backoff(Timer::A, s(16)), s(32));
-    }
-
-    #[test]
-    fn index_round_trips() {
-        for (i, t) in Timer::ALL.iter().enumerate() {
-            assert_eq!(t.index(), i);
-            assert_eq!(Timer::from_index(i), Some(*t));
-        }
-        assert_eq!(Timer::from_index(Timer::COUNT), None);
     }
 
     #[test]

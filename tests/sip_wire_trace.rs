@@ -1,0 +1,100 @@
+//! The `sip::wire` trace over UDP. Alone in its own test binary: tracing caches per call
+//! site whether anyone listens, and a test on another thread hitting the same call site
+//! without a subscriber could make this one miss its events (seen once in a full run).
+
+use ferroswitch::net::Transport;
+use ferroswitch::sip::{response_to, Message};
+use ferroswitch::transport::{Inbound, Payload, TransportConfig, TransportEvent, TransportHandle};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn start(config: TransportConfig) -> (TransportHandle, Receiver<TransportEvent>, SocketAddr) {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let (t, rx) = TransportHandle::bind(&[(Transport::Udp, any)], config).unwrap();
+    let addr = t.local_addr(Transport::Udp).unwrap();
+    (t, rx, addr)
+}
+
+async fn next_inbound(rx: &mut Receiver<TransportEvent>) -> Inbound {
+    match timeout(WAIT, rx.recv()).await.expect("no event in time") {
+        Some(TransportEvent::Inbound(i)) => i,
+        other => panic!("expected an inbound message, got {other:?}"),
+    }
+}
+
+fn options(via_host: &str) -> String {
+    format!(
+        "OPTIONS sip:ferro@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {via_host};branch=z9hG4bKudp1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:ferro@127.0.0.1>\r\n\
+         Call-ID: udp-test-1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Collects what the fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn sip_wire_target_traces_both_directions() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("sip::wire=trace")
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    // current_thread runtime: the transport's tasks run on this thread, under this default.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (t, mut rx, server) = start(TransportConfig::default());
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone_addr = phone.local_addr().unwrap();
+    let req = options("10.0.0.8");
+    phone.send_to(req.as_bytes(), server).await.unwrap();
+    let inbound = next_inbound(&mut rx).await;
+    let Payload::Message(Message::Request(r)) = &inbound.payload else {
+        panic!("expected a request")
+    };
+    t.send_response(&inbound.origin, &response_to(r, 200, "OK"))
+        .unwrap();
+    t.shutdown().await;
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let recv = format!("recv UDP {} bytes {phone_addr} -> {server}", req.len());
+    assert!(log.contains(&recv), "{log}");
+    assert!(
+        log.contains("Call-ID: udp-test-1"),
+        "message text missing: {log}"
+    );
+    assert!(
+        log.contains("send UDP") && log.contains(&format!("{server} -> {phone_addr}")),
+        "{log}"
+    );
+    assert!(log.contains("SIP/2.0 200 OK"), "{log}");
+}
