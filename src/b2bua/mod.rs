@@ -46,7 +46,7 @@ pub struct ALeg {
     pub advertised: String,
     pub dialog: Option<Dialog>,
     /// The 2xx we sent, retransmitted until the ACK comes (RFC 3261 §13.3.1.4).
-    pub ok: Option<Response>,
+    pub ok: Option<Box<Response>>,
     pub ok_interval: Duration,
     pub ok_give_up: Option<Instant>,
     pub session_timer: Option<SessionTimer>,
@@ -97,7 +97,7 @@ pub struct ReinviteAnswer {
     pub server_key: TransactionKey,
     pub from_seq: u32,
     /// Our 2xx on `from_leg` while it is not acknowledged.
-    pub ok: Option<Response>,
+    pub ok: Option<Box<Response>>,
     pub ok_interval: Duration,
     pub ok_give_up: Instant,
     pub to_leg: LegRef,
@@ -151,11 +151,34 @@ pub struct Call {
     pub refresh_at: [Option<Instant>; 2],
     pub expire_at: [Option<Instant>; 2],
     /// The last relayed re-INVITE that was answered with a 2xx, and when its 2xx is resent.
-    pub reinvite: Option<ReinviteAnswer>,
+    pub reinvite: Option<Box<ReinviteAnswer>>,
     pub reinvite_ok_next: Option<Instant>,
 }
 
 impl Call {
+    /// Once the call is connected, keeps only what the rest of its life reads from the two
+    /// INVITEs (Call-IDs for the CDR, CSeq to tell a re-INVITE's 2xx from the first one's,
+    /// Allow, and each side's SDP when the other side's RFC 4028 refresh will resend it),
+    /// copied out of their datagrams, so that a held call no longer pins three whole
+    /// messages. Without a stored SDP a refresh goes out as an UPDATE without a body.
+    pub fn compact(&mut self) {
+        use crate::sip::HeaderName as H;
+        let a_refreshes = self.a.session_timer.is_some();
+        let Some(w) = self.winner.and_then(|w| self.b.get_mut(w)) else {
+            return;
+        };
+        // Each side's SDP is only read again to refresh the *other* side's session timer.
+        self.a
+            .invite
+            .keep_only(&[H::CallId, H::CSeq, H::Allow], w.session_timer.is_some());
+        w.invite.keep_only(&[H::CallId, H::CSeq], false);
+        w.answer_sdp = w
+            .answer_sdp
+            .take()
+            .filter(|_| a_refreshes)
+            .map(|sdp| bytes::Bytes::copy_from_slice(&sdp));
+    }
+
     /// True when every b-leg has a final answer (or was never created).
     pub fn all_b_legs_done(&self) -> bool {
         self.b

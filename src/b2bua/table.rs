@@ -35,7 +35,9 @@ pub enum CallTimer {
 #[derive(Debug, Default)]
 pub struct Calls {
     next_id: CallId,
-    calls: FastMap<CallId, Call>,
+    /// Boxed: a `Call` is a few kilobytes inline, and the table keeps up to twice as many
+    /// slots as calls.
+    calls: FastMap<CallId, Box<Call>>,
     by_a_invite: FastMap<TransactionKey, CallId>,
     by_b_invite: FastMap<TransactionKey, (CallId, usize)>,
     by_dialog: FastMap<DialogKey, (CallId, LegRef)>,
@@ -80,15 +82,15 @@ impl Calls {
 
     pub fn insert(&mut self, call: Call) {
         self.by_a_invite.insert(call.a.invite_key.clone(), call.id);
-        self.calls.insert(call.id, call);
+        self.calls.insert(call.id, Box::new(call));
     }
 
     pub fn get(&self, id: CallId) -> Option<&Call> {
-        self.calls.get(&id)
+        self.calls.get(&id).map(|c| &**c)
     }
 
     pub fn get_mut(&mut self, id: CallId) -> Option<&mut Call> {
-        self.calls.get_mut(&id)
+        self.calls.get_mut(&id).map(|c| &mut **c)
     }
 
     pub fn ids(&self) -> Vec<CallId> {
@@ -121,7 +123,7 @@ impl Calls {
                 }
             }
         }
-        Some(call)
+        Some(*call)
     }
 
     pub fn by_a_invite(&self, key: &TransactionKey) -> Option<CallId> {
@@ -137,10 +139,14 @@ impl Calls {
     }
 
     pub fn add_dialog(&mut self, key: DialogKey, call: CallId, leg: LegRef) {
-        self.keys_of
-            .entry(call)
-            .or_default()
-            .push(IndexKey::Dialog(key.clone()));
+        // An early dialog confirmed by its 2xx is added again: one bookkeeping entry is enough.
+        let keys = self.keys_of.entry(call).or_default();
+        if !keys
+            .iter()
+            .any(|k| matches!(k, IndexKey::Dialog(d) if *d == key))
+        {
+            keys.push(IndexKey::Dialog(key.clone()));
+        }
         self.by_dialog.insert(key, (call, leg));
     }
 

@@ -127,7 +127,7 @@ impl Dialog {
             HeaderName::To,
             with_tag(&self.remote_uri, &self.key.remote_tag),
         );
-        h.push(HeaderName::CallId, self.key.call_id.clone());
+        h.push(HeaderName::CallId, self.key.call_id.to_string());
         h.push(HeaderName::CSeq, format!("{seq} {method}"));
         // RFC 3428: MESSAGE carries no Contact; CANCEL is never built here.
         if method != Method::Message {

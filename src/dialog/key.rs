@@ -9,14 +9,17 @@
 use super::error::DialogError;
 use crate::sip::{HeaderError, HeaderName, Headers, Request, Response};
 use std::fmt;
+use std::sync::Arc;
 
 /// Identifies one dialog from our side. Cheap to hash; compare it, don't take it apart.
+/// Shared strings: the call table keeps a key in its index and in its bookkeeping as well as
+/// in the dialog, and a clone must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogKey {
-    pub call_id: String,
-    pub local_tag: String,
+    pub call_id: Arc<str>,
+    pub local_tag: Arc<str>,
     /// Empty when the peer sent no tag (RFC 2543, §12.1.1 "null").
-    pub remote_tag: String,
+    pub remote_tag: Arc<str>,
 }
 
 impl DialogKey {
@@ -26,9 +29,9 @@ impl DialogKey {
         remote_tag: impl Into<String>,
     ) -> DialogKey {
         DialogKey {
-            call_id: call_id.into(),
-            local_tag: local_tag.into(),
-            remote_tag: remote_tag.into(),
+            call_id: Arc::from(call_id.into()),
+            local_tag: Arc::from(local_tag.into()),
+            remote_tag: Arc::from(remote_tag.into()),
         }
     }
 
@@ -124,7 +127,7 @@ mod tests {
             "BYE sip:x@h SIP/2.0\n{HEAD}From: <sip:a@h>\nTo: <sip:b@h>;tag=us\n\n"
         ));
         let k = DialogKey::for_received_request(m.as_request().unwrap()).unwrap();
-        assert_eq!(k.remote_tag, "");
+        assert_eq!(&*k.remote_tag, "");
     }
 
     #[test]

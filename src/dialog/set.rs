@@ -124,11 +124,13 @@ impl Dialogs {
         let key = dialog.key().clone();
         let entry = self
             .sets
-            .entry((key.call_id.clone(), key.local_tag.clone()))
+            .entry((key.call_id.to_string(), key.local_tag.to_string()))
             .or_default();
-        entry.remote_tags.push(key.remote_tag.clone());
+        entry.remote_tags.push(key.remote_tag.to_string());
         if dialog.state() == DialogState::Confirmed {
-            entry.winner.get_or_insert_with(|| key.remote_tag.clone());
+            entry
+                .winner
+                .get_or_insert_with(|| key.remote_tag.to_string());
             self.stats.confirmed += 1;
         }
         self.stats.created += 1;
@@ -137,9 +139,9 @@ impl Dialogs {
 
     pub fn remove(&mut self, key: &DialogKey) -> Option<Dialog> {
         let d = self.map.remove(key)?;
-        let sk = (key.call_id.clone(), key.local_tag.clone());
+        let sk = (key.call_id.to_string(), key.local_tag.to_string());
         if let Some(set) = self.sets.get_mut(&sk) {
-            set.remote_tags.retain(|t| *t != key.remote_tag);
+            set.remote_tags.retain(|t| **t != *key.remote_tag);
             if set.remote_tags.is_empty() {
                 self.sets.remove(&sk);
             }
@@ -218,7 +220,7 @@ impl Dialogs {
             return Ok(InviteOutcome::NoDialog);
         }
         let key = DialogKey::for_received_response(resp)?;
-        let sk = (key.call_id.clone(), key.local_tag.clone());
+        let sk = (key.call_id.to_string(), key.local_tag.to_string());
         let winner_before = self.sets.get(&sk).and_then(|s| s.winner.clone());
         let existing = self.map.get_mut(&key);
         let was_confirmed = existing
@@ -248,10 +250,10 @@ impl Dialogs {
             self.stats.confirmed += 1;
         }
         if let Some(set) = self.sets.get_mut(&sk) {
-            set.winner.get_or_insert_with(|| key.remote_tag.clone());
+            set.winner.get_or_insert_with(|| key.remote_tag.to_string());
         }
         // A retransmitted 2xx of the winning fork is still "first".
-        let first = winner_before.is_none_or(|w| w == key.remote_tag);
+        let first = winner_before.is_none_or(|w| *w == *key.remote_tag);
         if !first {
             self.stats.late_forks += 1;
         }

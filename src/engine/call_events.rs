@@ -150,7 +150,7 @@ impl Engine {
         // Retransmit until the caller's ACK (§13.3.1.4): T1, doubling, capped at T2.
         let t1 = self.cfg.transactions.timers.t1;
         if let Some(call) = self.calls.get_mut(id) {
-            call.a.ok = Some(out.clone());
+            call.a.ok = Some(Box::new(out.clone()));
             call.a.ok_interval = t1;
             call.a.ok_give_up = Some(now + t1 * 64);
             call.ok_next = Some(now + t1);
@@ -225,6 +225,9 @@ impl Engine {
                 });
                 self.ack_b(id, w, body);
             }
+        }
+        if let Some(call) = self.calls.get_mut(id) {
+            call.compact();
         }
     }
 
@@ -431,7 +434,7 @@ impl Engine {
         call.ok_next = Some(next);
         let key = call.a.invite_key.clone();
         self.calls.schedule(next, id, CallTimer::OkRetransmit);
-        if self.txl.send_response(now, &key, ok).is_err() {
+        if self.txl.send_response(now, &key, *ok).is_err() {
             // The transaction is gone (Timer L): retransmit statelessly to the same peer.
             if let Some(call) = self.calls.get(id) {
                 if let Some(ok) = &call.a.ok {

@@ -44,17 +44,17 @@ impl Engine {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        call.reinvite = Some(ReinviteAnswer {
+        call.reinvite = Some(Box::new(ReinviteAnswer {
             from_leg: relay.from_leg,
             server_key: relay.server_key.clone(),
             from_seq,
-            ok: Some(out.clone()),
+            ok: Some(Box::new(out.clone())),
             ok_interval: t1,
             ok_give_up: now + t1 * 64,
             to_leg: relay.to_leg,
             to_seq,
             ack,
-        });
+        }));
         call.reinvite_ok_next = Some(now + t1);
         self.calls.schedule(now + t1, id, CallTimer::ReinviteOk);
     }
@@ -176,7 +176,7 @@ impl Engine {
         let (key, leg) = (r.server_key.clone(), r.from_leg);
         call.reinvite_ok_next = Some(next);
         self.calls.schedule(next, id, CallTimer::ReinviteOk);
-        if self.txl.send_response(now, &key, ok.clone()).is_err() {
+        if self.txl.send_response(now, &key, (*ok).clone()).is_err() {
             // The server transaction is gone (Timer L): resend statelessly.
             if let Some(to) = self.peer_of(id, leg) {
                 self.out.push_back(Transmit {

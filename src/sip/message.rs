@@ -71,6 +71,23 @@ impl Request {
         }
     }
 
+    /// Keeps only the headers named in `keep` (and the body when `keep_body`), each copied
+    /// into an allocation of its own. A received request's parts are slices of the whole
+    /// datagram; a long-lived copy that needs three headers should not pin 1.5 KB.
+    pub fn keep_only(&mut self, keep: &[HeaderName], keep_body: bool) {
+        self.headers.0.retain(|h| keep.contains(&h.name));
+        for h in &mut self.headers.0 {
+            h.value = Bytes::copy_from_slice(&h.value);
+        }
+        self.headers.0.shrink_to_fit();
+        self.uri = Bytes::copy_from_slice(&self.uri);
+        self.body = if keep_body {
+            Bytes::copy_from_slice(&self.body)
+        } else {
+            Bytes::new()
+        };
+    }
+
     /// The Request-URI as text, or `None` when it holds non-UTF-8 octets.
     pub fn uri_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.uri).ok()

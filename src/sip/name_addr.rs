@@ -75,9 +75,11 @@ impl NameAddr {
         parse_in(v, None)
     }
 
-    /// Like `parse`, but the display name shares `v`'s buffer instead of being copied.
+    /// Like `parse`. The display name is copied, not shared with `v`'s buffer: a dialog
+    /// keeps its NameAddrs for the whole call, and a slice would pin the entire datagram
+    /// the header came in.
     pub fn parse_shared(v: &Bytes) -> Result<NameAddr, AddrError> {
-        parse_in(v, Some(v))
+        parse_in(v, None)
     }
 
     /// The display name as written, e.g. `"J Rosenberg \\\""` with its quotes.

@@ -94,6 +94,7 @@ impl InviteClient {
                 fx.stop(Timer::CancelWait);
                 fx.up(Up::Response(r.clone()));
                 self.state = Accepted;
+                self.strip();
                 fx.arm(Timer::M, self.timers.initial(Timer::M, self.reliable));
             }
             (Calling | Proceeding, In::Response(r)) => {
@@ -102,6 +103,7 @@ impl InviteClient {
                 let ack = ack_for_non2xx(&self.invite, r).to_bytes();
                 fx.send(&ack);
                 self.ack = Some(ack);
+                self.strip();
                 fx.up(Up::Response(r.clone()));
                 let d = self.timers.initial(Timer::D, self.reliable);
                 wait_or_terminate(&mut self.state, Completed, Timer::D, d, fx);
@@ -135,6 +137,21 @@ impl InviteClient {
             // Timers that outlived their state, and inputs the figure has no arrow for.
             _ => {}
         }
+    }
+
+    /// After a final response the INVITE is kept only so that a late 2xx can still be
+    /// turned into a dialog and ACKed (the dialog fields and the route set); the body and
+    /// every other header go, since the transaction lingers 32 s (Timers D, M).
+    fn strip(&mut self) {
+        use crate::sip::HeaderName as H;
+        self.invite.body = Bytes::new();
+        self.invite.headers.0.retain(|h| {
+            matches!(
+                h.name,
+                H::Via | H::From | H::To | H::CallId | H::CSeq | H::Route | H::Contact
+            )
+        });
+        self.invite.headers.0.shrink_to_fit();
     }
 
     fn leave_calling(&mut self, fx: &mut Effects) {
