@@ -30,6 +30,9 @@ pub enum CallTimer {
     Refresh(usize),
     /// RFC 4028: the peer on this side did not refresh in time.
     Expire(usize),
+    /// 64·T1 after a callee's 2xx: it has stopped retransmitting it (RFC 6026 Timer L), so
+    /// the stored ACK that answered the retransmissions can go.
+    AckWindowOver,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +219,8 @@ impl Calls {
                 CallTimer::ReinviteOk => call.reinvite_ok_next,
                 CallTimer::Refresh(i) => call.refresh_at[i],
                 CallTimer::Expire(i) => call.expire_at[i],
+                // Clearing stored ACKs is harmless at any time: never stale.
+                CallTimer::AckWindowOver => Some(at),
             };
             if current == Some(at) {
                 due.push((id, timer));

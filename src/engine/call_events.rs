@@ -92,6 +92,10 @@ impl Engine {
             return;
         }
         if b.state == BLegState::Answered {
+            if !b.ack_waits_for_caller {
+                // Past the 64·T1 window the stored ACK was dropped: build it again.
+                self.ack_b(id, leg, None);
+            }
             // Late offer: still waiting for the caller's ACK to answer this one.
             return;
         }
@@ -114,6 +118,9 @@ impl Engine {
         b.allows_update = super::call_refresh::allows_update(&resp.headers);
         let lost = call.winner.is_some() || call.cancelled || call.state != CallState::Ringing;
         self.calls.add_dialog(dkey, id, LegRef::B(leg));
+        let window = self.cfg.transactions.timers.t1 * 64;
+        self.calls
+            .schedule(now + window, id, CallTimer::AckWindowOver);
         if lost {
             // Another fork won, or the caller is gone: ACK and hang up this one (§13.2.2.4).
             self.ack_b(id, leg, None);
@@ -385,6 +392,17 @@ impl Engine {
                     )
                 }
                 CallTimer::Refresh(side) => self.send_refresh(now, wall, id, side),
+                CallTimer::AckWindowOver => {
+                    // A body-less ACK is rebuilt from the dialog if a 2xx ever comes again;
+                    // a late-offer ACK (it carries the caller's answer) is kept.
+                    if let Some(call) = self.calls.get_mut(id) {
+                        for b in &mut call.b {
+                            if b.ack.as_ref().is_some_and(|a| a.ends_with(b"\r\n\r\n")) {
+                                b.ack = None;
+                            }
+                        }
+                    }
+                }
             }
         }
     }

@@ -262,3 +262,27 @@ fn rfc3261_13_3_1_4_no_ack_within_64_t1_ends_the_call_with_bye() {
     assert_eq!(cdr.hangup_side, crate::cdr::Side::System);
     net.assert_drained();
 }
+
+/// RFC 3261 §13.2.2.4 / RFC 6026: a callee's repeated 2xx is ACKed again. The ACK is kept for
+/// the 64·T1 the callee may retransmit (the stored bytes go out again), and is rebuilt from
+/// the dialog should a 2xx come even later, so a held call does not carry it for its life.
+#[test]
+fn rfc3261_13_2_2_4_repeated_2xx_acked_within_and_after_the_64_t1_window() {
+    let mut net = Net::calls();
+    let (mut bob, mut alice) = (Caller::bob(), Ua::alice());
+    let (mut a, _b, inv) = connect(&mut net, &mut bob, &mut alice);
+    let ok = alice.respond(&inv, 200, &[], &sdp("alice", 9000, ""));
+    let first = net.send(ZOIPER, &ok);
+    assert_eq!(first.ladder(), ["alice<-ACK"]);
+    let first_ack = first.request(ZOIPER, Method::Ack);
+
+    net.advance(Duration::from_secs(40));
+    let late = net.send(ZOIPER, &ok);
+    assert_eq!(late.ladder(), ["alice<-ACK"], "re-ACKed, not hung up");
+    let late_ack = late.request(ZOIPER, Method::Ack);
+    assert_eq!(late_ack.headers.cseq(), first_ack.headers.cseq());
+    assert_eq!(late_ack.headers.call_id(), first_ack.headers.call_id());
+    assert_eq!(late_ack.uri, first_ack.uri);
+    assert_eq!(net.engine.active_calls(), 1);
+    in_dialog::bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
+}
