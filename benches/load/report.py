@@ -154,8 +154,13 @@ def limits(recs):
 def checks(recs):
     """The suite's own health, for CI: (passed, failed, skipped, lines)."""
     res = []
+    memory_only = any(r.get("test") == "meta" and r.get("mode") == "memory" for r in recs)
     for s in (A, B):
         if not any(r.get("server") == s for r in recs):
+            continue
+        if memory_only:
+            mem = one(recs, s, "memory")
+            res.append((f"{LABEL[s]} memory per call measured", bool(mem and mem.get("bytes_per_call") is not None)))
             continue
         m = one(recs, s, "register_max")
         res.append((f"{LABEL[s]} registered cleanly at some rate", bool(m and m["max_clean"] > 0)))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark: ferroswitch side by side with Kamailio, same run, same machine (issue 6).
 #
-#   benches/load/run.sh [--smoke] [--calls|--no-calls] [--servers "ferroswitch kamailio"]
-#                       [--out DIR] [--keep]
+#   benches/load/run.sh [--smoke | --memory-only] [--calls|--no-calls]
+#                       [--servers "ferroswitch kamailio"] [--out DIR] [--keep]
 #
 # For each server in turn (each pinned to core 0, SIPp to core 1, everything on 127.0.0.1):
 #   1. digest registrations/s, stepping the rate up until a step fails (then bisecting), with
@@ -11,7 +11,10 @@
 #      UAS registered through the server, the same way; skipped with "calls: not supported by
 #      this build" when a single probe call does not succeed (auto) or with --no-calls;
 #   3. post-dial delay p50/p99 from a packet capture at a fixed load;
-#   4. memory per concurrent call: PSS difference / held-call difference between two plateaus.
+#   4. memory per concurrent call: PSS difference / held-call difference between two plateaus,
+#      on a freshly started server (a server that already carried the load tests reuses the
+#      heap it grew there, and would show almost nothing per call). --memory-only runs just
+#      this step (at MEM_RATE, default 500 calls/s) for each server.
 # A step is clean with 0 failed calls, 0 UDP receive-buffer errors (nstat UdpRcvbufErrors
 # delta) and SIPp reaching 90 % of the asked rate. Prints one table with both servers and the
 # ratios and writes it as markdown + an SVG chart into --out (default benches/results/ for the
@@ -24,16 +27,17 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP=
+MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP= MEMORY_ONLY=
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) MODE=smoke ;;
+    --memory-only) MEMORY_ONLY=1 ;;
     --calls) CALLS=yes ;;
     --no-calls) CALLS=no ;;
     --servers) SERVERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -64,6 +68,8 @@ fi
 : "${MEM_RAMP_SECS:=40}" "${CONFIRM_TRIES:=5}" "${USERS_FIRST:=1000}" "${SERVER_CORE:=0}" "${SIPP_CORE:=1}" "${KAM_CHILDREN:=2}" "${KAM_SHM_MB:=2048}"
 BIN=${FERROSWITCH_BIN:-$ROOT/target/release/ferroswitch}
 CALLEE=$USERS_LAST
+# The memory-only run uses the full run's settings and writes its own report (…-memory.md).
+[ -n "$MEMORY_ONLY" ] && [ "$MODE" = full ] && MODE=memory
 
 # 1. Tools and the release build.
 install_missing() {
@@ -229,9 +235,16 @@ calls_phase() {
   fi
   [ -n "$why" ] && say "$name: $why (--calls given: measuring anyway)"
   tool note "$RESULTS" server="\"$name\"" test='"calls_support"' supported=true
+  if [ -n "$MEMORY_ONLY" ]; then
+    STEPUP_MAX=${MEM_RATE:-500}
+    mem_phase
+    stop_pid "$UAS_PID"; stop_server
+    return 0
+  fi
   stepup calls "$CALL_RATES" $(uac_args) -d "$HOLD_MS"
   if [ "$STEPUP_MAX" -gt 0 ]; then
     pdd_phase
+    restart_server calls || return 1
     mem_phase
   else
     say "$name: no clean call step; post-dial delay and memory not measured"
@@ -313,8 +326,10 @@ PY
 
 say "work dir $WORK; mode $MODE; servers: $SERVERS"
 for s in $SERVERS; do
-  say "== $s: registrations"
-  register_phase "$s" || say "$s: registration phase could not run"
+  if [ -z "$MEMORY_ONLY" ]; then
+    say "== $s: registrations"
+    register_phase "$s" || say "$s: registration phase could not run"
+  fi
   say "== $s: calls"
   calls_phase "$s" || say "$s: call phase could not run"
 done
