@@ -2,43 +2,12 @@
 //! site whether anyone listens, and a test on another thread hitting the same call site
 //! without a subscriber could make this one miss its events (seen once in a full run).
 
-use ferroswitch::net::Transport;
+mod transport_support;
+
 use ferroswitch::sip::{response_to, Message};
-use ferroswitch::transport::{Inbound, Payload, TransportConfig, TransportEvent, TransportHandle};
-use std::net::SocketAddr;
-use std::time::Duration;
+use ferroswitch::transport::{Payload, TransportConfig};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::Receiver;
-use tokio::time::timeout;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-fn start(config: TransportConfig) -> (TransportHandle, Receiver<TransportEvent>, SocketAddr) {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let (t, rx) = TransportHandle::bind(&[(Transport::Udp, any)], config).unwrap();
-    let addr = t.local_addr(Transport::Udp).unwrap();
-    (t, rx, addr)
-}
-
-async fn next_inbound(rx: &mut Receiver<TransportEvent>) -> Inbound {
-    match timeout(WAIT, rx.recv()).await.expect("no event in time") {
-        Some(TransportEvent::Inbound(i)) => i,
-        other => panic!("expected an inbound message, got {other:?}"),
-    }
-}
-
-fn options(via_host: &str) -> String {
-    format!(
-        "OPTIONS sip:ferro@127.0.0.1 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {via_host};branch=z9hG4bKudp1;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:alice@example.com>;tag=a1\r\n\
-         To: <sip:ferro@127.0.0.1>\r\n\
-         Call-ID: udp-test-1\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
+use transport_support::*;
 
 /// Collects what the fmt subscriber writes.
 #[derive(Clone, Default)]
@@ -72,10 +41,11 @@ async fn sip_wire_target_traces_both_directions() {
     // current_thread runtime: the transport's tasks run on this thread, under this default.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let (t, mut rx, server) = start(TransportConfig::default());
+    let Server { t, mut rx, udp, .. } = start(TransportConfig::default());
+    let server = udp.expect("a UDP listener");
     let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let phone_addr = phone.local_addr().unwrap();
-    let req = options("10.0.0.8");
+    let req = request("OPTIONS", "udp-test-1", "UDP", "10.0.0.8");
     phone.send_to(req.as_bytes(), server).await.unwrap();
     let inbound = next_inbound(&mut rx).await;
     let Payload::Message(Message::Request(r)) = &inbound.payload else {

@@ -55,18 +55,28 @@ pub(super) struct Txn {
 /// The armed timers of one transaction. A machine has at most three armed at once (INVITE
 /// client: A, B and the CANCEL wait), so four inline slots hold them without the 14-slot
 /// array every lingering transaction used to carry; more would spill into `more`.
-#[derive(Debug, Default)]
-struct Armed {
-    slots: [Option<(Timer, Instant)>; 4],
-    more: Vec<(Timer, Instant)>,
+/// Generic over the deadline type only so that its test needs no clock.
+#[derive(Debug)]
+struct Armed<T = Instant> {
+    slots: [Option<(Timer, T)>; 4],
+    more: Vec<(Timer, T)>,
 }
 
-impl Armed {
-    fn get(&self, timer: Timer) -> Option<Instant> {
+impl<T> Default for Armed<T> {
+    fn default() -> Self {
+        Armed {
+            slots: [None, None, None, None],
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Armed<T> {
+    fn get(&self, timer: Timer) -> Option<T> {
         self.iter().find(|(t, _)| *t == timer).map(|(_, at)| at)
     }
 
-    fn take(&mut self, timer: Timer) -> Option<Instant> {
+    fn take(&mut self, timer: Timer) -> Option<T> {
         for slot in &mut self.slots {
             if matches!(slot, Some((t, _)) if *t == timer) {
                 return slot.take().map(|(_, at)| at);
@@ -77,14 +87,14 @@ impl Armed {
     }
 
     /// Arms `timer` at `at` (callers `take` it first).
-    fn set(&mut self, timer: Timer, at: Instant) {
+    fn set(&mut self, timer: Timer, at: T) {
         match self.slots.iter_mut().find(|s| s.is_none()) {
             Some(slot) => *slot = Some((timer, at)),
             None => self.more.push((timer, at)),
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (Timer, T)> + '_ {
         self.slots
             .iter()
             .flatten()
@@ -394,27 +404,20 @@ impl TransactionLayer {
 #[cfg(test)]
 mod armed_tests {
     use super::{Armed, Timer};
-    use std::time::{Duration, Instant};
 
     #[test]
     fn set_take_and_spill_past_four_timers() {
-        let t0 = Instant::now();
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut a = Armed::default();
+        let mut a = Armed::<u64>::default();
         for (i, t) in Timer::ALL.iter().enumerate() {
-            a.set(*t, at(i as u64));
+            a.set(*t, i as u64);
         }
         assert_eq!(a.iter().count(), Timer::COUNT);
-        assert_eq!(a.get(Timer::M), Some(at(11)));
-        assert_eq!(a.take(Timer::A), Some(at(0)));
+        assert_eq!(a.get(Timer::M), Some(11));
+        assert_eq!(a.take(Timer::A), Some(0));
         assert_eq!(a.take(Timer::A), None);
-        assert_eq!(
-            a.take(Timer::CancelWait),
-            Some(at(13)),
-            "from the spill-over"
-        );
-        a.set(Timer::A, at(99));
-        assert_eq!(a.get(Timer::A), Some(at(99)));
+        assert_eq!(a.take(Timer::CancelWait), Some(13), "from the spill-over");
+        a.set(Timer::A, 99);
+        assert_eq!(a.get(Timer::A), Some(99));
         assert_eq!(a.iter().count(), Timer::COUNT - 1);
     }
 }
