@@ -168,7 +168,7 @@ fn uac_side_offer_2xx_and_422_retry() {
 
 #[test]
 fn deadlines_rfc4028_10() {
-    let now = Instant::now();
+    let now = crate::clock::virtual_epoch();
     let refresher = SessionTimer {
         interval_secs: 120,
         refresher: Refresher::Uas,

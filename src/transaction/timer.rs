@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn table_expires_in_order() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::virtual_epoch();
         let mut t = TimerTable::default();
         t.insert(t0 + Duration::from_secs(2), 1, Timer::B);
         t.insert(t0 + Duration::from_secs(1), 2, Timer::A);
