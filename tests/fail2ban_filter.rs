@@ -7,11 +7,13 @@
 //! equivalent Rust regex (fail2ban's own, minus one lookbehind the regex crate lacks). When
 //! `fail2ban-regex` is installed, the real tool runs on the same lines too.
 
+mod log_capture;
+
 use ferroswitch::security::{Guard, SecurityConfig};
+use log_capture::Capture;
 use regex::Regex;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FILTER: &str = "conf/fail2ban/filter.d/ferroswitch.conf";
@@ -64,19 +66,6 @@ fn banned_host(fail: &[Regex], ignore: &[Regex], line: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Real log lines: the daemon's format, the guard's events, and the engine's
 /// "authentication failed" warning carrying a hostile user name.
 fn daemon_log() -> String {
@@ -110,7 +99,7 @@ fn daemon_log() -> String {
         g.check_request(t0, "192.0.2.2".parse().unwrap(), Some("friendly-scanner"));
         g.handle_timeout(t0 + Duration::from_secs(600));
     });
-    let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let text = cap.text();
     assert_eq!(text.lines().count(), 11, "{text}");
     text
 }

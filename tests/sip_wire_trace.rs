@@ -2,33 +2,14 @@
 //! site whether anyone listens, and a test on another thread hitting the same call site
 //! without a subscriber could make this one miss its events (seen once in a full run).
 
+mod log_capture;
 mod transport_support;
 
 use ferroswitch::sip::{response_to, Message};
 use ferroswitch::transport::{Payload, TransportConfig};
+use log_capture::Capture;
 use tokio::net::UdpSocket;
 use transport_support::*;
-
-/// Collects what the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn sip_wire_target_traces_both_directions() {
@@ -55,7 +36,7 @@ async fn sip_wire_target_traces_both_directions() {
         .unwrap();
     t.shutdown().await;
 
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     let recv = format!("recv UDP {} bytes {phone_addr} -> {server}", req.len());
     assert!(log.contains(&recv), "{log}");
     assert!(
