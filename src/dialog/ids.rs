@@ -10,7 +10,11 @@ fn hex64(rng: &mut impl RngCore) -> String {
     format!("{:016x}", rng.next_u64())
 }
 
-/// A tag with 64 random bits (§19.3 asks for at least 32).
+/// A tag with 64 random bits (§19.3 asks for at least 32), as 16 lower-case hex digits.
+///
+/// Not mixed-case alphanumerics as FreeSWITCH mints them: peers that look for a header with
+/// a plain substring search (SIPp finds the CSeq method with `strstr(msg, "CSeq")`) misread
+/// a message whose tag happens to contain "CSeq" or "Via". Hex digits spell no header name.
 pub fn new_tag_with(rng: &mut impl RngCore) -> String {
     hex64(rng)
 }

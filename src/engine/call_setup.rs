@@ -302,7 +302,7 @@ impl Engine {
 }
 
 fn set_tag_and_finish(engine: &mut Engine, resp: &mut crate::sip::Response) {
-    let tag = engine.new_tag();
+    let tag = new_tag_with(&mut engine.rng);
     crate::sip::set_to_tag(resp, &tag);
     engine.finish_response(resp);
 }

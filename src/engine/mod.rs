@@ -20,6 +20,7 @@ use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::Calls;
 use crate::cdr::CdrRecord;
 use crate::config::{Config, Users};
+use crate::dialog::ids::new_tag_with;
 use crate::dialog::SessionTimerConfig;
 use crate::net::{Peer, Transport};
 use crate::registrar::{LocationStore, RegistrarConfig};
@@ -330,7 +331,7 @@ impl Engine {
             self.stats.rejected += 1;
             // An ACK is never answered (RFC 3261 §17.2.1 / §12.2.2).
             if req.method != Method::Ack {
-                let tag = self.new_tag();
+                let tag = new_tag_with(&mut self.rng);
                 let mut resp = rej.response_to(&req, &policy, Some(&tag));
                 self.finish_response(&mut resp);
                 self.send_stateless(response_peer(&req, &origin), &resp);
@@ -514,16 +515,6 @@ impl Engine {
             bytes: resp.to_bytes(),
             key: None,
         });
-    }
-
-    /// A random tag (To tags, From tags): 64 random bits as 16 lower-case hex digits.
-    ///
-    /// Not mixed-case alphanumerics as FreeSWITCH mints them: peers that look for a header
-    /// with a plain substring search (SIPp finds the CSeq method with `strstr(msg, "CSeq")`)
-    /// misread a message whose tag happens to contain "CSeq" or "Via". Hex digits can spell
-    /// no header name.
-    fn new_tag(&mut self) -> String {
-        crate::dialog::ids::new_tag_with(&mut self.rng)
     }
 }
 

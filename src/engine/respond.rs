@@ -2,6 +2,7 @@
 //! every response of ours carries (Server, Allow/Supported where they inform the peer).
 
 use super::Engine;
+use crate::dialog::ids::new_tag_with;
 use crate::sip::{response_to, set_to_tag, HeaderName, Request, Response};
 
 /// Methods we accept (the Allow header of OPTIONS, 405 and 501 answers).
@@ -18,7 +19,7 @@ impl Engine {
     pub(super) fn response(&mut self, req: &Request, code: u16, phrase: &str) -> Response {
         let mut resp = response_to(req, code, phrase);
         if code > 100 {
-            let tag = self.new_tag();
+            let tag = new_tag_with(&mut self.rng);
             set_to_tag(&mut resp, &tag);
         }
         self.finish_response(&mut resp);
