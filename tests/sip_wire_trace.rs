@@ -34,6 +34,14 @@ async fn sip_wire_target_traces_both_directions() {
     };
     t.send_response(&inbound.origin, &response_to(r, 200, "OK"))
         .unwrap();
+    // A datagram carrying a forged log line (issue 17.1): a log reader such as fail2ban must
+    // not see it as a line of the daemon's own.
+    let forged = format!(
+        "{}X-Note: a\n{FORGED}\r\nX-Esc: \x1b[2K\rgone\r\n\r\n",
+        request("OPTIONS", "udp-forged-1", "UDP", "10.0.0.8").trim_end()
+    );
+    phone.send_to(forged.as_bytes(), server).await.unwrap();
+    let _ = next_inbound(&mut rx).await;
     t.shutdown().await;
 
     let log = capture.text();
@@ -48,4 +56,23 @@ async fn sip_wire_target_traces_both_directions() {
         "{log}"
     );
     assert!(log.contains("SIP/2.0 200 OK"), "{log}");
+
+    // The forged line is traced, but only as an indented SIP line; no control octet (ESC,
+    // bare CR) reaches the log.
+    assert!(log.contains(&format!("\n    | {FORGED}\n")), "{log}");
+    assert!(log.contains("    | X-Esc: \\x1b[2K\\x0dgone"), "{log}");
+    let forged_start = regex::Regex::new(r"^\S*\s*WARN ferroswitch::security").unwrap();
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00Z") && !forged_start.is_match(line),
+            "a forged log line: {line:?}"
+        );
+        assert!(
+            !line.bytes().any(|b| b < 0x20 && b != b'\t'),
+            "control octet in {line:?}"
+        );
+    }
 }
+
+const FORGED: &str = "2026-01-01T00:00:00Z  WARN ferroswitch::security: SECURITY ban \
+src=198.51.100.7 failures=10 users=x for=600s";

@@ -20,16 +20,20 @@ use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::Calls;
 use crate::cdr::CdrRecord;
 use crate::config::{Config, Users};
-use crate::dialog::ids::new_tag_with;
 use crate::dialog::SessionTimerConfig;
 use crate::net::{Peer, Transport};
 use crate::registrar::{LocationStore, RegistrarConfig};
 use crate::sip::validate::{validate_request, Policy};
-use crate::sip::{parse, HeaderName, Message, Method, Request, Response};
+use crate::sip::{
+    echo_safe, parse, response_to_bad, set_to_tag, HeaderName, Message, Method, Request, Response,
+};
 use crate::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
 };
-use crate::transport::{route_response, stamp_received, Inbound, Origin, Payload, SendFailure};
+use crate::transport::{
+    route_response, stamp_received, Inbound, Origin, Payload, ResponseRoute, RouteError,
+    SendFailure,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
@@ -151,17 +155,21 @@ pub struct Engine {
     cdrs: VecDeque<CdrRecord>,
     /// Distinguishes this run's call ids in CDRs.
     run_id: u64,
+    /// Key of the stateless To tags (`stateless_tag`).
+    tag_key: respond::TagKey,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig, users: Users, store: Arc<dyn LocationStore>) -> Engine {
-        Engine::with_secret(
+        let mut engine = Engine::with_secret(
             cfg,
             users,
             store,
             NonceSecret::random(),
             StdRng::from_entropy(),
-        )
+        );
+        engine.tag_key = respond::TagKey::random();
+        engine
     }
 
     /// A deterministic engine for tests: fixed nonce secret and random seed.
@@ -186,6 +194,8 @@ impl Engine {
             out: VecDeque::new(),
             current: None,
             run_id: rng.clone().gen::<u32>().into(),
+            // From a clone: the engine's own draws stay as they were before tags were keyed.
+            tag_key: respond::TagKey::from_rng(&mut rng.clone()),
             rng,
             stats: EngineStats::default(),
             calls: Calls::new(),
@@ -305,16 +315,18 @@ impl Engine {
         // start line or Content-Length is what broke (RFC 4475 §3.1.2.3, §3.1.2.7); drop the
         // rest (responses, garbage) silently as RFC 3261 §18.3 allows.
         if let Some(mut req) = parse::request_head_for_reply(raw) {
-            if req.method != Method::Ack && req.headers.core().is_ok() {
+            if req.method != Method::Ack && req.headers.core().is_ok() && echo_safe(&req) {
                 // The transport stamps only requests that parsed; without received/rport
                 // this 400 would go to the sent-by address, unreachable behind NAT.
                 let _ = stamp_received(&mut req.headers, origin.source);
-                let mut resp = crate::sip::response_to(&req, 400, error.reason_phrase());
-                self.finish_response(&mut resp);
-                let to = response_peer(&req, origin);
-                self.send_stateless(to, &resp);
-                self.stats.malformed_answered += 1;
-                return;
+                if let Some(to) = response_peer(&req, origin) {
+                    let mut resp = response_to_bad(&req, 400, error.reason_phrase());
+                    set_to_tag(&mut resp, &self.stateless_tag(&req));
+                    self.finish_response(&mut resp);
+                    self.send_stateless(to, &resp);
+                    self.stats.malformed_answered += 1;
+                    return;
+                }
             }
         }
         self.stats.malformed_dropped += 1;
@@ -327,24 +339,36 @@ impl Engine {
             proxy: false,
             accepted_bodies: None,
         };
+        // A control octet in what an answer copies (a bare CR in From would inject a header
+        // for parsers that end lines at CR): nothing safe can be said, drop it (§18.3).
+        if !echo_safe(&req) {
+            self.stats.malformed_dropped += 1;
+            tracing::debug!(target: "ferroswitch::engine", source = %origin.source, "request with control octets in Via/From/To/Call-ID/CSeq dropped");
+            return;
+        }
         if let Err(rej) = validate_request(&req, &policy) {
             self.stats.rejected += 1;
-            // An ACK is never answered (RFC 3261 §17.2.1 / §12.2.2).
-            if req.method != Method::Ack {
-                let tag = new_tag_with(&mut self.rng);
+            // An ACK is never answered (RFC 3261 §17.2.1 / §12.2.2); nor a request whose
+            // Via leads nowhere (port 0, §18.2.2).
+            if let (true, Some(to)) = (req.method != Method::Ack, response_peer(&req, &origin)) {
+                let tag = self.stateless_tag(&req);
                 let mut resp = rej.response_to(&req, &policy, Some(&tag));
                 self.finish_response(&mut resp);
-                self.send_stateless(response_peer(&req, &origin), &resp);
+                self.send_stateless(to, &resp);
             }
             return;
         }
-        let dest = response_peer(&req, &origin);
+        let Some(dest) = response_peer(&req, &origin) else {
+            self.stats.malformed_dropped += 1;
+            return;
+        };
         self.current = Some(origin);
         // A REGISTER without credentials is challenged statelessly, as Kamailio's registrar
         // does: no transaction lingers for Timer J, and a lost 401 is recovered by the
         // phone's retransmission, which simply gets a fresh challenge.
         if req.method == Method::Register && req.headers.get(&HeaderName::Authorization).is_none() {
-            let resp = self.handle_register(now, wall, &req, dest);
+            let mut resp = self.handle_register(now, wall, &req, dest);
+            self.use_stateless_tag(&req, &mut resp);
             self.send_stateless(dest, &resp);
             self.current = None;
             return;
@@ -352,6 +376,7 @@ impl Engine {
         // A full table answers 503 statelessly (the request is still ours to answer).
         if self.txl.len() >= self.cfg.transactions.max_transactions && req.method != Method::Ack {
             let mut resp = crate::sip::response_to(&req, 503, "Service Unavailable");
+            set_to_tag(&mut resp, &self.stateless_tag(&req));
             resp.headers.push(HeaderName::RetryAfter, "5");
             self.finish_response(&mut resp);
             self.send_stateless(dest, &resp);
@@ -519,18 +544,19 @@ impl Engine {
 }
 
 /// Where responses to `req` go: its connection for TCP, RFC 3261 §18.2.2 / RFC 3581 for UDP.
-fn response_peer(req: &Request, origin: &Origin) -> Peer {
+/// A UDP Via that cannot be read is answered at the packet's source; `None` when the Via
+/// leads to port 0 (no rport to go by): nowhere to answer (§18.2.2), the request is dropped.
+fn response_peer(req: &Request, origin: &Origin) -> Option<Peer> {
     if origin.transport == Transport::Udp {
-        if let Some(addr) = req
-            .headers
-            .top_via()
-            .and_then(|v| route_response(&v, origin).ok())
-            .and_then(|r| r.addr)
-        {
-            return Peer::new(Transport::Udp, addr);
+        match req.headers.top_via().map(|v| route_response(&v, origin)) {
+            Some(Ok(ResponseRoute {
+                addr: Some(addr), ..
+            })) => return Some(Peer::new(Transport::Udp, addr)),
+            Some(Err(RouteError::PortZero)) => return None,
+            _ => {}
         }
     }
-    origin.peer()
+    Some(origin.peer())
 }
 
 impl Engine {

@@ -12,6 +12,7 @@ mod auth;
 mod binding;
 mod calls;
 mod server;
+mod wire;
 
 use super::{Engine, EngineConfig};
 use crate::auth::{Answer, Secret};

@@ -203,6 +203,10 @@ impl Headers {
             .and_then(|v| split_values(v).next())
             .and_then(Via::parse)
             .ok_or_else(bad_via)?;
+        // Port 0 names no socket: a response could only fail to go there (issue 9.9).
+        if via.port == Some(0) || via.rport() == Some(Some(0)) {
+            return Err(HeaderError::Malformed(HeaderName::Via, "port 0"));
+        }
         let addr = |i: usize, name: HeaderName| {
             NameAddr::parse_shared(&get(i, name.clone())?.value)
                 .map_err(|e| HeaderError::Malformed(name, addr_reason(e)))

@@ -1,10 +1,15 @@
 //! Builders for the messages the lower layers generate themselves: responses (RFC 3261
 //! §8.2.6), the ACK for a non-2xx final response (§17.1.1.3) and CANCEL (§9.1).
+//!
+//! What a response copies from a request goes back to whoever the Via names, possibly a
+//! spoofed victim: `response_to_bad` copies only what parses, and `echo_safe` says whether
+//! a request can be answered at all without echoing control octets (issues 9.6, 9.7).
 
-use super::header::HeaderName;
+use super::header::{Header, HeaderName};
 use super::message::{Request, Response};
 use super::method::Method;
-use super::typed::split_values;
+use super::name_addr::NameAddr;
+use super::typed::{split_values, CSeq};
 use bytes::Bytes;
 
 /// A response to `req` per §8.2.6.2: Via (all, in order), From, To, Call-ID and CSeq copied.
@@ -22,6 +27,47 @@ pub fn response_to(req: &Request, status: u16, reason: &str) -> Response {
         }
     }
     resp
+}
+
+/// A response to a request refused statelessly (malformed, or failing validation): as
+/// `response_to`, but From, To, Call-ID and CSeq lines are copied only when they parse. A
+/// header we cannot read is not echoed: it may be 60 KB of garbage, and a client that sent it
+/// could not match the answer on it anyway. Every Via line is copied (the answer is routed on
+/// the top one, which the caller has checked); none of them is longer than the request.
+pub fn response_to_bad(req: &Request, status: u16, reason: &str) -> Response {
+    let mut resp = Response::new(status, Bytes::copy_from_slice(reason.as_bytes()));
+    for h in req.headers.iter() {
+        let copy = match h.name {
+            HeaderName::Via => true,
+            HeaderName::From | HeaderName::To => NameAddr::parse_shared(&h.value).is_ok(),
+            HeaderName::CallId => is_call_id(h),
+            HeaderName::CSeq => h.value_str().and_then(CSeq::parse).is_some(),
+            _ => false,
+        };
+        if copy {
+            resp.headers.0.push(h.clone());
+        }
+    }
+    resp
+}
+
+fn is_call_id(h: &Header) -> bool {
+    !h.value.is_empty() && h.value.iter().all(|&c| c > 0x20 && c < 0x7f)
+}
+
+/// Whether `req` can be answered without echoing a control octet: every Via, From, To,
+/// Call-ID and CSeq line (what §8.2.6.2 copies) is wire-safe. A request failing this is
+/// dropped (RFC 3261 §18.3 lets a server discard what it cannot answer): serialisation would
+/// leave the line out anyway, and an answer without it matches nothing at the client.
+pub fn echo_safe(req: &Request) -> bool {
+    req.headers.iter().all(|h| match h.name {
+        HeaderName::Via
+        | HeaderName::From
+        | HeaderName::To
+        | HeaderName::CallId
+        | HeaderName::CSeq => h.is_wire_safe(),
+        _ => true,
+    })
 }
 
 /// Adds `;tag=` to To unless it already has one (§8.2.6.2: a tag already present is kept).
@@ -111,6 +157,43 @@ Contact: <sip:alice@a.example>\r\nContent-Length: 0\r\n\r\n";
         set_to_tag(&mut r, "other");
         assert_eq!(r.headers.to_tag().as_deref(), Some("xyz"));
         assert_eq!(r.headers.vias().len(), 2);
+    }
+
+    #[test]
+    fn a_bad_request_gets_only_what_parses_back() {
+        let raw = format!(
+            "OPTIONS sip:b@b.example SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n\
+From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example\r\nCall-ID: c1\r\nCSeq: {} OPTIONS\r\n\r\n",
+            "7".repeat(60_000)
+        );
+        let m = parse_datagram(raw.as_bytes()).unwrap();
+        let r = response_to_bad(
+            m.as_request().unwrap(),
+            400,
+            "Bad Request - malformed CSeq header",
+        );
+        let names: Vec<_> = r.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["Via", "From", "Call-ID"]);
+        assert!(r.to_bytes().len() < 200);
+    }
+
+    #[test]
+    fn echo_safe_looks_at_the_copied_headers_only() {
+        let ok = parse_datagram(INVITE).unwrap();
+        assert!(echo_safe(ok.as_request().unwrap()));
+        let with = |from: &[u8], to: &[u8]| {
+            let raw = [&INVITE[..], b""].concat();
+            let pos = raw.windows(from.len()).position(|w| w == from).unwrap();
+            let raw = [&raw[..pos], to, &raw[pos + from.len()..]].concat();
+            let m = parse_datagram(&raw).unwrap();
+            echo_safe(m.as_request().unwrap())
+        };
+        assert!(!with(b"tag=1928", b"tag=1928\rTo: <sip:evil@x>"));
+        assert!(!with(b"a84b4c76e66710", b"a84b\x00c76e66710"));
+        assert!(!with(b"314159 INVITE", b"314159\x08 INVITE"));
+        assert!(!with(b"z9hG4bK77", b"z9hG4bK\x1b77"));
+        // Other headers do not matter: they are not copied.
+        assert!(with(b"Max-Forwards: 70", b"Max-Forwards: 7\x000"));
     }
 
     #[test]

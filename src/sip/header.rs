@@ -118,6 +118,22 @@ impl Header {
     pub fn value_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.value).ok()
     }
+
+    /// True when the line may go on the wire as it is: see [`is_wire_safe`].
+    pub fn is_wire_safe(&self) -> bool {
+        is_wire_safe(&self.value)
+    }
+}
+
+/// True when `b` holds no control octet (0x00-0x1F other than HTAB, and 0x7F). What a peer
+/// sent may hold NUL, ESC or a bare CR inside a line (only LF ends one here); copied back,
+/// a bare CR starts a new header for any parser that takes CR as a line end (header
+/// injection), so no such value goes out. Written without an early exit so that it
+/// vectorises: it runs over every header value we serialise.
+pub fn is_wire_safe(b: &[u8]) -> bool {
+    !b.iter().fold(false, |bad, &c| {
+        bad | ((c < 0x20 && c != b'\t') | (c == 0x7f))
+    })
 }
 
 /// The ordered header list of a message.
@@ -210,6 +226,22 @@ mod tests {
             HeaderName::from_wire("C%6Fntact"),
             HeaderName::Other("C%6Fntact".into())
         );
+    }
+
+    #[test]
+    fn control_octets_are_not_wire_safe() {
+        assert!(is_wire_safe(b"SIP/2.0/UDP h;branch=z9hG4bK1\tx \xc3\xa9"));
+        for bad in [
+            &b"a\rTo: x"[..],
+            b"a\x00b",
+            b"\x1b[31m",
+            b"a\x08",
+            b"\x7f",
+            b"a\nb",
+        ] {
+            assert!(!is_wire_safe(bad), "{bad:?}");
+        }
+        assert!(Header::new(HeaderName::CallId, "x").is_wire_safe());
     }
 
     #[test]

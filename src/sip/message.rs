@@ -4,10 +4,19 @@
 //! decodes header values; see `typed`, `access` and `uri` for that. Serialisation always writes
 //! CRLF line ends, full header names in the order received, and one Content-Length (where the
 //! first one stood) that matches the body.
+//!
+//! Serialisation is also the last guard on what we send (issue 9.7): a header line whose
+//! value holds a control octet is left out, and a reason phrase that holds one or is longer
+//! than [`MAX_REASON_LEN`] is replaced by the standard phrase for the code, so no message of
+//! ours carries a bare CR, NUL or ESC in its head whatever a peer put in what we copy.
 
-use super::header::{HeaderName, Headers};
+use super::header::{is_wire_safe, HeaderName, Headers};
 use super::method::Method;
 use bytes::{BufMut, Bytes, BytesMut};
+
+/// The longest reason phrase we write; a longer one (a peer's, relayed) is replaced by the
+/// standard phrase for its code.
+pub const MAX_REASON_LEN: usize = 64;
 
 /// The protocol version on a start line. Only SIP/2.0 is served; anything else is kept so
 /// the layer above can answer 505 Version Not Supported (RFC 4475 §3.1.2.16).
@@ -121,6 +130,16 @@ impl Response {
         self.status < 200
     }
 
+    /// The reason phrase `to_bytes` writes: ours as set, or the standard one when it is
+    /// longer than [`MAX_REASON_LEN`] or holds a control octet.
+    pub fn wire_reason(&self) -> &[u8] {
+        if self.reason.len() <= MAX_REASON_LEN && is_wire_safe(&self.reason) {
+            &self.reason
+        } else {
+            super::status::reason_phrase(self.status).as_bytes()
+        }
+    }
+
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(estimate(&self.headers, &self.body));
         out.put_slice(self.version.as_str().as_bytes());
@@ -128,7 +147,7 @@ impl Response {
         let mut code = itoa_buf(u64::from(self.status));
         out.put_slice(code.as_bytes_mut());
         out.put_u8(b' ');
-        out.put_slice(&self.reason);
+        out.put_slice(self.wire_reason());
         out.put_slice(b"\r\n");
         write_headers_and_body(&mut out, &self.headers, &self.body);
         out.freeze()
@@ -189,7 +208,7 @@ fn estimate(headers: &Headers, body: &Bytes) -> usize {
 
 /// Writes the headers in order with one Content-Length for the actual body, where the first
 /// Content-Length stood (appended when there was none); other Content-Length lines are
-/// dropped.
+/// dropped, and so is every line that is not wire-safe (module docs).
 fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
     let mut wrote_len = false;
     for h in headers.iter() {
@@ -198,6 +217,9 @@ fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
                 write_content_length(out, body.len());
                 wrote_len = true;
             }
+            continue;
+        }
+        if !h.is_wire_safe() || !is_wire_safe(h.name.as_str().as_bytes()) {
             continue;
         }
         out.put_slice(h.name.as_str().as_bytes());
@@ -265,6 +287,26 @@ mod tests {
         assert_eq!(
             &resp.to_bytes()[..],
             b"SIP/2.0 100 \r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn control_octets_and_long_reasons_never_reach_the_wire() {
+        let mut r = Response::new(400, &b"Bad\rTo: <sip:x@evil>"[..]);
+        r.headers
+            .push(HeaderName::From, &b"<sip:a@b>;tag=1\rTo: <sip:x@evil>"[..]);
+        r.headers.push(HeaderName::CallId, &b"a\x00b"[..]);
+        r.headers.push(HeaderName::CSeq, "1 OPTIONS");
+        assert_eq!(
+            &r.to_bytes()[..],
+            b"SIP/2.0 400 Bad Request\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let long = "x".repeat(MAX_REASON_LEN + 1);
+        assert_eq!(Response::new(486, long).wire_reason(), b"Busy Here");
+        let just = "y".repeat(MAX_REASON_LEN);
+        assert_eq!(
+            Response::new(486, just.clone()).wire_reason(),
+            just.as_bytes()
         );
     }
 }

@@ -39,11 +39,13 @@ pub mod uri;
 pub mod validate;
 
 pub use access::{CoreHeaders, HeaderError};
-pub use builder::{ack_for_non2xx, cancel_for, response_to, set_to_tag};
+pub use builder::{
+    ack_for_non2xx, cancel_for, echo_safe, response_to, response_to_bad, set_to_tag,
+};
 pub use framer::{Frame, FrameError, StreamFramer};
-pub use header::{Header, HeaderName, Headers};
+pub use header::{is_wire_safe, Header, HeaderName, Headers};
 pub use media::{MediaType, Reason};
-pub use message::{Message, Request, Response, Version};
+pub use message::{Message, Request, Response, Version, MAX_REASON_LEN};
 pub use method::Method;
 pub use name_addr::{AddrError, Contact, NameAddr};
 pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};

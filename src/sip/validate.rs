@@ -7,9 +7,9 @@
 //! not answer an ACK), and never panics on input.
 
 use super::access::HeaderError;
-use super::builder::response_to;
+use super::builder::response_to_bad;
 use super::header::{Header, HeaderName};
-use super::message::{Request, Response, Version};
+use super::message::{Request, Response, Version, MAX_REASON_LEN};
 use super::method::Method;
 use super::status::reason_phrase;
 use super::uri::{Scheme, UriError};
@@ -67,12 +67,47 @@ impl Rejection {
         }
     }
 
-    /// The reason phrase: the standard one, with the cause appended for a 400.
+    /// The reason phrase: the standard one, with the cause appended for a 400. Fixed text
+    /// naming the header at fault, never a value from the request (issue 9.6: echoing the
+    /// value made a 400 twice the size of the request), and at most `MAX_REASON_LEN` octets.
     pub fn reason_phrase(&self) -> Cow<'static, str> {
-        match self.status() {
-            400 => Cow::Owned(format!("Bad Request - {self}")),
-            code => Cow::Borrowed(reason_phrase(code)),
+        if self.status() != 400 {
+            return Cow::Borrowed(reason_phrase(self.status()));
         }
+        let (full, short) = match self {
+            Rejection::BadHeader(HeaderError::Missing(n)) => {
+                (format!("missing {} header", shown(n)), String::new())
+            }
+            Rejection::BadHeader(HeaderError::Multiple(n)) => {
+                (format!("more than one {} header", shown(n)), String::new())
+            }
+            Rejection::BadHeader(HeaderError::Malformed(n, why)) => (
+                format!("malformed {} header: {why}", shown(n)),
+                format!("malformed {} header", shown(n)),
+            ),
+            Rejection::MethodMismatch { .. } => (
+                "CSeq method does not match the request".into(),
+                String::new(),
+            ),
+            Rejection::BadRequestUri(e) => (
+                format!("malformed Request-URI: {e}"),
+                "malformed Request-URI".into(),
+            ),
+            Rejection::BadRegister(why) => (format!("bad REGISTER: {why}"), "bad REGISTER".into()),
+            other => (other.to_string(), String::new()),
+        };
+        let mut phrase = format!("Bad Request - {full}");
+        if phrase.len() > MAX_REASON_LEN && !short.is_empty() {
+            phrase = format!("Bad Request - {short}");
+        }
+        if phrase.len() > MAX_REASON_LEN {
+            let mut end = MAX_REASON_LEN;
+            while !phrase.is_char_boundary(end) {
+                end -= 1;
+            }
+            phrase.truncate(end);
+        }
+        Cow::Owned(phrase)
     }
 
     /// Headers the response must carry besides the copied ones.
@@ -89,20 +124,29 @@ impl Rejection {
         }
     }
 
-    /// The stateless response (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied, the
-    /// extra headers added, and `to_tag` put on To when given.
+    /// The stateless response (RFC 3261 §8.2.6): Via, From, To, Call-ID and CSeq copied as
+    /// far as they can be (`response_to_bad`), the extra headers added, and `to_tag` put on
+    /// To when given.
     pub fn response_to(
         &self,
         req: &Request,
         policy: &Policy<'_>,
         to_tag: Option<&str>,
     ) -> Response {
-        let mut resp = response_to(req, self.status(), &self.reason_phrase());
+        let mut resp = response_to_bad(req, self.status(), &self.reason_phrase());
         if let Some(tag) = to_tag {
             super::builder::set_to_tag(&mut resp, tag);
         }
         resp.headers.0.extend(self.extra_headers(policy));
         resp
+    }
+}
+
+/// A header name as a reason phrase may show it: ours, never a name a peer spelt.
+fn shown(n: &HeaderName) -> &str {
+    match n {
+        HeaderName::Other(_) => "unknown",
+        known => known.as_str(),
     }
 }
 
@@ -159,22 +203,30 @@ pub fn validate_request(req: &Request, policy: &Policy<'_>) -> Result<(), Reject
     }
     if !matches!(req.method, Method::Ack | Method::Cancel) {
         let mut unknown: Vec<String> = Vec::new();
-        let mut check = |name: &HeaderName| {
-            for tag in req.headers.tokens(name) {
-                if !policy.supported.iter().any(|s| s.eq_ignore_ascii_case(tag))
-                    && !unknown.iter().any(|u| u == tag)
-                {
-                    unknown.push(tag.to_string());
-                }
-            }
-        };
         // A UAS answers for Require (§8.2.2.3); a proxy only for Proxy-Require and leaves
         // Require to the UAS (§16.3 step 5).
-        check(if policy.proxy {
+        let name = if policy.proxy {
             &HeaderName::ProxyRequire
         } else {
             &HeaderName::Require
-        });
+        };
+        for tag in req.headers.tokens(name) {
+            // The tags go back in Unsupported: only option-tags (tokens) are echoed.
+            if !tag.bytes().all(super::parse::is_token_char) {
+                return Err(
+                    HeaderError::Malformed(name.clone(), "not a list of option tags").into(),
+                );
+            }
+            if !policy.supported.iter().any(|s| s.eq_ignore_ascii_case(tag))
+                && !unknown.iter().any(|u| u == tag)
+            {
+                unknown.push(tag.to_string());
+            }
+        }
+        // A Require line that is not UTF-8 yields no tokens: refuse it rather than ignore it.
+        if req.headers.get_all(name).any(|h| h.value_str().is_none()) {
+            return Err(HeaderError::Malformed(name.clone(), "not a list of option tags").into());
+        }
         if !unknown.is_empty() {
             return Err(Rejection::BadExtension(unknown));
         }
@@ -303,6 +355,51 @@ Proxy-Require: p1\r\nContent-Type: application/unknownformat\r\nContent-Length: 
             e.extra_headers(&uas2),
             vec![Header::new(HeaderName::Accept, "application/sdp")]
         );
+    }
+
+    #[test]
+    fn reason_phrases_are_short_fixed_text() {
+        let huge = "9".repeat(17_000);
+        let r = req(&format!(
+            "OPTIONS sip:c@d SIP/2.0\r\n{BASE}CSeq: {huge} OPTIONS\r\n\r\n"
+        ));
+        let e = validate_request(&r, &Policy::default()).unwrap_err();
+        assert_eq!(e.reason_phrase(), "Bad Request - malformed CSeq header");
+        let long_method = "X".repeat(5_000);
+        let r = req(&format!(
+            "OPTIONS sip:c@d SIP/2.0\r\n{BASE}CSeq: 1 {long_method}\r\n\r\n"
+        ));
+        let e = validate_request(&r, &Policy::default()).unwrap_err();
+        assert_eq!(
+            e.reason_phrase(),
+            "Bad Request - CSeq method does not match the request"
+        );
+        let resp = e.response_to(&r, &Policy::default(), None);
+        assert!(resp.to_bytes().len() < r.to_bytes().len() + 100);
+        for e in [
+            Rejection::BadHeader(HeaderError::Malformed(
+                HeaderName::PAssertedIdentity,
+                "URI with '?' or ',' must be in '<>'",
+            )),
+            Rejection::BadHeader(HeaderError::Missing(HeaderName::Other(
+                "X".repeat(99).into(),
+            ))),
+            Rejection::BadRequestUri(UriError::Headers),
+            Rejection::BadRegister("Contact '*' without Expires: 0"),
+        ] {
+            let p = e.reason_phrase();
+            assert!(
+                p.len() <= MAX_REASON_LEN && p.starts_with("Bad Request - "),
+                "{p}"
+            );
+            assert!(!p.contains("XX"), "{p}");
+        }
+        // Require tags are echoed in Unsupported, so only tokens are taken.
+        let r = req(&format!(
+            "OPTIONS sip:c@d SIP/2.0\r\n{BASE}CSeq: 1 OPTIONS\r\nRequire: a b\r\n\r\n"
+        ));
+        let e = validate_request(&r, &Policy::default()).unwrap_err();
+        assert_eq!(e.status(), 400);
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub use bind::Sockets;
 pub use error::TransportError;
 pub use event::{CloseReason, ConnectionId, Inbound, Origin, Payload, SendFailure, TransportEvent};
 pub use handle::TransportHandle;
-pub use route::{route_response, ResponseRoute, RouteError, DEFAULT_SIP_PORT};
+pub use route::{
+    default_port, route_response, ResponseRoute, RouteError, DEFAULT_SIPS_PORT, DEFAULT_SIP_PORT,
+};
 pub use stats::TransportStats;
 pub use via::{stamp_received, stamp_via_value, ViaError};
 

@@ -14,6 +14,18 @@ use std::net::{IpAddr, SocketAddr};
 
 /// The port a sent-by without one means, for UDP and TCP (RFC 3261 §18.2.2, §19.1.2).
 pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// The port a sent-by without one means when the Via names TLS (§18.2.2 with §19.1.2: "the
+/// default port ... is 5061 for TLS"), as for a `sips:` URI.
+pub const DEFAULT_SIPS_PORT: u16 = 5061;
+
+/// The port a Via's sent-by stands for when it names none, by its transport token.
+pub fn default_port(via_transport: &str) -> u16 {
+    if via_transport.eq_ignore_ascii_case("TLS") || via_transport.eq_ignore_ascii_case("TLS-SCTP") {
+        DEFAULT_SIPS_PORT
+    } else {
+        DEFAULT_SIP_PORT
+    }
+}
 
 /// Where to send a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +45,16 @@ pub enum RouteError {
     NoVia,
     #[error("sent-by host {0} would need a DNS lookup (RFC 3263 §5), which is not done here")]
     NeedsResolution(String),
+    /// Port 0 (in sent-by or rport) names no socket; sending there fails (`EINVAL`).
+    #[error("the Via leads to port 0")]
+    PortZero,
 }
 
 /// Decides where the response carrying `via` (its top Via) goes, for a request that arrived
 /// as `origin` says.
 pub fn route_response(via: &Via, origin: &Origin) -> Result<ResponseRoute, RouteError> {
     let received = via.received().and_then(parse_ip);
-    let sent_by_port = via.port.unwrap_or(DEFAULT_SIP_PORT);
+    let sent_by_port = via.port.unwrap_or_else(|| default_port(&via.transport));
     let addr = if origin.transport.is_reliable() {
         // §18.2.2: "the server SHOULD open a connection to the IP address in the received
         // parameter, if present, using the port in the sent-by value".
@@ -55,6 +70,12 @@ pub fn route_response(via: &Via, origin: &Origin) -> Result<ResponseRoute, Route
         }
     };
     let connection = origin.connection.filter(|_| origin.transport.is_reliable());
+    // A port-0 address is no address: a connection still answers, nothing else does.
+    let addr = match addr {
+        Some(a) if a.port() == 0 && connection.is_none() => return Err(RouteError::PortZero),
+        Some(a) if a.port() == 0 => None,
+        other => other,
+    };
     if addr.is_none() && connection.is_none() {
         return Err(RouteError::NeedsResolution(via.host.clone()));
     }
@@ -140,6 +161,49 @@ mod tests {
             let v = format!("SIP/2.0/UDP [2001:db8::9:1];received={rcv};rport=5999");
             assert_eq!(route(&v, &o).unwrap().addr, addr("[2001:db8::9:255]:5999"));
         }
+    }
+
+    #[test]
+    fn tls_sent_by_without_port_means_5061() {
+        // RFC 4475 bext01: `Via: SIP/2.0/TLS fold-and-staple.example.com` (stamped received).
+        let o = origin(Transport::Udp, None);
+        let r = route(
+            "SIP/2.0/TLS fold-and-staple.example.com;branch=z9hG4bKkdjuw;received=203.0.113.5",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(r.addr, addr("203.0.113.5:5061"));
+        let r = route("SIP/2.0/tls 198.51.100.7;branch=z9hG4bK1", &o).unwrap();
+        assert_eq!(r.addr, addr("198.51.100.7:5061"));
+        let r = route("SIP/2.0/TLS 198.51.100.7:5070;branch=z9hG4bK1", &o).unwrap();
+        assert_eq!(r.addr, addr("198.51.100.7:5070"));
+        let r = route("SIP/2.0/TCP 198.51.100.7;branch=z9hG4bK1", &o).unwrap();
+        assert_eq!(r.addr, addr("198.51.100.7:5060"));
+        let tcp = origin(Transport::Tcp, None);
+        let r = route("SIP/2.0/TLS h.example;received=203.0.113.5", &tcp).unwrap();
+        assert_eq!(r.addr, addr("203.0.113.5:5061"));
+    }
+
+    #[test]
+    fn port_zero_is_no_route_except_over_the_connection() {
+        let o = origin(Transport::Udp, None);
+        for via in [
+            "SIP/2.0/UDP 198.51.100.7:0;branch=z9hG4bK1",
+            "SIP/2.0/UDP h.example:0;received=203.0.113.5;branch=z9hG4bK1",
+            "SIP/2.0/UDP h.example:5060;rport=0;received=203.0.113.5;branch=z9hG4bK1",
+        ] {
+            assert_eq!(route(via, &o), Err(RouteError::PortZero), "{via}");
+        }
+        // rport stamped with the source port: the answer goes there despite the sent-by.
+        let r = route(
+            "SIP/2.0/UDP 10.0.0.2:0;rport=40000;received=203.0.113.5;branch=z9hG4bK1",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(r.addr, addr("203.0.113.5:40000"));
+        let tcp = origin(Transport::Tcp, Some(3));
+        let r = route("SIP/2.0/TCP 10.0.0.2:0;received=203.0.113.5", &tcp).unwrap();
+        assert_eq!((r.connection, r.addr), (Some(ConnectionId(3)), None));
     }
 
     #[test]
