@@ -6,6 +6,10 @@
 //! connection (a response the table does not expect would arrive before it: the daemon
 //! answers one source in order) and, for TCP, on a fresh connection.
 //!
+//! Every response's octets are checked too (issues 9.6, 9.7): no control octet in the head
+//! but the CRLF line ends, no reason phrase over 64 octets, no 400 more than 512 octets
+//! larger than the message it answers.
+//!
 //! No sleeps: every wait is bounded by `common::WAIT` and ends on an answer.
 
 mod common;
@@ -84,6 +88,37 @@ Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     )
 }
 
+/// What every response of ours must be on the wire (issues 9.6, 9.7); `answering` is the size
+/// of the message it answers.
+fn check_wire(bytes: &[u8], answering: usize) -> Result<(), String> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("a response without the end of its head")?;
+    let head = &bytes[..end];
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return Err(format!(
+                "control octet in {:?}",
+                String::from_utf8_lossy(line)
+            ));
+        }
+    }
+    let status_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let reason = status_line.get(12..).unwrap_or_default();
+    if reason.len() > 64 {
+        return Err(format!("a reason phrase of {} octets", reason.len()));
+    }
+    if status_line.starts_with(b"SIP/2.0 400 ") && bytes.len() > answering + 512 {
+        return Err(format!(
+            "a 400 of {} octets answers {answering}",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 fn call_id(r: &Response) -> &str {
     r.headers.get_str(&HeaderName::CallId).unwrap_or("")
 }
@@ -150,6 +185,7 @@ async fn udp_case(d: &Daemon, case: &Case) -> Result<(), String> {
             .await
             .map_err(|_| "nothing answered in time (the OPTIONS neither)".to_string())?
             .expect("UDP receive");
+        check_wire(&buf[..n], msg.len())?;
         let m = parse_datagram(&buf[..n]).map_err(|e| format!("unparseable answer: {e}"))?;
         got.push(parse_response(m)?);
     }
@@ -167,6 +203,8 @@ struct Conn {
     stream: TcpStream,
     framer: StreamFramer,
     local: SocketAddr,
+    /// Octets sent so far: no answer may outgrow what it answers by more than 512.
+    sent: usize,
 }
 
 impl Conn {
@@ -180,10 +218,12 @@ impl Conn {
             stream,
             framer: StreamFramer::new(MAX_MESSAGE_SIZE),
             local,
+            sent: 0,
         }
     }
 
     async fn send(&mut self, bytes: &[u8]) {
+        self.sent = self.sent.max(bytes.len());
         timeout(WAIT, self.stream.write_all(bytes))
             .await
             .expect("write in time")
@@ -200,6 +240,7 @@ impl Conn {
                 .map_err(|e| format!("daemon's stream: {e}"))?
             {
                 Some(Frame::Message(m)) => {
+                    check_wire(&m, self.sent)?;
                     let m = parse_framed(m).map_err(|e| format!("unparseable answer: {e}"))?;
                     return parse_response(m).map(Some);
                 }

@@ -4,6 +4,10 @@
 //! transaction table and the location store are empty again.
 //!
 //! Input: chunks separated by `SEP`; each chunk is a control byte and a payload.
+//! Every datagram the engine sends is checked on the way out (`check_wire`): no control octet
+//! in its head but the CRLF line ends, no reason phrase over 64 octets, and no stateless 400
+//! more than 512 octets larger than the message it answers (issues 9.6, 9.7).
+//!
 //! Control bits: 0-1 the peer (UDP v4, second UDP v4, TCP, UDP v6); 2-4 how far the clock
 //! moves first (timers fire on the way); 5 deliver twice (a retransmission); 6 answer the
 //! last 401/407 this peer got with alice's credentials before sending (so mutated requests
@@ -44,6 +48,54 @@ const STEPS: [Duration; 8] = [
 ];
 /// Unix time the virtual wall clock starts at (the seed trace's Date).
 const WALL0: u64 = 1_272_371_457;
+/// How much larger than the message it answers a stateless 400 may be: the status line, our
+/// Server and Content-Length headers, a To tag, and what stamping adds to the top Via.
+pub const MAX_400_GROWTH: usize = 512;
+
+/// Checks one datagram the engine sends; `answering` is the size of the message being
+/// handled when it was sent (`None` when a timer sent it). Panics on a violation.
+pub fn check_wire(bytes: &[u8], stateless: bool, answering: Option<usize>) {
+    let shown = || String::from_utf8_lossy(&bytes[..bytes.len().min(2000)]).into_owned();
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in what we send: {:?}", shown()));
+    let head = &bytes[..end];
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        assert!(
+            !line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f),
+            "a control octet in a line we send: {:?}\n{:?}",
+            String::from_utf8_lossy(line),
+            shown()
+        );
+    }
+    let Some(status_line) = head.split(|&b| b == b'\r').next() else {
+        return;
+    };
+    if !status_line.starts_with(b"SIP/2.0 ") {
+        return;
+    }
+    let reason = status_line.get(12..).unwrap_or_default();
+    assert!(
+        reason.len() <= 64,
+        "reason phrase of {} octets: {:?}",
+        reason.len(),
+        shown()
+    );
+    if let (true, true, Some(n)) = (
+        status_line.starts_with(b"SIP/2.0 400 "),
+        stateless,
+        answering,
+    ) {
+        assert!(
+            bytes.len() <= n + MAX_400_GROWTH,
+            "a stateless 400 of {} octets answers {n}: {:?}",
+            bytes.len(),
+            shown()
+        );
+    }
+}
 
 const CONFIG: &str = r#"
 [server]
@@ -92,6 +144,8 @@ struct Harness {
     /// Last 401/407 sent to each peer: (status, challenge header values).
     challenged: [Option<(u16, Vec<String>)>; 4],
     nc: u32,
+    /// Size of the message being handled (`None` while timers run).
+    answering: Option<usize>,
 }
 
 impl Harness {
@@ -115,6 +169,7 @@ impl Harness {
             framer: StreamFramer::default(),
             challenged: Default::default(),
             nc: 0,
+            answering: None,
         }
     }
 
@@ -140,6 +195,7 @@ impl Harness {
 
     fn drain(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
+            check_wire(&t.bytes, t.key.is_none(), self.answering);
             let Some(i) = PEERS.iter().position(|(tr, a)| {
                 t.to == Peer::new(*tr, a.parse::<SocketAddr>().expect("peer address"))
             }) else {
@@ -219,6 +275,7 @@ impl Harness {
                 match self.framer.pop() {
                     Ok(Some(Frame::Message(m))) => {
                         let payload = payload(parse_framed(m.clone()), &m, source);
+                        self.answering = Some(m.len());
                         self.inbound(payload, origin);
                     }
                     Ok(Some(Frame::Ping | Frame::Pong)) => {}
@@ -231,8 +288,10 @@ impl Harness {
             }
         } else {
             let payload = payload(parse_datagram(raw), raw, source);
+            self.answering = Some(raw.len());
             self.inbound(payload, origin);
         }
+        self.answering = None;
     }
 
     fn inbound(&mut self, payload: Payload, origin: Origin) {

@@ -1,17 +1,24 @@
 //! Message parser round trip: whatever `parse_datagram` accepts, `to_bytes` writes back in a
 //! form that parses to the same message (Content-Length aside, which `to_bytes` rewrites from
-//! the body), that writes back byte for byte the same, and that the stream path (framer +
-//! `parse_framed`) reads the same way. Never panics on any input.
+//! the body; and what serialisation never lets out: header lines with control octets, unsafe
+//! or overlong reason phrases), that writes back byte for byte the same, and that the stream
+//! path (framer + `parse_framed`) reads the same way. Never panics on any input.
 
 use bytes::Bytes;
 use ferroswitch::sip::{
     parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer, MAX_MESSAGE_SIZE,
 };
 
-/// The message without its Content-Length headers: those are recomputed on writing.
+/// The message without its Content-Length headers (recomputed on writing) and as
+/// serialisation lets it out: no header line with a control octet, a reason phrase that is
+/// wire-safe and short.
 fn without_content_length(m: &Message) -> Message {
     let mut m = m.clone();
     m.headers_mut().remove(&HeaderName::ContentLength);
+    m.headers_mut().0.retain(|h| h.is_wire_safe());
+    if let Message::Response(r) = &mut m {
+        r.reason = Bytes::copy_from_slice(r.wire_reason());
+    }
     m
 }
 

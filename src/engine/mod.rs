@@ -25,7 +25,8 @@ use crate::net::{Peer, Transport};
 use crate::registrar::{LocationStore, RegistrarConfig};
 use crate::sip::validate::{validate_request, Policy};
 use crate::sip::{
-    echo_safe, parse, response_to_bad, set_to_tag, HeaderName, Message, Method, Request, Response,
+    make_echo_safe, parse, response_to_bad, set_to_tag, HeaderName, Message, Method, Request,
+    Response,
 };
 use crate::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
@@ -315,7 +316,7 @@ impl Engine {
         // start line or Content-Length is what broke (RFC 4475 §3.1.2.3, §3.1.2.7); drop the
         // rest (responses, garbage) silently as RFC 3261 §18.3 allows.
         if let Some(mut req) = parse::request_head_for_reply(raw) {
-            if req.method != Method::Ack && req.headers.core().is_ok() && echo_safe(&req) {
+            if req.method != Method::Ack && req.headers.core().is_ok() && make_echo_safe(&mut req) {
                 // The transport stamps only requests that parsed; without received/rport
                 // this 400 would go to the sent-by address, unreachable behind NAT.
                 let _ = stamp_received(&mut req.headers, origin.source);
@@ -333,15 +334,16 @@ impl Engine {
         tracing::debug!(target: "ferroswitch::engine", source = %origin.source, %error, "malformed message dropped");
     }
 
-    fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, req: Request) {
+    fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, mut req: Request) {
         let policy = Policy {
             supported: respond::SUPPORTED_TAGS,
             proxy: false,
             accepted_bodies: None,
         };
         // A control octet in what an answer copies (a bare CR in From would inject a header
-        // for parsers that end lines at CR): nothing safe can be said, drop it (§18.3).
-        if !echo_safe(&req) {
+        // for parsers that end lines at CR): nothing safe can be said, drop it (§18.3); in a
+        // display name it only costs the display name.
+        if !make_echo_safe(&mut req) {
             self.stats.malformed_dropped += 1;
             tracing::debug!(target: "ferroswitch::engine", source = %origin.source, "request with control octets in Via/From/To/Call-ID/CSeq dropped");
             return;

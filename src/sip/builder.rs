@@ -2,10 +2,11 @@
 //! §8.2.6), the ACK for a non-2xx final response (§17.1.1.3) and CANCEL (§9.1).
 //!
 //! What a response copies from a request goes back to whoever the Via names, possibly a
-//! spoofed victim: `response_to_bad` copies only what parses, and `echo_safe` says whether
-//! a request can be answered at all without echoing control octets (issues 9.6, 9.7).
+//! spoofed victim: `response_to_bad` copies only what parses, and `make_echo_safe` readies a
+//! request to be answered without echoing control octets, or says it cannot be (issues 9.6,
+//! 9.7).
 
-use super::header::{Header, HeaderName};
+use super::header::{is_wire_safe, Header, HeaderName};
 use super::message::{Request, Response};
 use super::method::Method;
 use super::name_addr::NameAddr;
@@ -68,6 +69,41 @@ pub fn echo_safe(req: &Request) -> bool {
         | HeaderName::CSeq => h.is_wire_safe(),
         _ => true,
     })
+}
+
+/// Readies `req` to be answered without echoing a control octet. A From or To whose display
+/// name holds one (RFC 4475 intmeth: NUL, BEL, DEL as quoted-pairs) loses its display name:
+/// §20's comparison of From and To ignores display names, so the answer still matches. Any
+/// other control octet in what §8.2.6.2 copies (Via, Call-ID, CSeq, a From or To parameter)
+/// leaves nothing safe to say: `false`, and the caller drops the request (RFC 3261 §18.3).
+pub fn make_echo_safe(req: &mut Request) -> bool {
+    for h in req.headers.0.iter_mut() {
+        let copied = matches!(
+            h.name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        );
+        if !copied || h.is_wire_safe() {
+            continue;
+        }
+        if !matches!(h.name, HeaderName::From | HeaderName::To) {
+            return false;
+        }
+        let Ok(addr) = NameAddr::parse_shared(&h.value) else {
+            return false;
+        };
+        let mut bare = NameAddr::new(addr.uri);
+        bare.params = addr.params;
+        let value = bare.to_bytes();
+        if !is_wire_safe(&value) {
+            return false;
+        }
+        h.value = Bytes::from(value);
+    }
+    true
 }
 
 /// Adds `;tag=` to To unless it already has one (§8.2.6.2: a tag already present is kept).
@@ -137,7 +173,7 @@ pub fn cancel_for(invite: &Request) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::parse_datagram;
+    use crate::sip::{parse_datagram, Message};
 
     const INVITE: &[u8] = b"INVITE sip:bob@b.example SIP/2.0\r\n\
 Via: SIP/2.0/UDP a.example;branch=z9hG4bK77, SIP/2.0/UDP p.example;branch=z9hG4bK1\r\n\
@@ -194,6 +230,39 @@ From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example\r\nCall-ID: c1\r\nCSeq: {}
         assert!(!with(b"z9hG4bK77", b"z9hG4bK\x1b77"));
         // Other headers do not matter: they are not copied.
         assert!(with(b"Max-Forwards: 70", b"Max-Forwards: 7\x000"));
+    }
+
+    #[test]
+    fn a_control_octet_in_a_display_name_costs_the_display_name_only() {
+        let raw =
+            b"OPTIONS sip:b@b.example SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n\
+To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:b@b.example>;x=1\r\nFrom: <sip:a@a.example>;tag=1\r\n\
+Call-ID: c1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let mut m = parse_datagram(raw).unwrap();
+        let Message::Request(req) = &mut m else {
+            panic!("a request")
+        };
+        assert!(!echo_safe(req));
+        assert!(make_echo_safe(req));
+        assert!(echo_safe(req));
+        assert_eq!(
+            req.headers.get_str(&HeaderName::To),
+            Some("<sip:b@b.example>;x=1")
+        );
+        assert_eq!(
+            req.headers.get_str(&HeaderName::From),
+            Some("<sip:a@a.example>;tag=1")
+        );
+        // Elsewhere than in a display name: nothing to answer with.
+        let raw =
+            b"OPTIONS sip:b@b.example SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n\
+To: <sip:b@b.example>\r\nFrom: <sip:a@a.example>;tag=1\rTo: <sip:evil@x>\r\n\
+Call-ID: c1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let mut m = parse_datagram(raw).unwrap();
+        let Message::Request(req) = &mut m else {
+            panic!("a request")
+        };
+        assert!(!make_echo_safe(req));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub mod validate;
 
 pub use access::{CoreHeaders, HeaderError};
 pub use builder::{
-    ack_for_non2xx, cancel_for, echo_safe, response_to, response_to_bad, set_to_tag,
+    ack_for_non2xx, cancel_for, echo_safe, make_echo_safe, response_to, response_to_bad, set_to_tag,
 };
 pub use framer::{Frame, FrameError, StreamFramer};
 pub use header::{is_wire_safe, Header, HeaderName, Headers};
