@@ -218,7 +218,7 @@ From: <sip:a@a.example>;tag=1\r\nTo: <sip:b@b.example\r\nCall-ID: c1\r\nCSeq: {}
         let ok = parse_datagram(INVITE).unwrap();
         assert!(echo_safe(ok.as_request().unwrap()));
         let with = |from: &[u8], to: &[u8]| {
-            let raw = [&INVITE[..], b""].concat();
+            let raw = INVITE.to_vec();
             let pos = raw.windows(from.len()).position(|w| w == from).unwrap();
             let raw = [&raw[..pos], to, &raw[pos + from.len()..]].concat();
             let m = parse_datagram(&raw).unwrap();
