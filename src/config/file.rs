@@ -47,6 +47,7 @@ struct RawServer {
     domain: Option<Spanned<String>>,
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     users: Option<Spanned<String>>,
+    aliases: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -58,6 +59,9 @@ struct RawRegistrar {
     digest_algorithms: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_lifetime: Option<Spanned<i64>>,
     auth_calls: Option<bool>,
+    contact_allow: Option<Spanned<Vec<Spanned<String>>>>,
+    contact_deny: Option<Spanned<Vec<Spanned<String>>>>,
+    nonce_bind_source: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -172,10 +176,25 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
         );
         p.bad(users_span, "server.users", msg);
     }
+    let mut aliases: Vec<String> = Vec::new();
+    for (i, a) in raw
+        .aliases
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("server.aliases[{i}]");
+        match bad_host(a.get_ref()) {
+            Some(why) => p.bad(Some(a.span()), &key, format!("{:?} {why}", a.get_ref())),
+            None => aliases.push(a.into_inner()),
+        }
+    }
     ServerConfig {
         domain,
         listen,
         users_dir,
+        aliases,
     }
 }
 
@@ -244,6 +263,14 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
             d.nonce_lifetime
         }
     };
+    let contact_allow = match r.contact_allow {
+        None => d.contact_allow.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.contact_allow"),
+    };
+    let contact_deny = match r.contact_deny {
+        None => d.contact_deny.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
+    };
     RegistrarConfig {
         min_expires: min_v,
         max_expires: max_v,
@@ -251,7 +278,27 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         digest_algorithms: algorithms,
         nonce_lifetime,
         auth_calls: r.auth_calls.unwrap_or(d.auth_calls),
+        contact_allow,
+        contact_deny,
+        nonce_bind_source: r.nonce_bind_source.unwrap_or(d.nonce_bind_source),
     }
+}
+
+/// A list of CIDR networks (`"10.0.0.0/8"`, `"2001:db8::/32"`, a bare address); host names
+/// are an error, never a lookup.
+fn networks(
+    p: &mut Problems<'_>,
+    list: Vec<Spanned<String>>,
+    key: &str,
+) -> Vec<crate::security::IpNet> {
+    let mut out = Vec::new();
+    for (i, n) in list.into_iter().enumerate() {
+        match n.get_ref().parse::<crate::security::IpNet>() {
+            Ok(net) => out.push(net),
+            Err(e) => p.bad(Some(n.span()), &format!("{key}[{i}]"), e.to_string()),
+        }
+    }
+    out
 }
 
 /// `None`: invalid (reported); `Some(None)`: absent, use the default; `Some(Some(v))`: valid.
