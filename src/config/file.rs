@@ -465,6 +465,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registrar_contact_networks_nonce_binding_and_aliases() {
+        let text = r#"
+[server]
+aliases = ["203.0.113.10", "sip.example.org", "bad host"]
+[registrar]
+contact_allow = ["10.0.0.0/8", "2001:db8::/32"]
+contact_deny = ["10.9.0.1", "gateway.example"]
+nonce_bind_source = false
+"#;
+        let p = parse(text, Path::new("/nonexistent/ferroswitch.toml")).unwrap();
+        assert_eq!(p.server.aliases, ["203.0.113.10", "sip.example.org"]);
+        let allow: Vec<String> = p
+            .registrar
+            .contact_allow
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(allow, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(p.registrar.contact_deny.len(), 1);
+        assert!(!p.registrar.nonce_bind_source);
+        let keys: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            keys.iter().any(|k| k.contains("server.aliases[2]")),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter().any(|k| k.contains("registrar.contact_deny[1]")),
+            "{keys:?}"
+        );
+        // Defaults: everything allowed, nothing denied, nonces bound.
+        let d = parse("", Path::new("/nonexistent/ferroswitch.toml")).unwrap();
+        assert_eq!(d.registrar.contact_allow.len(), 2);
+        assert!(d.registrar.contact_deny.is_empty() && d.registrar.nonce_bind_source);
+        assert!(d.server.aliases.is_empty());
+    }
+
+    #[test]
     fn hosts() {
         for ok in [
             "192.168.4.4",
