@@ -1,6 +1,6 @@
 //! The stateful verifier end to end on a virtual clock: challenge, answer, verdict. Covers
 //! the registrar's cases from issue 3 (right and wrong password, unknown user, stale nonce
-//! after the lifetime, replayed nc, offered algorithms strongest first, no-qop clients,
+//! after the lifetime, replayed nc, offered algorithms in the configured order, no-qop answers,
 //! auth-int bodies, userhash) without any socket or real clock.
 
 use ferroswitch::auth::{
@@ -185,9 +185,12 @@ fn foreign_nonce_and_wrong_realm_are_challenged() {
 }
 
 #[test]
-fn several_algorithms_are_offered_strongest_first_and_enforced() {
+fn several_algorithms_are_offered_in_the_configured_order_and_enforced() {
+    // RFC 8760: the server offers in its (the operator's) order of preference.
     let mut v = verifier(&[Algorithm::Md5, Algorithm::Sha256, Algorithm::Md5]);
-    assert_eq!(v.algorithms(), &[Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(v.algorithms(), &[Algorithm::Md5, Algorithm::Sha256]);
+    let w = verifier(&[Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(w.algorithms(), &[Algorithm::Sha256, Algorithm::Md5]);
     let chs = v.challenges(T0, REALM, false);
     assert_eq!(chs.len(), 2);
     assert_eq!(chs[0].nonce, chs[1].nonce);
@@ -206,7 +209,7 @@ fn several_algorithms_are_offered_strongest_first_and_enforced() {
             vec![Challenge::Digest(ch.clone())]
         );
     }
-    let mut sess = chs[1].clone();
+    let mut sess = chs[0].clone();
     sess.algorithm = Algorithm::Md5Sess;
     let out = v.verify(T0, &answer(&sess, "pw", 3), &register(), account(&secret));
     assert_eq!(out, Outcome::AlgorithmNotOffered(Algorithm::Md5Sess));
@@ -233,22 +236,45 @@ fn stored_ha1_serves_md5_and_md5_sess_but_not_sha256() {
 }
 
 #[test]
-fn clients_without_qop_are_answered_rfc2069_style() {
+fn answers_without_qop_are_refused_because_qop_was_offered() {
+    // RFC 7616 §3.4: qop was offered, so it is required; without it there is no nc and the
+    // answer would replay freely for the nonce's lifetime (issue 17.6).
     let mut v = verifier(&[]);
     let mut ch = v.challenges(T0, REALM, false).remove(0);
     ch.qop.clear();
     let c = answer(&ch, "pw", 1);
     assert!(c.qop.is_none() && c.nc.is_none() && c.cnonce.is_none());
     let secret = Secret::Password("pw".into());
-    // No nc to track: the nonce may be reused until it expires.
-    assert_eq!(v.verify(T0, &c, &register(), account(&secret)), Outcome::Ok);
+    let out = v.verify(T0, &c, &register(), account(&secret));
+    assert_eq!(out, Outcome::QopMissing);
+    assert_eq!(out.action(), Action::Forbidden);
+    // Even with a wrong password the verdict is the same: no oracle.
+    let wrong = answer(&ch, "nope", 1);
     assert_eq!(
-        v.verify(T0 + 10, &c, &register(), account(&secret)),
-        Outcome::Ok
+        v.verify(T0, &wrong, &register(), account(&secret)),
+        Outcome::QopMissing
+    );
+}
+
+#[test]
+fn bound_nonces_verify_only_from_the_address_they_were_issued_to() {
+    let mut v = verifier(&[]);
+    let here: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let there: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+    let ch = v.challenges_for(T0, REALM, false, Some(here)).remove(0);
+    let secret = Secret::Password("pw".into());
+    let c = answer(&ch, "pw", 1);
+    assert_eq!(
+        v.verify_from(T0, &c, &register(), account(&secret), Some(there)),
+        Outcome::InvalidNonce
     );
     assert_eq!(
-        v.verify(T0 + 301, &c, &register(), account(&secret)),
-        Outcome::Stale
+        v.verify(T0, &c, &register(), account(&secret)),
+        Outcome::InvalidNonce
+    );
+    assert_eq!(
+        v.verify_from(T0, &c, &register(), account(&secret), Some(here)),
+        Outcome::Ok
     );
 }
 

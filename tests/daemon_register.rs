@@ -251,3 +251,42 @@ async fn register_over_tcp_records_the_connection() {
     assert_eq!(d.bindings("bob@127.0.0.1")[0].connection, b[0].connection);
     d.stop().await;
 }
+
+/// Issue 17.3: with `domain` unset only our own addresses are served; a REGISTER for any
+/// other host is refused before any digest work and stores nothing.
+#[tokio::test]
+async fn foreign_host_register_is_refused_with_domain_unset() {
+    let d = Daemon::start();
+    let mut ua = Ua::udp(d.udp, "alice", "1234").await;
+    ua.domain = "evil.example".into();
+    let msg = ua.register_request(&[]);
+    let r = ua.ask(&msg).await;
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (403, "Forbidden - Domain Not Served")
+    );
+    assert!(header(&r, "WWW-Authenticate").is_none());
+    // Our own address is still served, to the same phone.
+    ua.domain = d.udp.ip().to_string();
+    assert_eq!(ua.register(&[]).await.status, 200);
+    assert_eq!(d.bindings("alice@evil.example").len(), 0);
+    assert_eq!(d.counts(), (1, 1));
+    let s = d.stats();
+    assert_eq!(s.auth_challenges, 1, "only our own host was challenged");
+    d.stop().await;
+}
+
+/// Issue 17.5: a Contact naming the daemon's own socket would make it call itself.
+#[tokio::test]
+async fn contact_pointing_at_the_daemon_is_refused() {
+    let d = Daemon::start();
+    let mut ua = Ua::udp(d.udp, "alice", "1234").await;
+    let contact = format!("Contact: <sip:0044123456@{}>", d.udp);
+    let r = ua.register(&[contact.as_str(), "Expires: 3600"]).await;
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (403, "Forbidden - Contact Not Allowed")
+    );
+    assert_eq!(d.counts(), (0, 0));
+    d.stop().await;
+}

@@ -1,10 +1,18 @@
-//! Server nonces: unpredictable, bound to a realm and a time window, verified without state.
+//! Server nonces: unpredictable, bound to a realm, a time window and (optionally) the address
+//! they were issued to, verified without state, and not telling anyone the server's clock.
 //!
-//! A nonce is `hex(issued_at, 16) || hex(random, 32) || hex(tag, 32)` where `tag` is
-//! HMAC-SHA-256 (truncated to 128 bits) keyed by a per-process secret over the timestamp, the
-//! random part and the realm. Forging one needs the secret; a nonce issued for one realm does
+//! A nonce is `hex(random, 32) || hex(issued_at ^ pad, 16) || hex(tag, 32)` where
+//! - `pad` is the first 8 bytes of a keyed SHA-256 of the random part, so the issue time is
+//!   unreadable and two nonces issued in the same second share no visible prefix
+//!   (issue 17.13);
+//! - `tag` is HMAC-SHA-256 (truncated to 128 bits) keyed by a per-process secret over the
+//!   first two parts, the address the nonce is bound to (none, IPv4 or IPv6) and the realm
+//!   (encrypt-then-MAC: a forgery is refused before anything is decrypted).
+//!
+//! Forging or altering one needs the secret; a nonce issued for one realm or one address does
 //! not verify for another; after `lifetime` it is stale. Replay of a nonce within its lifetime
-//! is caught by [`NcTracker`] (the `nc` counter), not here.
+//! is caught by [`NcTracker`] (the `nc` counter), not here. Verification costs about four
+//! SHA-256 compressions: the HMAC pads and the time-pad key are absorbed once, at start.
 //!
 //! Sans-IO: `now` (seconds since the Unix epoch) is always passed in; never reads a clock.
 //! The secret is injected so tests are deterministic; a restart invalidates all nonces, and
@@ -15,13 +23,16 @@ use crate::FastMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
-const TS_HEX: usize = 16;
 const RAND_HEX: usize = 32;
+const TS_HEX: usize = 16;
 const TAG_HEX: usize = 32;
 /// Length of every nonce we issue.
-pub const NONCE_LEN: usize = TS_HEX + RAND_HEX + TAG_HEX;
+pub const NONCE_LEN: usize = RAND_HEX + TS_HEX + TAG_HEX;
+/// Where the tag starts (the part [`NcTracker`] keys on).
+const HEAD_LEN: usize = RAND_HEX + TS_HEX;
 
 /// The key nonces are authenticated with. Debug output never shows it.
 #[derive(Clone)]
@@ -58,16 +69,41 @@ pub enum NonceStatus {
 }
 
 /// Issues and checks nonces.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NonceManager {
-    secret: NonceSecret,
+    /// SHA-256 states with the HMAC inner and outer key blocks already absorbed.
+    mac_inner: Sha256,
+    mac_outer: Sha256,
+    /// SHA-256 state with the time-pad key block already absorbed.
+    pad: Sha256,
     lifetime: u64,
+}
+
+impl fmt::Debug for NonceManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceManager")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NonceManager {
     pub fn new(secret: NonceSecret, lifetime: Duration) -> NonceManager {
+        let key = &secret.0;
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for (i, k) in key.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        // A separate key for the time pad, so the pad and the tag never share a key.
+        let pad_key = hmac_sha256(key, &[b"ferroswitch nonce time pad"]);
+        let mut pad_block = [0u8; 64];
+        pad_block[..32].copy_from_slice(&pad_key);
         NonceManager {
-            secret,
+            mac_inner: Sha256::new().chain(ipad),
+            mac_outer: Sha256::new().chain(opad),
+            pad: Sha256::new().chain(pad_block),
             lifetime: lifetime.as_secs(),
         }
     }
@@ -77,23 +113,47 @@ impl NonceManager {
         self.lifetime
     }
 
-    /// A new nonce for `realm`, random part from the thread-local CSPRNG.
+    /// A new nonce for `realm`, bound to no address, random part from the thread-local CSPRNG.
     pub fn issue(&self, now: u64, realm: &str) -> String {
-        self.issue_with(&mut rand::thread_rng(), now, realm)
+        self.issue_bound(now, realm, None)
+    }
+
+    /// A new nonce for `realm` that only verifies when presented from `bind` (when given).
+    pub fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String {
+        self.issue_with(&mut rand::thread_rng(), now, realm, bind)
     }
 
     /// A new nonce with the random part drawn from `rng`.
-    pub fn issue_with(&self, rng: &mut impl RngCore, now: u64, realm: &str) -> String {
+    pub fn issue_with(
+        &self,
+        rng: &mut impl RngCore,
+        now: u64,
+        realm: &str,
+        bind: Option<IpAddr>,
+    ) -> String {
         let mut random = [0u8; RAND_HEX / 2];
         rng.fill_bytes(&mut random);
-        let head = format!("{now:016x}{}", hex(&random));
-        let tag = self.tag(&head, realm);
-        head + &tag
+        let mut head = hex(&random);
+        let sealed = now ^ self.time_pad(&head);
+        head.push_str(&format!("{sealed:016x}"));
+        let tag = self.tag(&head, realm, bind);
+        head + &hex(&tag)
     }
 
-    /// Checks a nonce a client sent back for `realm`.
+    /// Checks a nonce a client sent back for `realm`, as bound to no address.
     pub fn check(&self, now: u64, realm: &str, nonce: &str) -> NonceStatus {
-        let Some(issued) = self.authentic(realm, nonce) else {
+        self.check_bound(now, realm, None, nonce)
+    }
+
+    /// Checks a nonce presented from `bind` (`None`: it must have been issued unbound).
+    pub fn check_bound(
+        &self,
+        now: u64,
+        realm: &str,
+        bind: Option<IpAddr>,
+        nonce: &str,
+    ) -> NonceStatus {
+        let Some(issued) = self.authentic(realm, bind, nonce) else {
             return NonceStatus::Invalid;
         };
         // A timestamp ahead of `now` means the clock stepped back; the tag proves the nonce
@@ -107,26 +167,61 @@ impl NonceManager {
 
     /// When an authentic nonce stops being valid (for pruning replay state).
     pub fn expires_at(&self, realm: &str, nonce: &str) -> Option<u64> {
-        self.authentic(realm, nonce)
+        self.expires_at_bound(realm, None, nonce)
+    }
+
+    /// The same for a nonce bound to `bind`.
+    pub fn expires_at_bound(&self, realm: &str, bind: Option<IpAddr>, nonce: &str) -> Option<u64> {
+        self.authentic(realm, bind, nonce)
             .map(|t| t.saturating_add(self.lifetime))
     }
 
-    /// The issue time of a nonce whose tag verifies for `realm`.
-    fn authentic(&self, realm: &str, nonce: &str) -> Option<u64> {
+    /// The issue time of a nonce whose tag verifies for `realm` and `bind`.
+    fn authentic(&self, realm: &str, bind: Option<IpAddr>, nonce: &str) -> Option<u64> {
         if nonce.len() != NONCE_LEN || !nonce.is_ascii() {
             return None;
         }
-        let (head, tag) = nonce.split_at(TS_HEX + RAND_HEX);
-        if !constant_time_eq(self.tag(head, realm).as_bytes(), tag.as_bytes()) {
+        let (head, tag) = nonce.split_at(HEAD_LEN);
+        let expected = hex(&self.tag(head, realm, bind));
+        if !constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
             return None;
         }
-        u64::from_str_radix(&head[..TS_HEX], 16).ok()
+        let sealed = u64::from_str_radix(&head[RAND_HEX..], 16).ok()?;
+        Some(sealed ^ self.time_pad(&head[..RAND_HEX]))
     }
 
-    fn tag(&self, head: &str, realm: &str) -> String {
-        // `head` has a fixed length, so appending the realm is unambiguous.
-        let mac = hmac_sha256(&self.secret.0, &[head.as_bytes(), realm.as_bytes()]);
-        hex(&mac[..TAG_HEX / 2])
+    /// The keyed pad that hides the issue time, from the nonce's random part.
+    fn time_pad(&self, random_hex: &str) -> u64 {
+        let h = self.pad.clone().chain(random_hex.as_bytes()).finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&h[..8]);
+        u64::from_be_bytes(first)
+    }
+
+    fn tag(&self, head: &str, realm: &str, bind: Option<IpAddr>) -> [u8; TAG_HEX / 2] {
+        // `head` has a fixed length and the address a length byte, so appending the realm
+        // is unambiguous.
+        let mut inner = self.mac_inner.clone().chain(head.as_bytes());
+        let mut addr = [0u8; 17];
+        let used = match bind.map(|ip| ip.to_canonical()) {
+            None => 1,
+            Some(IpAddr::V4(v4)) => {
+                addr[0] = 4;
+                addr[1..5].copy_from_slice(&v4.octets());
+                5
+            }
+            Some(IpAddr::V6(v6)) => {
+                addr[0] = 16;
+                addr[1..].copy_from_slice(&v6.octets());
+                17
+            }
+        };
+        inner.update(&addr[..used]);
+        inner.update(realm.as_bytes());
+        let mac = self.mac_outer.clone().chain(inner.finalize()).finalize();
+        let mut out = [0u8; TAG_HEX / 2];
+        out.copy_from_slice(&mac[..TAG_HEX / 2]);
+        out
     }
 }
 
@@ -182,8 +277,8 @@ impl NcTracker {
     }
 
     fn key(&self, nonce: &str) -> u128 {
-        if nonce.len() == NONCE_LEN {
-            if let Ok(tag) = u128::from_str_radix(&nonce[TS_HEX + RAND_HEX..], 16) {
+        if nonce.len() == NONCE_LEN && nonce.is_ascii() {
+            if let Ok(tag) = u128::from_str_radix(&nonce[HEAD_LEN..], 16) {
                 return tag;
             }
         }
@@ -269,8 +364,8 @@ mod tests {
         assert_eq!(m.check(1_000, "b", &n), NonceStatus::Invalid);
         let other = NonceManager::new(NonceSecret::from_bytes([8; 32]), Duration::from_secs(300));
         assert_eq!(other.check(1_000, "a", &n), NonceStatus::Invalid);
-        // Moving the timestamp forward to dodge expiry breaks the tag.
-        let forged = format!("{:016x}{}", 5_000u64, &n[16..]);
+        // Changing the sealed timestamp to dodge expiry breaks the tag.
+        let forged = format!("{}{:016x}{}", &n[..32], 5_000u64, &n[48..]);
         assert_eq!(m.check(5_000, "a", &forged), NonceStatus::Invalid);
         for junk in [
             "",
@@ -285,10 +380,74 @@ mod tests {
     #[test]
     fn random_part_comes_from_the_rng() {
         let m = manager();
-        let a = m.issue_with(&mut StepRng::new(1, 1), 10, "r");
-        let b = m.issue_with(&mut StepRng::new(2, 1), 10, "r");
+        let a = m.issue_with(&mut StepRng::new(1, 1), 10, "r", None);
+        let b = m.issue_with(&mut StepRng::new(2, 1), 10, "r", None);
         assert_ne!(a, b);
         assert_ne!(m.issue(10, "r"), m.issue(10, "r"));
+    }
+
+    #[test]
+    fn issue_17_13_nonces_of_one_instant_show_no_clock() {
+        let m = manager();
+        let now = 1_700_000_000u64;
+        let nonces: Vec<String> = (0..64).map(|_| m.issue(now, "r")).collect();
+        // Neither the plain timestamp nor any common prefix appears: issued at the same
+        // second, two nonces agree on a leading hex digit only by chance (1 in 16).
+        let plain = format!("{now:016x}");
+        for n in &nonces {
+            assert!(!n.contains(&plain), "{n} shows the clock");
+            assert!(!n.contains(&plain[6..]), "{n} shows the clock's low digits");
+            assert_eq!(m.check(now, "r", n), NonceStatus::Valid);
+        }
+        let shared_first = nonces
+            .windows(2)
+            .filter(|w| w[0].as_bytes()[0] == w[1].as_bytes()[0])
+            .count();
+        assert!(
+            shared_first < 16,
+            "{shared_first} of 63 pairs share a first digit"
+        );
+        // The sealed time field differs too, not only the random part.
+        let sealed: std::collections::HashSet<&str> =
+            nonces.iter().map(|n| &n[RAND_HEX..HEAD_LEN]).collect();
+        assert_eq!(sealed.len(), nonces.len());
+        // And the time still reads back exactly (lifetime boundary on the second).
+        assert_eq!(m.expires_at("r", &nonces[0]), Some(now + 300));
+    }
+
+    #[test]
+    fn issue_17_13_any_tampered_digit_fails() {
+        let m = manager();
+        let n = m.issue(1_000, "r");
+        for i in 0..NONCE_LEN {
+            let mut b = n.clone().into_bytes();
+            b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+            let t = String::from_utf8(b).unwrap();
+            assert_eq!(m.check(1_000, "r", &t), NonceStatus::Invalid, "digit {i}");
+        }
+    }
+
+    #[test]
+    fn bound_nonces_verify_only_from_their_address() {
+        let m = manager();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let n = m.issue_bound(1_000, "r", Some(a));
+        assert_eq!(m.check_bound(1_000, "r", Some(a), &n), NonceStatus::Valid);
+        assert_eq!(
+            m.check_bound(1_000, "r", Some(mapped), &n),
+            NonceStatus::Valid
+        );
+        assert_eq!(m.check_bound(1_000, "r", Some(b), &n), NonceStatus::Invalid);
+        assert_eq!(m.check(1_000, "r", &n), NonceStatus::Invalid);
+        assert_eq!(m.check_bound(2_000, "r", Some(a), &n), NonceStatus::Stale);
+        let free = m.issue(1_000, "r");
+        assert_eq!(
+            m.check_bound(1_000, "r", Some(a), &free),
+            NonceStatus::Invalid
+        );
+        assert_eq!(m.check(1_000, "r", &free), NonceStatus::Valid);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::digest::{self, constant_time_eq, Algorithm};
 use super::nonce::{NcTracker, NonceManager, NonceStatus};
 use super::params::HeaderError;
 use std::fmt;
+use std::net::IpAddr;
 use thiserror::Error;
 
 /// What the server knows about a user's password.
@@ -103,6 +104,10 @@ pub enum Outcome {
     Stale,
     /// Right password, but this `nc` was already used with this nonce.
     Replayed,
+    /// No `qop` although we offered one (we always offer `qop="auth"`): RFC 7616 §3.4 makes
+    /// it mandatory then, and without it there is no `nc`, so the answer would replay freely
+    /// for the nonce's lifetime. Refused before the password is checked (no oracle).
+    QopMissing,
     /// The nonce is not one of ours (forged, from before a restart, other realm).
     InvalidNonce,
     WrongRealm,
@@ -140,9 +145,10 @@ impl Outcome {
             | Outcome::Malformed(HeaderError::UnknownAlgorithm(_)) => {
                 Action::Challenge { stale: false }
             }
-            Outcome::WrongPassword | Outcome::UnknownUser | Outcome::CannotVerify(_) => {
-                Action::Forbidden
-            }
+            Outcome::WrongPassword
+            | Outcome::UnknownUser
+            | Outcome::CannotVerify(_)
+            | Outcome::QopMissing => Action::Forbidden,
             Outcome::Malformed(_) => Action::BadRequest,
         }
     }
@@ -234,8 +240,9 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// `algorithms` are offered strongest first whatever their order here; duplicates are
-    /// dropped and an empty list means MD5 only.
+    /// `algorithms` are offered in the order given (RFC 8760 §2.4: the server lists them in
+    /// its order of preference, and the operator decides); duplicates are dropped and an
+    /// empty list means MD5 only.
     pub fn new(nonces: NonceManager, algorithms: &[Algorithm]) -> Verifier {
         let mut algs: Vec<Algorithm> = Vec::new();
         for a in algorithms {
@@ -246,7 +253,6 @@ impl Verifier {
         if algs.is_empty() {
             algs.push(Algorithm::Md5);
         }
-        algs.sort_by_key(|a| std::cmp::Reverse(a.strength()));
         Verifier {
             nonces,
             algorithms: algs,
@@ -267,10 +273,23 @@ impl Verifier {
         self.stats
     }
 
-    /// One challenge per offered algorithm, strongest first, sharing one fresh nonce. Each
-    /// goes into its own `WWW-Authenticate`/`Proxy-Authenticate` header.
+    /// One challenge per offered algorithm, in the configured order, sharing one fresh
+    /// nonce bound to no address. Each goes into its own `WWW-Authenticate` /
+    /// `Proxy-Authenticate` header.
     pub fn challenges(&self, now: u64, realm: &str, stale: bool) -> Vec<DigestChallenge> {
-        let nonce = self.nonces.issue(now, realm);
+        self.challenges_for(now, realm, stale, None)
+    }
+
+    /// The same with the nonce bound to `bind`: answers presented from any other address
+    /// get [`Outcome::InvalidNonce`] (a fresh challenge), never a verdict on the password.
+    pub fn challenges_for(
+        &self,
+        now: u64,
+        realm: &str,
+        stale: bool,
+        bind: Option<IpAddr>,
+    ) -> Vec<DigestChallenge> {
+        let nonce = self.nonces.issue_bound(now, realm, bind);
         self.algorithms
             .iter()
             .map(|&a| {
@@ -281,7 +300,8 @@ impl Verifier {
             .collect()
     }
 
-    /// Checks credentials against our nonces, the offered algorithms and the nc history.
+    /// Checks credentials against our (unbound) nonces, the offered algorithms and the nc
+    /// history.
     pub fn verify(
         &mut self,
         now: u64,
@@ -289,7 +309,20 @@ impl Verifier {
         req: &DigestRequest<'_>,
         account: Option<Account<'_>>,
     ) -> Outcome {
-        let outcome = self.verify_inner(now, creds, req, account);
+        self.verify_from(now, creds, req, account, None)
+    }
+
+    /// The same for credentials presented from `bind`, against nonces issued to it
+    /// (see [`Verifier::challenges_for`]).
+    pub fn verify_from(
+        &mut self,
+        now: u64,
+        creds: &DigestCredentials,
+        req: &DigestRequest<'_>,
+        account: Option<Account<'_>>,
+        bind: Option<IpAddr>,
+    ) -> Outcome {
+        let outcome = self.verify_inner(now, creds, req, account, bind);
         let s = &mut self.stats;
         match outcome {
             Outcome::Ok => s.ok += 1,
@@ -309,22 +342,27 @@ impl Verifier {
         creds: &DigestCredentials,
         req: &DigestRequest<'_>,
         account: Option<Account<'_>>,
+        bind: Option<IpAddr>,
     ) -> Outcome {
         // The nonce does not name the algorithm, so accepting one we did not offer would
         // let a client downgrade from SHA-256 to MD5.
         if !self.algorithms.contains(&creds.algorithm) {
             return Outcome::AlgorithmNotOffered(creds.algorithm);
         }
-        let status = self.nonces.check(now, req.realm, &creds.nonce);
+        let status = self.nonces.check_bound(now, req.realm, bind, &creds.nonce);
+        // Our challenges always offer qop; an answer without one is refused, but only once
+        // the nonce is known to be ours (a foreign nonce just earns a fresh challenge).
+        if creds.qop.is_none() && creds.realm == req.realm && status != NonceStatus::Invalid {
+            return Outcome::QopMissing;
+        }
         let outcome = verify(creds, req, account, status);
         if outcome != Outcome::Ok {
             return outcome;
         }
-        // Without qop there is no nc: RFC 2069 clients reuse the nonce until it expires.
         if let Some(nc) = &creds.nc {
             let expires = self
                 .nonces
-                .expires_at(req.realm, &creds.nonce)
+                .expires_at_bound(req.realm, bind, &creds.nonce)
                 .unwrap_or(now);
             if !self.nc.accept(now, &creds.nonce, nc.value, expires) {
                 return Outcome::Replayed;

@@ -47,6 +47,7 @@ struct RawServer {
     domain: Option<Spanned<String>>,
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     users: Option<Spanned<String>>,
+    aliases: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -58,6 +59,9 @@ struct RawRegistrar {
     digest_algorithms: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_lifetime: Option<Spanned<i64>>,
     auth_calls: Option<bool>,
+    contact_allow: Option<Spanned<Vec<Spanned<String>>>>,
+    contact_deny: Option<Spanned<Vec<Spanned<String>>>>,
+    nonce_bind_source: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -172,10 +176,25 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
         );
         p.bad(users_span, "server.users", msg);
     }
+    let mut aliases: Vec<String> = Vec::new();
+    for (i, a) in raw
+        .aliases
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("server.aliases[{i}]");
+        match bad_host(a.get_ref()) {
+            Some(why) => p.bad(Some(a.span()), &key, format!("{:?} {why}", a.get_ref())),
+            None => aliases.push(a.into_inner()),
+        }
+    }
     ServerConfig {
         domain,
         listen,
         users_dir,
+        aliases,
     }
 }
 
@@ -244,6 +263,14 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
             d.nonce_lifetime
         }
     };
+    let contact_allow = match r.contact_allow {
+        None => d.contact_allow.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.contact_allow"),
+    };
+    let contact_deny = match r.contact_deny {
+        None => d.contact_deny.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
+    };
     RegistrarConfig {
         min_expires: min_v,
         max_expires: max_v,
@@ -251,7 +278,27 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         digest_algorithms: algorithms,
         nonce_lifetime,
         auth_calls: r.auth_calls.unwrap_or(d.auth_calls),
+        contact_allow,
+        contact_deny,
+        nonce_bind_source: r.nonce_bind_source.unwrap_or(d.nonce_bind_source),
     }
+}
+
+/// A list of CIDR networks (`"10.0.0.0/8"`, `"2001:db8::/32"`, a bare address); host names
+/// are an error, never a lookup.
+fn networks(
+    p: &mut Problems<'_>,
+    list: Vec<Spanned<String>>,
+    key: &str,
+) -> Vec<crate::security::IpNet> {
+    let mut out = Vec::new();
+    for (i, n) in list.into_iter().enumerate() {
+        match n.get_ref().parse::<crate::security::IpNet>() {
+            Ok(net) => out.push(net),
+            Err(e) => p.bad(Some(n.span()), &format!("{key}[{i}]"), e.to_string()),
+        }
+    }
+    out
 }
 
 /// `None`: invalid (reported); `Some(None)`: absent, use the default; `Some(Some(v))`: valid.
@@ -416,6 +463,43 @@ fn calls(p: &mut Problems<'_>, raw: RawCalls, file: &Path) -> CallsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrar_contact_networks_nonce_binding_and_aliases() {
+        let text = r#"
+[server]
+aliases = ["203.0.113.10", "sip.example.org", "bad host"]
+[registrar]
+contact_allow = ["10.0.0.0/8", "2001:db8::/32"]
+contact_deny = ["10.9.0.1", "gateway.example"]
+nonce_bind_source = false
+"#;
+        let p = parse(text, Path::new("/nonexistent/ferroswitch.toml")).unwrap();
+        assert_eq!(p.server.aliases, ["203.0.113.10", "sip.example.org"]);
+        let allow: Vec<String> = p
+            .registrar
+            .contact_allow
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(allow, ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(p.registrar.contact_deny.len(), 1);
+        assert!(!p.registrar.nonce_bind_source);
+        let keys: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            keys.iter().any(|k| k.contains("server.aliases[2]")),
+            "{keys:?}"
+        );
+        assert!(
+            keys.iter().any(|k| k.contains("registrar.contact_deny[1]")),
+            "{keys:?}"
+        );
+        // Defaults: everything allowed, nothing denied, nonces bound.
+        let d = parse("", Path::new("/nonexistent/ferroswitch.toml")).unwrap();
+        assert_eq!(d.registrar.contact_allow.len(), 2);
+        assert!(d.registrar.contact_deny.is_empty() && d.registrar.nonce_bind_source);
+        assert!(d.server.aliases.is_empty());
+    }
 
     #[test]
     fn hosts() {

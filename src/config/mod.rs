@@ -84,6 +84,9 @@ pub struct ServerConfig {
     pub listen: Vec<ListenAddr>,
     /// Resolved against the config file's directory.
     pub users_dir: PathBuf,
+    /// Extra host names and addresses that are ours besides the listen (or, for wildcard
+    /// listeners, interface) addresses: a public IP behind 1:1 NAT, a DNS name.
+    pub aliases: Vec<String>,
 }
 
 impl ServerConfig {
@@ -99,13 +102,20 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Used when a REGISTER names no expiry.
     pub default_expires: u32,
-    /// Offered in 401/407 challenges, strongest first. Default MD5 only: some phones fail
-    /// as soon as SHA-256 is offered (Debian's baresip 1.0 cannot register then).
+    /// Offered in 401/407 challenges, in this order (RFC 8760: the server's preference).
+    /// Default MD5 only: some phones fail as soon as SHA-256 is offered (Debian's baresip
+    /// 1.0 cannot register then).
     pub digest_algorithms: Vec<Algorithm>,
     /// How long a nonce stays valid before a `stale=true` re-challenge.
     pub nonce_lifetime: Duration,
     /// Challenge INVITEs from phones with 407 (FreeSWITCH's `auth-calls`).
     pub auth_calls: bool,
+    /// Networks a registered Contact may send to (default: everything).
+    pub contact_allow: Vec<crate::security::IpNet>,
+    /// Networks a registered Contact may never send to (default: none).
+    pub contact_deny: Vec<crate::security::IpNet>,
+    /// Bind each nonce to the UDP source it was issued to (default on).
+    pub nonce_bind_source: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -117,6 +127,9 @@ impl Default for RegistrarConfig {
             digest_algorithms: vec![Algorithm::Md5],
             nonce_lifetime: Duration::from_secs(300),
             auth_calls: true,
+            contact_allow: crate::registrar::register::allow_everything(),
+            contact_deny: Vec::new(),
+            nonce_bind_source: true,
         }
     }
 }

@@ -89,6 +89,10 @@ impl EngineConfig {
                 min_expires: c.registrar.min_expires,
                 max_expires: c.registrar.max_expires,
                 default_expires: c.registrar.default_expires,
+                served: served_hosts(c),
+                contact_allow: c.registrar.contact_allow.clone(),
+                contact_deny: c.registrar.contact_deny.clone(),
+                nonce_bind_source: c.registrar.nonce_bind_source,
                 ..RegistrarConfig::default()
             },
             digest_algorithms: c.registrar.digest_algorithms.clone(),
@@ -111,6 +115,20 @@ impl EngineConfig {
             user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
+}
+
+/// Our hosts (issue 17.3): the listen addresses, the interfaces behind wildcard ones (read
+/// once, here), `[server] aliases` and the domain.
+fn served_hosts(c: &Config) -> crate::registrar::ServedHosts {
+    let listen: Vec<std::net::SocketAddr> = c.server.listen.iter().map(|l| l.addr).collect();
+    let wildcard = listen.iter().any(|a| a.ip().is_unspecified());
+    let interfaces = if wildcard {
+        crate::registrar::interface_addrs()
+    } else {
+        Vec::new()
+    };
+    let names = c.server.aliases.iter().chain(&c.server.domain).cloned();
+    crate::registrar::ServedHosts::from_listen(&listen, &interfaces, names)
 }
 
 /// Counters the driver may publish.
@@ -279,13 +297,10 @@ impl Engine {
         let src = origin.source.ip();
         let ua = match &inbound.payload {
             Payload::Message(Message::Request(r)) => r.headers.get_str(&HeaderName::UserAgent),
-            Payload::Message(Message::Response(_)) => {
-                if self.guard.is_banned(now, src) {
-                    self.stats.dropped += 1;
-                    return;
-                }
-                None
-            }
+            // Responses are not dropped for a ban (issue 17.11): they only matter to a
+            // transaction we created, and the transaction layer drops the rest. Dropping
+            // them let spoofed failures silence a banned callee's 180/200.
+            Payload::Message(Message::Response(_)) => None,
             Payload::Malformed { .. } => None,
         };
         let is_request = !matches!(&inbound.payload, Payload::Message(Message::Response(_)));

@@ -1,4 +1,5 @@
-//! REGISTER in the engine: domain and AOR checks, digest authentication, then the sans-IO
+//! REGISTER in the engine: domain and AOR checks (only our own hosts, before any digest
+//! work), digest authentication, then the sans-IO
 //! registrar (`crate::registrar`) and the 200 listing every binding with its expiry and a
 //! Date header, as the seed's FreeSWITCH does.
 
@@ -7,7 +8,9 @@ use super::respond::{ALLOW, SUPPORTED};
 use super::Engine;
 use crate::clock::sip_date;
 use crate::net::Peer;
-use crate::registrar::{self, ContactSpec, Contacts, RegisterOutcome, RegisterRequest};
+use crate::registrar::{
+    self, canonical_host, ContactSpec, Contacts, RegisterOutcome, RegisterRequest,
+};
 use crate::sip::name_addr::Contact;
 use crate::sip::validate::validate_register;
 use crate::sip::{HeaderName, Request, Response};
@@ -30,9 +33,12 @@ impl Engine {
         };
         let realm = match &self.cfg.domain {
             Some(d) => d.clone(),
-            None => ruri.host().to_ascii_lowercase(),
+            // Issue 17.3: only our own hosts are realms (else every host would be a new
+            // address-of-record), refused statelessly before any authentication work.
+            None if self.serves_host(ruri.host()) => canonical_host(ruri.host()),
+            None => return self.response(req, 403, "Forbidden - Domain Not Served"),
         };
-        if !to.uri.host().eq_ignore_ascii_case(&realm) {
+        if canonical_host(to.uri.host()) != canonical_host(&realm) {
             return self.response(req, 403, "Forbidden - Domain Not Served");
         }
         let Some(user) = to.uri.user().map(str::to_string) else {
@@ -96,6 +102,13 @@ impl Engine {
             }
             RegisterOutcome::TooManyBindings => {
                 self.response(req, 403, "Forbidden - Too Many Contacts")
+            }
+            RegisterOutcome::ContactForbidden => {
+                tracing::warn!(
+                    target: "ferroswitch::registrar",
+                    "contact refused aor={} source={}", rreq.aor, rreq.source
+                );
+                self.response(req, 403, "Forbidden - Contact Not Allowed")
             }
         }
     }

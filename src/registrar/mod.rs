@@ -4,9 +4,11 @@
 
 pub mod nat;
 pub mod register;
+pub mod served;
 pub mod store;
 
 pub use register::{
     process, ContactSpec, Contacts, RegisterOutcome, RegisterRequest, RegistrarConfig,
 };
+pub use served::{canonical_host, interface_addrs, ServedHosts};
 pub use store::{Binding, LocationStore, MemoryStore};

@@ -4,8 +4,10 @@
 //! list to put in the 200 or a typed refusal. Sans-IO.
 
 use super::nat::{self, NatProbe};
+use super::served::{host_ip, ServedHosts};
 use super::store::{Binding, LocationStore};
-use crate::net::Peer;
+use crate::net::{Peer, Transport};
+use crate::security::IpNet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,24 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Bindings one address-of-record may hold; more are refused (bounded memory).
     pub max_bindings_per_aor: usize,
+    /// Our own hosts: realms served when no domain is set, and sockets a Contact must not
+    /// name (a loop through the switch itself).
+    pub served: ServedHosts,
+    /// Networks a binding may send to (`[registrar] contact_allow`); default everything.
+    pub contact_allow: Vec<IpNet>,
+    /// Networks a binding may never send to (`contact_deny`): gateways and trunks that
+    /// trust the switch's address.
+    pub contact_deny: Vec<IpNet>,
+    /// Bind nonces to the UDP source they were issued to (`nonce_bind_source`).
+    pub nonce_bind_source: bool,
+}
+
+/// Every address, IPv4 and IPv6: the default `contact_allow`.
+pub fn allow_everything() -> Vec<IpNet> {
+    ["0.0.0.0/0", "::/0"]
+        .into_iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 impl Default for RegistrarConfig {
@@ -26,6 +46,10 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             default_expires: 3600,
             max_bindings_per_aor: 10,
+            served: ServedHosts::default(),
+            contact_allow: allow_everything(),
+            contact_deny: Vec::new(),
+            nonce_bind_source: true,
         }
     }
 }
@@ -84,6 +108,9 @@ pub enum RegisterOutcome {
     OutOfOrder,
     /// 403: more contacts than one address-of-record may hold.
     TooManyBindings,
+    /// 403: a Contact names one of our own sockets, or sends outside `contact_allow` /
+    /// inside `contact_deny` (issue 17.5).
+    ContactForbidden,
 }
 
 /// Applies one REGISTER to the store.
@@ -128,6 +155,9 @@ pub fn process(
         if asked != 0 && asked < cfg.min_expires {
             return RegisterOutcome::IntervalTooBrief(cfg.min_expires);
         }
+        if asked != 0 && !contact_allowed(cfg, req, c) {
+            return RegisterOutcome::ContactForbidden;
+        }
         planned.push((c, asked.min(cfg.max_expires)));
     }
 
@@ -157,6 +187,57 @@ pub fn process(
     outcome.unwrap_or(RegisterOutcome::Ok(result))
 }
 
+impl RegistrarConfig {
+    /// True when some destination is refused, i.e. the lists are not the defaults.
+    fn contacts_restricted(&self) -> bool {
+        let everything = |v4: bool| {
+            self.contact_allow
+                .iter()
+                .any(|n| n.prefix() == 0 && n.addr().is_ipv4() == v4)
+        };
+        !self.contact_deny.is_empty() || !everything(true) || !everything(false)
+    }
+
+    fn destination_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.contact_allow.iter().any(|n| n.contains(ip))
+            && !self.contact_deny.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Issue 17.5: a binding is where the switch will send INVITEs on the user's behalf, so it
+/// must not be the switch itself (a loop) nor a network the operator keeps phones away from
+/// (a gateway that trusts our address: toll fraud). What is checked is where requests will
+/// really go: the REGISTER's source when NAT is detected or over TCP (the engine then sends
+/// there), else the Contact's host. A Contact host that is a name is never resolved here:
+/// with the default lists (everything allowed, nothing denied) it is accepted, otherwise it
+/// is refused unless requests go to the source anyway.
+fn contact_allowed(cfg: &RegistrarConfig, req: &RegisterRequest, c: &ContactSpec) -> bool {
+    if cfg.served.is_own_socket(&c.host, c.port, Some(req.local)) {
+        return false;
+    }
+    let to_source = binding_is_natted(req, c) || req.source.transport == Transport::Tcp;
+    let ip = if to_source {
+        Some(req.source.addr.ip())
+    } else {
+        host_ip(&c.host)
+    };
+    match ip {
+        Some(ip) => cfg.destination_allowed(ip),
+        None => !cfg.contacts_restricted(),
+    }
+}
+
+fn binding_is_natted(req: &RegisterRequest, c: &ContactSpec) -> bool {
+    nat::detect(&NatProbe {
+        via_host: &req.via_host,
+        via_port: req.via_port,
+        contact_host: &c.host,
+        contact_port: c.port,
+        source: req.source.addr,
+        default_port: 5060,
+    })
+}
+
 /// RFC 5626: bindings with the same `+sip.instance` are one device; otherwise the Contact URI
 /// decides (compared case-insensitively, which covers scheme and host; user parts differing
 /// only in case are rare enough in practice).
@@ -168,14 +249,7 @@ fn same_binding(b: &Binding, c: &ContactSpec) -> bool {
 }
 
 fn new_binding(req: &RegisterRequest, c: &ContactSpec, secs: u32, now: Instant) -> Binding {
-    let nat = nat::detect(&NatProbe {
-        via_host: &req.via_host,
-        via_port: req.via_port,
-        contact_host: &c.host,
-        contact_port: c.port,
-        source: req.source.addr,
-        default_port: 5060,
-    });
+    let nat = binding_is_natted(req, c);
     Binding {
         contact: c.uri.clone(),
         contact_params: c.params.clone(),

@@ -2,14 +2,14 @@
 //! bindings, each with its own expiry, the transport path it registered over and whether NAT
 //! was detected. Sans-IO: time comes in as `now`; expiry is driven by the caller's timer through
 //! `next_expiry` / `remove_expired`, so bindings disappear on time, not only on lookup.
+//! Memory is proportional to the live bindings: one expiry entry per address-of-record.
 //!
 //! `LocationStore` is a trait so that a shared or persistent store can replace the in-memory
 //! one; the B2BUA only ever calls `lookup`.
 
 use crate::net::Peer;
 use dashmap::DashMap;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -64,12 +64,24 @@ pub trait LocationStore: Send + Sync {
     fn counts(&self) -> (usize, usize);
 }
 
-/// In-memory store: a concurrent map of AOR → bindings plus a min-heap of expiries (entries in
-/// the heap may be stale; they are re-checked against the map when popped).
+/// In-memory store: a concurrent map of AOR → bindings plus an ordered index of expiries
+/// holding exactly one entry per address-of-record (its earliest expiry). A refresh moves
+/// that entry instead of adding one, so the index never outgrows the map (issue 17.3: it used
+/// to gain a copy of the address on every refresh until the old expiry came round).
+///
+/// Lock order: a map shard, then the index; the index lock is never held while a shard is
+/// taken.
 #[derive(Default)]
 pub struct MemoryStore {
-    map: DashMap<String, Vec<Binding>, crate::FastHash>,
-    expiries: Mutex<BinaryHeap<Reverse<(Instant, String)>>>,
+    map: DashMap<String, Entry, crate::FastHash>,
+    expiries: Mutex<BTreeSet<(Instant, String)>>,
+}
+
+#[derive(Default)]
+struct Entry {
+    bindings: Vec<Binding>,
+    /// The instant under which this AOR sits in `expiries`, if it does.
+    scheduled: Option<Instant>,
 }
 
 impl MemoryStore {
@@ -77,21 +89,40 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn schedule(&self, aor: &str, list: &[Binding]) {
-        let Some(first) = list.iter().map(|b| b.expires_at).min() else {
+    /// Entries in the expiry index (one per address-of-record with bindings).
+    pub fn expiry_queue_len(&self) -> usize {
+        self.index().len()
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, BTreeSet<(Instant, String)>> {
+        // A poisoned lock only means another thread panicked mid-update; the set is still a
+        // valid set, so keep using it.
+        self.expiries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves `aor`'s index entry to its earliest binding expiry (or removes it). Called with
+    /// the AOR's shard held.
+    fn reschedule(&self, aor: &str, entry: &mut Entry) {
+        let first = entry.bindings.iter().map(|b| b.expires_at).min();
+        if first == entry.scheduled {
             return;
-        };
-        // A poisoned lock only means another thread panicked mid-push; the heap is still a
-        // valid heap, so keep using it.
-        let mut heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
-        heap.push(Reverse((first, aor.to_string())));
+        }
+        let mut index = self.index();
+        if let Some(old) = entry.scheduled.take() {
+            index.remove(&(old, aor.to_string()));
+        }
+        if let Some(at) = first {
+            index.insert((at, aor.to_string()));
+        }
+        entry.scheduled = first;
     }
 }
 
 impl LocationStore for MemoryStore {
     fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
-        self.map.get(aor).map_or_else(Vec::new, |list| {
-            list.iter()
+        self.map.get(aor).map_or_else(Vec::new, |e| {
+            e.bindings
+                .iter()
                 .filter(|b| b.expires_at > now)
                 .cloned()
                 .collect()
@@ -106,15 +137,14 @@ impl LocationStore for MemoryStore {
     ) -> Vec<Binding> {
         let result = {
             let mut entry = self.map.entry(aor.to_string()).or_default();
-            entry.retain(|b| b.expires_at > now);
-            f(&mut entry);
-            entry.retain(|b| b.expires_at > now);
-            entry.clone()
+            entry.bindings.retain(|b| b.expires_at > now);
+            f(&mut entry.bindings);
+            entry.bindings.retain(|b| b.expires_at > now);
+            self.reschedule(aor, &mut entry);
+            entry.bindings.clone()
         };
         if result.is_empty() {
-            self.map.remove_if(aor, |_, v| v.is_empty());
-        } else {
-            self.schedule(aor, &result);
+            self.map.remove_if(aor, |_, e| e.bindings.is_empty());
         }
         result
     }
@@ -123,39 +153,39 @@ impl LocationStore for MemoryStore {
         let mut removed = Vec::new();
         loop {
             let aor = {
-                let mut heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
-                match heap.peek() {
-                    Some(Reverse((at, _))) if *at <= now => match heap.pop() {
-                        Some(Reverse((_, aor))) => aor,
+                let mut index = self.index();
+                match index.first() {
+                    Some((at, _)) if *at <= now => match index.pop_first() {
+                        Some((_, aor)) => aor,
                         None => break,
                     },
                     _ => break,
                 }
             };
-            let mut remaining = Vec::new();
-            if let Some(mut list) = self.map.get_mut(&aor) {
+            let mut empty = false;
+            if let Some(mut entry) = self.map.get_mut(&aor) {
+                // Its index entry is gone: forget it before rescheduling.
+                entry.scheduled = None;
                 let (gone, keep): (Vec<_>, Vec<_>) =
-                    list.drain(..).partition(|b| b.expires_at <= now);
+                    entry.bindings.drain(..).partition(|b| b.expires_at <= now);
                 removed.extend(gone.into_iter().map(|b| (aor.clone(), b)));
-                *list = keep;
-                remaining = list.clone();
+                entry.bindings = keep;
+                self.reschedule(&aor, &mut entry);
+                empty = entry.bindings.is_empty();
             }
-            if remaining.is_empty() {
-                self.map.remove_if(&aor, |_, v| v.is_empty());
-            } else {
-                self.schedule(&aor, &remaining);
+            if empty {
+                self.map.remove_if(&aor, |_, e| e.bindings.is_empty());
             }
         }
         removed
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        let heap = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
-        heap.peek().map(|Reverse((at, _))| *at)
+        self.index().first().map(|(at, _)| *at)
     }
 
     fn counts(&self) -> (usize, usize) {
-        let bindings = self.map.iter().map(|e| e.value().len()).sum();
+        let bindings = self.map.iter().map(|e| e.value().bindings.len()).sum();
         (self.map.len(), bindings)
     }
 }
@@ -203,6 +233,25 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(s.counts(), (0, 0));
         assert_eq!(s.next_expiry(), None);
+    }
+
+    #[test]
+    fn issue_17_3_a_thousand_refreshes_keep_one_expiry_entry() {
+        let t0 = Instant::now();
+        let s = MemoryStore::new();
+        for i in 0..1_000u64 {
+            let now = t0 + Duration::from_secs(i);
+            s.update("alice@d", now, &mut |l| {
+                l.clear();
+                l.push(binding("sip:a@1", now + Duration::from_secs(3600)));
+            });
+            assert_eq!(s.expiry_queue_len(), 1, "after refresh {i}");
+        }
+        let last = t0 + Duration::from_secs(999 + 3600);
+        assert_eq!(s.next_expiry(), Some(last));
+        assert!(s.remove_expired(last - Duration::from_secs(1)).is_empty());
+        assert_eq!(s.remove_expired(last).len(), 1);
+        assert_eq!((s.counts(), s.expiry_queue_len()), ((0, 0), 0));
     }
 
     #[test]

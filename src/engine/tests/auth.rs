@@ -265,17 +265,17 @@ fn rfc7616_stale_nonce_after_its_lifetime_then_reregister() {
     assert_eq!(ch.realm, "192.168.4.4");
 
     // A wrong password on the stale nonce is not told that it was only stale.
-    let mut guesser = Phone::new("alice", "0000", "192.168.4.20:5060");
+    let mut guesser = Phone::new("alice", "0000", ZOIPER);
+    guesser.branches = 100; // its own transactions, not retransmissions of the phone's
     guesser.challenge = Some(DigestChallenge::new(
         "192.168.4.4",
         &nonce,
         crate::auth::Algorithm::Md5,
     ));
-    assert_eq!(
-        net.ask(addr("192.168.4.20:5060"), &guesser.register(&[]))
-            .status,
-        403
-    );
+    assert_eq!(net.ask(src, &guesser.register(&[])).status, 403);
+    // From another address the nonce (bound to the phone's) is simply not ours.
+    let elsewhere = addr("192.168.4.20:5060");
+    assert!(!challenge_of(&net.ask(elsewhere, &guesser.register(&[]))).stale);
 
     // The phone re-registers with the new nonce without asking its user.
     phone.learn(&r);
@@ -322,9 +322,15 @@ fn configured_domain_is_the_realm_and_other_domains_are_refused() {
 }
 
 #[test]
-fn rfc2069_client_without_qop_is_answered() {
-    // Old clients ignore qop and send no nc/cnonce; there is then no count to replay.
-    let mut net = Net::new();
+fn rfc7616_3_4_issue_17_6_answer_without_qop_is_refused() {
+    // qop="auth" was offered; an RFC 2069 answer (no qop, nc, cnonce) has no count and would
+    // replay freely for the nonce's lifetime, so it is refused, and not as a password guess.
+    let mut net = Net::with(|c| {
+        c.security = crate::security::SecurityConfig {
+            max_auth_failures: 1,
+            ..Default::default()
+        }
+    });
     let src = addr(ZOIPER);
     let mut phone = Phone::new("alice", "1234", ZOIPER);
     let r = net.ask(src, &phone.register(&[]));
@@ -334,13 +340,38 @@ fn rfc2069_client_without_qop_is_answered() {
     }
     let msg = phone.register(&[]);
     assert!(!msg.contains("nc=") && !msg.contains("qop="), "{msg}");
-    assert_eq!(net.ask(src, &msg).status, 200);
+    assert_eq!(net.ask(src, &msg).status, 403);
+    assert_eq!(net.ask(src, &msg).status, 403, "and again: not banned");
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+    assert_eq!(net.engine.guard.failures(src.ip()), 0);
 }
 
 #[test]
-fn rfc8760_several_algorithms_strongest_first_and_sha256_answered() {
+fn rfc8760_issue_9_13_algorithms_offered_in_the_configured_order() {
     use crate::auth::Algorithm;
-    let mut net = Net::with(|c| c.digest_algorithms = vec![Algorithm::Md5, Algorithm::Sha256]);
+    for order in [
+        [Algorithm::Md5, Algorithm::Sha256],
+        [Algorithm::Sha256, Algorithm::Md5],
+    ] {
+        let mut net = Net::with(|c| c.digest_algorithms = order.to_vec());
+        let mut phone = Phone::new("alice", "1234", ZOIPER);
+        let r = net.ask(addr(ZOIPER), &phone.register(&[]));
+        let offered: Vec<Algorithm> = headers(&r, "WWW-Authenticate")
+            .into_iter()
+            .flat_map(|v| crate::auth::parse_challenges(v).unwrap())
+            .map(|c| match c {
+                Challenge::Digest(d) => d.algorithm,
+                Challenge::Other(o) => panic!("unexpected {o:?}"),
+            })
+            .collect();
+        assert_eq!(offered, order, "the operator's order, not strongest first");
+    }
+}
+
+#[test]
+fn rfc8760_several_algorithms_and_sha256_answered() {
+    use crate::auth::Algorithm;
+    let mut net = Net::with(|c| c.digest_algorithms = vec![Algorithm::Sha256, Algorithm::Md5]);
     let src = addr(ZOIPER);
     let mut phone = Phone::new("alice", "1234", ZOIPER);
     let r = net.ask(src, &phone.register(&[]));
@@ -400,4 +431,219 @@ fn scanner_user_agents_are_dropped_silently() {
     assert!(net.udp(addr("198.51.100.7:5060"), &probe).is_empty());
     let normal = scanner.register(&["User-Agent: Zoiper rev.5415"]);
     assert_eq!(net.ask(addr("198.51.100.7:5060"), &normal).status, 401);
+}
+
+/// A REGISTER from `phone` carrying credentials computed for digest uri `uri`.
+fn register_with_uri(phone: &mut Phone, uri: &str) -> String {
+    phone.nc += 1;
+    let ch = phone.challenge.clone().expect("challenged first");
+    let creds = DigestCredentials::answer(
+        &ch,
+        &Answer {
+            username: &phone.user,
+            password: &phone.password,
+            method: "REGISTER",
+            uri,
+            body: b"",
+            cnonce: SEED_CNONCE,
+            nc: phone.nc,
+        },
+    );
+    let saved = phone.challenge.take();
+    let msg = phone.register(&[]).replace(
+        "User-Agent:",
+        &format!("Authorization: {creds}\r\nUser-Agent:"),
+    );
+    phone.challenge = saved;
+    msg
+}
+
+#[test]
+fn rfc2617_3_2_2_5_issue_17_6_digest_uri_must_name_this_request() {
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(src, &phone.register(&[]));
+    phone.learn(&r);
+    // Right password, but hashed for another URI: 400 (RFC 7616 §3.4.6), not a failure.
+    let r = net.ask(src, &register_with_uri(&mut phone, "sip:unrelated.example"));
+    assert_eq!(r.status, 400, "{}", reason(&r));
+    let r = net.ask(src, &register_with_uri(&mut phone, "tel:+15551234"));
+    assert_eq!(r.status, 400);
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+    assert_eq!(net.engine.stats().auth_failures, 0);
+    // SIPp's form, `sip:remote_ip:remote_port`: one of our hosts, accepted.
+    let r = net.ask(src, &register_with_uri(&mut phone, "sip:192.168.4.4:5060"));
+    assert_eq!(r.status, 200, "{}", reason(&r));
+    // The Request-URI itself, written with other case and an explicit transport.
+    let r = net.ask(src, &register_with_uri(&mut phone, "SIP:192.168.4.4"));
+    assert_eq!(r.status, 200, "{}", reason(&r));
+}
+
+#[test]
+fn issue_17_6_nonce_presented_from_another_source_gets_a_fresh_challenge() {
+    let mut net = Net::with(|c| c.security = crate::security::SecurityConfig::default());
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(addr(ZOIPER), &phone.register(&[]));
+    phone.learn(&r);
+    let nonce = phone.challenge.clone().unwrap().nonce;
+    // The right answer, sniffed and sent from elsewhere: not accepted, not counted.
+    let sniffer = addr("198.51.100.9:5060");
+    let r = net.ask(sniffer, &phone.register(&[]));
+    let ch = challenge_of(&r);
+    assert_ne!(ch.nonce, nonce);
+    assert!(!ch.stale);
+    assert!(net.aor_contacts("alice@192.168.4.4").is_empty());
+    assert_eq!(net.engine.guard.failures(sniffer.ip()), 0);
+    // From the address it was issued to, the same nonce still works.
+    assert_eq!(net.ask(addr(ZOIPER), &phone.register(&[])).status, 200);
+}
+
+#[test]
+fn nonce_binding_can_be_turned_off() {
+    let mut net = Net::with(|c| c.registrar.nonce_bind_source = false);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    let r = net.ask(addr(ZOIPER), &phone.register(&[]));
+    phone.learn(&r);
+    let r = net.ask(addr("198.51.100.9:5060"), &phone.register(&[]));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn issue_17_3_foreign_host_register_is_refused_before_authentication() {
+    let mut net = Net::new();
+    let src = addr(ZOIPER);
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    phone.domain = "evil.example".into();
+    let r = net.ask(src, &phone.register(&[]));
+    assert_eq!(
+        (r.status, reason(&r).as_str()),
+        (403, "Forbidden - Domain Not Served")
+    );
+    // Even with valid credentials for that "realm" (a client making one up).
+    phone.challenge = Some(DigestChallenge::new(
+        "evil.example",
+        &net.engine
+            .verifier
+            .nonces()
+            .issue(SEED_WALL, "evil.example"),
+        crate::auth::Algorithm::Md5,
+    ));
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 403);
+    assert_eq!(net.engine.stats().auth_challenges, 0, "no digest work");
+    assert_eq!(net.store.counts(), (0, 0));
+    // An IP that is not ours is refused too; our own address in another spelling is served.
+    phone.domain = "192.168.4.5".into();
+    assert_eq!(net.ask(src, &phone.register(&[])).status, 403);
+    phone.domain = "[::ffff:192.168.4.4]".into();
+    phone.challenge = None;
+    let r = net.ask(src, &phone.register(&[]));
+    assert_eq!(challenge_of(&r).realm, "192.168.4.4", "canonical realm");
+}
+
+#[test]
+fn issue_17_3_aliases_are_served() {
+    let mut net = Net::with(|c| {
+        c.registrar.served = crate::registrar::ServedHosts::new(
+            [],
+            ["sip.example.org".to_string(), "203.0.113.5".to_string()],
+            [5060],
+        )
+    });
+    let mut phone = Phone::new("alice", "1234", ZOIPER);
+    for host in ["sip.example.org", "SIP.example.org.", "203.0.113.5"] {
+        phone.domain = host.into();
+        phone.challenge = None;
+        let r = net.register(&mut phone, addr(ZOIPER), &[]);
+        assert_eq!(r.status, 200, "{host}: {}", reason(&r));
+    }
+    assert_eq!(net.aor_contacts("alice@sip.example.org").len(), 1);
+    assert_eq!(net.aor_contacts("alice@203.0.113.5").len(), 1);
+    assert_eq!(net.store.counts().0, 2, "one AOR per served host, no more");
+}
+
+#[test]
+fn issue_17_11_spoofed_failures_do_not_ban_the_victim() {
+    let mut net = Net::with(|c| {
+        c.security = crate::security::SecurityConfig {
+            max_auth_failures: 3,
+            allow: Vec::new(),
+            ..Default::default()
+        }
+    });
+    let attacker = addr("203.0.113.66:5060");
+    let victim = addr(ZOIPER);
+    // The attacker gets a nonce at its own address, then sends wrong answers "from" the
+    // victim (spoofed UDP source).
+    let mut wrong = Phone::new("alice", "4321", ZOIPER);
+    wrong.branches = 100;
+    let r = net.ask(attacker, &wrong.register(&[]));
+    wrong.learn(&r);
+    for _ in 0..10 {
+        let r = net.ask(victim, &wrong.register(&[]));
+        assert_eq!(r.status, 401, "a fresh challenge to the victim, not a 403");
+    }
+    assert_eq!(net.engine.guard.failures(victim.ip()), 0);
+    assert!(!net.engine.guard.is_banned(net.now, victim.ip()));
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    assert_eq!(net.register(&mut alice, victim, &[]).status, 200);
+}
+
+#[test]
+fn issue_17_11_responses_from_a_banned_source_still_reach_our_transactions() {
+    let mut net = Net::with(|c| {
+        c.calls.auth_calls = false;
+        c.security = crate::security::SecurityConfig {
+            max_auth_failures: 3,
+            allow: Vec::new(),
+            ..Default::default()
+        }
+    });
+    let callee = addr(ZOIPER);
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    assert_eq!(net.register(&mut alice, callee, &[]).status, 200);
+    // The callee's address gets banned (three real failures from it).
+    let mut wrong = Phone::new("bob", "4321", ZOIPER);
+    for _ in 0..3 {
+        assert_eq!(net.register(&mut wrong, callee, &[]).status, 403);
+    }
+    assert!(net.engine.guard.is_banned(net.now, callee.ip()));
+    // bob calls alice; the b-leg INVITE goes out to the banned address …
+    let caller = addr("192.0.2.50:5070");
+    let invite = [
+        "INVITE sip:alice@192.168.4.4 SIP/2.0",
+        "Via: SIP/2.0/UDP 192.0.2.50:5070;branch=z9hG4bK-ban-1;rport",
+        "Max-Forwards: 70",
+        "To: <sip:alice@192.168.4.4>",
+        "From: <sip:bob@192.168.4.4>;tag=bob-ban",
+        "Call-ID: ban-call-1",
+        "CSeq: 1 INVITE",
+        "Contact: <sip:bob@192.0.2.50:5070>",
+        "Content-Length: 0",
+        "",
+        "",
+    ]
+    .join("\r\n");
+    let out = net.udp(caller, &invite);
+    let b_invite = out
+        .iter()
+        .find(|t| t.to.addr == callee)
+        .map(|t| match parse_datagram(&t.bytes) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("expected the b-leg INVITE, got {other:?}"),
+        })
+        .expect("an INVITE to alice");
+    // … and alice's 180 from it reaches bob.
+    let mut ringing = crate::sip::response_to(&b_invite, 180, "Ringing");
+    crate::sip::set_to_tag(&mut ringing, "alice-ban");
+    ringing
+        .headers
+        .push(HeaderName::Contact, "<sip:alice@192.168.4.4:5090>");
+    let out = net.deliver(Transport::Udp, callee, None, &ringing.to_bytes());
+    let to_bob: Vec<u16> = out
+        .iter()
+        .filter(|t| t.to.addr == caller)
+        .map(|t| response(t).status)
+        .collect();
+    assert_eq!(to_bob, [180], "the banned callee's ringing is relayed");
 }

@@ -345,3 +345,99 @@ fn rfc5626_instance_id_is_echoed_and_identifies_the_device() {
     assert_eq!(headers(&r, "Contact").len(), 1);
     assert_eq!(net.aor_contacts(AOR), ["sip:alice@10.0.0.2:5060"]);
 }
+
+#[test]
+fn issue_17_3_a_thousand_refreshes_leave_one_expiry_entry() {
+    let mut net = Net::new();
+    let (mut phone, src) = alice();
+    assert_eq!(net.register(&mut phone, src, &[]).status, 200);
+    for _ in 0..1_000 {
+        net.advance(Duration::from_secs(1));
+        // `register` answers the stale re-challenge every nonce lifetime.
+        assert_eq!(net.register(&mut phone, src, &[]).status, 200);
+    }
+    assert_eq!(net.store.counts(), (1, 1));
+    assert_eq!(net.store.expiry_queue_len(), 1);
+}
+
+#[test]
+fn issue_17_5_contact_naming_our_own_socket_is_refused() {
+    let mut net = Net::new();
+    let (mut phone, src) = alice();
+    for contact in [
+        "Contact: <sip:0044123456@192.168.4.4:5060>",
+        "Contact: <sip:0044123456@192.168.4.4>",
+        "Contact: <sip:0044123456@[::ffff:192.168.4.4]:5060;transport=udp>",
+    ] {
+        let r = net.register(&mut phone, src, &[contact, "Expires: 3600"]);
+        assert_eq!(
+            (r.status, reason(&r).as_str()),
+            (403, "Forbidden - Contact Not Allowed"),
+            "{contact}"
+        );
+    }
+    assert_eq!(net.store.counts(), (0, 0));
+    // Another port on the same host is a phone next to the switch, not the switch.
+    let r = net.register(
+        &mut phone,
+        src,
+        &["Contact: <sip:alice@192.168.4.4:5090>", "Expires: 3600"],
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn issue_17_5_contact_allow_and_deny_networks() {
+    let mut net = Net::with(|c| {
+        c.registrar.contact_deny = vec!["10.9.0.0/16".parse().unwrap()];
+        c.registrar.contact_allow = vec![
+            "192.168.0.0/16".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+    });
+    let (mut phone, src) = alice();
+    let mut status = |contact: &str| {
+        let c = format!("Contact: <{contact}>");
+        net.register(&mut phone, src, &[c.as_str(), "Expires: 3600"])
+            .status
+    };
+    // The gateway (denied), outside the allowed networks, a name that would need DNS.
+    assert_eq!(status("sip:0044123456@10.9.0.1"), 403);
+    assert_eq!(status("sip:0044123456@198.51.100.1"), 403);
+    assert_eq!(status("sip:0044123456@gateway.example"), 403);
+    // Allowed networks.
+    assert_eq!(status("sip:alice@10.1.0.1:5090"), 200);
+    assert_eq!(status("sip:alice@192.168.4.4:5090"), 200);
+    // Removing a binding is always allowed.
+    let r = net.register(
+        &mut phone,
+        src,
+        &["Contact: <sip:alice@10.1.0.1:5090>;expires=0"],
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn issue_17_5_behind_nat_the_source_is_checked_not_the_contact() {
+    // Requests to a NATed binding go to where its REGISTER came from, so that address is
+    // what must be allowed; a host name in its Contact is harmless then.
+    let mut net = Net::with(|c| {
+        c.registrar.contact_deny = vec!["10.9.0.0/16".parse().unwrap()];
+    });
+    let public = addr("203.0.113.7:40000");
+    let mut phone = Phone::new("alice", "1234", "10.0.0.5:5060");
+    for contact in ["sip:alice@phone.lan", "sip:alice@10.9.0.1"] {
+        let c = format!("Contact: <{contact}>");
+        let r = net.register(&mut phone, public, &[c.as_str(), "Expires: 3600"]);
+        assert_eq!(r.status, 200, "{contact}: {}", reason(&r));
+    }
+    // Without restrictions, a name is accepted as it always was.
+    let mut open = Net::new();
+    let (mut phone, src) = alice();
+    let r = open.register(
+        &mut phone,
+        src,
+        &["Contact: <sip:alice@phone.example>", "Expires: 3600"],
+    );
+    assert_eq!(r.status, 200);
+}
