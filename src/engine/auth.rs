@@ -88,8 +88,10 @@ impl Engine {
                 }
                 tracing::warn!(
                     target: "ferroswitch::auth",
-                    user = %creds.username, %realm, method = %req.method,
-                    outcome = ?outcome, "authentication failed"
+                    user = %crate::security::log_escape(&creds.username),
+                    realm = %crate::security::log_escape(realm),
+                    method = %crate::security::log_escape(&req.method),
+                    outcome = %crate::security::log_escape_debug(&outcome), "authentication failed"
                 );
                 AuthVerdict::Forbidden
             }

@@ -280,7 +280,7 @@ impl Engine {
         b.state = BLegState::Cancelling;
         let key = b.key.clone();
         if let Err(e) = self.txl.send_cancel(now, &key) {
-            tracing::debug!(target: "ferroswitch::call", call = id, leg, %e, "CANCEL not sent");
+            tracing::debug!(target: "ferroswitch::call", call = id, leg, e = %crate::security::log_escape(&e), "CANCEL not sent");
         }
     }
 

@@ -9,17 +9,21 @@
 //! `ferroswitch::security` as one `SECURITY ...` line each (format in [`event`]); the
 //! shipped fail2ban filter (`conf/fail2ban/`) reads the ban lines.
 //!
+//! [`log_escape`] is how every other module puts peer-supplied text into a log line.
+//!
 //! Never reads a clock (`now` comes in), never touches a socket, never grows without bound
 //! (tracked sources and bans are capped), and never writes peer text to the log unescaped.
 
 mod bans;
 pub mod config;
+mod escape;
 pub mod event;
 mod guard;
 pub mod net;
 mod sources;
 
 pub use config::{SecurityConfig, SecurityConfigError};
+pub use escape::{log_escape, log_escape_debug, AsDisplay, LogEscaped, LOG_VALUE_MAX};
 pub use event::{BanEvent, FloodReport, ScannerReport, UnbanEvent, UnbanReason};
 pub use guard::{DropReason, Guard, GuardStats, Verdict};
 pub use net::{IpNet, IpNetError};
