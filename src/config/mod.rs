@@ -200,6 +200,13 @@ impl Config {
         } else {
             None // already reported as server.users
         };
+        if let Some(users) = &users {
+            errors.extend(weak::refuse_weak_passwords(
+                users,
+                &parsed.server.listen,
+                parsed.security.allow_weak_passwords,
+            ));
+        }
         match users {
             Some(users) if errors.is_empty() => Ok(Config {
                 file: file.to_path_buf(),
