@@ -73,6 +73,15 @@ impl Engine {
             .verifier
             .verify(unix_secs(wall), &creds, &dreq, account);
         match outcome.action() {
+            // A locked account (security::Guard) answers a new source as a wrong password would.
+            Action::Accept
+                if self.current.is_some_and(|o| {
+                    self.guard
+                        .account_locked(now, o.source.ip(), &creds.username)
+                }) =>
+            {
+                AuthVerdict::Forbidden
+            }
             Action::Accept => {
                 if let Some(o) = self.current {
                     self.guard

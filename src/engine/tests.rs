@@ -11,6 +11,7 @@
 mod auth;
 mod binding;
 mod calls;
+mod lockout;
 mod server;
 
 use super::{Engine, EngineConfig};
