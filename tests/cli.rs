@@ -319,6 +319,8 @@ fn daemon_answers_options_and_exits_0_on_sigterm() {
     let answer = text(&buf[..n]);
     assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
     assert!(answer.contains("\r\nAllow: "), "{answer}");
+    // Issue 17.13: the default Server header names the product, not its version.
+    assert!(answer.contains("\r\nServer: ferroswitch\r\n"), "{answer}");
 
     let pid = child.0.id().to_string();
     let killed = Command::new("kill")

@@ -299,3 +299,35 @@ fn weak_password_on_a_public_listener_is_refused_unless_allowed() {
         .iter()
         .any(|w| w.message.starts_with("weak password")));
 }
+
+/// Issue 17.13: the Server/User-Agent value carries no version unless configured; an empty
+/// one means no header; a value with a line break is refused.
+#[test]
+fn server_user_agent_defaults_without_the_version() {
+    let path = setup("ua-default", "", &[("a.toml", ALICE)]);
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.server.user_agent, "ferroswitch");
+    let engine = ferroswitch::engine::EngineConfig::from_config(&c);
+    assert_eq!(engine.user_agent, "ferroswitch");
+
+    let path = setup(
+        "ua-empty",
+        "[server]\nuser_agent = \"\"\n",
+        &[("a.toml", ALICE)],
+    );
+    let c = Config::load(&path).unwrap();
+    assert_eq!(
+        ferroswitch::engine::EngineConfig::from_config(&c).user_agent,
+        ""
+    );
+
+    let msg = one_error(
+        "ua-bad",
+        "[server]\nuser_agent = \"pbx\\r\\nX-Evil: 1\"\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        msg.contains("ferroswitch.toml:2: server.user_agent: must be"),
+        "{msg}"
+    );
+}

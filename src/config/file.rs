@@ -47,6 +47,7 @@ struct RawServer {
     domain: Option<Spanned<String>>,
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     users: Option<Spanned<String>>,
+    user_agent: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -172,10 +173,22 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
         );
         p.bad(users_span, "server.users", msg);
     }
+    let user_agent = match raw.user_agent {
+        None => ServerConfig::DEFAULT_USER_AGENT.to_string(),
+        Some(ua) => {
+            let bad = ua.get_ref().chars().any(|c| c.is_control()) || ua.get_ref().len() > 128;
+            if bad {
+                let msg = "must be at most 128 characters without control characters (\"\" for no Server/User-Agent header)".to_string();
+                p.bad(Some(ua.span()), "server.user_agent", msg);
+            }
+            ua.into_inner().trim().to_string()
+        }
+    };
     ServerConfig {
         domain,
         listen,
         users_dir,
+        user_agent,
     }
 }
 

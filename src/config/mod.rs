@@ -84,10 +84,14 @@ pub struct ServerConfig {
     pub listen: Vec<ListenAddr>,
     /// Resolved against the config file's directory.
     pub users_dir: PathBuf,
+    /// The `Server`/`User-Agent` header value; empty: no such header at all.
+    pub user_agent: String,
 }
 
 impl ServerConfig {
     pub const DEFAULT_USERS: &'static str = "users";
+    /// Without the version, which would tell a scanner which flaws to try.
+    pub const DEFAULT_USER_AGENT: &'static str = "ferroswitch";
 }
 
 /// `[registrar]`.

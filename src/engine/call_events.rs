@@ -316,7 +316,7 @@ impl Engine {
         let key = d.key().clone();
         if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
             bye.headers.push(HeaderName::Reason, cause.reason_header());
-            bye.headers.push(HeaderName::UserAgent, ua);
+            super::respond::push_user_agent(&mut bye.headers, HeaderName::UserAgent, &ua);
             let _ = self.txl.send_request(now, bye, peer);
         }
         self.calls.remove_dialog(&key);
@@ -602,7 +602,7 @@ impl Engine {
         };
         let a = &mut call.a;
         let mut r = response_to(&a.invite, status, phrase);
-        r.headers.push(HeaderName::Server, ua);
+        super::respond::push_user_agent(&mut r.headers, HeaderName::Server, &ua);
         if status == 100 {
             return r;
         }

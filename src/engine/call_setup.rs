@@ -283,7 +283,7 @@ impl Engine {
         h.push(HeaderName::PAssertedIdentity, caller);
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::Supported, SUPPORTED);
-        h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
         // RFC 4028 on the b-leg: we offer and ask the callee to refresh.
         let se = self.cfg.calls.session;
         h.push(

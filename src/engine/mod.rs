@@ -49,7 +49,7 @@ pub struct EngineConfig {
     pub transactions: TransactionConfig,
     pub calls: CallSettings,
     pub security: crate::security::SecurityConfig,
-    /// The `Server`/`User-Agent` value we put on messages.
+    /// The `Server`/`User-Agent` value we put on messages; empty: none (`push_user_agent`).
     pub user_agent: String,
 }
 
@@ -103,7 +103,7 @@ impl EngineConfig {
                 cdrs: c.calls.cdr_file.is_some(),
             },
             security: c.security.clone(),
-            user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: c.server.user_agent.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@
 mod auth;
 mod binding;
 mod calls;
-mod lockout;
+mod hardening;
 mod server;
 
 use super::{Engine, EngineConfig};

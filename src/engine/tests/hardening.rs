@@ -1,6 +1,7 @@
-//! Issue 17.12 through the engine: an account locked by distributed guessing refuses its
-//! correct password from a new source with the very 403 a wrong password gets, and still
-//! accepts it from the source that registered it before.
+//! Issue 17 hardening through the engine: an account locked by distributed guessing (17.12)
+//! refuses its correct password from a new source with the very 403 a wrong password gets,
+//! and still accepts it from the source that registered it before; the `Server` header is
+//! the configured value and absent when that is empty (17.13).
 
 use super::*;
 
@@ -59,4 +60,34 @@ fn locked_account_refuses_a_new_source_but_not_its_known_one() {
     let mut later = Phone::new("alice", "1234", thief_src);
     later.call_id = "call-later".into();
     assert_eq!(net.register(&mut later, addr(thief_src), &[]).status, 200);
+}
+
+/// `[server] user_agent = ""`: no Server header on our responses (nor User-Agent on our
+/// requests, through the same helper).
+#[test]
+fn empty_user_agent_means_no_server_header() {
+    let options = |src: &str| {
+        format!(
+            "OPTIONS sip:192.168.4.4 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {src};branch=z9hG4bK-ua-{src};rport\r\n\
+             Max-Forwards: 70\r\n\
+             To: <sip:192.168.4.4>\r\n\
+             From: <sip:monitor@{src}>;tag=mon1\r\n\
+             Call-ID: options-{src}\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let mut net = Net::with(|c| c.user_agent = "ferroswitch".into());
+    let r = net.ask(addr("192.168.4.40:5060"), &options("192.168.4.40:5060"));
+    assert_eq!(header(&r, "Server"), Some("ferroswitch"));
+
+    let mut net = Net::with(|c| c.user_agent = String::new());
+    let r = net.ask(addr("192.168.4.40:5060"), &options("192.168.4.40:5060"));
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r, "Server"), None, "{:?}", header_names(&r));
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    let challenge = net.ask(addr(ZOIPER), &alice.register(&[]));
+    assert_eq!(challenge.status, 401);
+    assert!(!header_names(&challenge).iter().any(|n| n == "Server"));
 }
