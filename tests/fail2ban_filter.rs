@@ -405,13 +405,12 @@ fn real_daemon_log_bans_the_real_guesser_and_no_forged_address() {
         .filter_map(|l| banned_host(&fail, &ignore, l))
         .collect();
     assert_eq!(hosts, ["127.0.0.2"], "{text}");
-    for render in [strip_timestamp as fn(&str) -> &str] {
-        let hosts: Vec<String> = text
-            .lines()
-            .filter_map(|l| banned_host(&fail, &ignore, render(l)))
-            .collect();
-        assert_eq!(hosts, ["127.0.0.2"]);
-    }
+    // As fail2ban sees a log file line: the leading timestamp cut.
+    let cut: Vec<String> = text
+        .lines()
+        .filter_map(|l| banned_host(&fail, &ignore, strip_timestamp(l)))
+        .collect();
+    assert_eq!(cut, ["127.0.0.2"]);
     let journal: Vec<String> = text
         .lines()
         .filter_map(|l| banned_host(&fail, &ignore, &format!("pbx ferroswitch[812]: {l}")))
