@@ -99,7 +99,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn check_config_accepts_the_shipped_config_and_warns_about_alice_and_bob() {
+fn check_config_accepts_the_shipped_config_with_alice_and_bob_disabled() {
     let mut cmd = ferroswitch();
     cmd.arg("check-config")
         .arg("--config")
@@ -112,16 +112,56 @@ fn check_config_accepts_the_shipped_config_and_warns_about_alice_and_bob() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("OK"), "{stdout}");
+    // alice and bob are shipped disabled, the extensions have strong passwords: no warning.
+    assert!(!stderr.contains("weak password"), "{stderr}");
+    assert!(stdout.contains("0 warnings"), "{stdout}");
+}
+
+/// Issue 17.4: a weak password on a listener other hosts can reach stops `check-config` and
+/// the daemon (exit 1, naming the users); `allow_weak_passwords = true` lets both run.
+#[test]
+fn weak_password_on_0_0_0_0_exits_1_naming_the_user_unless_allowed() {
+    let dir = TempDir::new("cli-weak");
+    let public = "[server]\nlisten = [\"udp:0.0.0.0:0\"]\n";
+    let path = write_config(&dir, public, USERS_TOML);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    let stderr = &out.stderr;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     for user in ["alice", "bob"] {
         let line = stderr
             .lines()
-            .find(|l| l.contains(&format!("user \"{user}\"")) && l.contains("weak password"))
-            .unwrap_or_else(|| panic!("no weak-password warning for {user}:\n{stderr}"));
-        assert!(line.starts_with("warning: "), "{line}");
-        assert!(line.contains("demo.toml"), "names the users file: {line}");
+            .find(|l| l.contains(&format!("user \"{user}\": weak password")))
+            .unwrap_or_else(|| panic!("{user} not named:\n{stderr}"));
+        assert!(line.starts_with("error: "), "{line}");
+        assert!(line.contains("allow_weak_passwords"), "{line}");
     }
-    // The extensions have strong passwords: no warning for them.
-    assert!(!stderr.contains("user \"1000\""), "{stderr}");
+    assert!(!stderr.contains("user \"1000\""), "strong: {stderr}");
+    assert!(!stderr.contains("user \"carol\""), "disabled: {stderr}");
+
+    // The daemon refuses to start on it the same way (before binding anything).
+    let mut cmd = ferroswitch();
+    cmd.arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("user \"alice\": weak password"),
+        "{}",
+        out.stderr
+    );
+
+    let allowed = format!("{public}\n[security]\nallow_weak_passwords = true\n");
+    let path = write_config(&dir, &allowed, USERS_TOML);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: "),
+        "still warned: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -279,6 +319,8 @@ fn daemon_answers_options_and_exits_0_on_sigterm() {
     let answer = text(&buf[..n]);
     assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
     assert!(answer.contains("\r\nAllow: "), "{answer}");
+    // Issue 17.13: the default Server header names the product, not its version.
+    assert!(answer.contains("\r\nServer: ferroswitch\r\n"), "{answer}");
 
     let pid = child.0.id().to_string();
     let killed = Command::new("kill")

@@ -219,7 +219,7 @@ fn check_reports_warnings_for_weak_and_ha1_users() {
     let weak = "[[user]]\nid = \"1000\"\npassword = \"1000\"\n[[user]]\nid = \"1001\"\nha1 = \"00112233445566778899aabbccddeeff\"\n[[user]]\nid = \"1002\"\npassword = \"1234\"\nenabled = false\n";
     let path = setup(
         "warnings",
-        "[registrar]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n",
+        "[server]\nlisten = [\"udp:127.0.0.1:5060\"]\n\n[registrar]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n",
         &[("w.toml", weak)],
     );
     let r = check(&path);
@@ -273,4 +273,61 @@ fn empty_users_dir_and_unreadable_file() {
     assert!(r.errors[0]
         .to_string()
         .starts_with(&format!("{}: cannot read:", missing.display())));
+}
+
+/// Issue 17.4: a weak password is an error, naming the user, file and line, as soon as one
+/// listener is not loopback; `[security] allow_weak_passwords = true` makes it a warning.
+#[test]
+fn weak_password_on_a_public_listener_is_refused_unless_allowed() {
+    let weak = "[[user]]\nid = \"1000\"\npassword = \"1000\"\n";
+    let main = "[server]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:0.0.0.0:5070\"]\n";
+    let msg = one_error("weak-public", main, &[("w.toml", weak)]);
+    assert!(
+        msg.contains(
+            "users/w.toml:2: user \"1000\": weak password (the password equals the user id"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("listens on udp:0.0.0.0:5070"), "{msg}");
+
+    let allowed = format!("{main}\n[security]\nallow_weak_passwords = true\n");
+    let path = setup("weak-allowed", &allowed, &[("w.toml", weak)]);
+    let r = check(&path);
+    assert!(r.is_ok(), "{:?}", r.errors);
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.message.starts_with("weak password")));
+}
+
+/// Issue 17.13: the Server/User-Agent value carries no version unless configured; an empty
+/// one means no header; a value with a line break is refused.
+#[test]
+fn server_user_agent_defaults_without_the_version() {
+    let path = setup("ua-default", "", &[("a.toml", ALICE)]);
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.server.user_agent, "ferroswitch");
+    let engine = ferroswitch::engine::EngineConfig::from_config(&c);
+    assert_eq!(engine.user_agent, "ferroswitch");
+
+    let path = setup(
+        "ua-empty",
+        "[server]\nuser_agent = \"\"\n",
+        &[("a.toml", ALICE)],
+    );
+    let c = Config::load(&path).unwrap();
+    assert_eq!(
+        ferroswitch::engine::EngineConfig::from_config(&c).user_agent,
+        ""
+    );
+
+    let msg = one_error(
+        "ua-bad",
+        "[server]\nuser_agent = \"pbx\\r\\nX-Evil: 1\"\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        msg.contains("ferroswitch.toml:2: server.user_agent: must be"),
+        "{msg}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Every configuration file shipped in `conf/` parses, and says what the README and issue 3
 //! promise: UDP and TCP on 0.0.0.0:5060, no domain (any local address), registrar defaults,
-//! the seed's alice and bob (flagged as weak) and extensions 1000-1019 (not flagged).
+//! the seed's alice and bob (shipped disabled: their password is public and weak) and
+//! extensions 1000-1019 (not flagged).
 
 use ferroswitch::auth::{
     parse_credentials, verify, Account, Credentials, DigestRequest, NonceStatus, Outcome,
@@ -65,8 +66,8 @@ fn main_config_has_the_documented_values() {
 fn shipped_users_are_alice_bob_and_1000_to_1019() {
     let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
     assert_eq!(c.users.len(), 22);
-    for id in ["alice", "bob"] {
-        assert!(c.users.get(id).unwrap().enabled);
+    for n in 1000..1020 {
+        assert!(c.users.get(&n.to_string()).unwrap().enabled);
     }
     for n in 1000..1020 {
         let u = c
@@ -81,28 +82,40 @@ fn shipped_users_are_alice_bob_and_1000_to_1019() {
     assert!(c.users.get("1020").is_none());
 }
 
+/// Issue 17.4: `alice`/`1234` must not register from anywhere on a fresh install.
 #[test]
-fn only_the_demo_users_are_flagged_weak() {
+fn shipped_demo_users_are_disabled() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    for id in ["alice", "bob"] {
+        let u = c.users.get(id).unwrap();
+        assert!(!u.enabled, "{id} is shipped enabled");
+        assert!(u.file.ends_with("users/demo.toml"), "{}", u.file.display());
+    }
+}
+
+#[test]
+fn no_enabled_shipped_user_has_a_weak_password() {
     let report = check(&conf().join("ferroswitch.toml"));
     assert!(report.is_ok(), "{:?}", report.errors);
-    let flagged: Vec<&str> = report
-        .warnings
-        .iter()
-        .filter(|w| w.message.starts_with("weak password"))
-        .map(|w| w.key.as_str())
-        .collect();
-    assert_eq!(
-        flagged,
-        [
-            "user \"alice\"",
-            "user \"alice\"",
-            "user \"bob\"",
-            "user \"bob\""
-        ]
-    );
-    assert_eq!(report.warnings.len(), 4, "{:?}", report.warnings);
-    let first = report.warnings[0].to_string();
-    assert!(first.contains("users/demo.toml:"), "{first}");
+    let c = report.config.as_ref().unwrap();
+    for u in c.users.iter().filter(|u| u.enabled) {
+        let why = ferroswitch::config::weak_password_reasons(&u.id, &u.secret);
+        assert!(why.is_empty(), "{}: {why:?}", u.id);
+    }
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Enabling the demo users as shipped (weak, on 0.0.0.0) is refused, naming both.
+    let demo = std::fs::read_to_string(conf().join("users/demo.toml")).unwrap();
+    let enabled = demo.replace("enabled = false", "enabled = true");
+    let dir = std::env::temp_dir().join(format!("ferroswitch-shipped-demo-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("users")).unwrap();
+    std::fs::write(dir.join("users/demo.toml"), enabled).unwrap();
+    let main = std::fs::read_to_string(conf().join("ferroswitch.toml")).unwrap();
+    let e = Config::from_toml(&main, &dir.join("ferroswitch.toml"))
+        .unwrap_err()
+        .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(e.contains("user \"alice\": weak password"), "{e}");
+    assert!(e.contains("user \"bob\": weak password"), "{e}");
 }
 
 #[test]

@@ -105,6 +105,9 @@ users = "users"
 min_expires = 60
 max_expires = 3600
 default_expires = 3600
+[security]
+# alice/bob keep the seed's password 1234 on this (never bound) public address.
+allow_weak_passwords = true
 "#;
 const USERS: &str = r#"
 [[user]]

@@ -48,6 +48,7 @@ struct RawServer {
     listen: Option<Spanned<Vec<Spanned<String>>>>,
     users: Option<Spanned<String>>,
     aliases: Option<Spanned<Vec<Spanned<String>>>>,
+    user_agent: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -190,11 +191,23 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
             None => aliases.push(a.into_inner()),
         }
     }
+    let user_agent = match raw.user_agent {
+        None => ServerConfig::DEFAULT_USER_AGENT.to_string(),
+        Some(ua) => {
+            let bad = ua.get_ref().chars().any(|c| c.is_control()) || ua.get_ref().len() > 128;
+            if bad {
+                let msg = "must be at most 128 characters without control characters (\"\" for no Server/User-Agent header)".to_string();
+                p.bad(Some(ua.span()), "server.user_agent", msg);
+            }
+            ua.into_inner().trim().to_string()
+        }
+    };
     ServerConfig {
         domain,
         listen,
         users_dir,
         aliases,
+        user_agent,
     }
 }
 

@@ -87,10 +87,14 @@ pub struct ServerConfig {
     /// Extra host names and addresses that are ours besides the listen (or, for wildcard
     /// listeners, interface) addresses: a public IP behind 1:1 NAT, a DNS name.
     pub aliases: Vec<String>,
+    /// The `Server`/`User-Agent` header value; empty: no such header at all.
+    pub user_agent: String,
 }
 
 impl ServerConfig {
     pub const DEFAULT_USERS: &'static str = "users";
+    /// Without the version, which would tell a scanner which flaws to try.
+    pub const DEFAULT_USER_AGENT: &'static str = "ferroswitch";
 }
 
 /// `[registrar]`.
@@ -213,6 +217,13 @@ impl Config {
         } else {
             None // already reported as server.users
         };
+        if let Some(users) = &users {
+            errors.extend(weak::refuse_weak_passwords(
+                users,
+                &parsed.server.listen,
+                parsed.security.allow_weak_passwords,
+            ));
+        }
         match users {
             Some(users) if errors.is_empty() => Ok(Config {
                 file: file.to_path_buf(),

@@ -2,8 +2,14 @@
 //! equal to the user id, a common default, or shorter than 8 characters. For a stored HA1 we
 //! can still recognise the id and the common defaults by hashing them with the realm.
 //!
-//! Advisory only: returns reasons, never refuses an account, never prints the password.
+//! A decision where it matters: [`refuse_weak_passwords`] turns the reasons into config
+//! errors (the daemon and `check-config` exit 1) for enabled users while any listener is not
+//! loopback, unless `[security] allow_weak_passwords = true`. On loopback only they stay
+//! warnings. Never prints the password.
 
+use super::error::ConfigError;
+use super::listen::ListenAddr;
+use super::users::Users;
 use crate::auth::{hash_password, Secret};
 
 /// Shortest password we do not warn about.
@@ -44,6 +50,39 @@ pub fn weak_password_reasons(id: &str, secret: &Secret) -> Vec<String> {
         } => ha1_reasons(id, realm, hex),
         Secret::Ha1 { realm: None, .. } => Vec::new(),
     }
+}
+
+/// One error per enabled user with a weak password, when a listener in `listen` is reachable
+/// from other hosts (not loopback) and weak passwords are not explicitly allowed.
+pub fn refuse_weak_passwords(
+    users: &Users,
+    listen: &[ListenAddr],
+    allow_weak_passwords: bool,
+) -> Vec<ConfigError> {
+    let Some(public) = listen.iter().find(|l| !l.addr.ip().is_loopback()) else {
+        return Vec::new();
+    };
+    if allow_weak_passwords {
+        return Vec::new();
+    }
+    users
+        .iter()
+        .filter(|u| u.enabled)
+        .filter_map(|u| {
+            let why = weak_password_reasons(&u.id, &u.secret);
+            (!why.is_empty()).then(|| ConfigError::Invalid {
+                file: u.file.clone(),
+                line: Some(u.line),
+                key: format!("user {:?}", u.id),
+                message: format!(
+                    "weak password ({}) while the server listens on {public}, which is not \
+                     loopback: change it, disable the user (enabled = false), or set \
+                     [security] allow_weak_passwords = true",
+                    why.join("; ")
+                ),
+            })
+        })
+        .collect()
 }
 
 fn password_reasons(id: &str, p: &str) -> Vec<String> {
@@ -97,6 +136,50 @@ mod tests {
         assert_eq!(r, vec!["the password equals the user id".to_string()]);
         assert!(weak_password_reasons("1000", &pw("kT4x-9qPz-Lm2w")).is_empty());
         assert_eq!(weak_password_reasons("1000", &pw("Password")).len(), 1);
+    }
+
+    fn users(list: &[(&str, &str, bool)]) -> Users {
+        let list = list
+            .iter()
+            .enumerate()
+            .map(|(i, &(id, p, enabled))| crate::config::User {
+                id: id.into(),
+                secret: pw(p),
+                display_name: None,
+                enabled,
+                file: "users/u.toml".into(),
+                line: i + 1,
+            })
+            .collect();
+        Users::from_list(list).unwrap()
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_only_on_a_public_listener() {
+        let u = users(&[
+            ("alice", "1234", true),
+            ("bob", "1234", false),
+            ("1000", "kT4x-9qPz-Lm2w", true),
+        ]);
+        let public: Vec<ListenAddr> = vec![
+            "udp:127.0.0.1:5060".parse().unwrap(),
+            "tcp:0.0.0.0:5060".parse().unwrap(),
+        ];
+        let errs = refuse_weak_passwords(&u, &public, false);
+        assert_eq!(errs.len(), 1, "only the enabled weak user: {errs:?}");
+        let e = errs[0].to_string();
+        assert!(
+            e.starts_with("users/u.toml:1: user \"alice\": weak password ("),
+            "{e}"
+        );
+        assert!(e.contains("listens on tcp:0.0.0.0:5060"), "{e}");
+        assert!(e.contains("allow_weak_passwords = true"), "{e}");
+        assert!(refuse_weak_passwords(&u, &public, true).is_empty());
+        let loopback: Vec<ListenAddr> = vec![
+            "udp:127.0.0.1:5060".parse().unwrap(),
+            "tcp:[::1]:5060".parse().unwrap(),
+        ];
+        assert!(refuse_weak_passwords(&u, &loopback, false).is_empty());
     }
 
     #[test]

@@ -95,6 +95,15 @@ impl Engine {
             .verifier
             .verify_from(unix_secs(wall), &creds, &dreq, account, bind);
         match outcome.action() {
+            // A locked account (security::Guard) answers a new source as a wrong password would.
+            Action::Accept
+                if self.current.is_some_and(|o| {
+                    self.guard
+                        .account_locked(now, o.source.ip(), &creds.username)
+                }) =>
+            {
+                AuthVerdict::Forbidden
+            }
             Action::Accept => {
                 if let Some(o) = self.current {
                     self.guard
@@ -119,8 +128,10 @@ impl Engine {
                 }
                 tracing::warn!(
                     target: "ferroswitch::auth",
-                    user = %creds.username, %realm, method = %req.method,
-                    outcome = ?outcome, "authentication failed"
+                    user = %crate::security::log_escape(&creds.username),
+                    realm = %crate::security::log_escape(realm),
+                    method = %crate::security::log_escape(&req.method),
+                    outcome = %crate::security::log_escape_debug(&outcome), "authentication failed"
                 );
                 AuthVerdict::Forbidden
             }

@@ -177,7 +177,7 @@ impl Engine {
                 t.write_refresh_headers(&mut out.headers, &session);
             }
         }
-        out.headers.push(HeaderName::UserAgent, ua);
+        super::respond::push_user_agent(&mut out.headers, HeaderName::UserAgent, &ua);
         out.body = req.body.clone();
         match self.txl.send_request(now, out, peer) {
             Ok(ckey) => self.calls.add_relay(

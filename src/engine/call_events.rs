@@ -280,7 +280,7 @@ impl Engine {
         b.state = BLegState::Cancelling;
         let key = b.key.clone();
         if let Err(e) = self.txl.send_cancel(now, &key) {
-            tracing::debug!(target: "ferroswitch::call", call = id, leg, %e, "CANCEL not sent");
+            tracing::debug!(target: "ferroswitch::call", call = id, leg, e = %crate::security::log_escape(&e), "CANCEL not sent");
         }
     }
 
@@ -316,7 +316,7 @@ impl Engine {
         let key = d.key().clone();
         if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
             bye.headers.push(HeaderName::Reason, cause.reason_header());
-            bye.headers.push(HeaderName::UserAgent, ua);
+            super::respond::push_user_agent(&mut bye.headers, HeaderName::UserAgent, &ua);
             let _ = self.txl.send_request(now, bye, peer);
         }
         self.calls.remove_dialog(&key);
@@ -602,7 +602,7 @@ impl Engine {
         };
         let a = &mut call.a;
         let mut r = response_to(&a.invite, status, phrase);
-        r.headers.push(HeaderName::Server, ua);
+        super::respond::push_user_agent(&mut r.headers, HeaderName::Server, &ua);
         if status == 100 {
             return r;
         }

@@ -67,7 +67,7 @@ impl Engine {
             return;
         };
         timer.write_refresh_headers(&mut req.headers, &session);
-        req.headers.push(HeaderName::UserAgent, ua);
+        super::respond::push_user_agent(&mut req.headers, HeaderName::UserAgent, &ua);
         if method == Method::Invite {
             if let Some(sdp) = sdp {
                 req.headers.push(HeaderName::ContentType, "application/sdp");

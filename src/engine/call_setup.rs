@@ -160,7 +160,7 @@ impl Engine {
         };
         tracing::info!(
             target: "ferroswitch::call",
-            call = id, caller = %call.caller.user, callee = %call.callee.user,
+            call = id, caller = %crate::security::log_escape(&call.caller.user), callee = %crate::security::log_escape(&call.callee.user),
             contacts = bindings.len(), "new call"
         );
         for b in &bindings {
@@ -187,7 +187,7 @@ impl Engine {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(target: "ferroswitch::call", call = id, %e, "b-leg not sent")
+                    tracing::warn!(target: "ferroswitch::call", call = id, e = %crate::security::log_escape(&e), "b-leg not sent")
                 }
             }
         }
@@ -283,7 +283,7 @@ impl Engine {
         h.push(HeaderName::PAssertedIdentity, caller);
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::Supported, SUPPORTED);
-        h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
         // RFC 4028 on the b-leg: we offer and ask the callee to refresh.
         let se = self.cfg.calls.session;
         h.push(

@@ -121,7 +121,7 @@ impl Engine {
             h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
             h.push(HeaderName::CSeq, "1 MESSAGE");
             h.push(HeaderName::PAssertedIdentity, identity(&from, &realm));
-            h.push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
             for v in req.headers.get_all(&HeaderName::ContentType) {
                 h.0.push(v.clone());
             }

@@ -54,7 +54,7 @@ pub struct EngineConfig {
     pub transactions: TransactionConfig,
     pub calls: CallSettings,
     pub security: crate::security::SecurityConfig,
-    /// The `Server`/`User-Agent` value we put on messages.
+    /// The `Server`/`User-Agent` value we put on messages; empty: none (`push_user_agent`).
     pub user_agent: String,
 }
 
@@ -112,7 +112,7 @@ impl EngineConfig {
                 cdrs: c.calls.cdr_file.is_some(),
             },
             security: c.security.clone(),
-            user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: c.server.user_agent.clone(),
         }
     }
 }
@@ -280,7 +280,7 @@ impl Engine {
         self.handle_call_timers(now, wall);
         for (aor, b) in self.store.remove_expired(now) {
             self.stats.expired_bindings += 1;
-            tracing::info!(target: "ferroswitch::registrar", %aor, contact = %b.contact, "binding expired");
+            tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
         self.drain_events(now, wall);
     }
@@ -319,7 +319,7 @@ impl Engine {
             Payload::Message(Message::Response(resp)) => {
                 self.stats.responses += 1;
                 if let Err(e) = self.txl.handle_response(now, resp, origin.peer()) {
-                    tracing::debug!(target: "ferroswitch::engine", %e, "response dropped");
+                    tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "response dropped");
                 }
                 self.drain_events(now, wall);
             }
@@ -346,7 +346,7 @@ impl Engine {
             }
         }
         self.stats.malformed_dropped += 1;
-        tracing::debug!(target: "ferroswitch::engine", source = %origin.source, %error, "malformed message dropped");
+        tracing::debug!(target: "ferroswitch::engine", source = %origin.source, error = %crate::security::log_escape(error), "malformed message dropped");
     }
 
     fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, mut req: Request) {
@@ -401,7 +401,7 @@ impl Engine {
             return;
         }
         if let Err(e) = self.txl.handle_request(now, req, dest) {
-            tracing::debug!(target: "ferroswitch::engine", %e, "request not taken by the transaction layer");
+            tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "request not taken by the transaction layer");
         }
         self.drain_events(now, wall);
         self.current = None;
@@ -547,7 +547,7 @@ impl Engine {
 
     fn send_response(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
         if let Err(e) = self.txl.send_response(now, key, resp) {
-            tracing::debug!(target: "ferroswitch::engine", %e, %key, "response not sent");
+            tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), key = %crate::security::log_escape(key), "response not sent");
         }
     }
 

@@ -75,10 +75,10 @@ impl Engine {
                 tracing::info!(
                     target: "ferroswitch::registrar",
                     "registered aor={} bindings={} source={} contacts=[{}]",
-                    rreq.aor,
+                    crate::security::log_escape(&rreq.aor),
                     bindings.len(),
                     rreq.source,
-                    bindings.iter().map(|b| b.contact.as_str()).collect::<Vec<_>>().join(", ")
+                    bindings.iter().map(|b| crate::security::log_escape(&b.contact).to_string()).collect::<Vec<_>>().join(", ")
                 );
                 let mut resp = self.response(req, 200, "OK");
                 for v in registrar::register::contact_values(&bindings, now) {

@@ -7,9 +7,17 @@
 
 use super::Engine;
 use crate::dialog::ids::new_tag_with;
-use crate::sip::{response_to, set_to_tag, HeaderName, Request, Response};
+use crate::sip::{response_to, set_to_tag, HeaderName, Headers, Request, Response};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+/// Adds `Server:` or `User-Agent:` with `value` (`[server] user_agent`), unless it is empty:
+/// an operator who wants to disclose nothing gets no header at all.
+pub(super) fn push_user_agent(headers: &mut Headers, name: HeaderName, value: &str) {
+    if !value.is_empty() {
+        headers.push(name, value.to_string());
+    }
+}
 
 /// Methods we accept (the Allow header of OPTIONS, 405 and 501 answers).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE";
@@ -109,8 +117,7 @@ impl Engine {
     }
 
     pub(super) fn finish_response(&self, resp: &mut Response) {
-        resp.headers
-            .push(HeaderName::Server, self.cfg.user_agent.clone());
+        push_user_agent(&mut resp.headers, HeaderName::Server, &self.cfg.user_agent);
     }
 
     /// OPTIONS to the server: 200 with what we can do (phones and monitors use it as a

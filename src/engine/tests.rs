@@ -11,6 +11,7 @@
 mod auth;
 mod binding;
 mod calls;
+mod hardening;
 mod server;
 mod wire;
 

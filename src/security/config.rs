@@ -39,6 +39,24 @@ pub struct SecurityConfig {
     pub max_sources: usize,
     /// Bans held at once; when full, the ban that would end soonest is lifted early.
     pub max_bans: usize,
+    /// Start even though an enabled user has a weak password (see `config::weak`) while the
+    /// server listens on an address that is not loopback. Off: such a config is refused.
+    pub allow_weak_passwords: bool,
+    /// Failed authentications against one account (from any sources) within
+    /// `account_failure_window` that lock it. 0 turns the account lock off.
+    pub max_account_failures: u32,
+    /// The sliding window over which an account's failures are counted (seconds).
+    #[serde(with = "secs")]
+    pub account_failure_window: Duration,
+    /// How long a locked account refuses sources that never authenticated for it (seconds).
+    #[serde(with = "secs")]
+    pub account_lock_time: Duration,
+    /// Accounts tracked at once (failure counts, locks, known sources each); the least
+    /// recently active is forgotten to make room.
+    pub max_accounts: usize,
+    /// Failed authentications across all sources per minute that raise one `SECURITY alarm`
+    /// line (at most one per minute). 0 turns the alarm off.
+    pub global_failure_alarm: u32,
 }
 
 impl Default for SecurityConfig {
@@ -54,6 +72,12 @@ impl Default for SecurityConfig {
             scanner_user_agents: default_scanner_user_agents(),
             max_sources: default_max_sources(),
             max_bans: default_max_bans(),
+            allow_weak_passwords: false,
+            max_account_failures: default_max_account_failures(),
+            account_failure_window: default_account_failure_window(),
+            account_lock_time: default_account_lock_time(),
+            max_accounts: default_max_accounts(),
+            global_failure_alarm: default_global_failure_alarm(),
         }
     }
 }
@@ -121,6 +145,34 @@ pub fn default_max_bans() -> usize {
     10_000
 }
 
+/// Twice the per-source ban threshold: a phone with a stale password cannot lock its own
+/// account before its source is banned, while a distributed guess (many sources, few tries
+/// each) is stopped after 20 guesses per 5 minutes instead of hundreds per minute.
+pub fn default_max_account_failures() -> u32 {
+    20
+}
+
+pub fn default_account_failure_window() -> Duration {
+    Duration::from_secs(300)
+}
+
+pub fn default_account_lock_time() -> Duration {
+    Duration::from_secs(600)
+}
+
+pub fn default_max_accounts() -> usize {
+    10_000
+}
+
+pub fn default_global_failure_alarm() -> u32 {
+    100
+}
+
+/// Largest `max_account_failures`: each tracked account remembers that many failure instants.
+pub const MAX_ACCOUNT_FAILURES_LIMIT: u32 = 100;
+/// Largest `global_failure_alarm`: the alarm remembers that many failure instants.
+pub const GLOBAL_FAILURE_ALARM_LIMIT: u32 = 100_000;
+
 /// Largest `max_auth_failures`: each tracked source remembers that many failure instants.
 pub const MAX_AUTH_FAILURES_LIMIT: u32 = 100;
 /// Longest ban or window: keeps `Instant` arithmetic far from overflow.
@@ -136,6 +188,14 @@ pub enum SecurityConfigError {
     EmptyScannerPattern,
     #[error("security.{0} must be at least 1")]
     Capacity(&'static str),
+    #[error(
+        "security.max_account_failures must be between 0 (off) and {MAX_ACCOUNT_FAILURES_LIMIT}"
+    )]
+    MaxAccountFailures,
+    #[error(
+        "security.global_failure_alarm must be between 0 (off) and {GLOBAL_FAILURE_ALARM_LIMIT}"
+    )]
+    GlobalFailureAlarm,
 }
 
 impl SecurityConfig {
@@ -149,6 +209,8 @@ impl SecurityConfig {
             ("failure_window", self.failure_window),
             ("ban_time", self.ban_time),
             ("rate_window", self.rate_window),
+            ("account_failure_window", self.account_failure_window),
+            ("account_lock_time", self.account_lock_time),
         ] {
             if d < Duration::from_secs(1) || d > MAX_DURATION {
                 errs.push(SecurityConfigError::Duration(name));
@@ -160,10 +222,17 @@ impl SecurityConfig {
         for (name, n) in [
             ("max_sources", self.max_sources),
             ("max_bans", self.max_bans),
+            ("max_accounts", self.max_accounts),
         ] {
             if n == 0 {
                 errs.push(SecurityConfigError::Capacity(name));
             }
+        }
+        if self.max_account_failures > MAX_ACCOUNT_FAILURES_LIMIT {
+            errs.push(SecurityConfigError::MaxAccountFailures);
+        }
+        if self.global_failure_alarm > GLOBAL_FAILURE_ALARM_LIMIT {
+            errs.push(SecurityConfigError::GlobalFailureAlarm);
         }
         errs
     }
@@ -200,6 +269,16 @@ mod tests {
             .scanner_user_agents
             .iter()
             .any(|p| p == "friendly-scanner"));
+        assert!(!c.allow_weak_passwords);
+        assert_eq!(
+            (
+                c.max_account_failures,
+                c.account_failure_window,
+                c.account_lock_time
+            ),
+            (20, Duration::from_secs(300), Duration::from_secs(600))
+        );
+        assert_eq!(c.global_failure_alarm, 100);
         assert!(c.validate().is_empty());
     }
 
@@ -232,6 +311,7 @@ mod tests {
             rate_window: Duration::ZERO,
             scanner_user_agents: vec![" ".into()],
             max_bans: 0,
+            max_account_failures: 101,
             ..SecurityConfig::default()
         };
         assert_eq!(
@@ -241,6 +321,7 @@ mod tests {
                 SecurityConfigError::Duration("rate_window"),
                 SecurityConfigError::EmptyScannerPattern,
                 SecurityConfigError::Capacity("max_bans"),
+                SecurityConfigError::MaxAccountFailures,
             ]
         );
     }

@@ -6,8 +6,11 @@
 //!   it silently (no response: an answer would confirm we exist and cost us bandwidth);
 //! - every digest verdict: `auth_failed` on a wrong password or unknown user (the 403 case),
 //!   `auth_succeeded` on success; never on a mere challenge (a request without credentials);
+//! - before accepting a verified password: `account_locked`; when true answer exactly as for
+//!   a wrong password (403), so a lock tells a guesser nothing;
 //! - when `poll_timeout` is due: `handle_timeout`.
 
+use super::accounts::{AccountLimits, AccountLockEvent, AccountTable, AccountUnlockEvent, Alarm};
 use super::bans::BanTable;
 use super::config::SecurityConfig;
 use super::event::{escape_value, BanEvent, FloodReport, ScannerReport, UnbanEvent};
@@ -51,6 +54,14 @@ pub struct GuardStats {
     pub floods_reported: u64,
     pub active_bans: usize,
     pub tracked_sources: usize,
+    /// Accounts locked after too many failures (from any sources).
+    pub account_locks: u64,
+    /// Correct passwords refused because the account was locked for that source.
+    pub refused_locked: u64,
+    /// Global failure-rate alarms raised.
+    pub alarms: u64,
+    pub locked_accounts: usize,
+    pub tracked_accounts: usize,
 }
 
 /// The scanner, guessing and flood guard. Sans-IO: see the module docs.
@@ -61,6 +72,8 @@ pub struct Guard {
     scanners: Vec<Vec<u8>>,
     sources: SourceTable,
     bans: BanTable,
+    accounts: AccountTable,
+    alarm: Alarm,
     stats: GuardStats,
 }
 
@@ -79,6 +92,8 @@ impl Guard {
         Guard {
             sources: SourceTable::new(cfg.max_sources, idle),
             bans: BanTable::new(cfg.max_bans),
+            accounts: AccountTable::new(cfg.max_accounts),
+            alarm: Alarm::new(cfg.global_failure_alarm),
             scanners,
             cfg,
             stats: GuardStats::default(),
@@ -150,8 +165,29 @@ impl Guard {
             return None;
         }
         self.stats.auth_failures += 1;
+        if let Some(alarm) = self.alarm.record(now) {
+            self.stats.alarms += 1;
+            tracing::warn!(target: LOG_TARGET, "{alarm}");
+        }
         let ip = src.to_canonical();
-        if self.is_allow_listed(ip) || self.bans.is_banned(now, ip) {
+        if self.is_allow_listed(ip) {
+            return None;
+        }
+        let limits = AccountLimits {
+            max_failures: self.cfg.max_account_failures,
+            window: self.cfg.account_failure_window,
+            lock_time: self.cfg.account_lock_time,
+        };
+        if let Some((failures, _)) = self.accounts.record_failure(now, user, limits) {
+            self.stats.account_locks += 1;
+            let ev = AccountLockEvent {
+                user: escape_value(user.as_bytes()),
+                failures,
+                duration: self.cfg.account_lock_time,
+            };
+            tracing::warn!(target: LOG_TARGET, "{ev}");
+        }
+        if self.bans.is_banned(now, ip) {
             return None;
         }
         let offence = self.sources.record_failure(
@@ -183,11 +219,31 @@ impl Guard {
 
     /// `user` authenticated from `src`: the failures recorded for that name from that source
     /// are forgotten (a phone that had a stale password), those for other names are not.
-    pub fn auth_succeeded(&mut self, _now: Instant, src: IpAddr, user: &str) {
+    pub fn auth_succeeded(&mut self, now: Instant, src: IpAddr, user: &str) {
         if self.cfg.enabled {
             let ip = src.to_canonical();
             self.sources.clear_user(ip, &escape_value(user.as_bytes()));
+            if self.cfg.max_account_failures > 0 {
+                self.accounts.record_success(now, ip, user);
+            }
         }
+    }
+
+    /// Whether `user`, whose password `src` just proved, is locked for `src`: the account
+    /// had `max_account_failures` failures in `account_failure_window` and `src` is not
+    /// one of the sources that authenticated for it before (nor allow-listed). The caller
+    /// answers as for a wrong password. Call it only for a correct password: it counts a
+    /// refusal.
+    pub fn account_locked(&mut self, now: Instant, src: IpAddr, user: &str) -> bool {
+        if !self.cfg.enabled || self.cfg.max_account_failures == 0 {
+            return false;
+        }
+        let ip = src.to_canonical();
+        let locked = !self.is_allow_listed(ip) && self.accounts.is_locked_for(now, ip, user);
+        if locked {
+            self.stats.refused_locked += 1;
+        }
+        locked
     }
 
     /// Lifts the bans that are due (logged, and returned) and forgets idle sources.
@@ -198,15 +254,26 @@ impl Guard {
             tracing::info!(target: LOG_TARGET, "{ev}");
         }
         self.sources.expire(now);
+        for (user, after) in self.accounts.expire(now) {
+            let ev = AccountUnlockEvent {
+                user: escape_value(user.as_bytes()),
+                after,
+            };
+            tracing::info!(target: LOG_TARGET, "{ev}");
+        }
         lifted
     }
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.bans.next_expiry(), self.sources.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.bans.next_expiry(),
+            self.sources.next_expiry(),
+            self.accounts.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn is_banned(&self, now: Instant, src: IpAddr) -> bool {
@@ -232,6 +299,8 @@ impl Guard {
             sources_evicted: self.sources.evicted,
             active_bans: self.bans.len(),
             tracked_sources: self.sources.len(),
+            locked_accounts: self.accounts.locked_count(),
+            tracked_accounts: self.accounts.len(),
             ..self.stats
         }
     }

@@ -385,6 +385,93 @@ fn logs_one_escaped_line_per_event() {
     );
 }
 
+/// Issue 17.12: 50 sources, 9 guesses each per minute (below the per-source ban), against
+/// one account. The 20th failure within 5 minutes locks it for 10 minutes against every
+/// source that never authenticated for it, while its owner's phone keeps working; one
+/// `account-lock` line and one global alarm are logged.
+#[test]
+fn distributed_guessing_locks_the_account_but_not_its_known_source() {
+    let cap = Capture::default();
+    let writer = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let owner = ip("192.0.2.10");
+    let guesser = |n: u64| IpAddr::from([198, 51, 100, n as u8]);
+    tracing::subscriber::with_default(subscriber, || {
+        let mut g = Guard::new(SecurityConfig::default());
+        let t0 = Instant::now();
+        g.auth_succeeded(t0, owner, "1000");
+        // Round-robin over 50 sources, 450 guesses per minute in all.
+        let mut locked_at = None;
+        for i in 0..450u64 {
+            let at = t0 + Duration::from_millis(i * 60_000 / 450);
+            assert!(
+                g.auth_failed(at, guesser(i % 50), "1000").is_none(),
+                "no source is banned"
+            );
+            if locked_at.is_none() && g.account_locked(at, guesser(99), "1000") {
+                locked_at = Some((i, at));
+            }
+        }
+        let (i, at) = locked_at.expect("the account locks");
+        assert_eq!(i, 19, "locked on the 20th failure");
+        let s = g.stats();
+        assert_eq!((s.bans, s.account_locks, s.locked_accounts), (0, 1, 1));
+        assert_eq!(s.alarms, 1, "450 failures in a minute raise one alarm");
+        // A new source with the right password: refused. The owner: served. Other accounts
+        // and allow-listed sources: unaffected.
+        assert!(g.account_locked(at + secs(599), guesser(50), "1000"));
+        assert!(!g.account_locked(at + secs(599), owner, "1000"));
+        assert!(!g.account_locked(at + secs(599), guesser(50), "1001"));
+        assert!(!g.account_locked(at + secs(599), ip("127.0.0.1"), "1000"));
+        assert_eq!(g.stats().refused_locked, 2);
+        // The lock is a timer: it ends exactly ban_time after it fell.
+        g.handle_timeout(at + secs(599));
+        assert_eq!(g.stats().locked_accounts, 1);
+        assert!(g.poll_timeout().is_some_and(|t| t <= at + secs(600)));
+        g.handle_timeout(at + secs(600));
+        assert!(!g.account_locked(at + secs(600), guesser(50), "1000"));
+        assert_eq!(g.stats().locked_accounts, 0);
+    });
+    let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            " WARN ferroswitch::security: SECURITY account-lock user=1000 failures=20 for=600s",
+            " WARN ferroswitch::security: SECURITY alarm auth-failures=101 in 60s",
+            " INFO ferroswitch::security: SECURITY account-unlock user=1000 after=600s",
+        ]
+    );
+}
+
+#[test]
+fn account_lock_zero_is_off_and_user_names_are_escaped() {
+    let mut g = Guard::new(SecurityConfig {
+        max_account_failures: 0,
+        ..SecurityConfig::default()
+    });
+    let t0 = Instant::now();
+    for n in 0..100u8 {
+        g.auth_failed(t0, IpAddr::from([198, 51, 100, n]), "1000");
+    }
+    assert!(!g.account_locked(t0, ip("198.51.100.200"), "1000"));
+    assert_eq!(g.stats().account_locks, 0);
+
+    let mut g = Guard::new(SecurityConfig {
+        max_account_failures: 2,
+        ..SecurityConfig::default()
+    });
+    let user = "x\nWARN ferroswitch::security: SECURITY ban src=8.8.8.8";
+    g.auth_failed(t0, ip("198.51.100.1"), user);
+    g.auth_failed(t0, ip("198.51.100.2"), user);
+    assert!(g.account_locked(t0, ip("198.51.100.3"), user));
+    assert_eq!(g.stats().account_locks, 1);
+}
+
 /// The guard against a naive model (every failure kept, bans in a plain map) on random
 /// sequences of failures, successes, requests and clock steps over a few addresses.
 mod model {

@@ -35,7 +35,7 @@ impl TransactionLayer {
             return Ok(());
         }
         if self.txns.contains_key(&key) {
-            tracing::trace!(key = %key, "request retransmission");
+            tracing::trace!(key = %crate::security::log_escape(&key), "request retransmission");
             self.run(now, &key, None, |m, fx| {
                 m.server(ServerInput::Retransmission, fx)
             });

@@ -288,7 +288,7 @@ impl TransactionLayer {
     ) {
         let id = self.next_id;
         self.next_id += 1;
-        tracing::debug!(key = %key, %peer, state = ?machine.state(), "transaction created");
+        tracing::debug!(key = %crate::security::log_escape(&key), %peer, state = ?machine.state(), "transaction created");
         self.by_id.insert(id, key.clone());
         self.txns.insert(
             key.clone(),
@@ -319,7 +319,7 @@ impl TransactionLayer {
         let out = f(&mut txn.machine, &mut fx);
         let after = txn.machine.state();
         if before != after {
-            tracing::debug!(key = %key, ?before, ?after, "transaction state");
+            tracing::debug!(key = %crate::security::log_escape(&key), ?before, ?after, "transaction state");
         }
         self.apply(now, key, origin, fx);
         Some(out)
@@ -395,7 +395,7 @@ impl TransactionLayer {
         self.by_id.remove(&txn.id);
         self.stats.terminated += 1;
         self.stats.active = self.txns.len();
-        tracing::debug!(key = %key, "transaction terminated");
+        tracing::debug!(key = %crate::security::log_escape(&key), "transaction terminated");
         self.events
             .push_back(TransactionEvent::Terminated { key: key.clone() });
     }

@@ -128,7 +128,9 @@ impl TransactionLayer {
                     m.client(ClientInput::CancelSent, fx)
                 });
             }
-            Err(e) => tracing::warn!(key = %invite, error = %e, "held CANCEL not sent"),
+            Err(e) => {
+                tracing::warn!(key = %crate::security::log_escape(&invite), error = %crate::security::log_escape(&e), "held CANCEL not sent")
+            }
         }
     }
 

@@ -117,14 +117,14 @@ pub(crate) fn decode(
             if let Message::Request(r) = &mut message {
                 if let Err(e) = stamp_received(&mut r.headers, source) {
                     // The layer above answers 400; the transport just passes it on.
-                    tracing::debug!(%source, "request not stamped: {e}");
+                    tracing::debug!(%source, "request not stamped: {}", crate::security::log_escape(&e));
                 }
             }
             Payload::Message(message)
         }
         Err(error) => {
             bump(&shared.counters.parse_errors);
-            tracing::debug!(%source, "unparseable message: {error}");
+            tracing::debug!(%source, "unparseable message: {}", crate::security::log_escape(&error));
             Payload::Malformed { raw: raw(), error }
         }
     }
