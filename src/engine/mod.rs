@@ -257,8 +257,14 @@ impl Engine {
     }
 
     /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
+    /// Over UDP (an ICMP error, RFC 3261 §18.4) only our client transactions to that peer
+    /// fail; the requests it sent us are still ours to answer.
     pub fn handle_send_failure(&mut self, now: Instant, wall: SystemTime, f: &SendFailure) {
-        self.txl.handle_peer_failure(now, f.peer);
+        if f.peer.transport == Transport::Udp {
+            self.txl.handle_peer_unreachable(now, f.peer);
+        } else {
+            self.txl.handle_peer_failure(now, f.peer);
+        }
         self.drain_events(now, wall);
     }
 

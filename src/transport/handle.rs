@@ -169,6 +169,11 @@ impl TransportHandle {
         };
         let mut udp = Vec::new();
         for s in sockets.udp {
+            let v6 = s.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = super::icmp::enable(&s, v6) {
+                // Not fatal: transactions then learn of an unreachable peer from their timers.
+                tracing::warn!("cannot enable ICMP error reports on a UDP socket: {e}");
+            }
             udp.push((local(Transport::Udp, s.local_addr())?, Arc::new(s)));
         }
         let mut tcp = Vec::new();

@@ -16,6 +16,7 @@ mod bind;
 mod error;
 mod event;
 mod handle;
+mod icmp;
 pub mod route;
 mod stats;
 mod table;
