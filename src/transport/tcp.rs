@@ -282,9 +282,8 @@ async fn run(
                 return CloseReason::IdleTimeout;
             }
             _ = &mut stall, if partial => {
-                tracing::warn!(%peer, "closing a connection stalled in the middle of a message");
                 let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
-                return CloseReason::IdleTimeout;
+                return CloseReason::Stalled;
             }
             r = rd.read(&mut buf) => {
                 let n = match r {
