@@ -264,6 +264,7 @@ async fn response_falls_back_to_sent_by_port_when_the_connection_is_gone() {
 async fn half_message_then_silence_is_closed() {
     let cfg = ferroswitch::transport::TransportConfig {
         idle_timeout: std::time::Duration::from_secs(300),
+        untrusted_idle_timeout: std::time::Duration::from_secs(300),
         partial_message_timeout: std::time::Duration::from_secs(30),
         ..Default::default()
     };

@@ -83,6 +83,8 @@ pub enum CloseReason {
     Stalled,
     /// Closed on request (`TransportHandle::close_connection`).
     Local,
+    /// An unauthenticated connection closed to make room for a new one in a full table.
+    Evicted,
     /// The transport layer is shutting down.
     Shutdown,
 }

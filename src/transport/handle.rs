@@ -294,6 +294,13 @@ impl TransportHandle {
         self.shared.table().remove(id).is_some()
     }
 
+    /// Marks a TCP connection as authenticated (a digest-authenticated request arrived on
+    /// it): it may then stay idle for `idle_timeout`, its keep-alives count, and a full table
+    /// never evicts it. False when it is not open.
+    pub fn mark_trusted(&self, id: ConnectionId) -> bool {
+        self.shared.table().mark_trusted(id)
+    }
+
     /// The open TCP connection with this remote address, if any.
     pub fn connection_to(&self, addr: SocketAddr) -> Option<ConnectionId> {
         self.shared.table().find(&canonical(addr)).map(|(id, _)| id)
