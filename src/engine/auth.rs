@@ -77,6 +77,7 @@ impl Engine {
                 if let Some(o) = self.current {
                     self.guard
                         .auth_succeeded(now, o.source.ip(), &creds.username);
+                    self.trusted.extend(o.connection);
                 }
                 AuthVerdict::Ok(creds.username.clone())
             }

@@ -15,6 +15,7 @@ pub(crate) mod call_setup;
 mod message;
 mod register;
 mod respond;
+mod shutdown;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::Calls;
@@ -151,6 +152,10 @@ pub struct Engine {
     cdrs: VecDeque<CdrRecord>,
     /// Distinguishes this run's call ids in CDRs.
     run_id: u64,
+    /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
+    draining: bool,
+    /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
+    trusted: VecDeque<crate::transport::ConnectionId>,
 }
 
 impl Engine {
@@ -193,6 +198,8 @@ impl Engine {
             ended_b_order: VecDeque::new(),
             messages: message::Messages::default(),
             cdrs: VecDeque::new(),
+            draining: false,
+            trusted: VecDeque::new(),
         }
     }
 
@@ -224,6 +231,12 @@ impl Engine {
     /// The next finished call's record, to append to the CDR file.
     pub fn poll_cdr(&mut self) -> Option<CdrRecord> {
         self.cdrs.pop_front()
+    }
+
+    /// The next TCP connection that carried a digest-authenticated request: the driver
+    /// tells the transport (`TransportHandle::mark_trusted`) so it may stay idle long.
+    pub fn poll_trusted(&mut self) -> Option<crate::transport::ConnectionId> {
+        self.trusted.pop_front()
     }
 
     /// The next datagram to send.
@@ -418,6 +431,7 @@ impl Engine {
             _ if req.headers.to_tag().is_some() => {
                 return self.handle_in_dialog(now, wall, key, req);
             }
+            Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
             Method::Invite => return self.handle_invite(now, wall, key, req, from),
             Method::Message => return self.handle_message(now, wall, key, req),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {

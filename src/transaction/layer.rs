@@ -266,6 +266,21 @@ impl TransactionLayer {
         }
     }
 
+    /// Client transactions still waiting for a final response (a BYE or CANCEL in flight):
+    /// what a graceful shutdown waits for.
+    pub fn pending_clients(&self) -> usize {
+        self.txns
+            .values()
+            .filter(|t| match &t.machine {
+                Machine::InviteClient(m) => matches!(m.state(), State::Calling | State::Proceeding),
+                Machine::NonInviteClient(m) => {
+                    matches!(m.state(), State::Trying | State::Proceeding)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
     /// The state of a live transaction.
     pub fn state(&self, key: &TransactionKey) -> Option<State> {
         self.txns.get(key).map(|t| t.machine.state())
