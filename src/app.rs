@@ -106,6 +106,15 @@ pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
 pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
+    start_with(config, sockets, TransportConfig::default())
+}
+
+/// `start` with the transport's limits and timers given (tests use small ones).
+pub fn start_with(
+    config: &Config,
+    sockets: Sockets,
+    transport_config: TransportConfig,
+) -> Result<Running, TransportError> {
     let cdr = match &config.calls.cdr_file {
         Some(path) => match CdrWriter::open(path) {
             Ok(w) => Some(w),
@@ -125,7 +134,7 @@ pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportErro
         config.users.clone(),
         store.clone(),
     );
-    let (transport, events) = TransportHandle::start(sockets, TransportConfig::default())?;
+    let (transport, events) = TransportHandle::start(sockets, transport_config)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
     let driver = tokio::spawn(drive(
