@@ -165,6 +165,8 @@ async fn drive(
 ) -> bool {
     // Set once draining: when the driver gives up waiting for the BYEs.
     let mut give_up: Option<Instant> = None;
+    // The guard's ban list as last handed to the transport.
+    let mut bans_seen = 0;
     loop {
         let deadline = [engine.poll_timeout(), give_up].into_iter().flatten().min();
         let sleep = async {
@@ -207,6 +209,12 @@ async fn drive(
                 w.write(&rec);
             }
         }
+        let (generation, bans) = engine.bans();
+        if generation != bans_seen {
+            bans_seen = generation;
+            transport.set_banned(bans);
+        }
+        // Published after the bans, so whoever sees these stats sees the bans in force.
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
         if let Some(at) = give_up {
             if engine.is_drained() {

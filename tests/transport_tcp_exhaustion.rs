@@ -142,3 +142,38 @@ async fn keep_alives_do_not_hold_an_unauthenticated_connection_past_its_timeout(
     assert!(closed_by_server(&mut scanner).await);
     s.t.shutdown().await;
 }
+
+/// A source the security guard has banned (password guessing) is refused at TCP accept: it
+/// takes no slot in the table.
+#[tokio::test]
+async fn a_banned_address_is_refused_at_accept() {
+    let dir = TempDir::new("tcp-banned");
+    let config = format!("{CONFIG_TOML}\n[security]\nallow = []\nmax_auth_failures = 2\n");
+    let path = write_config(&dir, &config, USERS_TOML);
+    let cfg = Config::load(&path).expect("test config");
+    let running = app::start(&cfg, app::bind(&cfg).expect("bind")).expect("daemon starts");
+    let (udp, tcp) = (
+        running.local_addr(Transport::Udp).unwrap(),
+        running.local_addr(Transport::Tcp).unwrap(),
+    );
+    let mut guesser = Ua::udp(udp, "alice", "not-her-password").await;
+    for _ in 0..2 {
+        assert_eq!(guesser.register(&[]).await.status, 403);
+    }
+    // The driver hands bans to the transport before it publishes its counters.
+    wait_until("the failures are counted", || {
+        running.engine_stats().auth_failures >= 2
+    })
+    .await;
+    let mut s = TcpStream::connect(tcp).await.expect("the kernel accepts");
+    assert!(
+        closed_by_server(&mut s).await,
+        "the banned address was kept"
+    );
+    let stats = running.transport_stats();
+    assert!(stats.connections_banned >= 1, "{stats:?}");
+    assert_eq!(stats.connections_accepted, 0);
+    tokio::time::timeout(common::WAIT, running.shutdown())
+        .await
+        .expect("shuts down");
+}

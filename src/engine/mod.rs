@@ -239,6 +239,14 @@ impl Engine {
         self.trusted.pop_front()
     }
 
+    /// Addresses the security guard has banned, with when each ban ends, and a number that
+    /// changes whenever that list does: the driver mirrors the list into the transport so
+    /// banned sources are refused at TCP accept.
+    pub fn bans(&self) -> (u64, impl Iterator<Item = (std::net::IpAddr, Instant)> + '_) {
+        let s = self.guard.stats();
+        (s.bans + s.unbans, self.guard.bans())
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front().or_else(|| self.txl.poll_transmit())

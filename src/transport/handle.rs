@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     tcp: Vec<SocketAddr>,
     table: Mutex<ConnectionTable>,
+    /// Banned source addresses and when each ban ends (`TransportHandle::set_banned`).
+    banned: Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
     pub counters: Counters,
     events: mpsc::Sender<TransportEvent>,
     shutdown: watch::Sender<bool>,
@@ -49,6 +51,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub fn table(&self) -> MutexGuard<'_, ConnectionTable> {
         lock(&self.table)
+    }
+
+    /// True while `ip` is banned (see `TransportHandle::set_banned`).
+    pub fn is_banned(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        lock(&self.banned)
+            .get(&ip)
+            .is_some_and(|until| *until > now)
     }
 
     /// A guard for a new task, or `None` once shutdown has begun.
@@ -184,6 +193,7 @@ impl TransportHandle {
         let (guard_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             table: Mutex::new(ConnectionTable::new(config.max_connections)),
+            banned: Mutex::new(Default::default()),
             config,
             udp_addrs: udp.iter().map(|(a, _)| *a).collect(),
             udp: Mutex::new(udp.clone()),
@@ -299,6 +309,17 @@ impl TransportHandle {
     /// never evicts it. False when it is not open.
     pub fn mark_trusted(&self, id: ConnectionId) -> bool {
         self.shared.table().mark_trusted(id)
+    }
+
+    /// Replaces the list of banned source addresses (with when each ban ends). Accepted TCP
+    /// connections from them are closed at once, before they take a slot in the table;
+    /// UDP from them is still dropped by the engine.
+    pub fn set_banned(&self, bans: impl IntoIterator<Item = (IpAddr, std::time::Instant)>) {
+        let bans = bans
+            .into_iter()
+            .map(|(ip, until)| (ip.to_canonical(), until))
+            .collect();
+        *lock(&self.shared.banned) = bans;
     }
 
     /// The open TCP connection with this remote address, if any.

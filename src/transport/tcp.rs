@@ -56,6 +56,12 @@ pub(crate) async fn accept_loop(
             }
         };
         let peer = canonical(peer);
+        if shared.is_banned(peer.ip(), Instant::now().into_std()) {
+            bump(&shared.counters.connections_banned);
+            tracing::debug!(%peer, "banned address: connection closed");
+            drop(stream);
+            continue;
+        }
         if shared.table().count_ip(peer.ip()) >= shared.config.max_connections_per_ip {
             bump(&shared.counters.connections_rejected);
             tracing::warn!(%peer, "per-address connection limit of {} reached: closing", shared.config.max_connections_per_ip);
