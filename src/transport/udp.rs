@@ -116,7 +116,14 @@ async fn report_icmp_errors(
         match icmp::recv_error(sock) {
             Ok(Some(e)) => found.push(e),
             Ok(None) => {}
-            Err(e) => return Err::<(), _>(e),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::debug!(%local, "reading the error queue: {e}");
+                }
+                // Reported as WouldBlock in every case so try_io clears the readiness
+                // instead of waking this loop again at once.
+                return Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+            }
         }
         // Bounded: a flood of ICMP errors is read a batch at a time.
         if found.len() >= 64 {
