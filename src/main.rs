@@ -164,6 +164,8 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before anything is announced, so a signal sent as soon as we listen is handled.
+        let mut signals = Signals::new();
         let sockets = match ferroswitch::app::bind(&config) {
             Ok(s) => s,
             Err(e) => {
@@ -191,7 +193,6 @@ fn run(cli: &Cli) -> ExitCode {
                 .as_deref()
                 .unwrap_or("(any local address)")
         );
-        let mut signals = Signals::new();
         let first = signals.stop().await;
         tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
         let cleared = running

@@ -112,8 +112,15 @@ impl Drop for Guard {
 /// The daemon binary on 127.0.0.1 port 0 with `config`; returns it, its stderr lines and its
 /// UDP address (read from the "listening on udp:" log line).
 fn spawn_daemon(dir: &TempDir, config: &str) -> (Guard, mpsc::Receiver<String>, SocketAddr) {
+    spawn_daemon_with(dir, config, Command::new(env!("CARGO_BIN_EXE_ferroswitch")))
+}
+
+fn spawn_daemon_with(
+    dir: &TempDir,
+    config: &str,
+    mut cmd: Command,
+) -> (Guard, mpsc::Receiver<String>, SocketAddr) {
     let path = write_config(dir, config, USERS_TOML);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroswitch"));
     cmd.env_remove("RUST_LOG")
         .arg("--config")
         .arg(&path)
@@ -332,4 +339,44 @@ async fn a_second_sigterm_stops_at_once() {
         sent.elapsed()
     );
     wait_line(&lines, "again: stopping at once");
+}
+
+/// Started under a low soft limit on open files (systemd's default is 1,024), the daemon
+/// raises it to the hard limit before it listens.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("lifecycle-nofile");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroswitch"));
+    // SAFETY: only setrlimit (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim.rlim_cur = lim.rlim_cur.min(256);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (mut child, _lines, _udp) = spawn_daemon_with(&dir, CONFIG_TOML, cmd);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id()))
+        .expect("the daemon's /proc limits");
+    let row: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files row")
+        .split_whitespace()
+        .collect();
+    // "Max open files  SOFT  HARD  files"
+    assert_eq!(row[3], row[4], "soft limit raised to the hard one: {row:?}");
+    signal(&child.0, "-TERM");
+    assert_eq!(exit_code(&mut child.0, WAIT).await, Some(0));
 }
