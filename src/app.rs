@@ -3,6 +3,11 @@
 //! `start` takes already-bound sockets (mini-redis style) so tests can bind port 0 and run the
 //! real daemon in-process. The driver task is the only owner of the engine: no locks on the
 //! hot path. Wall time and monotonic time are read here and nowhere below.
+//!
+//! Two ways to stop: `Running::shutdown` (at once: the transport flushes what is queued and
+//! closes) and `Running::graceful_shutdown` (SIGTERM: the engine ends every call with BYE,
+//! new INVITEs get 503, and the driver runs on until the BYEs are answered or the grace
+//! period is over).
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineStats};
@@ -20,11 +25,20 @@ use tokio::task::JoinHandle;
 /// How many queued transport events the driver handles before flushing its output.
 const BATCH: usize = 64;
 
+/// What the driver is asked to do about stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Run,
+    /// End every call, then stop once drained or after the engine's grace period.
+    Drain,
+    Now,
+}
+
 /// A running daemon.
 pub struct Running {
     transport: TransportHandle,
-    shutdown: watch::Sender<bool>,
-    driver: JoinHandle<()>,
+    shutdown: watch::Sender<Stop>,
+    driver: JoinHandle<bool>,
     store: Arc<dyn LocationStore>,
     stats: Arc<Mutex<EngineStats>>,
 }
@@ -53,9 +67,29 @@ impl Running {
 
     /// Stops the engine, then the transport; returns when every task has ended.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        let _ = self.shutdown.send(Stop::Now);
         let _ = self.driver.await;
         self.transport.shutdown().await;
+    }
+
+    /// Ends every call (BYE on both legs, CANCEL for those ringing; see
+    /// `Engine::begin_shutdown`), refuses new ones with 503, writes their CDRs, waits until
+    /// the BYEs are answered or the engine's grace period (at most 5 s) is over, then stops
+    /// the transport. If `abort` completes first (a second signal), stops at once. Returns
+    /// true when every call was cleared in time.
+    pub async fn graceful_shutdown(mut self, abort: impl std::future::Future<Output = ()>) -> bool {
+        let _ = self.shutdown.send(Stop::Drain);
+        let drained = tokio::select! {
+            r = &mut self.driver => r.unwrap_or(false),
+            _ = abort => {
+                tracing::warn!("stopping at once: calls still in progress are not cleared");
+                let _ = self.shutdown.send(Stop::Now);
+                let _ = (&mut self.driver).await;
+                false
+            }
+        };
+        self.transport.shutdown().await;
+        drained
     }
 }
 
@@ -72,6 +106,15 @@ pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
 pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
+    start_with(config, sockets, TransportConfig::default())
+}
+
+/// `start` with the transport's limits and timers given (tests use small ones).
+pub fn start_with(
+    config: &Config,
+    sockets: Sockets,
+    transport_config: TransportConfig,
+) -> Result<Running, TransportError> {
     let cdr = match &config.calls.cdr_file {
         Some(path) => match CdrWriter::open(path) {
             Ok(w) => Some(w),
@@ -91,8 +134,8 @@ pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportErro
         config.users.clone(),
         store.clone(),
     );
-    let (transport, events) = TransportHandle::start(sockets, TransportConfig::default())?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (transport, events) = TransportHandle::start(sockets, transport_config)?;
+    let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
     let driver = tokio::spawn(drive(
         engine,
@@ -111,16 +154,21 @@ pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportErro
     })
 }
 
+/// Runs the engine until told to stop; true when it stopped drained (see `Stop::Drain`).
 async fn drive(
     mut engine: Engine,
     transport: TransportHandle,
     mut events: mpsc::Receiver<TransportEvent>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Stop>,
     stats: Arc<Mutex<EngineStats>>,
     mut cdr: Option<CdrWriter>,
-) {
+) -> bool {
+    // Set once draining: when the driver gives up waiting for the BYEs.
+    let mut give_up: Option<Instant> = None;
+    // The guard's ban list as last handed to the transport.
+    let mut bans_seen = 0;
     loop {
-        let deadline = engine.poll_timeout();
+        let deadline = [engine.poll_timeout(), give_up].into_iter().flatten().min();
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -129,7 +177,19 @@ async fn drive(
         };
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            r = shutdown.changed() => {
+                let stop = if r.is_ok() { *shutdown.borrow_and_update() } else { Stop::Now };
+                match stop {
+                    Stop::Run => {}
+                    Stop::Now => break,
+                    Stop::Drain if give_up.is_some() => {}
+                    Stop::Drain => {
+                        let (now, wall) = (Instant::now(), SystemTime::now());
+                        engine.begin_shutdown(now, wall);
+                        give_up = Some(now + engine.shutdown_grace());
+                    }
+                }
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let (now, wall) = (Instant::now(), SystemTime::now());
@@ -149,8 +209,28 @@ async fn drive(
                 w.write(&rec);
             }
         }
+        let (generation, bans) = engine.bans();
+        if generation != bans_seen {
+            bans_seen = generation;
+            transport.set_banned(bans);
+        }
+        // Published after the bans, so whoever sees these stats sees the bans in force.
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
+        if let Some(at) = give_up {
+            if engine.is_drained() {
+                tracing::info!("every call cleared");
+                return true;
+            }
+            if Instant::now() >= at {
+                tracing::warn!(
+                    calls = engine.active_calls(),
+                    "grace period over: stopping with calls or BYEs still unanswered"
+                );
+                return false;
+            }
+        }
     }
+    false
 }
 
 fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: TransportEvent) {
@@ -162,6 +242,9 @@ fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: Transpo
 }
 
 fn flush(engine: &mut Engine, transport: &TransportHandle) {
+    while let Some(conn) = engine.poll_trusted() {
+        transport.mark_trusted(conn);
+    }
     while let Some(t) = engine.poll_transmit() {
         if let Err(e) = transport.send(t.to, t.bytes) {
             tracing::debug!(target: "ferroswitch::engine", to = %t.to, %e, "send refused");

@@ -149,6 +149,7 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     init_logging(cli, config.log.level, config.log.sip_trace);
+    raise_fd_limit();
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
@@ -163,6 +164,8 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before anything is announced, so a signal sent as soon as we listen is handled.
+        let mut signals = Signals::new();
         let sockets = match ferroswitch::app::bind(&config) {
             Ok(s) => s,
             Err(e) => {
@@ -190,32 +193,107 @@ fn run(cli: &Cli) -> ExitCode {
                 .as_deref()
                 .unwrap_or("(any local address)")
         );
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        running.shutdown().await;
-        tracing::info!("stopped");
+        let first = signals.stop().await;
+        tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
+        let cleared = running
+            .graceful_shutdown(async {
+                let second = signals.stop().await;
+                tracing::info!("{second} again: stopping at once");
+            })
+            .await;
+        tracing::info!(cleared, "stopped");
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Raises the soft limit on open files to the hard limit: every TCP connection is a file, and
+/// systemd's default soft limit of 1,024 makes `accept` fail with EMFILE long before the
+/// connection table is full. The unit file sets `LimitNOFILE=65536` for the hard limit.
+#[cfg(unix)]
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a pointer to a live rlimit struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur >= lim.rlim_max {
+            tracing::debug!(limit = lim.rlim_cur, "open files limit");
+            return;
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            tracing::info!("open files limit raised from {old} to {}", lim.rlim_max);
+        } else {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!("cannot raise the open files limit from {old}: {e}");
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() {}
+
+/// The signals the daemon acts on. SIGTERM and SIGINT (Ctrl-C) stop it; SIGHUP is logged
+/// and ignored (its default action would kill the daemon without a word).
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let open = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("cannot handle {name}: {e}");
+                    None
+                }
+            };
+            Signals {
+                term: open(SignalKind::terminate(), "SIGTERM"),
+                hup: open(SignalKind::hangup(), "SIGHUP"),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Waits for the next SIGTERM or SIGINT (logging any SIGHUP on the way); its name.
+    async fn stop(&mut self) -> &'static str {
+        #[cfg(unix)]
+        loop {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let hup = async {
+                match &mut self.hup {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return "SIGINT",
+                _ = term => return "SIGTERM",
+                _ = hup => tracing::info!("SIGHUP: nothing to reload"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -329,6 +329,32 @@ fn rfc3261_8_1_3_1_transport_error_reaches_the_tu_and_ends_the_transaction() {
     assert!(h.layer.is_empty());
 }
 
+/// An ICMP port unreachable from a peer (§18.4) fails our client transactions to it at once,
+/// not the server transactions of the requests it sent us, nor transactions to other peers.
+#[test]
+fn rfc3261_18_4_unreachable_peer_fails_client_transactions_only() {
+    let mut h = Harness::default_config();
+    let ours = h.send_request(request("INVITE", "u1", 1), udp(5060));
+    let elsewhere = h.send_request(request("OPTIONS", "u2", 1), udp(5070));
+    h.recv_request(request("INVITE", "u3", 1), udp(5060))
+        .unwrap();
+    let theirs = h.request_key();
+    h.layer.handle_peer_unreachable(h.now, udp(5060));
+    h.collect();
+    let failed: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TransactionEvent::TransportError { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![ours.clone()]);
+    assert_eq!(h.terminated_at(&ours), Some(0));
+    assert!(h.layer.state(&theirs).is_some(), "server transaction kept");
+    assert!(h.layer.state(&elsewhere).is_some());
+}
+
 #[test]
 fn misuse_is_an_error_not_a_panic() {
     let mut layer = TransactionLayer::new(TransactionConfig {

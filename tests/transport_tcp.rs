@@ -258,11 +258,13 @@ async fn response_falls_back_to_sent_by_port_when_the_connection_is_gone() {
 }
 
 /// A peer that starts a message and stops sending is closed after
-/// `partial_message_timeout`, long before the idle timeout (paused tokio clock).
+/// `partial_message_timeout`, long before the idle timeout (paused tokio clock), with
+/// `CloseReason::Stalled`.
 #[tokio::test(start_paused = true)]
 async fn half_message_then_silence_is_closed() {
     let cfg = ferroswitch::transport::TransportConfig {
         idle_timeout: std::time::Duration::from_secs(300),
+        untrusted_idle_timeout: std::time::Duration::from_secs(300),
         partial_message_timeout: std::time::Duration::from_secs(30),
         ..Default::default()
     };
@@ -287,17 +289,19 @@ async fn half_message_then_silence_is_closed() {
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match events.recv().await {
-                Some(ferroswitch::transport::TransportEvent::ConnectionClosed { .. }) => {
-                    break true
-                }
+                Some(ferroswitch::transport::TransportEvent::ConnectionClosed {
+                    reason, ..
+                }) => break Some(reason),
                 Some(_) => continue,
-                None => break false,
+                None => break None,
             }
         }
     })
     .await
-    .unwrap_or(false);
-    assert!(closed);
+    .ok()
+    .flatten();
+    // Its own reason, so the log tells a stalled peer from an idle one.
+    assert_eq!(closed, Some(ferroswitch::transport::CloseReason::Stalled));
     assert_eq!(handle.connection_count(), 0);
     handle.shutdown().await;
 }

@@ -108,6 +108,7 @@ impl Engine {
                 if let Some(o) = self.current {
                     self.guard
                         .auth_succeeded(now, o.source.ip(), &creds.username);
+                    self.trusted.extend(o.connection);
                 }
                 AuthVerdict::Ok(creds.username.clone())
             }

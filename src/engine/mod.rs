@@ -15,6 +15,7 @@ pub(crate) mod call_setup;
 mod message;
 mod register;
 mod respond;
+mod shutdown;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::Calls;
@@ -176,6 +177,10 @@ pub struct Engine {
     run_id: u64,
     /// Key of the stateless To tags (`stateless_tag`).
     tag_key: respond::TagKey,
+    /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
+    draining: bool,
+    /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
+    trusted: VecDeque<crate::transport::ConnectionId>,
 }
 
 impl Engine {
@@ -222,6 +227,8 @@ impl Engine {
             ended_b_order: VecDeque::new(),
             messages: message::Messages::default(),
             cdrs: VecDeque::new(),
+            draining: false,
+            trusted: VecDeque::new(),
         }
     }
 
@@ -255,6 +262,20 @@ impl Engine {
         self.cdrs.pop_front()
     }
 
+    /// The next TCP connection that carried a digest-authenticated request: the driver
+    /// tells the transport (`TransportHandle::mark_trusted`) so it may stay idle long.
+    pub fn poll_trusted(&mut self) -> Option<crate::transport::ConnectionId> {
+        self.trusted.pop_front()
+    }
+
+    /// Addresses the security guard has banned, with when each ban ends, and a number that
+    /// changes whenever that list does: the driver mirrors the list into the transport so
+    /// banned sources are refused at TCP accept.
+    pub fn bans(&self) -> (u64, impl Iterator<Item = (std::net::IpAddr, Instant)> + '_) {
+        let s = self.guard.stats();
+        (s.bans + s.unbans, self.guard.bans())
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front().or_else(|| self.txl.poll_transmit())
@@ -286,8 +307,14 @@ impl Engine {
     }
 
     /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
+    /// Over UDP (an ICMP error, RFC 3261 §18.4) only our client transactions to that peer
+    /// fail; the requests it sent us are still ours to answer.
     pub fn handle_send_failure(&mut self, now: Instant, wall: SystemTime, f: &SendFailure) {
-        self.txl.handle_peer_failure(now, f.peer);
+        if f.peer.transport == Transport::Udp {
+            self.txl.handle_peer_unreachable(now, f.peer);
+        } else {
+            self.txl.handle_peer_failure(now, f.peer);
+        }
         self.drain_events(now, wall);
     }
 
@@ -454,6 +481,7 @@ impl Engine {
             _ if req.headers.to_tag().is_some() => {
                 return self.handle_in_dialog(now, wall, key, req);
             }
+            Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
             Method::Invite => return self.handle_invite(now, wall, key, req, from),
             Method::Message => return self.handle_message(now, wall, key, req),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {

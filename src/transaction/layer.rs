@@ -244,6 +244,43 @@ impl TransactionLayer {
         }
     }
 
+    /// Nothing listens at `peer` (an ICMP port unreachable, RFC 3261 §18.4): every client
+    /// transaction sending to it fails at once (§17.1.1.2, §17.1.2.2). Server transactions
+    /// are left to their timers: their requests did arrive, and a response may still reach
+    /// the client another way (§18.2.2).
+    pub fn handle_peer_unreachable(&mut self, now: Instant, peer: Peer) {
+        let keys: Vec<_> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| {
+                t.peer == peer
+                    && matches!(
+                        t.machine,
+                        Machine::InviteClient(_) | Machine::NonInviteClient(_)
+                    )
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.handle_transport_error(now, &key);
+        }
+    }
+
+    /// Client transactions still waiting for a final response (a BYE or CANCEL in flight):
+    /// what a graceful shutdown waits for.
+    pub fn pending_clients(&self) -> usize {
+        self.txns
+            .values()
+            .filter(|t| match &t.machine {
+                Machine::InviteClient(m) => matches!(m.state(), State::Calling | State::Proceeding),
+                Machine::NonInviteClient(m) => {
+                    matches!(m.state(), State::Trying | State::Proceeding)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
     /// The state of a live transaction.
     pub fn state(&self, key: &TransactionKey) -> Option<State> {
         self.txns.get(key).map(|t| t.machine.state())

@@ -78,8 +78,13 @@ pub enum CloseReason {
     Framing(FrameError),
     /// No traffic for `idle_timeout`.
     IdleTimeout,
+    /// The peer began a message and did not finish it within `partial_message_timeout` (a
+    /// slow-loris peer holding a buffer): not an idle peer, a stalled one.
+    Stalled,
     /// Closed on request (`TransportHandle::close_connection`).
     Local,
+    /// An unauthenticated connection closed to make room for a new one in a full table.
+    Evicted,
     /// The transport layer is shutting down.
     Shutdown,
 }

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     tcp: Vec<SocketAddr>,
     table: Mutex<ConnectionTable>,
+    /// Banned source addresses and when each ban ends (`TransportHandle::set_banned`).
+    banned: Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
     pub counters: Counters,
     events: mpsc::Sender<TransportEvent>,
     shutdown: watch::Sender<bool>,
@@ -49,6 +51,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub fn table(&self) -> MutexGuard<'_, ConnectionTable> {
         lock(&self.table)
+    }
+
+    /// True while `ip` is banned (see `TransportHandle::set_banned`).
+    pub fn is_banned(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        lock(&self.banned)
+            .get(&ip)
+            .is_some_and(|until| *until > now)
     }
 
     /// A guard for a new task, or `None` once shutdown has begun.
@@ -169,6 +178,11 @@ impl TransportHandle {
         };
         let mut udp = Vec::new();
         for s in sockets.udp {
+            let v6 = s.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = super::icmp::enable(&s, v6) {
+                // Not fatal: transactions then learn of an unreachable peer from their timers.
+                tracing::warn!("cannot enable ICMP error reports on a UDP socket: {e}");
+            }
             udp.push((local(Transport::Udp, s.local_addr())?, Arc::new(s)));
         }
         let mut tcp = Vec::new();
@@ -179,6 +193,7 @@ impl TransportHandle {
         let (guard_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
             table: Mutex::new(ConnectionTable::new(config.max_connections)),
+            banned: Mutex::new(Default::default()),
             config,
             udp_addrs: udp.iter().map(|(a, _)| *a).collect(),
             udp: Mutex::new(udp.clone()),
@@ -287,6 +302,24 @@ impl TransportHandle {
     pub fn close_connection(&self, id: ConnectionId) -> bool {
         // Dropping the entry closes its write queue, which ends the connection task.
         self.shared.table().remove(id).is_some()
+    }
+
+    /// Marks a TCP connection as authenticated (a digest-authenticated request arrived on
+    /// it): it may then stay idle for `idle_timeout`, its keep-alives count, and a full table
+    /// never evicts it. False when it is not open.
+    pub fn mark_trusted(&self, id: ConnectionId) -> bool {
+        self.shared.table().mark_trusted(id)
+    }
+
+    /// Replaces the list of banned source addresses (with when each ban ends). Accepted TCP
+    /// connections from them are closed at once, before they take a slot in the table;
+    /// UDP from them is still dropped by the engine.
+    pub fn set_banned(&self, bans: impl IntoIterator<Item = (IpAddr, std::time::Instant)>) {
+        let bans = bans
+            .into_iter()
+            .map(|(ip, until)| (ip.to_canonical(), until))
+            .collect();
+        *lock(&self.shared.banned) = bans;
     }
 
     /// The open TCP connection with this remote address, if any.

@@ -16,6 +16,7 @@ mod bind;
 mod error;
 mod event;
 mod handle;
+mod icmp;
 pub mod route;
 mod stats;
 mod table;
@@ -42,8 +43,13 @@ pub use via::{stamp_received, stamp_via_value, ViaError};
 pub struct TransportConfig {
     /// A TCP connection with no traffic either way for this long is closed.
     pub idle_timeout: Duration,
-    /// Open TCP connections (accepted plus outbound, pending connects included). Accepts
-    /// beyond it are closed at once; sends that would need a new one fail.
+    /// The same for a connection on which no request has authenticated yet (see
+    /// `TransportHandle::mark_trusted`); its CRLF keep-alives do not count as traffic, so
+    /// idle scanners cannot hold the table. Never longer than `idle_timeout`.
+    pub untrusted_idle_timeout: Duration,
+    /// Open TCP connections (accepted plus outbound, pending connects included). Beyond it
+    /// the oldest unauthenticated connection is closed to make room; with none to close,
+    /// accepts are closed at once and sends that would need a new connection fail.
     pub max_connections: usize,
     /// How long an outbound TCP connect may take before the send fails.
     pub connect_timeout: Duration,
@@ -68,6 +74,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             idle_timeout: Duration::from_secs(300),
+            untrusted_idle_timeout: Duration::from_secs(30),
             max_connections: 1024,
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),

@@ -21,7 +21,8 @@ pub struct TransportStats {
     pub keepalives: u64,
     pub connections_accepted: u64,
     pub connections_opened: u64,
-    /// Accepted connections closed at once because the table was full.
+    /// Accepted connections closed at once because the table was full (of authenticated
+    /// connections: unauthenticated ones are evicted first).
     pub connections_rejected: u64,
     pub connections_closed: u64,
     pub connect_failures: u64,
@@ -29,6 +30,12 @@ pub struct TransportStats {
     pub send_failures: u64,
     /// Socket errors while receiving (on some systems, ICMP unreachables show up here).
     pub receive_errors: u64,
+    /// ICMP errors (RFC 3261 §18.4) reported as `SendFailed` for their destination.
+    pub icmp_errors: u64,
+    /// Unauthenticated connections closed to make room in a full table.
+    pub connections_evicted: u64,
+    /// Accepted connections closed at once because their address is banned.
+    pub connections_banned: u64,
     /// TCP connections open now (pending outbound connects included).
     pub connections: usize,
 }
@@ -51,6 +58,9 @@ pub(crate) struct Counters {
     pub connect_failures: AtomicU64,
     pub send_failures: AtomicU64,
     pub receive_errors: AtomicU64,
+    pub icmp_errors: AtomicU64,
+    pub connections_evicted: AtomicU64,
+    pub connections_banned: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -82,6 +92,9 @@ impl Counters {
             connect_failures: g(&self.connect_failures),
             send_failures: g(&self.send_failures),
             receive_errors: g(&self.receive_errors),
+            icmp_errors: g(&self.icmp_errors),
+            connections_evicted: g(&self.connections_evicted),
+            connections_banned: g(&self.connections_banned),
             connections,
         }
     }

@@ -2,6 +2,10 @@
 //! stream (RFC 3261 §18.3), answers RFC 5626 pings, writes queued messages and closes on
 //! idleness, framing errors, peer close or shutdown.
 //!
+//! Connections start untrusted: a short idle timeout that keep-alives do not refresh, and the
+//! first to go when the table is full. `TransportHandle::mark_trusted` (a digest-authenticated
+//! request arrived on it) lifts both; connections we open are trusted from the start.
+//!
 //! A connection task owns its socket; the table only holds its write queue. Every way a
 //! connection ends goes through `finish`, which removes it from the table, fails what was
 //! still queued and reports the close. Never parses beyond framing and `parse_framed`.
@@ -9,6 +13,7 @@
 use super::event::{CloseReason, ConnectionId, Inbound, Origin, SendFailure, TransportEvent};
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
 use super::stats::{add, bump};
+use super::table::ConnFlags;
 use super::wire::{log_message, Direction};
 use super::TransportError;
 use crate::net::{Peer, Transport};
@@ -30,6 +35,7 @@ pub(crate) async fn accept_loop(
     guard: TaskGuard,
 ) {
     let mut sd = shared.shutdown_signal();
+    let mut accept_warning = WarnLimiter::new(ACCEPT_WARNING_EVERY);
     loop {
         let accepted = tokio::select! {
             _ = cancelled(&mut sd) => break,
@@ -38,8 +44,11 @@ pub(crate) async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                // Typically out of file descriptors: back off instead of spinning.
-                tracing::warn!(%local, "tcp accept failed: {e}");
+                // Typically out of file descriptors (EMFILE): back off instead of spinning,
+                // and say so once per ACCEPT_WARNING_EVERY, not ten times a second.
+                if let Some(count) = accept_warning.hit(Instant::now().into_std()) {
+                    tracing::warn!(%local, count, "tcp accept failed: {e}");
+                }
                 tokio::select! {
                     _ = cancelled(&mut sd) => break,
                     _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
@@ -47,6 +56,12 @@ pub(crate) async fn accept_loop(
             }
         };
         let peer = canonical(peer);
+        if shared.is_banned(peer.ip(), Instant::now().into_std()) {
+            bump(&shared.counters.connections_banned);
+            tracing::debug!(%peer, "banned address: connection closed");
+            drop(stream);
+            continue;
+        }
         if shared.table().count_ip(peer.ip()) >= shared.config.max_connections_per_ip {
             bump(&shared.counters.connections_rejected);
             tracing::warn!(%peer, "per-address connection limit of {} reached: closing", shared.config.max_connections_per_ip);
@@ -54,14 +69,24 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let (tx, rx) = mpsc::channel(shared.config.write_queue.max(1));
-        let inserted = shared.table().insert(peer, tx);
+        let inserted = shared.table().insert(peer, tx, false);
         match inserted {
-            Ok(id) => {
+            Ok(added) => {
                 bump(&shared.counters.connections_accepted);
+                note_eviction(&shared, added.evicted);
+                let id = added.id;
                 tracing::debug!(%peer, %local, %id, "tcp connection accepted");
                 let _ = stream.set_nodelay(true);
                 let conn_local = stream.local_addr().unwrap_or(local);
-                let task = serve(shared.clone(), id, stream, peer, conn_local, rx);
+                let task = serve(
+                    shared.clone(),
+                    id,
+                    stream,
+                    peer,
+                    conn_local,
+                    rx,
+                    added.flags,
+                );
                 let guard = guard.clone();
                 tokio::spawn(async move {
                     let _guard = guard;
@@ -70,12 +95,54 @@ pub(crate) async fn accept_loop(
             }
             Err(full) => {
                 bump(&shared.counters.connections_rejected);
-                tracing::warn!(%peer, "connection limit of {} reached: closing", full.0);
+                tracing::warn!(%peer, "connection limit of {} reached, all authenticated: closing", full.0);
                 drop(stream);
             }
         }
     }
     tracing::debug!(%local, "tcp listener stopped");
+}
+
+/// How often at most a failing `accept` is logged.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets one warning through per `every` and counts the ones held back, so a condition that
+/// repeats every 100 ms (EMFILE on accept) cannot flood the log. Pure: `now` comes in.
+#[derive(Debug)]
+pub(crate) struct WarnLimiter {
+    every: Duration,
+    last: Option<std::time::Instant>,
+    held: u64,
+}
+
+impl WarnLimiter {
+    pub fn new(every: Duration) -> WarnLimiter {
+        WarnLimiter {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// One more occurrence at `now`: `Some(n)` when it should be logged, `n` counting it
+    /// and those held back since the last one logged.
+    pub fn hit(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.held += 1;
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.every => None,
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held))
+            }
+        }
+    }
+}
+
+fn note_eviction(shared: &Shared, evicted: Option<(ConnectionId, SocketAddr)>) {
+    if let Some((id, peer)) = evicted {
+        bump(&shared.counters.connections_evicted);
+        tracing::info!(%peer, %id, "connection table full: closing the oldest unauthenticated connection");
+    }
 }
 
 /// Queues `data` for the connection with `addr`, opening one if there is none.
@@ -99,17 +166,20 @@ pub(crate) fn send(
     }
     let guard = shared.guard().ok_or(TransportError::ShutDown)?;
     let (tx, rx) = mpsc::channel(shared.config.write_queue.max(1));
-    let id = table
-        .insert(addr, tx.clone())
+    // We chose to open it (to a registered phone or a trunk): trusted from the start.
+    let added = table
+        .insert(addr, tx.clone(), true)
         .map_err(|full| TransportError::TooManyConnections(full.0))?;
     drop(table);
+    note_eviction(shared, added.evicted);
+    let (id, flags) = (added.id, added.flags);
     // The queue was just made with room for at least one message.
     let _ = tx.try_send(data);
     drop(tx);
     let shared = shared.clone();
     tokio::spawn(async move {
         let _guard = guard;
-        connect(shared, id, addr, rx).await
+        connect(shared, id, addr, rx, flags).await
     });
     Ok(())
 }
@@ -133,6 +203,7 @@ async fn connect(
     id: ConnectionId,
     addr: SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
+    flags: Arc<ConnFlags>,
 ) {
     let mut sd = shared.shutdown_signal();
     let limit = shared.config.connect_timeout;
@@ -160,7 +231,7 @@ async fn connect(
                 }
             };
             tracing::debug!(peer = %addr, %local, %id, "tcp connection opened");
-            serve(shared, id, stream, addr, local, rx).await;
+            serve(shared, id, stream, addr, local, rx, flags).await;
         }
         Err(error) => {
             shared.table().remove(id);
@@ -208,6 +279,7 @@ async fn serve(
     peer: SocketAddr,
     local: SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
+    flags: Arc<ConnFlags>,
 ) {
     let origin = Origin {
         transport: Transport::Tcp,
@@ -215,13 +287,14 @@ async fn serve(
         local,
         connection: Some(id),
     };
-    let reason = run(&shared, stream, origin, &mut rx).await;
+    let reason = run(&shared, stream, origin, &mut rx, &flags).await;
     shared.table().remove(id);
     bump(&shared.counters.connections_closed);
     match &reason {
         CloseReason::PeerClosed
         | CloseReason::IdleTimeout
         | CloseReason::Local
+        | CloseReason::Evicted
         | CloseReason::Shutdown => {
             tracing::debug!(%peer, %id, ?reason, "tcp connection closed")
         }
@@ -251,6 +324,7 @@ async fn run(
     stream: TcpStream,
     origin: Origin,
     rx: &mut mpsc::Receiver<Bytes>,
+    flags: &ConnFlags,
 ) -> CloseReason {
     let cfg = &shared.config;
     let c = &shared.counters;
@@ -259,7 +333,11 @@ async fn run(
     let mut sd = shared.shutdown_signal();
     let mut framer = StreamFramer::new(cfg.max_message_size);
     let mut buf = vec![0u8; 16 * 1024];
-    let idle = tokio::time::sleep(cfg.idle_timeout);
+    // Traffic that keeps the connection open (see `refreshes_idle`) moves `last_active`; the
+    // timer is re-armed from it when it fires, with the timeout that applies by then (a
+    // connection that authenticated meanwhile gets the long one).
+    let mut last_active = Instant::now();
+    let idle = tokio::time::sleep(idle_limit(cfg, flags.trusted()));
     tokio::pin!(idle);
     // Armed while the framer holds part of a message.
     let stall = tokio::time::sleep(cfg.partial_message_timeout);
@@ -278,13 +356,17 @@ async fn run(
                 return CloseReason::Shutdown;
             }
             _ = &mut idle => {
+                let deadline = last_active + idle_limit(cfg, flags.trusted());
+                if deadline > Instant::now() {
+                    idle.as_mut().reset(deadline);
+                    continue;
+                }
                 let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
                 return CloseReason::IdleTimeout;
             }
             _ = &mut stall, if partial => {
-                tracing::warn!(%peer, "closing a connection stalled in the middle of a message");
                 let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
-                return CloseReason::IdleTimeout;
+                return CloseReason::Stalled;
             }
             r = rd.read(&mut buf) => {
                 let n = match r {
@@ -292,7 +374,9 @@ async fn run(
                     Ok(n) => n,
                     Err(e) => return CloseReason::ReadFailed(e.to_string()),
                 };
-                idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
+                if flags.trusted() {
+                    last_active = Instant::now();
+                }
                 add(&c.bytes_received, n);
                 framer.push(&buf[..n]);
                 loop {
@@ -309,6 +393,7 @@ async fn run(
                         Ok(Some(Frame::Message(bytes))) => {
                             // A whole message arrived: the peer is making progress.
                             partial = false;
+                            last_active = Instant::now();
                             bump(&c.tcp_received);
                             log_message(Direction::Recv, Transport::Tcp, origin.local, peer, &bytes);
                             let raw = bytes.clone();
@@ -336,11 +421,11 @@ async fn run(
             }
             queued = rx.recv() => {
                 let Some(data) = queued else {
-                    // The table dropped our queue: closed on request.
+                    // The table dropped our queue: closed on request, or evicted.
                     let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
-                    return CloseReason::Local;
+                    return if flags.evicted() { CloseReason::Evicted } else { CloseReason::Local };
                 };
-                idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
+                last_active = Instant::now();
                 if let Err(error) = write(shared, &mut wr, origin, &data).await {
                     bump(&c.send_failures);
                     let reason = CloseReason::WriteFailed(error.to_string());
@@ -355,6 +440,17 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// How long a connection may go without traffic: `idle_timeout` once authenticated,
+/// `untrusted_idle_timeout` (never longer) before. For an untrusted connection only whole SIP
+/// messages and what we send count as traffic, not keep-alives nor stray octets.
+fn idle_limit(cfg: &super::TransportConfig, trusted: bool) -> Duration {
+    if trusted {
+        cfg.idle_timeout
+    } else {
+        cfg.untrusted_idle_timeout.min(cfg.idle_timeout)
     }
 }
 
@@ -391,5 +487,44 @@ async fn write_raw(
             source: Arc::new(e),
         }),
         Err(_) => Err(TransportError::WriteTimeout(peer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_are_logged_once_per_period_with_a_count() {
+        let t0 = std::time::Instant::now();
+        let mut w = WarnLimiter::new(Duration::from_secs(10));
+        assert_eq!(w.hit(t0), Some(1));
+        // Every 100 ms for ten seconds: silent, counted.
+        for i in 1..100 {
+            assert_eq!(w.hit(t0 + Duration::from_millis(100 * i)), None);
+        }
+        assert_eq!(w.hit(t0 + Duration::from_secs(10)), Some(100));
+        assert_eq!(w.hit(t0 + Duration::from_secs(11)), None);
+        assert_eq!(w.hit(t0 + Duration::from_secs(25)), Some(2));
+    }
+
+    #[test]
+    fn untrusted_connections_get_the_shorter_idle_timeout() {
+        let cfg = super::super::TransportConfig {
+            idle_timeout: Duration::from_secs(300),
+            untrusted_idle_timeout: Duration::from_secs(30),
+            ..Default::default()
+        };
+        assert_eq!(idle_limit(&cfg, false), Duration::from_secs(30));
+        assert_eq!(idle_limit(&cfg, true), Duration::from_secs(300));
+        let short = super::super::TransportConfig {
+            idle_timeout: Duration::from_secs(10),
+            ..cfg
+        };
+        assert_eq!(
+            idle_limit(&short, false),
+            Duration::from_secs(10),
+            "never longer"
+        );
     }
 }

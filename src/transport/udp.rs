@@ -2,11 +2,13 @@
 //! source port of requests and responses is the one peers know, RFC 3261 §18.1.1/§18.2.2).
 //!
 //! A datagram is one message: parsed at once, requests stamped, handed on. Datagrams over
-//! `max_message_size` are dropped with a warning; bare CRLF keep-alives are ignored. This
+//! `max_message_size` are dropped with a warning; bare CRLF keep-alives are ignored. ICMP
+//! errors for what we sent (see `icmp`) come back as `SendFailed` for their destination. This
 //! module never retransmits; losing a datagram is the transaction layer's problem.
 
 use super::event::{Inbound, Origin, SendFailure, TransportEvent};
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
+use super::icmp;
 use super::stats::{add, bump};
 use super::wire::{log_message, Direction};
 use super::TransportError;
@@ -16,6 +18,7 @@ use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 pub(crate) async fn receive_loop(
@@ -33,14 +36,24 @@ pub(crate) async fn receive_loop(
     loop {
         let (n, source) = tokio::select! {
             _ = cancelled(&mut sd) => break,
+            // An ICMP error was queued (`icmp::enable`): EPOLLERR alone does not wake a
+            // reader, so it is awaited on its own.
+            r = sock.ready(Interest::ERROR) => {
+                if r.is_ok() && !report_icmp_errors(&shared, &sock, local, true, &mut sd).await {
+                    break;
+                }
+                continue;
+            }
             r = sock.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // Where the OS reports ICMP errors on an unconnected socket, they surface
-                    // here without saying which send caused them; the transaction timers
-                    // cover that loss.
+                    // With IP_RECVERR a queued ICMP error also fails the next receive once
+                    // (ECONNREFUSED, …); the queue says which send caused it.
                     bump(&c.receive_errors);
-                    tracing::warn!(%local, "udp receive error: {e}");
+                    tracing::debug!(%local, "udp receive error: {e}");
+                    if !report_icmp_errors(&shared, &sock, local, false, &mut sd).await {
+                        break;
+                    }
                     continue;
                 }
             },
@@ -86,6 +99,67 @@ pub(crate) async fn receive_loop(
         }
     }
     tracing::debug!(%local, "udp receiver stopped");
+}
+
+/// Drains the socket's error queue and reports each ICMP error that RFC 3261 §18.4 counts
+/// as a `SendFailed` for its destination, so the transactions to that peer fail at once.
+/// False when the engine is gone or shutdown began.
+async fn report_icmp_errors(
+    shared: &Shared,
+    sock: &UdpSocket,
+    local: SocketAddr,
+    woken: bool,
+    sd: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut found = Vec::new();
+    let mut drain = || loop {
+        match icmp::recv_error(sock) {
+            Ok(Some(e)) => found.push(e),
+            Ok(None) => {}
+            Err(e) => {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    tracing::debug!(%local, "reading the error queue: {e}");
+                }
+                // Reported as WouldBlock in every case so try_io clears the readiness
+                // instead of waking this loop again at once.
+                return Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+        }
+        // Bounded: a flood of ICMP errors is read a batch at a time.
+        if found.len() >= 64 {
+            return Ok(());
+        }
+    };
+    if woken {
+        // try_io clears the ERROR readiness when the queue reports WouldBlock.
+        let _ = sock.try_io(Interest::ERROR, drain);
+    } else {
+        let _ = drain();
+    }
+    for e in found {
+        let dest = canonical(e.dest);
+        if !icmp::is_fatal(e.origin, e.icmp_type, e.icmp_code) {
+            tracing::debug!(%local, %dest, icmp_type = e.icmp_type, icmp_code = e.icmp_code, "ICMP error ignored");
+            continue;
+        }
+        bump(&shared.counters.icmp_errors);
+        let peer = Peer::new(Transport::Udp, dest);
+        let error = io::Error::from_raw_os_error(e.errno);
+        tracing::info!(%local, %peer, "ICMP: {error}; failing the transactions to it");
+        let failure = SendFailure {
+            peer,
+            connection: None,
+            data: Bytes::from(e.data),
+            error: TransportError::Io {
+                peer,
+                source: Arc::new(error),
+            },
+        };
+        if !shared.emit(TransportEvent::SendFailed(failure), sd).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Sends one datagram now. A full socket buffer hands the datagram to a task that waits for

@@ -16,6 +16,7 @@ mod flow;
 mod in_dialog;
 mod loss;
 mod reinvite;
+mod shutdown;
 
 use super::*;
 use crate::sip::{Method, Request};
