@@ -266,6 +266,7 @@ fn attempt(
 fn digest(user_param: &str, nonce: &str) -> String {
     format!(
         "Digest {user_param}, realm=\"127.0.0.1\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", \
+         qop=auth, nc=00000001, cnonce=\"f2b\", \
          response=\"00000000000000000000000000000000\", algorithm=MD5"
     )
 }
