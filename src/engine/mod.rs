@@ -6,6 +6,7 @@
 //! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
 //! match nothing are dropped, and every table is bounded by its layer.
 
+mod admit;
 mod auth;
 mod call_dialog;
 mod call_events;
@@ -62,6 +63,9 @@ pub struct CallSettings {
     pub session: SessionTimerConfig,
     /// Build a CDR for every call (`poll_cdr`); off when no CDR file is configured.
     pub cdrs: bool,
+    /// Calls (and pending MESSAGEs) per authenticated user / per source address; 0 = off.
+    pub max_calls_per_user: usize,
+    pub max_calls_per_source: usize,
 }
 
 impl Default for CallSettings {
@@ -72,6 +76,8 @@ impl Default for CallSettings {
             max_calls: 10_000,
             session: SessionTimerConfig::default(),
             cdrs: true,
+            max_calls_per_user: 10,
+            max_calls_per_source: 50,
         }
     }
 }
@@ -101,6 +107,8 @@ impl EngineConfig {
                 session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
                     .unwrap_or_default(),
                 cdrs: c.calls.cdr_file.is_some(),
+                max_calls_per_user: c.calls.max_calls_per_user,
+                max_calls_per_source: c.calls.max_calls_per_source,
             },
             security: c.security.clone(),
             user_agent: concat!("ferroswitch/", env!("CARGO_PKG_VERSION")).to_string(),
@@ -151,6 +159,9 @@ pub struct Engine {
     cdrs: VecDeque<CdrRecord>,
     /// Distinguishes this run's call ids in CDRs.
     run_id: u64,
+    /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
+    call_limits: crate::b2bua::Limits,
+    message_limits: crate::b2bua::Limits,
 }
 
 impl Engine {
@@ -176,6 +187,9 @@ impl Engine {
             NonceManager::new(secret, cfg.nonce_lifetime),
             &cfg.digest_algorithms,
         );
+        let (per_user, per_source) = (cfg.calls.max_calls_per_user, cfg.calls.max_calls_per_source);
+        let call_limits = crate::b2bua::Limits::new(per_user, per_source);
+        let message_limits = crate::b2bua::Limits::new(per_user, per_source);
         Engine {
             guard: crate::security::Guard::new(cfg.security.clone()),
             txl: TransactionLayer::new(cfg.transactions),
@@ -193,6 +207,8 @@ impl Engine {
             ended_b_order: VecDeque::new(),
             messages: message::Messages::default(),
             cdrs: VecDeque::new(),
+            call_limits,
+            message_limits,
         }
     }
 
@@ -346,6 +362,13 @@ impl Engine {
         if req.method == Method::Register && req.headers.get(&HeaderName::Authorization).is_none() {
             let resp = self.handle_register(now, wall, &req, dest);
             self.send_stateless(dest, &resp);
+            self.current = None;
+            return;
+        }
+        // An INVITE or MESSAGE without credentials is refused statelessly too (the 407, or a
+        // 482/483/400 found before authentication): one datagram in, at most one out, so a
+        // spoofed source cannot use us as a reflector (admit.rs).
+        if self.refuse_statelessly(now, wall, &req, dest) {
             self.current = None;
             return;
         }

@@ -1,0 +1,155 @@
+//! Admission of a new call or MESSAGE: one path for both, so INVITE and MESSAGE honour the
+//! same rules in the same order: RFC 3261 §16.3 steps 3 and 4 (483, 482), a usable
+//! Request-URI and From, digest authentication with 407 when `auth_calls` is on (before
+//! anything is routed, so an unauthenticated caller learns nothing about which users exist),
+//! then the served domain (403 for any other: no open relay).
+//!
+//! A request without credentials is refused statelessly, as the registrar's 401 is: no
+//! transaction, so no retransmitted 407 and no Timer H; one datagram in gives at most one
+//! out (no UDP reflection). Its To tag is derived from the request, so a retransmission gets
+//! the same answer; the ACK to it matches no transaction and is absorbed without state.
+//! Never routes, never counts towards limits: what comes after admission is the caller's.
+
+use super::auth::{AuthKind, AuthVerdict};
+use super::Engine;
+use crate::b2bua::headers::clean_value;
+use crate::cdr::Party;
+use crate::net::Peer;
+use crate::sip::{HeaderName, Method, Request, Response, Uri};
+use std::time::{Instant, SystemTime};
+
+/// Who sends a request that passed admission.
+#[derive(Debug)]
+pub(super) struct Admitted {
+    pub ruri: Uri,
+    /// The configured domain, else the Request-URI's host (lower case).
+    pub realm: String,
+    /// The caller: the authenticated user (display name from the directory, else its From),
+    /// or with `auth_calls = false` whatever its From says.
+    pub caller: Party,
+    /// Digest verified: only then may the caller's identity be asserted to anyone.
+    pub authenticated: bool,
+}
+
+impl Engine {
+    /// The checks every new INVITE and MESSAGE passes; `Err` is the answer to send.
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        req: &Request,
+    ) -> Result<Admitted, Response> {
+        if let Some((code, phrase)) = self.invite_precheck(req) {
+            return Err(self.response(req, code, phrase));
+        }
+        let Ok(ruri) = req.request_uri() else {
+            return Err(self.response(req, 400, "Bad Request - Malformed Request-URI"));
+        };
+        let realm = match &self.cfg.domain {
+            Some(d) => d.clone(),
+            None => ruri.host().to_ascii_lowercase(),
+        };
+        let Ok(from) = req.headers.from() else {
+            return Err(self.response(req, 400, "Bad Request - Malformed From"));
+        };
+        let from_display = from
+            .display_name_lossy()
+            .and_then(|d| clean_value(d.as_bytes()))
+            .map(|d| String::from_utf8_lossy(&d).into_owned());
+        let caller = if self.cfg.calls.auth_calls {
+            match self.authenticate(now, wall, req, &realm, AuthKind::Proxy) {
+                AuthVerdict::Ok(user) => Party {
+                    display_name: self
+                        .users
+                        .get(&user)
+                        .and_then(|u| u.display_name.clone())
+                        .or(from_display),
+                    user,
+                },
+                AuthVerdict::Challenge { stale } => {
+                    return Err(self.challenge(wall, req, &realm, AuthKind::Proxy, stale))
+                }
+                AuthVerdict::Forbidden => return Err(self.response(req, 403, "Forbidden")),
+                AuthVerdict::BadRequest => {
+                    return Err(self.response(req, 400, "Bad Request - Malformed Credentials"))
+                }
+            }
+        } else {
+            // Not verified: the From is only a claim, so the directory's name for that
+            // user is not lent to it.
+            Party {
+                user: from.uri.user().unwrap_or_default().to_string(),
+                display_name: from_display,
+            }
+        };
+        if let Some(d) = &self.cfg.domain {
+            if !ruri.host().eq_ignore_ascii_case(d) {
+                return Err(self.response(req, 403, "Forbidden - Relaying Denied"));
+            }
+        }
+        Ok(Admitted {
+            ruri,
+            realm,
+            caller,
+            authenticated: self.cfg.calls.auth_calls,
+        })
+    }
+
+    /// A new INVITE or MESSAGE without credentials while `auth_calls` is on: answered here
+    /// without a transaction (407, or what admission found first). Returns whether it was.
+    pub(super) fn refuse_statelessly(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        req: &Request,
+        dest: Peer,
+    ) -> bool {
+        if !self.cfg.calls.auth_calls
+            || !matches!(req.method, Method::Invite | Method::Message)
+            || req.headers.to_tag().is_some()
+            || req.headers.get(&HeaderName::ProxyAuthorization).is_some()
+        {
+            return false;
+        }
+        let Err(mut resp) = self.admit(now, wall, req) else {
+            return false;
+        };
+        if let Some(to) = req.headers.get(&HeaderName::To) {
+            let mut v = to.value.to_vec();
+            v.extend_from_slice(b";tag=");
+            v.extend_from_slice(self.stateless_to_tag(req).as_bytes());
+            resp.headers.set(HeaderName::To, v);
+        }
+        self.send_stateless(dest, &resp);
+        true
+    }
+
+    /// A To tag that is the same for every retransmission of `req` (Call-ID, From tag,
+    /// CSeq, top Via branch) and differs between runs. Stands in for the engine-wide
+    /// `Engine::stateless_tag` until that lands; swap it then.
+    fn stateless_to_tag(&self, req: &Request) -> String {
+        // FNV-1a, 64 bits: not a secret, only stable.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.run_id;
+        let mut eat = |b: &[u8]| {
+            for &x in b.iter().chain(b"\x00") {
+                h ^= u64::from(x);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        eat(req.headers.call_id().unwrap_or_default().as_bytes());
+        eat(req.headers.from_tag().unwrap_or_default().as_bytes());
+        eat(req
+            .headers
+            .cseq()
+            .map_or(0, |c| c.seq)
+            .to_string()
+            .as_bytes());
+        let branch = req
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
+        eat(branch.as_bytes());
+        format!("{h:016x}")
+    }
+}
