@@ -190,6 +190,20 @@ fn max_calls_per_source_the_next_call_is_503_with_retry_after() {
 }
 
 #[test]
+fn max_calls_per_source_spares_allow_listed_addresses() {
+    let mut net = Net::calls_with(|c| {
+        c.calls.max_calls_per_user = 0;
+        c.calls.max_calls_per_source = 1;
+        c.security.allow = vec!["192.168.4.0/24".parse().expect("a network")];
+    });
+    let mut bob = authenticated(&mut net, Caller::bob());
+    let (i1, m1) = ring(&mut net, &mut bob);
+    let (i2, m2) = ring(&mut net, &mut bob);
+    end_all(&mut net, vec![(i1, m1, addr(BOB)), (i2, m2, addr(BOB))]);
+    net.assert_drained();
+}
+
+#[test]
 fn max_calls_per_user_bounds_pending_messages_too() {
     let mut net = Net::calls_with(|c| {
         c.calls.max_calls_per_user = 1;
