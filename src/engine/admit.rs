@@ -4,10 +4,12 @@
 //! anything is routed, so an unauthenticated caller learns nothing about which users exist),
 //! then the served domain (403 for any other: no open relay).
 //!
-//! A request without credentials is refused statelessly, as the registrar's 401 is: no
-//! transaction, so no retransmitted 407 and no Timer H; one datagram in gives at most one
-//! out (no UDP reflection). Its To tag is derived from the request, so a retransmission gets
-//! the same answer; the ACK to it matches no transaction and is absorbed without state.
+//! Admission runs before the transaction layer, and a refusal is sent statelessly, as the
+//! registrar's 401 is: no transaction, so no retransmitted 407 (or 403) and no Timer H; one
+//! datagram in gives at most one out (no UDP reflection, whatever credentials it carries).
+//! Its To tag is derived from the request, so a retransmission gets the same answer; the ACK
+//! to it matches no transaction and is absorbed without state. An admitted request is handed
+//! on with its verdict, so its credentials (and their nonce count) are checked once.
 //! Never routes, never counts towards limits: what comes after admission is the caller's.
 
 use super::auth::{AuthKind, AuthVerdict};
@@ -16,6 +18,7 @@ use crate::b2bua::headers::clean_value;
 use crate::cdr::Party;
 use crate::net::Peer;
 use crate::sip::{HeaderName, Method, Request, Response, Uri};
+use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
 
 /// Who sends a request that passed admission.
@@ -95,24 +98,33 @@ impl Engine {
         })
     }
 
-    /// A new INVITE or MESSAGE without credentials while `auth_calls` is on: answered here
-    /// without a transaction (407, or what admission found first). Returns whether it was.
-    pub(super) fn refuse_statelessly(
+    /// A new INVITE or MESSAGE (not a retransmission of one we hold a transaction for) is
+    /// admitted here, before the transaction layer sees it. A refusal (407, 403, 483, 482,
+    /// 400) is sent statelessly and `true` returned; an admitted request is kept for
+    /// `take_admitted` so its credentials are verified once only.
+    pub(super) fn admit_statelessly(
         &mut self,
         now: Instant,
         wall: SystemTime,
         req: &Request,
         dest: Peer,
     ) -> bool {
-        if !self.cfg.calls.auth_calls
-            || !matches!(req.method, Method::Invite | Method::Message)
-            || req.headers.to_tag().is_some()
-            || req.headers.get(&HeaderName::ProxyAuthorization).is_some()
+        self.admitted = None;
+        if !matches!(req.method, Method::Invite | Method::Message) || req.headers.to_tag().is_some()
         {
             return false;
         }
-        let Err(mut resp) = self.admit(now, wall, req) else {
+        let retransmission =
+            TransactionKey::server_for_request(req).is_ok_and(|k| self.txl.request(&k).is_some());
+        if retransmission {
             return false;
+        }
+        let mut resp = match self.admit(now, wall, req) {
+            Ok(a) => {
+                self.admitted = Some(a);
+                return false;
+            }
+            Err(resp) => resp,
         };
         if let Some(to) = req.headers.get(&HeaderName::To) {
             let mut v = to.value.to_vec();
@@ -122,6 +134,19 @@ impl Engine {
         }
         self.send_stateless(dest, &resp);
         true
+    }
+
+    /// The admission of the request being handled, done by `admit_statelessly`, or done now.
+    pub(super) fn take_admitted(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        req: &Request,
+    ) -> Result<Admitted, Response> {
+        match self.admitted.take() {
+            Some(a) => Ok(a),
+            None => self.admit(now, wall, req),
+        }
     }
 
     /// A To tag that is the same for every retransmission of `req` (Call-ID, From tag,

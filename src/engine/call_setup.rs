@@ -48,7 +48,7 @@ impl Engine {
         req: Request,
         from: Peer,
     ) {
-        let adm = match self.admit(now, wall, &req) {
+        let adm = match self.take_admitted(now, wall, &req) {
             Ok(a) => a,
             Err(resp) => return self.send_response(now, &key, resp),
         };

@@ -55,7 +55,7 @@ impl Engine {
         // Admission as for a call (`auth_calls`, 483/482, 403 for other domains). Forwarded
         // with Max-Forwards decremented but never below 0: without the 483 a MESSAGE
         // arriving with 0 would leave with 0 again, and a loop would never end by hop count.
-        let adm = match self.admit(now, wall, &req) {
+        let adm = match self.take_admitted(now, wall, &req) {
             Ok(a) => a,
             Err(resp) => return self.send_response(now, &key, resp),
         };

@@ -162,6 +162,8 @@ pub struct Engine {
     /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
     call_limits: crate::b2bua::Limits,
     message_limits: crate::b2bua::Limits,
+    /// The admission of the INVITE/MESSAGE being handed to the transaction layer.
+    admitted: Option<admit::Admitted>,
 }
 
 impl Engine {
@@ -209,6 +211,7 @@ impl Engine {
             cdrs: VecDeque::new(),
             call_limits,
             message_limits,
+            admitted: None,
         }
     }
 
@@ -365,10 +368,10 @@ impl Engine {
             self.current = None;
             return;
         }
-        // An INVITE or MESSAGE without credentials is refused statelessly too (the 407, or a
-        // 482/483/400 found before authentication): one datagram in, at most one out, so a
-        // spoofed source cannot use us as a reflector (admit.rs).
-        if self.refuse_statelessly(now, wall, &req, dest) {
+        // A new INVITE or MESSAGE is admitted (or refused: 407, 403, 483 …) statelessly too:
+        // one datagram in, at most one out, so a spoofed source cannot use us as a
+        // reflector (admit.rs).
+        if self.admit_statelessly(now, wall, &req, dest) {
             self.current = None;
             return;
         }
@@ -385,6 +388,7 @@ impl Engine {
             tracing::debug!(target: "ferroswitch::engine", %e, "request not taken by the transaction layer");
         }
         self.drain_events(now, wall);
+        self.admitted = None;
         self.current = None;
     }
 

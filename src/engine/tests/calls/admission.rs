@@ -53,6 +53,30 @@ fn rfc3261_17_2_1_an_unauthenticated_invite_gets_one_stateless_407_and_nothing_m
 }
 
 #[test]
+fn forged_credentials_get_one_stateless_403_and_nothing_more() {
+    let mut net = Net::calls();
+    net.after(Duration::from_secs(40));
+    let mut bob = Caller::bob();
+    let r407 = response(&net.udp(addr(BOB), &bob.invite_to("alice", &[], ""))[0]);
+    bob.learn(&r407);
+    bob.password = "guess".into();
+    let invite = bob.invite_to("alice", &[], "");
+    let out = net.udp(addr(BOB), &invite);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(response(&out[0]).status, 403);
+    assert_eq!(net.engine.transactions().len(), 0, "no state kept");
+    let late = net.after(Duration::from_secs(40));
+    assert!(late.is_empty(), "no retransmitted 403: {:?}", late.ladder());
+    // Credentials for another realm are no credentials: the 407 again, once.
+    let other = invite.replace("realm=\"192.168.4.4\"", "realm=\"elsewhere\"");
+    assert_ne!(other, invite);
+    let out = net.udp(addr(BOB), &other);
+    assert_eq!(out.len(), 1);
+    assert_eq!(response(&out[0]).status, 407);
+    assert!(net.after(Duration::from_secs(40)).is_empty());
+}
+
+#[test]
 fn an_unauthenticated_message_gets_one_stateless_407() {
     let mut net = Net::calls();
     net.after(Duration::from_secs(40));
