@@ -2,9 +2,9 @@
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
 //! MESSAGE, REFER and the NOTIFYs of its subscription … cross over to the other leg with the
 //! headers that carry their meaning (a blind transfer's Refer-To names a user of ours, whom
-//! the transferee then calls through us with a new INVITE) and the answer comes back the same way (what follows
-//! a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500, unknown dialogs 481,
-//! crossing re-INVITEs 491 (all from the dialog layer).
+//! the transferee then calls through us with a new INVITE), and the answer comes back the
+//! same way (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
+//! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
 use super::Engine;
 use crate::b2bua::headers::clean_value;
@@ -26,7 +26,8 @@ const CARRIED: &[HeaderName] = &[
 /// Headers a relayed in-dialog request keeps: what gives it its meaning for the peer (a REFER
 /// without Refer-To is refused with 400, a NOTIFY without Event and Subscription-State is
 /// not a NOTIFY — RFC 3515, RFC 6665, RFC 3891 Replaces, RFC 6086 INFO packages). Never
-/// half a request: a request that needs one of these gets it or is not relayed.
+/// half a request: every one of these goes across (without control octets; a value that is
+/// nothing else is dropped).
 const CARRIED_IN_REQUESTS: &[&str] = &[
     "Content-Type",
     "Content-Disposition",

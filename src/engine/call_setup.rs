@@ -231,7 +231,6 @@ impl Engine {
         if !self.cfg.calls.cdrs {
             return;
         }
-        self.stats.calls_ended += 1;
         let id = self.calls.next_id();
         let rec = CdrRecord {
             call_id: format!("{}-{id}", self.run_id),

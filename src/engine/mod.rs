@@ -381,6 +381,7 @@ impl Engine {
             resp.headers.push(HeaderName::RetryAfter, "5");
             self.finish_response(&mut resp);
             self.send_stateless(dest, &resp);
+            self.admitted = None;
             self.current = None;
             return;
         }
