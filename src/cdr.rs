@@ -25,6 +25,10 @@ pub enum HangupCause {
     NormalUnspecified,
     ExchangeRoutingError,
     MediaTimeout,
+    /// The callee exists but has no registered contact (SIP 480 from the switch itself).
+    UserNotRegistered,
+    /// The request is for a domain we do not serve.
+    NoRouteDestination,
 }
 
 impl HangupCause {
@@ -46,6 +50,8 @@ impl HangupCause {
             HangupCause::NormalUnspecified => "NORMAL_UNSPECIFIED",
             HangupCause::ExchangeRoutingError => "EXCHANGE_ROUTING_ERROR",
             HangupCause::MediaTimeout => "MEDIA_TIMEOUT",
+            HangupCause::UserNotRegistered => "USER_NOT_REGISTERED",
+            HangupCause::NoRouteDestination => "NO_ROUTE_DESTINATION",
         }
     }
 
@@ -68,6 +74,9 @@ impl HangupCause {
             HangupCause::NormalUnspecified => 31,
             HangupCause::ExchangeRoutingError => 25,
             HangupCause::MediaTimeout => 604,
+            // FreeSWITCH's own code for it, outside Q.850 like 487 and 604.
+            HangupCause::UserNotRegistered => 606,
+            HangupCause::NoRouteDestination => 3,
         }
     }
 

@@ -6,8 +6,11 @@
 //!
 //! Never does I/O and never reads a clock; bounded by `max_calls` at the engine.
 
+pub mod headers;
+mod limits;
 mod table;
 
+pub use limits::{Hold, Limits, Over};
 pub use table::{CallTimer, Calls, LegRef};
 
 use crate::cdr::{HangupCause, Party, Side};
@@ -153,6 +156,14 @@ pub struct Call {
     /// The last relayed re-INVITE that was answered with a 2xx, and when its 2xx is resent.
     pub reinvite: Option<Box<ReinviteAnswer>>,
     pub reinvite_ok_next: Option<Instant>,
+    /// The per-user / per-source counts this call holds, given back when it ends.
+    pub hold: Option<Hold>,
+    /// Whether the caller proved who it is (digest); an unauthenticated caller's identity is
+    /// never asserted to the callee (no P-Asserted-Identity, RPID `screen=no`).
+    pub caller_authenticated: bool,
+    /// The caller asked for privacy (RFC 3323 `Privacy: id`, `user` or `header`): the callee
+    /// sees an anonymous From and no asserted identity; the CDR keeps the real caller.
+    pub caller_private: bool,
 }
 
 impl Call {

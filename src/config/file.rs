@@ -39,6 +39,8 @@ struct RawCalls {
     cdr_file: Option<Spanned<String>>,
     session_expires: Option<Spanned<i64>>,
     min_se: Option<Spanned<i64>>,
+    max_calls_per_user: Option<Spanned<i64>>,
+    max_calls_per_source: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -426,6 +428,20 @@ fn calls(p: &mut Problems<'_>, raw: RawCalls, file: &Path) -> CallsConfig {
         1..=10_000_000,
         d.max_calls as u64,
     );
+    let max_calls_per_user = ranged(
+        p,
+        raw.max_calls_per_user,
+        "calls.max_calls_per_user",
+        0..=1_000_000,
+        d.max_calls_per_user as u64,
+    );
+    let max_calls_per_source = ranged(
+        p,
+        raw.max_calls_per_source,
+        "calls.max_calls_per_source",
+        0..=10_000_000,
+        d.max_calls_per_source as u64,
+    );
     let min_se = ranged(
         p,
         raw.min_se,
@@ -470,6 +486,8 @@ fn calls(p: &mut Problems<'_>, raw: RawCalls, file: &Path) -> CallsConfig {
         cdr_file,
         session_expires: session_expires as u32,
         min_se: min_se as u32,
+        max_calls_per_user: max_calls_per_user as usize,
+        max_calls_per_source: max_calls_per_source as usize,
     }
 }
 
@@ -536,5 +554,35 @@ nonce_bind_source = false
         ] {
             assert!(bad_host(bad).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn calls_per_user_and_per_source_limits() {
+        let file = Path::new("/etc/ferroswitch/ferroswitch.toml");
+        let Ok(d) = parse("", file) else {
+            panic!("empty config parses");
+        };
+        assert_eq!(
+            (d.calls.max_calls_per_user, d.calls.max_calls_per_source),
+            (10, 50)
+        );
+        let text = "[calls]\nmax_calls_per_user = 0\nmax_calls_per_source = 7\n";
+        let Ok(p) = parse(text, file) else {
+            panic!("parses");
+        };
+        // (The users directory of this made-up path does not exist: that error aside.)
+        assert!(!p.errors.iter().any(|e| e.to_string().contains("calls.")));
+        assert_eq!(
+            (p.calls.max_calls_per_user, p.calls.max_calls_per_source),
+            (0, 7)
+        );
+        let Ok(bad) = parse("[calls]\nmax_calls_per_user = -1\n", file) else {
+            panic!("parses");
+        };
+        let bad: Vec<_> = bad.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            bad.iter().any(|e| e.contains("calls.max_calls_per_user")),
+            "{bad:?}"
+        );
     }
 }

@@ -54,6 +54,10 @@ pub struct CallsConfig {
     pub session_expires: u32,
     /// RFC 4028 Min-SE we accept, in seconds (at least 90).
     pub min_se: u32,
+    /// Calls (ringing or up) one authenticated user may hold at once; more get 486. 0 = off.
+    pub max_calls_per_user: usize,
+    /// Calls one source address may hold at once; more get 503 with Retry-After. 0 = off.
+    pub max_calls_per_source: usize,
 }
 
 impl Default for CallsConfig {
@@ -65,6 +69,8 @@ impl Default for CallsConfig {
             cdr_file: None,
             session_expires: 1800,
             min_se: 90,
+            max_calls_per_user: 10,
+            max_calls_per_source: 50,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
-//! MESSAGE … cross over to the other leg and the answer comes back the same way (what follows
-//! a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500, unknown dialogs 481,
-//! crossing re-INVITEs 491 (all from the dialog layer).
+//! MESSAGE, REFER and the NOTIFYs of its subscription … cross over to the other leg with the
+//! headers that carry their meaning (a blind transfer's Refer-To names a user of ours, whom
+//! the transferee then calls through us with a new INVITE), and the answer comes back the
+//! same way (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
+//! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
 use super::Engine;
+use crate::b2bua::headers::clean_value;
 use crate::b2bua::{CallId, CallState, LegRef, Relay};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::{DialogKey, RequestVerdict, ViaSpec};
@@ -13,12 +16,51 @@ use crate::transaction::TransactionKey;
 use rand::Rng;
 use std::time::{Instant, SystemTime};
 
-/// Headers carried across with a relayed in-dialog request or its response.
+/// Headers carried across with a relayed in-dialog response.
 const CARRIED: &[HeaderName] = &[
     HeaderName::ContentType,
     HeaderName::Event,
     HeaderName::Subject,
 ];
+
+/// Headers a relayed in-dialog request keeps: what gives it its meaning for the peer (a REFER
+/// without Refer-To is refused with 400, a NOTIFY without Event and Subscription-State is
+/// not a NOTIFY — RFC 3515, RFC 6665, RFC 3891 Replaces, RFC 6086 INFO packages). Never
+/// half a request: every one of these goes across (without control octets; a value that is
+/// nothing else is dropped).
+const CARRIED_IN_REQUESTS: &[&str] = &[
+    "Content-Type",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Subject",
+    "Event",
+    "Subscription-State",
+    "Allow-Events",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Expires",
+    "Refer-To",
+    "Referred-By",
+    "Refer-Sub",
+    "Replaces",
+    "Target-Dialog",
+    "Info-Package",
+    "Recv-Info",
+];
+
+/// The headers of `req` to put on its relayed copy, without control octets.
+fn carried_request_headers(req: &Request) -> impl Iterator<Item = crate::sip::Header> + '_ {
+    req.headers
+        .iter()
+        .filter(|h| {
+            CARRIED_IN_REQUESTS
+                .iter()
+                .any(|n| h.name.as_str().eq_ignore_ascii_case(n))
+        })
+        .filter_map(|h| clean_value(&h.value).map(|v| crate::sip::Header::new(h.name.clone(), v)))
+}
 
 impl Engine {
     /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
@@ -167,11 +209,7 @@ impl Engine {
                 return self.send_response(now, &key, resp);
             }
         };
-        for name in CARRIED {
-            for h in req.headers.get_all(name) {
-                out.headers.0.push(h.clone());
-            }
-        }
+        out.headers.0.extend(carried_request_headers(&req));
         if matches!(req.method, Method::Invite | Method::Update) {
             if let Some(t) = timer {
                 t.write_refresh_headers(&mut out.headers, &session);
@@ -209,7 +247,9 @@ impl Engine {
         let is_invite = relay.original.method == Method::Invite;
         // Keep the answered leg's dialog in step.
         if let Some(d) = self.leg_dialog(id, to_leg) {
-            let _ = d.handle_response(&resp);
+            if let Err(e) = d.handle_response(&resp) {
+                tracing::debug!(target: "ferroswitch::call", call = id, leg = ?to_leg, %e, "relayed response not taken by the dialog");
+            }
         }
         let phrase = super::call_events::phrase_of(&resp);
         let mut out = self.dialog_response(id, from_leg, &relay.original, resp.status, &phrase);
@@ -218,7 +258,9 @@ impl Engine {
                 continue;
             }
             for h in resp.headers.get_all(name) {
-                out.headers.0.push(h.clone());
+                if let Some(v) = clean_value(&h.value) {
+                    out.headers.push(name.clone(), v);
+                }
             }
         }
         out.body = resp.body.clone();
@@ -302,7 +344,10 @@ impl Engine {
                 HeaderName::Reason,
                 HangupCause::NormalClearing.reason_header(),
             );
-            let _ = self.txl.send_request(now, bye, peer);
+            let call_id = resp.headers.call_id().unwrap_or_default();
+            if let Err(e) = self.txl.send_request(now, bye, peer) {
+                tracing::debug!(target: "ferroswitch::call", b_call_id = call_id, %e, "BYE of an orphan 2xx not sent");
+            }
         }
     }
 }

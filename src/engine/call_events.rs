@@ -43,7 +43,9 @@ impl Engine {
         if resp.headers.to_tag().is_some() {
             match &mut b.dialog {
                 Some(d) => {
-                    let _ = d.handle_response(resp);
+                    if let Err(e) = d.handle_response(resp) {
+                        tracing::debug!(target: "ferroswitch::call", call = id, leg, %e, "provisional response not taken by the b-leg dialog");
+                    }
                 }
                 None => {
                     if let Ok(d) = Dialog::from_uac(&b.invite, resp) {
@@ -101,7 +103,9 @@ impl Engine {
         }
         let dialog = match b.dialog.take() {
             Some(mut d) => {
-                let _ = d.handle_response(resp);
+                if let Err(e) = d.handle_response(resp) {
+                    tracing::debug!(target: "ferroswitch::call", call = id, leg, %e, "2xx not taken by the b-leg dialog");
+                }
                 Some(d)
             }
             None => Dialog::from_uac(&b.invite, resp).ok(),
@@ -314,10 +318,19 @@ impl Engine {
             return;
         };
         let key = d.key().clone();
-        if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
-            bye.headers.push(HeaderName::Reason, cause.reason_header());
-            super::respond::push_user_agent(&mut bye.headers, HeaderName::UserAgent, &ua);
-            let _ = self.txl.send_request(now, bye, peer);
+        // Whether or not the BYE can go out, the call is over on our side: the dialog
+        // leaves the index and the caller of this function finishes the call.
+        match d.new_request(Method::Bye, &via) {
+            Ok(mut bye) => {
+                bye.headers.push(HeaderName::Reason, cause.reason_header());
+                super::respond::push_user_agent(&mut bye.headers, HeaderName::UserAgent, &ua);
+                if let Err(e) = self.txl.send_request(now, bye, peer) {
+                    tracing::debug!(target: "ferroswitch::call", call = id, ?leg, %e, "BYE not sent");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(target: "ferroswitch::call", call = id, ?leg, %e, "BYE not built")
+            }
         }
         self.calls.remove_dialog(&key);
     }
@@ -514,6 +527,11 @@ impl Engine {
         let ended_at = *call.ended_at.get_or_insert(wall);
         if !call.cdr_written {
             call.cdr_written = true;
+            // The caller's per-user / per-source count is given back as the call ends for
+            // its users, not when its last b-leg settles.
+            if let Some(h) = call.hold.take() {
+                self.call_limits.release(h);
+            }
             tracing::info!(
                 target: "ferroswitch::call",
                 call = call.id, cause = cause.name(),
@@ -567,7 +585,10 @@ impl Engine {
             )
         });
         if !pending {
-            if let Some(call) = self.calls.remove(id) {
+            if let Some(mut call) = self.calls.remove(id) {
+                if let Some(h) = call.hold.take() {
+                    self.call_limits.release(h);
+                }
                 for b in call.b.iter().filter(|b| b.state == BLegState::Answered) {
                     self.remember_ended_b(b.key.clone());
                 }

@@ -109,7 +109,9 @@ impl Engine {
         };
         if let Some(resp) = resp {
             if let Some(d) = self.leg_dialog(id, leg) {
-                let _ = d.handle_response(resp);
+                if let Err(e) = d.handle_response(resp) {
+                    tracing::debug!(target: "ferroswitch::call", call = id, ?leg, %e, "refresh response not taken by the dialog");
+                }
             }
         }
         if (200..300).contains(&status) {

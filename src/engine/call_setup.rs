@@ -1,14 +1,16 @@
-//! A new call: the caller's INVITE is checked (Max-Forwards, loops), authenticated with 407
-//! before anything is routed (so an unauthenticated caller learns nothing about extensions),
-//! routed to the callee's registered contacts, and a b-leg INVITE is sent to each of them in
+//! A new call: the caller's INVITE is admitted (`admit`: Max-Forwards, loops, 407 before
+//! anything is routed), routed to the callee's registered contacts (404 and 480 leave a CDR),
+//! held to the per-user and per-source limits, and a b-leg INVITE is sent to each contact in
 //! parallel — a new dialog with a new Call-ID, the caller's identity in From,
-//! Remote-Party-ID and P-Asserted-Identity, and the SDP passed through unchanged.
+//! Remote-Party-ID and (only when authenticated) P-Asserted-Identity, anonymous when the
+//! caller asked for privacy, and the SDP passed through unchanged. Nothing the caller wrote
+//! reaches the callee unless it is valid for its header (`b2bua::headers`).
 
-use super::auth::{AuthKind, AuthVerdict};
 use super::respond::{ALLOW, SUPPORTED};
 use super::Engine;
-use crate::b2bua::{ALeg, BLeg, BLegState, Call, CallState, CallTimer};
-use crate::cdr::Party;
+use crate::b2bua::headers::{clean_value, quoted, uri_user};
+use crate::b2bua::{ALeg, BLeg, BLegState, Call, CallState, CallTimer, Over};
+use crate::cdr::{CdrRecord, HangupCause, Party, Side};
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::{NextHop, SessionTimer, ViaSpec};
 use crate::net::{Peer, Transport};
@@ -46,57 +48,24 @@ impl Engine {
         req: Request,
         from: Peer,
     ) {
-        if let Some(code_phrase) = self.invite_precheck(&req) {
-            return self.reject(now, &key, &req, code_phrase.0, code_phrase.1);
-        }
-        let Ok(ruri) = req.request_uri() else {
-            return self.reject(now, &key, &req, 400, "Bad Request - Malformed Request-URI");
+        let adm = match self.take_admitted(now, wall, &req) {
+            Ok(a) => a,
+            Err(resp) => return self.send_response(now, &key, resp),
         };
-        let realm = match &self.cfg.domain {
-            Some(d) => d.clone(),
-            None => ruri.host().to_ascii_lowercase(),
-        };
-        let Ok(from_addr) = req.headers.from() else {
-            return self.reject(now, &key, &req, 400, "Bad Request - Malformed From");
-        };
-        let caller_user = if self.cfg.calls.auth_calls {
-            match self.authenticate(now, wall, &req, &realm, AuthKind::Proxy) {
-                AuthVerdict::Ok(user) => user,
-                AuthVerdict::Challenge { stale } => {
-                    let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);
-                    return self.send_response(now, &key, resp);
-                }
-                AuthVerdict::Forbidden => return self.reject(now, &key, &req, 403, "Forbidden"),
-                AuthVerdict::BadRequest => {
-                    return self.reject(now, &key, &req, 400, "Bad Request - Malformed Credentials")
-                }
-            }
-        } else {
-            from_addr.uri.user().unwrap_or_default().to_string()
-        };
-        // Routing happens only now, after authentication.
-        if let Some(d) = &self.cfg.domain {
-            if !ruri.host().eq_ignore_ascii_case(d) {
-                return self.reject(now, &key, &req, 403, "Forbidden - Relaying Denied");
-            }
-        }
-        let Some(callee_user) = ruri.user().map(str::to_string) else {
-            return self.reject(now, &key, &req, 404, "Not Found");
-        };
+        let (ruri, realm, caller_party) = (adm.ruri, adm.realm, adm.caller);
+        // Routing happens only now, after authentication. Every attempt from here on leaves
+        // a CDR, as FreeSWITCH writes one for every call that passed authentication.
+        let callee_user = ruri.user().map(str::to_string).unwrap_or_default();
         let Some(callee) = self.users.get(&callee_user).filter(|u| u.enabled) else {
-            return self.reject(now, &key, &req, 404, "Not Found");
+            let callee = Party {
+                user: callee_user,
+                display_name: None,
+            };
+            return self.refuse_call(now, wall, &key, &req, (caller_party, callee), 404);
         };
         let callee_party = Party {
             user: callee.id.clone(),
             display_name: callee.display_name.clone(),
-        };
-        let caller_party = Party {
-            display_name: self
-                .users
-                .get(&caller_user)
-                .and_then(|u| u.display_name.clone())
-                .or_else(|| from_addr.display_name_lossy()),
-            user: caller_user,
         };
         if self.calls.len() >= self.cfg.calls.max_calls {
             let mut resp = self.response(&req, 503, "Service Unavailable - Too Many Calls");
@@ -113,8 +82,21 @@ impl Engine {
         };
         let bindings = self.store.lookup(&format!("{callee_user}@{realm}"), now);
         if bindings.is_empty() {
-            return self.reject(now, &key, &req, 480, "Temporarily Unavailable");
+            let parties = (caller_party, callee_party);
+            return self.refuse_call(now, wall, &key, &req, parties, 480);
         }
+        // Allow-listed addresses (trunks, monitors: `[security] allow`) are not bounded per
+        // source; their users still are.
+        let source = self
+            .current
+            .map(|o| o.source.ip())
+            .filter(|ip| !self.guard.is_allow_listed(*ip));
+        let limited_user = adm.authenticated.then_some(caller_party.user.as_str());
+        let hold = match self.call_limits.try_acquire(limited_user, source) {
+            Ok(h) => h,
+            Err(over) => return self.over_limit(now, &key, &req, &caller_party.user, over, true),
+        };
+        let caller_private = wants_privacy(&req);
 
         let origin = self.current;
         let a_adv = advertised(
@@ -157,6 +139,9 @@ impl Engine {
             expire_at: [None; 2],
             reinvite: None,
             reinvite_ok_next: None,
+            hold: Some(hold),
+            caller_authenticated: adm.authenticated,
+            caller_private,
         };
         tracing::info!(
             target: "ferroswitch::call",
@@ -193,6 +178,9 @@ impl Engine {
         }
         if call.b.is_empty() {
             // Every send was refused (table full): nothing rings.
+            if let Some(h) = call.hold.take() {
+                self.call_limits.release(h);
+            }
             let resp = self.response(&call.a.invite, 503, "Service Unavailable");
             let key = call.a.invite_key.clone();
             return self.send_response(now, &key, resp);
@@ -212,6 +200,95 @@ impl Engine {
         phrase: &str,
     ) {
         let resp = self.response(req, code, phrase);
+        self.send_response(now, key, resp);
+    }
+
+    /// A call that passed authentication but reaches no phone (404 no such user, 480 not
+    /// registered): the caller gets `code` and the attempt its CDR.
+    fn refuse_call(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: &TransactionKey,
+        req: &Request,
+        (caller, callee): (Party, Party),
+        code: u16,
+    ) {
+        let (phrase, cause) = match code {
+            404 => ("Not Found", HangupCause::UnallocatedNumber),
+            480 => ("Temporarily Unavailable", HangupCause::UserNotRegistered),
+            _ => (
+                crate::sip::reason_phrase(code),
+                HangupCause::from_sip_status(code),
+            ),
+        };
+        tracing::info!(
+            target: "ferroswitch::call",
+            caller = %caller.user, callee = %callee.user, code, cause = cause.name(),
+            "call refused"
+        );
+        self.reject(now, key, req, code, phrase);
+        if !self.cfg.calls.cdrs {
+            return;
+        }
+        let id = self.calls.next_id();
+        let rec = CdrRecord {
+            call_id: format!("{}-{id}", self.run_id),
+            a_leg_call_id: req.headers.call_id().unwrap_or_default().to_string(),
+            b_leg_call_id: None,
+            caller,
+            callee,
+            start_time: crate::clock::rfc3339(wall),
+            answer_time: None,
+            end_time: crate::clock::rfc3339(wall),
+            duration: 0,
+            billsec: 0,
+            hangup_cause: cause.name(),
+            hangup_cause_code: cause.code(),
+            sip_status: code,
+            hangup_side: Side::System,
+        };
+        self.cdrs.push_back(rec);
+    }
+
+    /// A caller over `max_calls_per_user` (486) or its address over `max_calls_per_source`
+    /// (503 with Retry-After), for a call (`call`) or a MESSAGE; logged at most once a second.
+    pub(super) fn over_limit(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        req: &Request,
+        user: &str,
+        over: Over,
+        call: bool,
+    ) {
+        let limits = if call {
+            &mut self.call_limits
+        } else {
+            &mut self.message_limits
+        };
+        if let Some(suppressed) = limits.should_log(now) {
+            let source = self.current.map(|o| o.source.ip().to_string());
+            tracing::warn!(
+                target: "ferroswitch::call",
+                user, source = source.as_deref().unwrap_or("-"), ?over,
+                method = %req.method, suppressed, "over the per-user/per-source limit"
+            );
+        }
+        let mut resp = match over {
+            Over::User => self.response(req, 486, "Busy Here"),
+            Over::Source => {
+                let mut r = self.response(req, 503, "Service Unavailable - Too Many Calls");
+                r.headers.push(HeaderName::RetryAfter, "5");
+                r
+            }
+        };
+        if over == Over::User {
+            resp.headers.push(
+                HeaderName::Warning,
+                "399 ferroswitch \"Too many calls for this user\"",
+            );
+        }
         self.send_response(now, key, resp);
     }
 
@@ -261,7 +338,14 @@ impl Engine {
         h.push(HeaderName::MaxForwards, mf.to_string());
         let caller = identity(&call.caller, &call.domain);
         let tag = new_tag_with(&mut self.rng);
-        h.push(HeaderName::From, format!("{caller};tag={tag}"));
+        // RFC 3323 §4.1 / RFC 3325 §7: the callee is a phone, not a trusted node, so a caller
+        // asking for privacy is anonymous to it.
+        let from = if call.caller_private {
+            ANONYMOUS
+        } else {
+            &caller
+        };
+        h.push(HeaderName::From, format!("{from};tag={tag}"));
         h.push(HeaderName::To, identity(&call.callee, &call.domain));
         let call_id = new_call_id_with(&mut self.rng, None);
         h.push(HeaderName::CallId, call_id);
@@ -272,15 +356,37 @@ impl Engine {
         } else {
             ""
         };
+        let contact_user = if call.caller_private {
+            "anonymous".to_string()
+        } else {
+            uri_user(&call.caller.user)
+        };
         h.push(
             HeaderName::Contact,
-            format!("<sip:{}@{}{tp}>", call.caller.user, b.advertised),
+            format!("<sip:{contact_user}@{}{tp}>", b.advertised),
         );
-        h.push(
-            HeaderName::RemotePartyId,
-            format!("{caller};party=calling;screen=yes;privacy=off"),
-        );
-        h.push(HeaderName::PAssertedIdentity, caller);
+        // Only a caller whose digest we verified is asserted (RFC 3325: screened identity);
+        // with `auth_calls = false` the From is a claim, passed on as `screen=no`.
+        match (call.caller_private, call.caller_authenticated) {
+            (true, _) => {
+                h.push(
+                    HeaderName::RemotePartyId,
+                    format!("{ANONYMOUS};party=calling;screen=no;privacy=full"),
+                );
+                h.push(HeaderName::Other("Privacy".into()), "id");
+            }
+            (false, true) => {
+                h.push(
+                    HeaderName::RemotePartyId,
+                    format!("{caller};party=calling;screen=yes;privacy=off"),
+                );
+                h.push(HeaderName::PAssertedIdentity, caller);
+            }
+            (false, false) => h.push(
+                HeaderName::RemotePartyId,
+                format!("{caller};party=calling;screen=no;privacy=off"),
+            ),
+        }
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::Supported, SUPPORTED);
         super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
@@ -293,7 +399,10 @@ impl Engine {
         h.push(HeaderName::MinSe, se.min_se.to_string());
         for name in COPIED {
             for v in a.headers.get_all(name) {
-                h.0.push(v.clone());
+                // Control octets (a bare CR) would start a header of the caller's choosing.
+                if let Some(v) = clean_value(&v.value) {
+                    h.push(name.clone(), v);
+                }
             }
         }
         r.body = a.body.clone();
@@ -307,16 +416,33 @@ fn set_tag_and_finish(engine: &mut Engine, resp: &mut crate::sip::Response) {
     engine.finish_response(resp);
 }
 
-/// `"Display" <sip:user@domain>` for a party.
+/// `"Display" <sip:user@domain>` for a party: the display name a quoted-string without
+/// control characters, the user %-escaped (either may come from a peer's From).
 pub(super) fn identity(p: &Party, domain: &str) -> String {
+    let user = uri_user(&p.user);
     match &p.display_name {
-        Some(d) => format!(
-            "\"{}\" <sip:{}@{domain}>",
-            d.replace('\\', "\\\\").replace('"', "\\\""),
-            p.user
-        ),
-        None => format!("<sip:{}@{domain}>", p.user),
+        Some(d) => format!("{} <sip:{user}@{domain}>", quoted(d)),
+        None => format!("<sip:{user}@{domain}>"),
     }
+}
+
+/// RFC 3323 §4.1.1.3 / RFC 3325 §9.3: how an anonymous caller appears.
+pub(super) const ANONYMOUS: &str = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
+/// Whether the caller's `Privacy` asks to hide its identity (`id`, RFC 3325; `user` or
+/// `header`, RFC 3323). `none` and `session` do not.
+pub(super) fn wants_privacy(req: &Request) -> bool {
+    req.headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case("Privacy"))
+        .filter_map(|h| h.value_str())
+        .flat_map(|v| v.split([';', ',']))
+        .map(str::trim)
+        .any(|t| {
+            ["id", "user", "header"]
+                .iter()
+                .any(|p| t.eq_ignore_ascii_case(p))
+        })
 }
 
 /// Where requests to a registered contact go: the connection or address the REGISTER came

@@ -1,12 +1,13 @@
-//! Out-of-dialog MESSAGE (RFC 3428): softphone chat from one user to another. Authenticated
-//! with 407 like an INVITE (routing only after authentication), then sent to every registered
+//! Out-of-dialog MESSAGE (RFC 3428): softphone chat from one user to another. Admitted like
+//! an INVITE (`admit`: 407 when `auth_calls` is on, routing only after authentication; held
+//! to the same per-user / per-source limits while pending), then sent to every registered
 //! contact of the callee; the sender gets the first 2xx, or the best failure once every
 //! contact has answered (RFC 3261 §16.7).
 
-use super::auth::{AuthKind, AuthVerdict};
 use super::call_setup::{binding_peer, identity};
 use super::Engine;
-use crate::b2bua::best_response;
+use crate::b2bua::headers::clean_value;
+use crate::b2bua::{best_response, Hold};
 use crate::cdr::Party;
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::ViaSpec;
@@ -27,6 +28,8 @@ struct Pending {
     outstanding: usize,
     failures: Vec<u16>,
     answered: bool,
+    /// The sender's per-user / per-source count, given back when the last answer is in.
+    hold: Hold,
 }
 
 /// MESSAGEs in flight, by the client transactions that carry them.
@@ -49,34 +52,14 @@ impl Engine {
             let r = e.response(&req, code, phrase);
             e.send_response(now, &key, r);
         };
-        // Forwarded with Max-Forwards decremented but never below 0: without this a MESSAGE
+        // Admission as for a call (`auth_calls`, 483/482, 403 for other domains). Forwarded
+        // with Max-Forwards decremented but never below 0: without the 483 a MESSAGE
         // arriving with 0 would leave with 0 again, and a loop would never end by hop count.
-        if let Some((code, phrase)) = self.invite_precheck(&req) {
-            return reply(self, code, phrase);
-        }
-        let Ok(ruri) = req.request_uri() else {
-            return reply(self, 400, "Bad Request - Malformed Request-URI");
+        let adm = match self.take_admitted(now, wall, &req) {
+            Ok(a) => a,
+            Err(resp) => return self.send_response(now, &key, resp),
         };
-        let realm = match &self.cfg.domain {
-            Some(d) => d.clone(),
-            None => ruri.host().to_ascii_lowercase(),
-        };
-        let sender = match self.authenticate(now, wall, &req, &realm, AuthKind::Proxy) {
-            AuthVerdict::Ok(user) => user,
-            AuthVerdict::Challenge { stale } => {
-                let resp = self.challenge(wall, &req, &realm, AuthKind::Proxy, stale);
-                return self.send_response(now, &key, resp);
-            }
-            AuthVerdict::Forbidden => return reply(self, 403, "Forbidden"),
-            AuthVerdict::BadRequest => {
-                return reply(self, 400, "Bad Request - Malformed Credentials")
-            }
-        };
-        if let Some(d) = &self.cfg.domain {
-            if !ruri.host().eq_ignore_ascii_case(d) {
-                return reply(self, 403, "Forbidden - Relaying Denied");
-            }
-        }
+        let (ruri, realm, from) = (adm.ruri, adm.realm, adm.caller);
         let Some(callee) = ruri
             .user()
             .and_then(|u| self.users.get(u))
@@ -92,9 +75,16 @@ impl Engine {
         if self.messages.pending.len() >= MAX_PENDING {
             return reply(self, 503, "Service Unavailable");
         }
-        let from = Party {
-            display_name: self.users.get(&sender).and_then(|u| u.display_name.clone()),
-            user: sender,
+        // Allow-listed addresses (trunks, monitors: `[security] allow`) are not bounded per
+        // source; their users still are.
+        let source = self
+            .current
+            .map(|o| o.source.ip())
+            .filter(|ip| !self.guard.is_allow_listed(*ip));
+        let limited_user = adm.authenticated.then_some(from.user.as_str());
+        let hold = match self.message_limits.try_acquire(limited_user, source) {
+            Ok(h) => h,
+            Err(over) => return self.over_limit(now, &key, &req, &from.user, over, false),
         };
         let to = Party {
             user: callee,
@@ -120,10 +110,14 @@ impl Engine {
             h.push(HeaderName::To, identity(&to, &realm));
             h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
             h.push(HeaderName::CSeq, "1 MESSAGE");
-            h.push(HeaderName::PAssertedIdentity, identity(&from, &realm));
+            if adm.authenticated {
+                h.push(HeaderName::PAssertedIdentity, identity(&from, &realm));
+            }
             super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
             for v in req.headers.get_all(&HeaderName::ContentType) {
-                h.0.push(v.clone());
+                if let Some(v) = clean_value(&v.value) {
+                    h.push(HeaderName::ContentType, v);
+                }
             }
             m.body = req.body.clone();
             if let Ok(ckey) = self.txl.send_request(now, m, peer) {
@@ -132,6 +126,7 @@ impl Engine {
             }
         }
         if sent == 0 {
+            self.message_limits.release(hold);
             return reply(self, 503, "Service Unavailable");
         }
         self.messages.pending.insert(
@@ -142,6 +137,7 @@ impl Engine {
                 outstanding: sent,
                 failures: Vec::new(),
                 answered: false,
+                hold,
             },
         );
     }
@@ -179,7 +175,9 @@ impl Engine {
         let done = p.outstanding == 0;
         let (server_key, original) = (p.server_key.clone(), p.original.clone());
         if done {
-            self.messages.pending.remove(&id);
+            if let Some(p) = self.messages.pending.remove(&id) {
+                self.message_limits.release(p.hold);
+            }
         }
         if let Some(code) = answer {
             let resp: Response = self.response(&original, code, reason_phrase(code));

@@ -6,6 +6,7 @@
 //! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
 //! match nothing are dropped, and every table is bounded by its layer.
 
+mod admit;
 mod auth;
 mod call_dialog;
 mod call_events;
@@ -68,6 +69,9 @@ pub struct CallSettings {
     pub session: SessionTimerConfig,
     /// Build a CDR for every call (`poll_cdr`); off when no CDR file is configured.
     pub cdrs: bool,
+    /// Calls (and pending MESSAGEs) per authenticated user / per source address; 0 = off.
+    pub max_calls_per_user: usize,
+    pub max_calls_per_source: usize,
 }
 
 impl Default for CallSettings {
@@ -78,6 +82,8 @@ impl Default for CallSettings {
             max_calls: 10_000,
             session: SessionTimerConfig::default(),
             cdrs: true,
+            max_calls_per_user: 10,
+            max_calls_per_source: 50,
         }
     }
 }
@@ -111,6 +117,8 @@ impl EngineConfig {
                 session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
                     .unwrap_or_default(),
                 cdrs: c.calls.cdr_file.is_some(),
+                max_calls_per_user: c.calls.max_calls_per_user,
+                max_calls_per_source: c.calls.max_calls_per_source,
             },
             security: c.security.clone(),
             user_agent: c.server.user_agent.clone(),
@@ -181,6 +189,11 @@ pub struct Engine {
     draining: bool,
     /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
     trusted: VecDeque<crate::transport::ConnectionId>,
+    /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
+    call_limits: crate::b2bua::Limits,
+    message_limits: crate::b2bua::Limits,
+    /// The admission of the INVITE/MESSAGE being handed to the transaction layer.
+    admitted: Option<admit::Admitted>,
 }
 
 impl Engine {
@@ -208,6 +221,9 @@ impl Engine {
             NonceManager::new(secret, cfg.nonce_lifetime),
             &cfg.digest_algorithms,
         );
+        let (per_user, per_source) = (cfg.calls.max_calls_per_user, cfg.calls.max_calls_per_source);
+        let call_limits = crate::b2bua::Limits::new(per_user, per_source);
+        let message_limits = crate::b2bua::Limits::new(per_user, per_source);
         Engine {
             guard: crate::security::Guard::new(cfg.security.clone()),
             txl: TransactionLayer::new(cfg.transactions),
@@ -229,6 +245,9 @@ impl Engine {
             cdrs: VecDeque::new(),
             draining: false,
             trusted: VecDeque::new(),
+            call_limits,
+            message_limits,
+            admitted: None,
         }
     }
 
@@ -417,6 +436,13 @@ impl Engine {
             self.current = None;
             return;
         }
+        // A new INVITE or MESSAGE is admitted (or refused: 407, 403, 483 …) statelessly too:
+        // one datagram in, at most one out, so a spoofed source cannot use us as a
+        // reflector (admit.rs).
+        if self.admit_statelessly(now, wall, &req, dest) {
+            self.current = None;
+            return;
+        }
         // A full table answers 503 statelessly (the request is still ours to answer).
         if self.txl.len() >= self.cfg.transactions.max_transactions && req.method != Method::Ack {
             let mut resp = crate::sip::response_to(&req, 503, "Service Unavailable");
@@ -424,6 +450,7 @@ impl Engine {
             resp.headers.push(HeaderName::RetryAfter, "5");
             self.finish_response(&mut resp);
             self.send_stateless(dest, &resp);
+            self.admitted = None;
             self.current = None;
             return;
         }
@@ -431,6 +458,7 @@ impl Engine {
             tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "request not taken by the transaction layer");
         }
         self.drain_events(now, wall);
+        self.admitted = None;
         self.current = None;
     }
 

@@ -87,3 +87,33 @@ calls_busy() {
 messages() {
   run_uac message uac_message.xml 1004 50 25
 }
+
+# calls_limit: [calls] max_calls_per_user on a daemon of its own (the load tests above run with
+# the limits off): user 1000 holds 10 calls ringing at a SIPp UAS that rings until cancelled;
+# its 11th call gets 486 from the switch, while user 1001 still gets through.
+calls_limit() {
+  local dir=$WORK/limit port u rc=0 main_pid=$DAEMON_PID hold_pid
+  port=$(free_port); u=$(free_port)
+  make_config "$dir" "$port" 1000 1009
+  printf '\n[calls]\nmax_calls_per_user = 10\ncdr_file = "cdr.jsonl"\n' >> "$dir/ferroswitch.toml"
+  start_daemon "$dir" "$port" || { DAEMON_PID=$main_pid; return 1; }
+  local limit_pid=$DAEMON_PID
+  DAEMON_PID=$main_pid
+  PORT=$port register_as 1005 "$u" || rc=1
+  start_uas ring-forever "$u" -sf "$HERE/uas_ring.xml"
+  sleep 0.5
+  PORT=$port run_uac limit-hold uac_ring_hold.xml 1005 10 20 &
+  hold_pid=$!
+  sleep 3
+  echo "     11th call from 1000 while 10 ring:"
+  PORT=$port run_uac limit-11th uac_busy.xml 1005 1 1 || rc=1
+  printf 'SEQUENTIAL\n1001;1005;[authentication username=1001 password=pw-1001-Xk9q]\n' > "$WORK/caller-1001.csv"
+  timeout 30 sipp "127.0.0.1:$port" -sf "$HERE/uac_cancel.xml" -inf "$WORK/caller-1001.csv" \
+    -i 127.0.0.1 -m 1 -nostdin -timeout 20s -timeout_error >"$WORK/uac-limit-other.out" 2>&1 \
+    && echo "     user 1001 rings 1005 meanwhile" || { echo "     user 1001 did not get through"; rc=1; }
+  wait "$hold_pid" || { echo "     the 10 held calls did not all complete"; rc=1; }
+  grep -q "over the per-user/per-source limit" "$dir/daemon.log" \
+    || { echo "     no log line for the refused call"; rc=1; }
+  kill -TERM "$limit_pid" 2>/dev/null; wait "$limit_pid" 2>/dev/null
+  return $rc
+}

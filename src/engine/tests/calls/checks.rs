@@ -13,7 +13,7 @@ fn rfc3261_16_3_max_forwards_zero_is_483() {
         .seed_invite("")
         .replace("Max-Forwards: 70", "Max-Forwards: 0");
     let sent = net.send(BOB, &invite);
-    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-483 INVITE"]);
+    assert_eq!(sent.ladder(), ["bob<-483 INVITE"]);
     assert_eq!(reason(&sent.response(BOB, 483)), "Too Many Hops");
     net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 483)));
     assert!(net.engine.poll_cdr().is_none(), "no call was set up");
@@ -53,7 +53,7 @@ fn rfc3261_16_3_a_request_that_loops_back_to_us_is_482() {
         "SIP/2.0/UDP 192.168.4.4:5090;branch=z9hG4bK-loop-1;rport",
     );
     let sent = net.send(ZOIPER, &text(&looped));
-    assert_eq!(sent.ladder(), ["alice<-100 INVITE", "alice<-482 INVITE"]);
+    assert_eq!(sent.ladder(), ["alice<-482 INVITE"], "stateless: no 100");
     let r482 = sent.response(ZOIPER, 482);
     assert_eq!(reason(&r482), "Loop Detected");
     assert_eq!(net.engine.active_calls(), 1, "only bob's call");
@@ -100,7 +100,7 @@ fn unknown_user_is_407_before_auth_and_404_after() {
     let mut net = Net::calls();
     let mut bob = Caller::bob();
     let sent = net.send(BOB, &bob.invite_to("mallory", &[], ""));
-    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-407 INVITE"]);
+    assert_eq!(sent.ladder(), ["bob<-407 INVITE"]);
     let r407 = sent.response(BOB, 407);
     // Same shape as the 407 for an existing user: nothing tells them apart.
     let mut other = Caller::bob();
@@ -139,7 +139,7 @@ fn wrong_password_is_403_and_nothing_rings() {
     let mut bob = Caller::bob();
     bob.password = "4321".into();
     let sent = authorized_invite(&mut net, &mut bob, "");
-    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-403 INVITE"]);
+    assert_eq!(sent.ladder(), ["bob<-403 INVITE"], "stateless, as the 407");
     net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 403)));
     net.assert_drained();
 }
@@ -155,7 +155,7 @@ fn rfc3261_16_3_a_foreign_branch_that_happens_to_look_like_ours_is_no_loop() {
     );
     bob.invite = invite.clone();
     let sent = net.send(BOB, &invite);
-    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-407 INVITE"]);
+    assert_eq!(sent.ladder(), ["bob<-407 INVITE"]);
     net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 407)));
     // The same with a proxy's Via below the phone's (sent-by elsewhere, hex branch).
     let mut bob = Caller::bob();
@@ -165,7 +165,54 @@ fn rfc3261_16_3_a_foreign_branch_that_happens_to_look_like_ours_is_no_loop() {
     );
     bob.invite = invite.clone();
     let sent = net.send(BOB, &invite);
-    assert_eq!(sent.ladder(), ["bob<-100 INVITE", "bob<-407 INVITE"]);
+    assert_eq!(sent.ladder(), ["bob<-407 INVITE"]);
     net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 407)));
+    net.assert_drained();
+}
+
+#[test]
+fn a_call_to_a_number_that_does_not_exist_leaves_a_cdr() {
+    let mut net = Net::calls();
+    let mut bob = Caller::bob();
+    let r407 = net
+        .send(BOB, &bob.invite_to("mallory", &[], ""))
+        .response(BOB, 407);
+    bob.learn(&r407);
+    net.send(BOB, &bob.ack_non2xx(&r407));
+    assert!(net.engine.poll_cdr().is_none(), "not authenticated: no CDR");
+    let sent = net.send(BOB, &bob.invite_to("mallory", &[], ""));
+    let r404 = sent.response(BOB, 404);
+    net.send(BOB, &bob.ack_non2xx(&r404));
+    let cdr = net.cdr();
+    assert_eq!(
+        (cdr.hangup_cause, cdr.hangup_cause_code, cdr.sip_status),
+        ("UNALLOCATED_NUMBER", 1, 404)
+    );
+    assert_eq!(cdr.caller.user, "bob");
+    assert_eq!(cdr.callee.user, "mallory");
+    assert_eq!(cdr.b_leg_call_id, None);
+    assert_eq!(cdr.answer_time, None);
+    assert_eq!(cdr.billsec, 0);
+    let bob_call_id = bob.invite_req().headers.call_id().unwrap().to_string();
+    assert_eq!(cdr.a_leg_call_id, bob_call_id);
+    net.assert_drained();
+}
+
+#[test]
+fn a_call_to_an_unregistered_user_leaves_a_cdr() {
+    let mut net = Net::new();
+    let mut bob = Caller::bob();
+    let sent = authorized_invite(&mut net, &mut bob, "");
+    net.send(BOB, &bob.ack_non2xx(&sent.response(BOB, 480)));
+    let cdr = net.cdr();
+    assert_eq!(
+        (cdr.hangup_cause, cdr.hangup_cause_code, cdr.sip_status),
+        ("USER_NOT_REGISTERED", 606, 480)
+    );
+    assert_eq!(
+        (cdr.caller.user.as_str(), cdr.callee.user.as_str()),
+        ("bob", "alice")
+    );
+    assert_eq!(cdr.hangup_side, crate::cdr::Side::System);
     net.assert_drained();
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Blind transfer through the daemon with real phones (needs Debian's baresip-core and
+# linphone-cli): A calls B, B transfers A to C (user 1000), C answers, A hangs up. Both ways:
+# linphonec transferee / baresip transferor, and baresip transferee / linphonec transferor.
+# Checks what the phones report and the daemon's CDRs. Ends with "N passed, N failed".
+# Run it under the shared lock: flock /tmp/ferroswitch-interop.lock bash tests/interop/transfer.sh
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+HERE=$ROOT/tests/interop
+
+if [ ! -x "$BIN" ]; then
+  (cd "$ROOT" && cargo build --release --quiet) || exit 1
+fi
+WORK=$(mktemp -d /tmp/ferroswitch-transfer.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+  stop_daemon
+  [ "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
+  else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+
+PORT=$(free_port)
+make_config "$WORK" "$PORT" 1000 1001
+printf '\n[calls]\ncdr_file = "cdr.jsonl"\n' >> "$WORK/ferroswitch.toml"
+start_daemon "$WORK" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
+source "$HERE/baresip.sh"
+
+# start_baresip NAME USER: a headless baresip (auto-answer) with the menu commands on
+# ctrl_tcp; sets CTRL to its control port.
+start_baresip() {
+  local dir=$WORK/b-$1 sp
+  sp=$(free_port); CTRL=$(free_port)
+  baresip_config "$dir" "$2" "$sp" "$CTRL"
+  echo "module_app menu.so" >> "$dir/config"
+  timeout 60 baresip -f "$dir" >"$dir/out.log" 2>&1 &
+  PIDS+=($!)
+}
+
+# cdr_has CALLER CALLEE: a CDR (in $WORK/new-cdrs) of an answered call from CALLER to CALLEE.
+cdr_has() {
+  grep "\"caller\":{\"user\":\"$1\"" "$WORK/new-cdrs" 2>/dev/null \
+    | grep "\"callee\":{\"user\":\"$2\"" | grep -q '"answer_time":"'
+}
+
+transfer() { # MODE (see transfer.py)
+  local mode=$1 rc=0 lp_port c1 c2
+  local before; before=$(wc -l < "$WORK/cdr.jsonl" 2>/dev/null || echo 0)
+  if [ "$mode" = linphone-transferee ]; then
+    start_baresip bob bob; c1=$CTRL
+  else
+    start_baresip alice alice; c1=$CTRL
+  fi
+  start_baresip carol 1000; c2=$CTRL
+  lp_port=$(free_port)
+  timeout 90 python3 "$HERE/transfer.py" "$mode" "$PORT" "$WORK" "$lp_port" "$c1" "$c2" || rc=1
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+  PIDS=()
+  sleep 1
+  if [ $rc -ne 0 ]; then
+    tail -n 25 "$WORK"/b-*/out.log "$WORK"/lp-*/out.log 2>/dev/null | grep -v "^$"
+    grep -E "WARN|ERROR|call" "$WORK/daemon.log" | tail -n 20
+    return 1
+  fi
+  tail -n +"$((before + 1))" "$WORK/cdr.jsonl" > "$WORK/new-cdrs"
+  echo "     CDRs: $(grep -o '"caller":{"user":"[^"]*"\|"callee":{"user":"[^"]*"\|"hangup_cause":"[^"]*"' "$WORK/new-cdrs" | tr '\n' ' ')"
+  cdr_has alice bob || { echo "     no CDR of the answered call alice -> bob"; return 1; }
+  cdr_has alice 1000 || { echo "     no CDR of the answered call alice -> 1000 (the transfer)"; return 1; }
+}
+
+check "linphonec calls baresip, baresip transfers it to 1000, 1000 answers" transfer linphone-transferee
+check "baresip calls linphonec, linphonec transfers it to 1000, 1000 answers" transfer baresip-transferee
+
+stop_daemon
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
