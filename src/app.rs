@@ -237,7 +237,7 @@ fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: Transpo
     match ev {
         TransportEvent::Inbound(inbound) => engine.handle_inbound(now, wall, inbound),
         TransportEvent::SendFailed(f) => engine.handle_send_failure(now, wall, &f),
-        TransportEvent::ConnectionClosed { .. } => {}
+        TransportEvent::ConnectionClosed { id, .. } => engine.handle_connection_closed(id),
     }
 }
 

@@ -77,6 +77,9 @@ auth_calls = true
 # The memory phase holds tens of thousands of calls; the shipped default (10,000) would
 # answer 503 beyond that.
 max_calls = 200000
+# SIPp places the load from a few users on one address: no per-user or per-source bound.
+max_calls_per_user = 0
+max_calls_per_source = 0
 
 [log]
 level = "warn"

@@ -17,6 +17,7 @@ use super::Engine;
 use crate::b2bua::headers::clean_value;
 use crate::cdr::Party;
 use crate::net::Peer;
+use crate::registrar::canonical_host;
 use crate::sip::{Method, Request, Response, Uri};
 use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
@@ -25,7 +26,7 @@ use std::time::{Instant, SystemTime};
 #[derive(Debug)]
 pub(super) struct Admitted {
     pub ruri: Uri,
-    /// The configured domain, else the Request-URI's host (lower case).
+    /// The configured domain, else the Request-URI's host (`registrar::canonical_host`).
     pub realm: String,
     /// The caller: the authenticated user (display name from the directory, else its From),
     /// or with `auth_calls = false` whatever its From says.
@@ -48,9 +49,12 @@ impl Engine {
         let Ok(ruri) = req.request_uri() else {
             return Err(self.response(req, 400, "Bad Request - Malformed Request-URI"));
         };
+        // With no domain configured only our own hosts are served (issue 17.3), in the one
+        // spelling the registrar files bindings under; refused before any digest work.
         let realm = match &self.cfg.domain {
             Some(d) => d.clone(),
-            None => ruri.host().to_ascii_lowercase(),
+            None if self.serves_host(ruri.host()) => canonical_host(ruri.host()),
+            None => return Err(self.response(req, 403, "Forbidden - Domain Not Served")),
         };
         let Ok(from) = req.headers.from() else {
             return Err(self.response(req, 400, "Bad Request - Malformed From"));
@@ -114,6 +118,10 @@ impl Engine {
         {
             return false;
         }
+        // Shutting down: a new call gets 503 (shutdown.rs) without any digest work.
+        if self.draining && req.method == Method::Invite {
+            return false;
+        }
         let retransmission =
             TransactionKey::server_for_request(req).is_ok_and(|k| self.txl.request(&k).is_some());
         if retransmission {
@@ -143,5 +151,4 @@ impl Engine {
             None => self.admit(now, wall, req),
         }
     }
-
 }

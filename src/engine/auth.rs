@@ -108,7 +108,9 @@ impl Engine {
                 if let Some(o) = self.current {
                     self.guard
                         .auth_succeeded(now, o.source.ip(), &creds.username);
-                    self.trusted.extend(o.connection);
+                    if let Some(c) = o.connection.filter(|c| self.trusted_conns.insert(*c)) {
+                        self.trusted.push_back(c);
+                    }
                 }
                 AuthVerdict::Ok(creds.username.clone())
             }

@@ -189,6 +189,9 @@ pub struct Engine {
     draining: bool,
     /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
     trusted: VecDeque<crate::transport::ConnectionId>,
+    /// Those connections, while open: a ban of their address does not cut them off
+    /// (issue 17.11); bounded by the transport's connection table, emptied on close.
+    trusted_conns: crate::FastSet<crate::transport::ConnectionId>,
     /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
     call_limits: crate::b2bua::Limits,
     message_limits: crate::b2bua::Limits,
@@ -245,6 +248,7 @@ impl Engine {
             cdrs: VecDeque::new(),
             draining: false,
             trusted: VecDeque::new(),
+            trusted_conns: Default::default(),
             call_limits,
             message_limits,
             admitted: None,
@@ -285,6 +289,11 @@ impl Engine {
     /// tells the transport (`TransportHandle::mark_trusted`) so it may stay idle long.
     pub fn poll_trusted(&mut self) -> Option<crate::transport::ConnectionId> {
         self.trusted.pop_front()
+    }
+
+    /// A TCP connection has closed: it is no longer an authenticated one.
+    pub fn handle_connection_closed(&mut self, id: crate::transport::ConnectionId) {
+        self.trusted_conns.remove(&id);
     }
 
     /// Addresses the security guard has banned, with when each ban ends, and a number that
@@ -351,9 +360,20 @@ impl Engine {
         };
         let is_request = !matches!(&inbound.payload, Payload::Message(Message::Response(_)));
         if is_request {
-            if let crate::security::Verdict::Drop(_) = self.guard.check_request(now, src, ua) {
-                self.stats.dropped += 1;
-                return;
+            // A TCP connection that has authenticated keeps working when its address is
+            // banned (issue 17.11): spoofed UDP failures must not cut off a phone's
+            // established connection. Floods and scanners on it are still dropped.
+            let authenticated_connection = origin
+                .connection
+                .is_some_and(|c| self.trusted_conns.contains(&c));
+            match self.guard.check_request(now, src, ua) {
+                crate::security::Verdict::Drop(crate::security::DropReason::Banned)
+                    if authenticated_connection => {}
+                crate::security::Verdict::Drop(_) => {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                crate::security::Verdict::Allow => {}
             }
         }
         match inbound.payload {

@@ -102,7 +102,8 @@ phase() {
   mkdir -p "$DIR"
   PORT=$(free_port)
   make_config "$DIR" "$PORT" 1000 1099
-  printf '\n[calls]\ncdr_file = "%s/cdr.jsonl"\n' "$DIR" >> "$DIR/ferroswitch.toml"
+  # One SIPp user places every call: the per-user and per-source call limits are off.
+  printf '\n[calls]\ncdr_file = "%s/cdr.jsonl"\nmax_calls_per_user = 0\nmax_calls_per_source = 0\n' "$DIR" >> "$DIR/ferroswitch.toml"
   # Transaction births and deaths are debug lines: counting them shows the table empty.
   export RUST_LOG="info,ferroswitch::transaction::layer=debug${TRACE:+,sip::wire=trace}"
   start_daemon "$DIR" "$PORT" || return 1

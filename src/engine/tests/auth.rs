@@ -647,3 +647,49 @@ fn issue_17_11_responses_from_a_banned_source_still_reach_our_transactions() {
         .collect();
     assert_eq!(to_bob, [180], "the banned callee's ringing is relayed");
 }
+
+#[test]
+fn issue_17_11_a_ban_does_not_cut_off_an_authenticated_tcp_connection() {
+    let mut net = Net::with(|c| {
+        c.security = crate::security::SecurityConfig {
+            max_auth_failures: 3,
+            allow: Vec::new(),
+            ..Default::default()
+        }
+    });
+    let phone_addr = addr(ZOIPER);
+    let tcp = |net: &mut Net, conn: u64, raw: &str| -> Vec<Response> {
+        net.deliver(Transport::Tcp, phone_addr, Some(conn), raw.as_bytes())
+            .iter()
+            .map(response)
+            .collect()
+    };
+    // alice registers over TCP connection 7 (challenge, then credentials).
+    let mut alice = Phone::new("alice", "1234", ZOIPER);
+    alice.transport = "TCP";
+    let r = tcp(&mut net, 7, &alice.register(&[]));
+    assert_eq!(r[0].status, 401);
+    alice.learn(&r[0]);
+    let r = tcp(&mut net, 7, &alice.register(&[]));
+    assert_eq!(r[0].status, 200);
+    // Three failures from the same address (another phone behind the same NAT, or
+    // a guesser) ban it.
+    let mut wrong = Phone::new("bob", "4321", ZOIPER);
+    for _ in 0..3 {
+        assert_eq!(net.register(&mut wrong, phone_addr, &[]).status, 403);
+    }
+    assert!(net.engine.guard.is_banned(net.now, phone_addr.ip()));
+    // The authenticated connection is still served …
+    let r = tcp(&mut net, 7, &alice.register(&[]));
+    assert_eq!(
+        r.len(),
+        1,
+        "the refresh on the authenticated connection is answered"
+    );
+    assert_eq!(r[0].status, 200);
+    // … a new connection from the banned address is not, nor is one that has closed.
+    assert!(tcp(&mut net, 8, &alice.register(&[])).is_empty());
+    net.engine
+        .handle_connection_closed(crate::transport::ConnectionId(7));
+    assert!(tcp(&mut net, 7, &alice.register(&[])).is_empty());
+}

@@ -243,3 +243,31 @@ fn max_calls_per_user_bounds_pending_messages_too() {
     let sent = net.send(BOB, &bob.message_to("alice", "three"));
     assert_eq!(sent.ladder(), ["alice<-MESSAGE"]);
 }
+
+#[test]
+fn issue_17_3_a_call_to_a_host_we_do_not_serve_is_refused_before_authentication() {
+    // No `domain` configured: only our own hosts are served, for calls as for REGISTER.
+    let mut net = Net::calls();
+    let mut bob = Caller::bob();
+    let challenges = net.engine.stats().auth_challenges;
+    let invite = bob.invite_to("alice", &[], "").replace(
+        "INVITE sip:alice@192.168.4.4",
+        "INVITE sip:alice@evil.example",
+    );
+    let out = net.udp(addr(BOB), &invite);
+    assert_eq!(out.len(), 1);
+    let r = response(&out[0]);
+    assert_eq!(r.status, 403);
+    assert_eq!(&r.reason[..], b"Forbidden - Domain Not Served");
+    assert_eq!(
+        net.engine.stats().auth_challenges,
+        challenges,
+        "no digest work"
+    );
+    // Our own address in another spelling is ours: challenged as usual.
+    let invite = bob.invite_to("alice", &[], "").replace(
+        "INVITE sip:alice@192.168.4.4",
+        "INVITE sip:alice@[::ffff:192.168.4.4]",
+    );
+    assert_eq!(response(&net.udp(addr(BOB), &invite)[0]).status, 407);
+}
