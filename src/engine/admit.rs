@@ -123,7 +123,7 @@ impl Engine {
             return false;
         }
         let retransmission =
-            TransactionKey::server_for_request(req).is_ok_and(|k| self.txl.request(&k).is_some());
+            TransactionKey::server_for_request(req).is_ok_and(|k| self.txl.state(&k).is_some());
         if retransmission {
             return false;
         }

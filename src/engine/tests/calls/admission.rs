@@ -271,3 +271,27 @@ fn issue_17_3_a_call_to_a_host_we_do_not_serve_is_refused_before_authentication(
     );
     assert_eq!(response(&net.udp(addr(BOB), &invite)[0]).status, 407);
 }
+
+#[test]
+fn a_retransmitted_invite_after_its_2xx_is_absorbed_not_challenged_again() {
+    // Under loss a phone retransmits its authenticated INVITE after we answered 200 (the
+    // 200 was lost). The transaction (Accepted, RFC 6026) holds it: no stale 407 for a
+    // reused nonce count, which made SIPp abort the call while the switch kept it up.
+    let mut net = Net::calls();
+    let mut bob = Caller::bob();
+    let r407 = response(&net.udp(addr(BOB), &bob.invite_to("alice", &[], ""))[0]);
+    bob.learn(&r407);
+    let invite = bob.invite_to("alice", &[], &sdp("bob", 8000, ""));
+    let inv = net.send(BOB, &invite).request(ZOIPER, Method::Invite);
+    let sent = net.send(
+        ZOIPER,
+        &Ua::alice().respond(&inv, 200, &[], &sdp("alice", 9000, "")),
+    );
+    sent.response(BOB, 200);
+    let again = net.udp(addr(BOB), &invite);
+    assert!(
+        again.iter().all(|t| response(t).status == 200),
+        "only the 200 may be repeated: {again:?}"
+    );
+    assert_eq!(net.engine.active_calls(), 1);
+}
