@@ -139,6 +139,15 @@ impl Engine {
         true
     }
 
+    /// The source address a per-source limit counts the request being handled against:
+    /// none for allow-listed addresses (trunks, monitors: `[security] allow`), whose users
+    /// are still bounded per user.
+    pub(super) fn limited_source(&self) -> Option<std::net::IpAddr> {
+        self.current
+            .map(|o| o.source.ip())
+            .filter(|ip| !self.guard.is_allow_listed(*ip))
+    }
+
     /// The admission of the request being handled, done by `admit_statelessly`, or done now.
     pub(super) fn take_admitted(
         &mut self,

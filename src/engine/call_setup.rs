@@ -85,12 +85,7 @@ impl Engine {
             let parties = (caller_party, callee_party);
             return self.refuse_call(now, wall, &key, &req, parties, 480);
         }
-        // Allow-listed addresses (trunks, monitors: `[security] allow`) are not bounded per
-        // source; their users still are.
-        let source = self
-            .current
-            .map(|o| o.source.ip())
-            .filter(|ip| !self.guard.is_allow_listed(*ip));
+        let source = self.limited_source();
         let limited_user = adm.authenticated.then_some(caller_party.user.as_str());
         let hold = match self.call_limits.try_acquire(limited_user, source) {
             Ok(h) => h,

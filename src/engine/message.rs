@@ -75,12 +75,7 @@ impl Engine {
         if self.messages.pending.len() >= MAX_PENDING {
             return reply(self, 503, "Service Unavailable");
         }
-        // Allow-listed addresses (trunks, monitors: `[security] allow`) are not bounded per
-        // source; their users still are.
-        let source = self
-            .current
-            .map(|o| o.source.ip())
-            .filter(|ip| !self.guard.is_allow_listed(*ip));
+        let source = self.limited_source();
         let limited_user = adm.authenticated.then_some(from.user.as_str());
         let hold = match self.message_limits.try_acquire(limited_user, source) {
             Ok(h) => h,

@@ -93,3 +93,12 @@ except OSError:
     sys.exit(1)
 PY
 }
+
+# check NAME CMD…: runs CMD, prints "ok   NAME" or "FAIL NAME" and counts it in passed/failed.
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
+  else failed=$((failed + 1)); echo "FAIL $name"; fi
+}

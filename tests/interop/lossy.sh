@@ -45,13 +45,6 @@ cleanup() {
 }
 trap 'cleanup; [ "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
-  else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
 
 # start_relay NAME LISTEN_PORT LOSS SEED: a relay in front of the daemon.
 start_relay() {

@@ -12,13 +12,6 @@ fi
 WORK=$(mktemp -d /tmp/ferroswitch-interop.XXXXXX)
 trap 'stop_daemon; pkill -P $$ 2>/dev/null; [ "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
-  else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
 
 PORT=$(free_port)
 make_config "$WORK" "$PORT" 1000 2099

@@ -46,13 +46,6 @@ stop_started() {
 }
 trap 'stop_started; stop_daemon; [ "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
-passed=0
-failed=0
-check() {
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"
-  else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
 
 # write_config DIR PORT SECURITY: users 1000 (strong password) and 1001..1003 (pw-<id>-Xk9q);
 # SECURITY is a [security] table appended when the daemon accepts it (empty: none).

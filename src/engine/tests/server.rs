@@ -5,19 +5,6 @@
 use super::*;
 use crate::engine::respond::{ACCEPT, ALLOW};
 
-fn options(source: &str, branch: &str) -> String {
-    format!(
-        "OPTIONS sip:192.168.4.4 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {source};branch=z9hG4bK{branch};rport\r\n\
-         Max-Forwards: 70\r\n\
-         To: <sip:192.168.4.4>\r\n\
-         From: <sip:monitor@{source}>;tag=mon1\r\n\
-         Call-ID: options-{branch}\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
-
 #[test]
 fn rfc3261_11_options_is_200_with_allow_and_accept() {
     let mut net = Net::new();
