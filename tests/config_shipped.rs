@@ -60,6 +60,19 @@ fn main_config_has_the_documented_values() {
     assert!(r.auth_calls);
     assert_eq!(c.log.level, LogLevel::Info);
     assert!(!c.log.sip_trace);
+    assert_eq!(c.server.user_agent, "ferroswitch", "no version disclosed");
+    let sec = &c.security;
+    assert!(!sec.allow_weak_passwords);
+    assert_eq!(
+        (
+            sec.max_account_failures,
+            sec.account_failure_window,
+            sec.account_lock_time,
+            sec.global_failure_alarm
+        ),
+        (20, Duration::from_secs(300), Duration::from_secs(600), 100)
+    );
+    assert_eq!(*sec, ferroswitch::security::SecurityConfig::default());
 }
 
 #[test]

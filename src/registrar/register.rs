@@ -1,5 +1,7 @@
 //! RFC 3261 §10.3 REGISTER processing, steps 6–8: validate the Contacts, compute each
 //! expiry, apply Call-ID/CSeq ordering and update the bindings of one address-of-record.
+//! A Contact the switch must not send to (itself, or a network the operator keeps phones
+//! away from: `contact_allow`/`contact_deny`) is refused before anything is stored.
 //! Input is already authenticated and decoded (see `RegisterRequest`); output is the binding
 //! list to put in the 200 or a typed refusal. Sans-IO.
 

@@ -19,8 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 pub struct ServedHosts {
     /// Canonical IP addresses of this machine that we listen on.
     ips: Vec<IpAddr>,
-    /// Host names (aliases and the domain), lower case, no trailing dot; also IP aliases
-    /// in canonical text form are kept in `ips` instead.
+    /// Host names (aliases and the domain), lower case, no trailing dot. Aliases that are
+    /// IP literals go to `ips`.
     names: Vec<String>,
     /// Ports we listen on (configured, non-zero), for the Contact loop check.
     ports: Vec<u16>,

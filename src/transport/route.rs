@@ -3,7 +3,9 @@
 //! A pure decision from the response's top Via (as stamped on the way in, see `via`) and the
 //! request's `Origin`. Reliable transports answer on the connection the request came on and
 //! fall back to `received` (or the sent-by host) with the sent-by port; unreliable ones go to
-//! `received` + `rport`, else `received` + sent-by port, else the sent-by address. `maddr`
+//! `received` + `rport`, else `received` + sent-by port, else the sent-by address. A sent-by
+//! without a port means 5061 for TLS, else 5060 (§18.2.2 with §19.1.2); an address with port
+//! 0 is none (`RouteError::PortZero`: drop rather than fail at the socket). `maddr`
 //! (multicast) and DNS lookups of a sent-by name (RFC 3263 §5) are out of scope: such a Via
 //! cannot be routed. Never touches sockets.
 
