@@ -345,10 +345,13 @@ async fn fresh_options(d: &Daemon, case: &Case) -> Result<(), String> {
 
 /// Runs every case on one transport and reports all mismatches together.
 async fn run_all(tcp: bool) {
-    // The torture REGISTERs are addressed to example.com: serve it, as a deployment with
-    // that name would (other hosts are refused before authentication, issue 17.3).
-    let config =
-        common::CONFIG_TOML.replace("[server]\n", "[server]\naliases = [\"example.com\"]\n");
+    // The torture messages are addressed to example.com, .net and .org: serve them, as a
+    // deployment with those names would (other hosts are refused before authentication,
+    // issue 17.3), so each message still reaches the step the RFC's case is about.
+    let config = common::CONFIG_TOML.replace(
+        "[server]\n",
+        "[server]\naliases = [\"example.com\", \"example.net\", \"example.org\"]\n",
+    );
     let d = Daemon::start_with(&config, common::USERS_TOML);
     let mut failures = Vec::new();
     for case in CASES {
