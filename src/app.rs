@@ -11,11 +11,9 @@
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig, EngineStats};
-use crate::net::Transport;
+use crate::net::{Transport, TransportError, TransportEvent};
 use crate::registrar::{LocationStore, MemoryStore};
-use crate::transport::{
-    Sockets, TransportConfig, TransportError, TransportEvent, TransportHandle, TransportStats,
-};
+use crate::transport::{Sockets, TransportConfig, TransportHandle, TransportStats};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};

@@ -18,10 +18,9 @@ use ferroswitch::auth::{parse_challenges, Answer, Challenge, DigestCredentials, 
 use ferroswitch::clock::from_unix;
 use ferroswitch::config::Config;
 use ferroswitch::engine::{Engine, EngineConfig};
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, Transport};
 use ferroswitch::registrar::{LocationStore, MemoryStore};
 use ferroswitch::sip::{parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer};
-use ferroswitch::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::SocketAddr;

@@ -23,7 +23,10 @@ use crate::b2bua::Calls;
 use crate::cdr::CdrRecord;
 use crate::config::{Config, Users};
 use crate::dialog::SessionTimerConfig;
-use crate::net::{Peer, Transport};
+use crate::net::{
+    route_response, stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, ResponseRoute,
+    RouteError, SendFailure, Transport,
+};
 use crate::registrar::{LocationStore, RegistrarConfig};
 use crate::sip::validate::{validate_request, Policy};
 use crate::sip::{
@@ -32,10 +35,6 @@ use crate::sip::{
 };
 use crate::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
-};
-use crate::transport::{
-    route_response, stamp_received, Inbound, Origin, Payload, ResponseRoute, RouteError,
-    SendFailure,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -188,10 +187,10 @@ pub struct Engine {
     /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
     draining: bool,
     /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
-    trusted: VecDeque<crate::transport::ConnectionId>,
+    trusted: VecDeque<ConnectionId>,
     /// Those connections, while open: a ban of their address does not cut them off
     /// (issue 17.11); bounded by the transport's connection table, emptied on close.
-    trusted_conns: crate::FastSet<crate::transport::ConnectionId>,
+    trusted_conns: crate::FastSet<ConnectionId>,
     /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
     call_limits: crate::b2bua::Limits,
     message_limits: crate::b2bua::Limits,
@@ -287,12 +286,12 @@ impl Engine {
 
     /// The next TCP connection that carried a digest-authenticated request: the driver
     /// tells the transport (`TransportHandle::mark_trusted`) so it may stay idle long.
-    pub fn poll_trusted(&mut self) -> Option<crate::transport::ConnectionId> {
+    pub fn poll_trusted(&mut self) -> Option<ConnectionId> {
         self.trusted.pop_front()
     }
 
     /// A TCP connection has closed: it is no longer an authenticated one.
-    pub fn handle_connection_closed(&mut self, id: crate::transport::ConnectionId) {
+    pub fn handle_connection_closed(&mut self, id: ConnectionId) {
         self.trusted_conns.remove(&id);
     }
 
