@@ -303,7 +303,12 @@ fn flush(engine: &mut Engine, transport: &TransportHandle) {
     }
 }
 
-/// Appends CDRs to a file, one JSON line each, flushed per call so a crash loses none.
+/// Appends CDRs to a file (opened for append), one JSON line each. The driver writes each
+/// record in the turn of its loop in which the call ended, with one `write_all` straight to
+/// the kernel: nothing waits in a buffer of ours (`File` has none; its `flush` is a no-op).
+/// What that promises: once written, a record survives a crash or kill of the daemon. Nothing
+/// is fsync'd, so a power loss or kernel crash can lose the records the kernel had not yet
+/// written to disk; a write that fails (disk full) is logged and that record is lost.
 struct CdrWriter {
     file: std::fs::File,
     path: std::path::PathBuf,
