@@ -10,12 +10,12 @@
 //! period is over).
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineStats};
-use crate::net::Transport;
-use crate::registrar::{LocationStore, MemoryStore};
-use crate::transport::{
-    Sockets, TransportConfig, TransportError, TransportEvent, TransportHandle, TransportStats,
-};
+use crate::dialog::SessionTimerConfig;
+use crate::engine::{CallSettings, Engine, EngineConfig, EngineStats};
+use crate::net::{Transport, TransportError, TransportEvent};
+use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
+use crate::transaction::TransactionConfig;
+use crate::transport::{Sockets, TransportConfig, TransportHandle, TransportStats};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -129,11 +129,7 @@ pub fn start_with(
         None => None,
     };
     let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
-    let engine = Engine::new(
-        EngineConfig::from_config(config),
-        config.users.clone(),
-        store.clone(),
-    );
+    let engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
     let (transport, events) = TransportHandle::start(sockets, transport_config)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
@@ -152,6 +148,58 @@ pub fn start_with(
         store,
         stats,
     })
+}
+
+/// What the engine needs from the configuration file: the engine does not know the file's
+/// types, the shell maps them here.
+pub fn engine_config(c: &Config) -> EngineConfig {
+    EngineConfig {
+        domain: c.server.domain.clone(),
+        registrar: RegistrarConfig {
+            min_expires: c.registrar.min_expires,
+            max_expires: c.registrar.max_expires,
+            default_expires: c.registrar.default_expires,
+            served: served_hosts(c),
+            contact_allow: c.registrar.contact_allow.clone(),
+            contact_deny: c.registrar.contact_deny.clone(),
+            nonce_bind_source: c.registrar.nonce_bind_source,
+            ..RegistrarConfig::default()
+        },
+        digest_algorithms: c.registrar.digest_algorithms.clone(),
+        nonce_lifetime: c.registrar.nonce_lifetime,
+        transactions: TransactionConfig {
+            // Finished transactions linger 32 s (Timers J, L); at thousands of requests
+            // per second the library default would turn callers away with 503.
+            max_transactions: 1_000_000,
+            ..TransactionConfig::default()
+        },
+        calls: CallSettings {
+            auth_calls: c.calls.auth_calls(),
+            call_timeout: c.calls.call_timeout,
+            max_calls: c.calls.max_calls,
+            session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
+                .unwrap_or_default(),
+            cdrs: c.calls.cdr_file.is_some(),
+            max_calls_per_user: c.calls.max_calls_per_user,
+            max_calls_per_source: c.calls.max_calls_per_source,
+        },
+        security: c.security.clone(),
+        user_agent: c.server.user_agent.clone(),
+    }
+}
+
+/// Our hosts (issue 17.3): the listen addresses, the interfaces behind wildcard ones (read
+/// once, here), `[server] aliases` and the domain.
+fn served_hosts(c: &Config) -> crate::registrar::ServedHosts {
+    let listen: Vec<std::net::SocketAddr> = c.server.listen.iter().map(|l| l.addr).collect();
+    let wildcard = listen.iter().any(|a| a.ip().is_unspecified());
+    let interfaces = if wildcard {
+        crate::registrar::interface_addrs()
+    } else {
+        Vec::new()
+    };
+    let names = c.server.aliases.iter().chain(&c.server.domain).cloned();
+    crate::registrar::ServedHosts::from_listen(&listen, &interfaces, names)
 }
 
 /// Runs the engine until told to stop; true when it stopped drained (see `Stop::Drain`).
@@ -255,7 +303,12 @@ fn flush(engine: &mut Engine, transport: &TransportHandle) {
     }
 }
 
-/// Appends CDRs to a file, one JSON line each, flushed per call so a crash loses none.
+/// Appends CDRs to a file (opened for append), one JSON line each. The driver writes each
+/// record in the turn of its loop in which the call ended, with one `write_all` straight to
+/// the kernel: nothing waits in a buffer of ours (`File` has none; its `flush` is a no-op).
+/// What that promises: once written, a record survives a crash or kill of the daemon. Nothing
+/// is fsync'd, so a power loss or kernel crash can lose the records the kernel had not yet
+/// written to disk; a write that fails (disk full) is logged and that record is lost.
 struct CdrWriter {
     file: std::fs::File,
     path: std::path::PathBuf,

@@ -1,7 +1,8 @@
 //! Call detail records: one JSON object per call, one line each (JSON Lines), as the B2BUA
 //! produces them when a call ends. This module only builds and renders records; the driver
-//! appends them to the configured file and flushes after every call, so a crash loses no
-//! finished call. Hangup causes use the Q.850 names FreeSWITCH operators know.
+//! writes each one to the configured file as the call ends (`app::CdrWriter` says what that
+//! promises: it survives a daemon crash, but is not fsync'd). Hangup causes use the Q.850
+//! names FreeSWITCH operators know.
 
 use serde::Serialize;
 use std::time::SystemTime;

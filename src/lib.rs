@@ -1,7 +1,10 @@
 //! ferroswitch: a SIP softswitch (registrar + back-to-back user agent).
 //!
 //! Layers, arrows pointing down: `transport` → `sip` → `transaction` → dialog → b2bua.
-//! The protocol layers are sans-IO; only `transport` and the driver touch sockets and clocks.
+//! The protocol layers are sans-IO; only `transport` and the driver (`app`) touch sockets and
+//! clocks. `net` holds what both sides share without sockets (addresses, the `Inbound` messages
+//! and send failures the transport hands over, Via stamping, response routing), so the engine
+//! imports `net` and never `transport` (`tests/layering.rs` checks it).
 
 /// The hasher of the daemon's hot tables: foldhash, seeded per process (so peers cannot aim
 /// branches or Call-IDs at one bucket) and several times cheaper than SipHash on short keys.

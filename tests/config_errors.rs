@@ -307,7 +307,7 @@ fn server_user_agent_defaults_without_the_version() {
     let path = setup("ua-default", "", &[("a.toml", ALICE)]);
     let c = Config::load(&path).unwrap();
     assert_eq!(c.server.user_agent, "ferroswitch");
-    let engine = ferroswitch::engine::EngineConfig::from_config(&c);
+    let engine = ferroswitch::app::engine_config(&c);
     assert_eq!(engine.user_agent, "ferroswitch");
 
     let path = setup(
@@ -316,10 +316,7 @@ fn server_user_agent_defaults_without_the_version() {
         &[("a.toml", ALICE)],
     );
     let c = Config::load(&path).unwrap();
-    assert_eq!(
-        ferroswitch::engine::EngineConfig::from_config(&c).user_agent,
-        ""
-    );
+    assert_eq!(ferroswitch::app::engine_config(&c).user_agent, "");
 
     let msg = one_error(
         "ua-bad",

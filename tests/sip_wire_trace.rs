@@ -5,8 +5,9 @@
 mod log_capture;
 mod transport_support;
 
+use ferroswitch::net::Payload;
 use ferroswitch::sip::{response_to, Message};
-use ferroswitch::transport::{Payload, TransportConfig};
+use ferroswitch::transport::TransportConfig;
 use log_capture::Capture;
 use tokio::net::UdpSocket;
 use transport_support::*;

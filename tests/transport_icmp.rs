@@ -5,8 +5,8 @@
 mod transport_support;
 
 use bytes::Bytes;
-use ferroswitch::net::{Peer, Transport};
-use ferroswitch::transport::{TransportConfig, TransportEvent};
+use ferroswitch::net::{Peer, Transport, TransportEvent};
+use ferroswitch::transport::TransportConfig;
 use std::net::SocketAddr;
 use transport_support::{next_event, try_start};
 

@@ -4,9 +4,9 @@
 mod transport_support;
 
 use bytes::Bytes;
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::net::{Payload, Peer, Transport};
 use ferroswitch::sip::{response_to, Message, StreamFramer};
-use ferroswitch::transport::{Payload, Sockets, TransportConfig};
+use ferroswitch::transport::{Sockets, TransportConfig};
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};

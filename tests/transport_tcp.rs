@@ -4,9 +4,9 @@
 mod transport_support;
 
 use bytes::Bytes;
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::net::{Payload, Peer, Transport, TransportError, TransportEvent};
 use ferroswitch::sip::{response_to, Message, ParseError, StreamFramer};
-use ferroswitch::transport::{Payload, TransportConfig, TransportError, TransportEvent};
+use ferroswitch::transport::TransportConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -289,9 +289,9 @@ async fn half_message_then_silence_is_closed() {
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match events.recv().await {
-                Some(ferroswitch::transport::TransportEvent::ConnectionClosed {
-                    reason, ..
-                }) => break Some(reason),
+                Some(ferroswitch::net::TransportEvent::ConnectionClosed { reason, .. }) => {
+                    break Some(reason)
+                }
                 Some(_) => continue,
                 None => break None,
             }
@@ -301,7 +301,7 @@ async fn half_message_then_silence_is_closed() {
     .ok()
     .flatten();
     // Its own reason, so the log tells a stalled peer from an idle one.
-    assert_eq!(closed, Some(ferroswitch::transport::CloseReason::Stalled));
+    assert_eq!(closed, Some(ferroswitch::net::CloseReason::Stalled));
     assert_eq!(handle.connection_count(), 0);
     handle.shutdown().await;
 }

@@ -4,9 +4,9 @@
 mod transport_support;
 
 use bytes::Bytes;
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::net::{CloseReason, Peer, Transport, TransportError, TransportEvent};
 use ferroswitch::sip::FrameError;
-use ferroswitch::transport::{CloseReason, TransportConfig, TransportError, TransportEvent};
+use ferroswitch::transport::TransportConfig;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -17,7 +17,7 @@ use transport_support::*;
 async fn connect_phone(
     s: &mut Server,
     call_id: &str,
-) -> (TcpStream, ferroswitch::transport::ConnectionId) {
+) -> (TcpStream, ferroswitch::net::ConnectionId) {
     let mut phone = TcpStream::connect(s.tcp.unwrap()).await.unwrap();
     phone
         .write_all(request("OPTIONS", call_id, "TCP", "10.0.0.8").as_bytes())
@@ -27,7 +27,7 @@ async fn connect_phone(
     (phone, inbound.origin.connection.unwrap())
 }
 
-async fn next_close(s: &mut Server) -> (ferroswitch::transport::ConnectionId, CloseReason) {
+async fn next_close(s: &mut Server) -> (ferroswitch::net::ConnectionId, CloseReason) {
     match next_event(&mut s.rx).await {
         TransportEvent::ConnectionClosed { id, reason, .. } => (id, reason),
         other => panic!("expected ConnectionClosed, got {other:?}"),

@@ -2,11 +2,9 @@
 //! NAT binding (rport), malformed datagrams delivered raw, oversize ones dropped.
 
 use bytes::Bytes;
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::net::{Inbound, Payload, Peer, Transport, TransportError, TransportEvent};
 use ferroswitch::sip::{response_to, Message, ParseError};
-use ferroswitch::transport::{
-    Inbound, Payload, TransportConfig, TransportError, TransportEvent, TransportHandle,
-};
+use ferroswitch::transport::{TransportConfig, TransportHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;

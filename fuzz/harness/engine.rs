@@ -17,11 +17,10 @@ use bytes::Bytes;
 use ferroswitch::auth::{parse_challenges, Answer, Challenge, DigestCredentials, NonceSecret};
 use ferroswitch::clock::from_unix;
 use ferroswitch::config::Config;
-use ferroswitch::engine::{Engine, EngineConfig};
-use ferroswitch::net::{Peer, Transport};
+use ferroswitch::engine::Engine;
+use ferroswitch::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, Transport};
 use ferroswitch::registrar::{LocationStore, MemoryStore};
 use ferroswitch::sip::{parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer};
-use ferroswitch::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::SocketAddr;
@@ -157,7 +156,7 @@ impl Harness {
         let store = Arc::new(MemoryStore::new());
         let dyn_store: Arc<dyn LocationStore> = store.clone();
         let engine = Engine::with_secret(
-            EngineConfig::from_config(cfg),
+            ferroswitch::app::engine_config(cfg),
             cfg.users.clone(),
             dyn_store,
             NonceSecret::from_bytes([7; 32]),

@@ -5,6 +5,12 @@
 //!
 //! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
 //! match nothing are dropped, and every table is bounded by its layer.
+//!
+//! It imports no tokio module and nothing of `crate::transport` (the tokio sockets): what it
+//! needs from the network (received messages with their `Origin`, send failures, Via stamping,
+//! response routing) comes from the sans-IO `crate::net`. Nor does it know the config file's
+//! types: `app::engine_config` maps a `Config` onto `EngineConfig`; only the users directory
+//! (`config::Users`) is handed in as it is. `tests/layering.rs` checks the imports.
 
 mod admit;
 mod auth;
@@ -21,9 +27,12 @@ mod shutdown;
 use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::Calls;
 use crate::cdr::CdrRecord;
-use crate::config::{Config, Users};
+use crate::config::Users;
 use crate::dialog::SessionTimerConfig;
-use crate::net::{Peer, Transport};
+use crate::net::{
+    route_response, stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, ResponseRoute,
+    RouteError, SendFailure, Transport,
+};
 use crate::registrar::{LocationStore, RegistrarConfig};
 use crate::sip::validate::{validate_request, Policy};
 use crate::sip::{
@@ -32,10 +41,6 @@ use crate::sip::{
 };
 use crate::transaction::{
     TransactionConfig, TransactionEvent, TransactionKey, TransactionLayer, Transmit,
-};
-use crate::transport::{
-    route_response, stamp_received, Inbound, Origin, Payload, ResponseRoute, RouteError,
-    SendFailure,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -88,58 +93,6 @@ impl Default for CallSettings {
     }
 }
 
-impl EngineConfig {
-    pub fn from_config(c: &Config) -> EngineConfig {
-        EngineConfig {
-            domain: c.server.domain.clone(),
-            registrar: RegistrarConfig {
-                min_expires: c.registrar.min_expires,
-                max_expires: c.registrar.max_expires,
-                default_expires: c.registrar.default_expires,
-                served: served_hosts(c),
-                contact_allow: c.registrar.contact_allow.clone(),
-                contact_deny: c.registrar.contact_deny.clone(),
-                nonce_bind_source: c.registrar.nonce_bind_source,
-                ..RegistrarConfig::default()
-            },
-            digest_algorithms: c.registrar.digest_algorithms.clone(),
-            nonce_lifetime: c.registrar.nonce_lifetime,
-            transactions: TransactionConfig {
-                // Finished transactions linger 32 s (Timers J, L); at thousands of requests
-                // per second the library default would turn callers away with 503.
-                max_transactions: 1_000_000,
-                ..TransactionConfig::default()
-            },
-            calls: CallSettings {
-                auth_calls: c.calls.auth_calls(),
-                call_timeout: c.calls.call_timeout,
-                max_calls: c.calls.max_calls,
-                session: SessionTimerConfig::new(c.calls.session_expires, c.calls.min_se)
-                    .unwrap_or_default(),
-                cdrs: c.calls.cdr_file.is_some(),
-                max_calls_per_user: c.calls.max_calls_per_user,
-                max_calls_per_source: c.calls.max_calls_per_source,
-            },
-            security: c.security.clone(),
-            user_agent: c.server.user_agent.clone(),
-        }
-    }
-}
-
-/// Our hosts (issue 17.3): the listen addresses, the interfaces behind wildcard ones (read
-/// once, here), `[server] aliases` and the domain.
-fn served_hosts(c: &Config) -> crate::registrar::ServedHosts {
-    let listen: Vec<std::net::SocketAddr> = c.server.listen.iter().map(|l| l.addr).collect();
-    let wildcard = listen.iter().any(|a| a.ip().is_unspecified());
-    let interfaces = if wildcard {
-        crate::registrar::interface_addrs()
-    } else {
-        Vec::new()
-    };
-    let names = c.server.aliases.iter().chain(&c.server.domain).cloned();
-    crate::registrar::ServedHosts::from_listen(&listen, &interfaces, names)
-}
-
 /// Counters the driver may publish.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -188,10 +141,10 @@ pub struct Engine {
     /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
     draining: bool,
     /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
-    trusted: VecDeque<crate::transport::ConnectionId>,
+    trusted: VecDeque<ConnectionId>,
     /// Those connections, while open: a ban of their address does not cut them off
     /// (issue 17.11); bounded by the transport's connection table, emptied on close.
-    trusted_conns: crate::FastSet<crate::transport::ConnectionId>,
+    trusted_conns: crate::FastSet<ConnectionId>,
     /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
     call_limits: crate::b2bua::Limits,
     message_limits: crate::b2bua::Limits,
@@ -287,12 +240,12 @@ impl Engine {
 
     /// The next TCP connection that carried a digest-authenticated request: the driver
     /// tells the transport (`TransportHandle::mark_trusted`) so it may stay idle long.
-    pub fn poll_trusted(&mut self) -> Option<crate::transport::ConnectionId> {
+    pub fn poll_trusted(&mut self) -> Option<ConnectionId> {
         self.trusted.pop_front()
     }
 
     /// A TCP connection has closed: it is no longer an authenticated one.
-    pub fn handle_connection_closed(&mut self, id: crate::transport::ConnectionId) {
+    pub fn handle_connection_closed(&mut self, id: ConnectionId) {
         self.trusted_conns.remove(&id);
     }
 

@@ -4,9 +4,18 @@
 //! `tests/util.rs` way). The nonce secret and the random seed are fixed; wall time starts at
 //! the seed trace's Date so the 200 OK can be compared with FreeSWITCH's.
 //!
-//! The harness never reads a real clock and never sleeps. Submodules hold the scenarios:
-//! `auth` (RFC 3261 §22 digest flows), `binding` (§10.3 bindings, expiry, NAT) and `server`
-//! (OPTIONS, 501, 400, retransmissions).
+//! The harness never reads a real clock and never sleeps. This file holds it: `Net` (the
+//! engine, the virtual clock, `deliver`/`udp` in and transmits out, `advance`/`run_until` to
+//! fire timers) and `Phone` (a registering client that answers digest challenges). The
+//! scenarios are in the submodules, one subject each:
+//! - `auth`: digest authentication of REGISTER (RFC 3261 §22, RFC 7616), stale nonces, replay;
+//! - `binding`: §10.3 bindings, expiry, several contacts, 423, NAT and TCP connections;
+//! - `calls`: calls through the B2BUA (its own harness of scripted phones, and one file per
+//!   subject under `calls/`: admission, checks, flow, endings, loss, identity, in-dialog
+//!   requests, re-INVITE, transfer, shutdown);
+//! - `hardening`: issue 17 through the engine (account lock-out, the `Server` header);
+//! - `server`: OPTIONS, 501, 400 for malformed requests, retransmissions;
+//! - `wire`: what goes on the wire in answer to hostile input (issue 9).
 
 mod auth;
 mod binding;
@@ -20,11 +29,10 @@ use crate::auth::{Answer, Secret};
 use crate::auth::{Challenge, DigestChallenge, DigestCredentials, NonceSecret};
 use crate::clock::from_unix;
 use crate::config::{User, Users};
-use crate::net::{Peer, Transport};
+use crate::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, Transport};
 use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
 use crate::sip::{parse_datagram, HeaderName, Message, Response};
 use crate::transaction::{TransactionConfig, Transmit};
-use crate::transport::{stamp_received, ConnectionId, Inbound, Origin, Payload};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -261,7 +261,10 @@ impl fmt::Display for Params {
     }
 }
 
-/// Removes one level of surrounding double quotes and backslash escapes.
+/// Trims whitespace and removes one level of surrounding double quotes; text that is not
+/// quoted comes back trimmed. Backslash escapes inside the quotes (`\"`, `\\`) are kept as
+/// written: the result borrows from `s`, so it cannot resolve them. Where the escaped text
+/// matters (display names), `name_addr::unquote_bytes` resolves them.
 pub fn unquote(s: &str) -> &str {
     let s = s.trim();
     if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {

@@ -2,8 +2,7 @@
 //! `TransportHandle::start` (mini-redis style, so tests and the daemon's own config bind,
 //! possibly to port 0, before anything runs). Only socket options here, no protocol.
 
-use super::TransportError;
-use crate::net::Transport;
+use crate::net::{Transport, TransportError};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;

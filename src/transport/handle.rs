@@ -6,13 +6,13 @@
 //! what fails later arrives as a `TransportEvent::SendFailed`, never both.
 
 use super::bind::Sockets;
-use super::event::{ConnectionId, Origin, Payload, TransportEvent};
-use super::route::{route_response, RouteError};
 use super::stats::{bump, Counters, TransportStats};
 use super::table::ConnectionTable;
-use super::via::stamp_received;
-use super::{tcp, udp, TransportConfig, TransportError};
-use crate::net::{Peer, Transport};
+use super::{tcp, udp, TransportConfig};
+use crate::net::{
+    route_response, stamp_received, ConnectionId, Origin, Payload, Peer, RouteError, Transport,
+    TransportError, TransportEvent,
+};
 use crate::sip::{Message, ParseError, Response};
 use bytes::Bytes;
 use std::io;

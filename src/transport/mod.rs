@@ -9,33 +9,25 @@
 //! It must never interpret SIP beyond that: no retransmissions, no transaction or dialog
 //! state, no answers of its own (the 400 for a malformed request is the engine's business;
 //! the only thing written unprompted is the CRLF that answers an RFC 5626 ping). The rules
-//! that decide things (Via stamping, response routing, the connection table) are pure
-//! functions and types here, unit-tested without sockets; the socket code only drives them.
+//! that decide things are pure and unit-tested without sockets: Via stamping, response
+//! routing and the types handed to the engine live in `crate::net` (which the sans-IO engine
+//! imports instead of this module), the connection table in `table`; the socket code here
+//! only drives them. Nothing of `net` is re-exported: one path per item.
 
 mod bind;
-mod error;
-mod event;
 mod handle;
 mod icmp;
-pub mod route;
 mod stats;
 mod table;
 mod tcp;
 mod udp;
-pub mod via;
 mod wire;
 
 use std::time::Duration;
 
 pub use bind::Sockets;
-pub use error::TransportError;
-pub use event::{CloseReason, ConnectionId, Inbound, Origin, Payload, SendFailure, TransportEvent};
 pub use handle::TransportHandle;
-pub use route::{
-    default_port, route_response, ResponseRoute, RouteError, DEFAULT_SIPS_PORT, DEFAULT_SIP_PORT,
-};
 pub use stats::TransportStats;
-pub use via::{stamp_received, stamp_via_value, ViaError};
 
 /// Limits and timers of the transport layer. Addresses to listen on are given separately (see
 /// `TransportHandle::bind`); the daemon's config maps onto this.

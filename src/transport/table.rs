@@ -7,7 +7,7 @@
 //! by address find the newest connection with that peer; removing an older one never unmaps
 //! a newer one. The table never touches sockets: the connection tasks do.
 
-use super::event::ConnectionId;
+use crate::net::ConnectionId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -10,13 +10,14 @@
 //! connection ends goes through `finish`, which removes it from the table, fails what was
 //! still queued and reports the close. Never parses beyond framing and `parse_framed`.
 
-use super::event::{CloseReason, ConnectionId, Inbound, Origin, SendFailure, TransportEvent};
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
 use super::stats::{add, bump};
 use super::table::ConnFlags;
 use super::wire::{log_message, Direction};
-use super::TransportError;
-use crate::net::{Peer, Transport};
+use crate::net::{
+    CloseReason, ConnectionId, Inbound, Origin, Peer, SendFailure, Transport, TransportError,
+    TransportEvent,
+};
 use crate::sip::{parse_framed, Frame, StreamFramer};
 use bytes::Bytes;
 use std::net::SocketAddr;

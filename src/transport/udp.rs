@@ -6,13 +6,11 @@
 //! errors for what we sent (see `icmp`) come back as `SendFailed` for their destination. This
 //! module never retransmits; losing a datagram is the transaction layer's problem.
 
-use super::event::{Inbound, Origin, SendFailure, TransportEvent};
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
 use super::icmp;
 use super::stats::{add, bump};
 use super::wire::{log_message, Direction};
-use super::TransportError;
-use crate::net::{Peer, Transport};
+use crate::net::{Inbound, Origin, Peer, SendFailure, Transport, TransportError, TransportEvent};
 use crate::sip::parse_datagram;
 use bytes::Bytes;
 use std::io;

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use ferroswitch::net::Transport;
+use ferroswitch::net::{Inbound, Transport, TransportEvent};
 use ferroswitch::sip::{Frame, StreamFramer};
-use ferroswitch::transport::{Inbound, TransportConfig, TransportEvent, TransportHandle};
+use ferroswitch::transport::{TransportConfig, TransportHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;

@@ -690,6 +690,6 @@ fn issue_17_11_a_ban_does_not_cut_off_an_authenticated_tcp_connection() {
     // … a new connection from the banned address is not, nor is one that has closed.
     assert!(tcp(&mut net, 8, &alice.register(&[])).is_empty());
     net.engine
-        .handle_connection_closed(crate::transport::ConnectionId(7));
+        .handle_connection_closed(crate::net::ConnectionId(7));
     assert!(tcp(&mut net, 7, &alice.register(&[])).is_empty());
 }

@@ -1,5 +1,6 @@
-//! Network vocabulary shared by the transport and the sans-IO protocol layers: which transport
-//! a message used and the addresses on both sides. Plain data, no sockets.
+//! Which transport a message used (`Transport`) and the remote side of it (`Peer`): the
+//! vocabulary every layer from the transaction layer up shares with the transport. Plain data,
+//! no sockets.
 
 use std::fmt;
 use std::net::SocketAddr;
