@@ -14,8 +14,8 @@
 //! is caught by [`NcTracker`] (the `nc` counter), not here. Verification costs about four
 //! SHA-256 compressions: the HMAC pads and the time-pad key are absorbed once, at start.
 //!
-//! Sans-IO: `now` (seconds since the Unix epoch) is always passed in; never reads a clock.
-//! The secret is injected so tests are deterministic; a restart invalidates all nonces, and
+//! Sans-IO: `now` (seconds since the Unix epoch) and the random source are always passed in;
+//! never reads a clock or a thread-local RNG. The secret is injected so tests are deterministic; a restart invalidates all nonces, and
 //! phones simply answer the next challenge.
 
 use super::digest::{constant_time_eq, hex};
@@ -113,17 +113,9 @@ impl NonceManager {
         self.lifetime
     }
 
-    /// A new nonce for `realm`, bound to no address, random part from the thread-local CSPRNG.
-    pub fn issue(&self, now: u64, realm: &str) -> String {
-        self.issue_bound(now, realm, None)
-    }
-
-    /// A new nonce for `realm` that only verifies when presented from `bind` (when given).
-    pub fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String {
-        self.issue_with(&mut rand::thread_rng(), now, realm, bind)
-    }
-
-    /// A new nonce with the random part drawn from `rng`.
+    /// A new nonce for `realm` that only verifies when presented from `bind` (when given),
+    /// with the random part drawn from `rng` (the caller's, so a seeded engine issues the same
+    /// nonces every run).
     pub fn issue_with(
         &self,
         rng: &mut impl RngCore,
@@ -339,6 +331,22 @@ impl NcTracker {
 mod tests {
     use super::*;
     use rand::rngs::mock::StepRng;
+
+    /// These tests only need distinct random parts, not a reproducible run.
+    trait IssueAnyhow {
+        fn issue(&self, now: u64, realm: &str) -> String;
+        fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String;
+    }
+
+    impl IssueAnyhow for NonceManager {
+        fn issue(&self, now: u64, realm: &str) -> String {
+            self.issue_bound(now, realm, None)
+        }
+
+        fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String {
+            self.issue_with(&mut rand::thread_rng(), now, realm, bind)
+        }
+    }
 
     fn manager() -> NonceManager {
         NonceManager::new(NonceSecret::from_bytes([7; 32]), Duration::from_secs(300))
