@@ -8,12 +8,13 @@
 
 use super::challenge::DigestChallenge;
 use super::credentials::{parse_credentials, Credentials, DigestCredentials};
-use super::digest::{self, constant_time_eq, Algorithm};
+use super::digest::{self, Algorithm};
 use super::nonce::{NcTracker, NonceManager, NonceStatus};
 use super::params::HeaderError;
 use rand::rngs::StdRng;
 use std::fmt;
 use std::net::IpAddr;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 /// What the server knows about a user's password.
@@ -165,9 +166,12 @@ pub fn check_response(
     let alg = creds.algorithm;
     let name_ok = if creds.userhash {
         let expected = digest::userhash(alg, account.username, &creds.realm);
-        constant_time_eq(
-            expected.as_bytes(),
-            creds.username.to_ascii_lowercase().as_bytes(),
+        // In time that depends only on the lengths: a wrong `response` does not reveal how
+        // many leading characters were right.
+        bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(creds.username.to_ascii_lowercase().as_bytes()),
         )
     } else {
         true
@@ -179,7 +183,7 @@ pub fn check_response(
     };
     let inner = account.secret.inner_ha1(alg, hashed_name, &creds.realm)?;
     let expected = creds.expected_response(&inner, req.method, req.body);
-    let response_ok = constant_time_eq(expected.as_bytes(), creds.response.as_bytes());
+    let response_ok = bool::from(expected.as_bytes().ct_eq(creds.response.as_bytes()));
     Ok(name_ok & response_ok)
 }
 
