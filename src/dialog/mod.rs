@@ -30,7 +30,7 @@ pub use build::ViaSpec;
 pub use error::DialogError;
 pub use inbound::{Accepted, DialogRejection, RequestVerdict, INVITE_IN_PROGRESS_RETRY_AFTER_MAX};
 pub use key::DialogKey;
-pub use next_hop::{NextHop, DEFAULT_SIP_PORT};
+pub use next_hop::NextHop;
 pub use session_timer::{
     too_small_response, Refresher, SessionDeadline, SessionExpires, SessionTimer,
     SessionTimerConfig, SessionTimerError,
