@@ -7,6 +7,8 @@ use ferroswitch::auth::{
     parse_challenges, Account, Action, Algorithm, Answer, Challenge, DigestChallenge,
     DigestCredentials, DigestRequest, NonceManager, NonceSecret, Outcome, Qop, Secret, Verifier,
 };
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::time::Duration;
 
 const REALM: &str = "sip.example.org";
@@ -14,7 +16,7 @@ const T0: u64 = 1_700_000_000;
 
 fn verifier(algs: &[Algorithm]) -> Verifier {
     let nonces = NonceManager::new(NonceSecret::from_bytes([42; 32]), Duration::from_secs(300));
-    Verifier::new(nonces, algs)
+    Verifier::new(nonces, algs, StdRng::seed_from_u64(2617))
 }
 
 fn register() -> DigestRequest<'static> {

@@ -1,10 +1,10 @@
 //! RFC 3261 §12.1: creating dialogs on both legs of the seed's call, with Record-Route
-//! added as if proxies stood on each leg, and the early dialogs of a forked INVITE.
+//! added as if proxies stood on each leg, and an early dialog confirmed by the 200.
 
 mod dialog_common;
 
 use dialog_common::*;
-use ferroswitch::dialog::{Dialog, DialogKey, DialogRole, DialogState, Dialogs, InviteOutcome};
+use ferroswitch::dialog::{Dialog, DialogKey, DialogRole, DialogState};
 use ferroswitch::sip::{response_to, HeaderName};
 
 const RR_A: [&str; 2] = ["<sip:10.1.1.2;lr;ftag=15c8325a>", "<sip:10.1.1.1;lr>"];
@@ -122,85 +122,26 @@ fn both_ends_of_one_dialog_see_mirror_route_sets() {
 #[test]
 fn early_dialog_from_the_seed_180_then_confirmed_by_200() {
     let inv = request(SEED_B_INVITE);
-    let mut t = Dialogs::new(4);
+    // A 100 (no To tag) makes no dialog.
+    assert!(Dialog::from_uac(&inv, &seed_b_response("100 Trying", None, "")).is_err());
+    let mut d = Dialog::from_uac(
+        &inv,
+        &seed_b_response("180 Ringing", Some("3813e926"), RR_B),
+    )
+    .expect("180 with a tag makes an early dialog");
+    assert_eq!(d.state(), DialogState::Early);
     assert_eq!(
-        t.handle_invite_response(&inv, &seed_b_response("100 Trying", None, "")),
-        Ok(InviteOutcome::NoDialog)
-    );
-    let InviteOutcome::Early { key, created, .. } = t
-        .handle_invite_response(
-            &inv,
-            &seed_b_response("180 Ringing", Some("3813e926"), RR_B),
+        d.key(),
+        &DialogKey::new(
+            "0d74ac35-cca4-122d-81a2-2990e5b2bd3e",
+            "Dp9ZQS3SB26pg",
+            "3813e926"
         )
-        .unwrap()
-    else {
-        panic!("180 with a tag makes an early dialog")
-    };
-    assert!(created);
-    assert_eq!(t.get(&key).unwrap().state(), DialogState::Early);
-    assert_eq!(
-        t.handle_invite_response(&inv, &seed_b_response("200 OK", Some("3813e926"), RR_B)),
-        Ok(InviteOutcome::Confirmed {
-            key: key.clone(),
-            first: true
-        })
     );
-    let d = t.get(&key).unwrap();
+    let effect = d
+        .handle_response(&seed_b_response("200 OK", Some("3813e926"), RR_B))
+        .unwrap();
+    assert_eq!(effect.state, DialogState::Confirmed);
     assert_eq!(d.state(), DialogState::Confirmed);
-    assert_eq!(route_set(d), ["sip:10.2.2.1;lr", "sip:10.2.2.2;lr"]);
-}
-
-#[test]
-fn forking_two_early_dialogs_by_remote_tag_one_confirmed() {
-    let inv = request(SEED_B_INVITE);
-    let mut t = Dialogs::new(8);
-    // Two phones of alice ring (different To tags, different Contacts).
-    let desk = seed_b_response("180 Ringing", Some("desk"), "");
-    let mut mobile = seed_b_response("180 Ringing", Some("mobile"), "");
-    mobile
-        .headers
-        .set(HeaderName::Contact, "<sip:alice@198.51.100.20:5062>");
-    for r in [&desk, &mobile] {
-        assert!(matches!(
-            t.handle_invite_response(&inv, r).unwrap(),
-            InviteOutcome::Early { created: true, .. }
-        ));
-    }
-    let set: Vec<&Dialog> = t
-        .dialog_set("0d74ac35-cca4-122d-81a2-2990e5b2bd3e", "Dp9ZQS3SB26pg")
-        .collect();
-    assert_eq!(set.len(), 2);
-    let mobile_key = DialogKey::new(
-        "0d74ac35-cca4-122d-81a2-2990e5b2bd3e",
-        "Dp9ZQS3SB26pg",
-        "mobile",
-    );
-    assert_eq!(
-        t.get(&mobile_key).unwrap().remote_target().as_str(),
-        "sip:alice@198.51.100.20:5062"
-    );
-
-    // The mobile answers; the desk phone's early dialog waits for the INVITE to finish.
-    let mut ok = seed_b_response("200 OK", Some("mobile"), "");
-    ok.headers
-        .set(HeaderName::Contact, "<sip:alice@198.51.100.20:5062>");
-    assert_eq!(
-        t.handle_invite_response(&inv, &ok),
-        Ok(InviteOutcome::Confirmed {
-            key: mobile_key.clone(),
-            first: true
-        })
-    );
-    let desk_key = DialogKey::new(
-        "0d74ac35-cca4-122d-81a2-2990e5b2bd3e",
-        "Dp9ZQS3SB26pg",
-        "desk",
-    );
-    assert_eq!(t.get(&desk_key).unwrap().state(), DialogState::Early);
-    assert_eq!(
-        t.invite_completed("0d74ac35-cca4-122d-81a2-2990e5b2bd3e", "Dp9ZQS3SB26pg"),
-        [desk_key]
-    );
-    assert_eq!(t.len(), 1);
-    assert_eq!(t.get(&mobile_key).unwrap().state(), DialogState::Confirmed);
+    assert_eq!(route_set(&d), ["sip:10.2.2.1;lr", "sip:10.2.2.2;lr"]);
 }

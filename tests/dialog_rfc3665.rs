@@ -6,9 +6,7 @@ mod dialog_common;
 
 use dialog_common::*;
 use ferroswitch::dialog::{Dialog, DialogError};
-use ferroswitch::dialog::{
-    DialogKey, DialogRole, DialogState, Dialogs, InviteOutcome, RequestVerdict, ViaSpec,
-};
+use ferroswitch::dialog::{DialogKey, DialogRole, DialogState, RequestVerdict, ViaSpec};
 use ferroswitch::net::Transport;
 use ferroswitch::sip::{cancel_for, response_to, HeaderName, Method};
 
@@ -68,45 +66,30 @@ fn tcp(host: &str) -> ViaSpec {
 fn section_3_2_session_through_two_proxies() {
     // Bob answers: his dialog is the UAS side of F7, confirmed by his 200.
     let f7 = request(F7_AS_RECEIVED);
-    let mut bob = Dialogs::new(8);
-    let d = Dialog::from_uas(
+    let mut bob = Dialog::from_uas(
         &f7,
         "314159",
         addr("<sip:bob@client.biloxi.example.com;transport=tcp>"),
     )
     .unwrap();
-    let bob_key = d.key().clone();
-    bob.insert(d).unwrap();
+    let bob_key = bob.key().clone();
     let mut f9 = response_to(&f7, 200, "OK");
-    bob.get(&bob_key).unwrap().fill_response(&f7, &mut f9);
+    bob.fill_response(&f7, &mut f9);
     assert_eq!(f9.headers.record_routes().unwrap().len(), 2);
-    assert_eq!(
-        bob.handle_sent_response(&bob_key, &f9),
-        Some(DialogState::Confirmed)
-    );
+    assert_eq!(bob.handle_sent_response(&f9), DialogState::Confirmed);
 
     // Alice gets 180 then 200 through the proxies.
     let f4 = request(F4_AS_SENT);
-    let mut alice = Dialogs::new(8);
-    let ring = alice
-        .handle_invite_response(&f4, &to_alice("180 Ringing"))
-        .unwrap();
-    assert!(matches!(ring, InviteOutcome::Early { created: true, .. }));
-    let ok = alice
-        .handle_invite_response(&f4, &to_alice("200 OK"))
-        .unwrap();
+    let mut alice = Dialog::from_uac(&f4, &to_alice("180 Ringing")).unwrap();
+    assert_eq!(alice.state(), DialogState::Early);
+    let ok = alice.handle_response(&to_alice("200 OK")).unwrap();
+    assert_eq!(ok.state, DialogState::Confirmed);
     let alice_key = DialogKey::new(CALL_ID, "9fxced76sl", "314159");
-    assert_eq!(
-        ok,
-        InviteOutcome::Confirmed {
-            key: alice_key.clone(),
-            first: true
-        }
-    );
+    assert_eq!(alice.key(), &alice_key);
     assert_eq!(bob_key, DialogKey::new(CALL_ID, "314159", "9fxced76sl"));
 
     // F15: Alice's ACK, as in the RFC: to Bob's Contact, via ss1 then ss2, CSeq 2 ACK.
-    let a = alice.get_mut(&alice_key).unwrap();
+    let a = &mut alice;
     assert_eq!(a.role(), DialogRole::Uac);
     let mut ack = a
         .new_request(
@@ -143,11 +126,11 @@ fn section_3_2_session_through_two_proxies() {
     // Through ss1 and ss2 (each pops its Route), to Bob, who takes it.
     assert_eq!(pop_route(&mut ack), "sip:ss1.atlanta.example.com;lr");
     assert_eq!(pop_route(&mut ack), "sip:ss2.biloxi.example.com;lr");
-    let verdict = bob.handle_request(&over_the_wire(&ack)).unwrap();
+    let verdict = bob.handle_request(&over_the_wire(&ack));
     assert_eq!(accepted(verdict).key, bob_key);
 
     // F18: Bob hangs up: to Alice's Contact, via ss2 then ss1, CSeq 1 BYE (his first).
-    let b = bob.get_mut(&bob_key).unwrap();
+    let b = &mut bob;
     let mut bye = b
         .new_request(
             Method::Bye,
@@ -174,16 +157,12 @@ fn section_3_2_session_through_two_proxies() {
 
     pop_route(&mut bye);
     pop_route(&mut bye);
-    let verdict = alice.handle_request(&over_the_wire(&bye)).unwrap();
+    let verdict = alice.handle_request(&over_the_wire(&bye));
     assert_eq!(accepted(verdict).state, DialogState::Terminated);
-    assert_eq!(
-        alice.get(&alice_key).unwrap().remote_cseq(),
-        Some(1),
-        "Alice took Bob's first CSeq"
-    );
+    assert_eq!(alice.remote_cseq(), Some(1), "Alice took Bob's first CSeq");
     // A BYE retransmitted past the transaction layer finds no live dialog.
     assert_eq!(
-        alice.handle_request(&over_the_wire(&bye)).unwrap(),
+        alice.handle_request(&over_the_wire(&bye)),
         RequestVerdict::Reject(ferroswitch::dialog::DialogRejection::NoDialog)
     );
 }
@@ -191,44 +170,34 @@ fn section_3_2_session_through_two_proxies() {
 #[test]
 fn section_3_6_busy_makes_no_dialog() {
     let f4 = request(F4_AS_SENT);
-    let mut alice = Dialogs::new(8);
     let busy = to_alice("486 Busy Here");
     assert_eq!(
         Dialog::from_uac(&f4, &busy),
         Err(DialogError::NotDialogCreating(486))
     );
-    assert_eq!(
-        alice.handle_invite_response(&f4, &busy),
-        Ok(InviteOutcome::Failed { removed: vec![] })
-    );
-    assert!(alice.is_empty());
 }
 
 #[test]
 fn section_3_8_no_answer_cancel_ends_the_early_dialogs() {
     // Alice: 180 makes an early dialog; she cancels; the 487 ends it.
     let f4 = request(F4_AS_SENT);
-    let mut alice = Dialogs::new(8);
-    alice
-        .handle_invite_response(&f4, &to_alice("180 Ringing"))
-        .unwrap();
-    let key = DialogKey::new(CALL_ID, "9fxced76sl", "314159");
-    assert_eq!(alice.get(&key).unwrap().state(), DialogState::Early);
+    let mut alice = Dialog::from_uac(&f4, &to_alice("180 Ringing")).unwrap();
+    assert_eq!(
+        alice.key(),
+        &DialogKey::new(CALL_ID, "9fxced76sl", "314159")
+    );
+    assert_eq!(alice.state(), DialogState::Early);
     // The CANCEL copies the INVITE (same branch), not the dialog (§9.1).
     assert_eq!(
-        alice
-            .get_mut(&key)
-            .unwrap()
-            .new_request(Method::Cancel, &tcp("client.atlanta.example.com")),
+        alice.new_request(Method::Cancel, &tcp("client.atlanta.example.com")),
         Err(DialogError::CancelNotFromDialog)
     );
     let cancel = cancel_for(&f4);
     assert_eq!(header(&cancel, HeaderName::CSeq), "2 CANCEL");
-    let out = alice
-        .handle_invite_response(&f4, &to_alice("487 Request Terminated"))
+    let ended = alice
+        .handle_response(&to_alice("487 Request Terminated"))
         .unwrap();
-    assert_eq!(out, InviteOutcome::Failed { removed: vec![key] });
-    assert!(alice.is_empty());
+    assert_eq!(ended.state, DialogState::Terminated);
 
     // Bob: his early dialog ends with the 487 he sends.
     let f7 = request(F7_AS_RECEIVED);

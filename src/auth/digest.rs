@@ -6,7 +6,7 @@
 //! re-casing any of them breaks real phones (the seed's digest-uri carries `;transport=UDP`).
 //! Never parses headers, never reads a clock, never looks up users.
 
-use sha2::{Digest, Sha256, Sha512Trunc256};
+use sha2::{Digest, Sha256, Sha512_256};
 use std::fmt;
 
 /// A digest algorithm (RFC 7616 §6.1 registry). The `-sess` variants hash the HA1 once more
@@ -92,7 +92,7 @@ impl Algorithm {
         match self.base() {
             Algorithm::Md5 => hex(&md5::compute(data).0),
             Algorithm::Sha256 => hex(&Sha256::digest(data)),
-            _ => hex(&Sha512Trunc256::digest(data)),
+            _ => hex(&Sha512_256::digest(data)),
         }
     }
 
@@ -221,20 +221,6 @@ pub fn hash_password(username: &str, realm: &str, password: &str) -> String {
     ha1(Algorithm::Md5, username, realm, password)
 }
 
-/// Compares two byte strings in time that depends only on their lengths, so that a wrong
-/// `response` does not reveal how many leading characters were right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    // Keep the optimiser from turning the loop into an early-exit comparison.
-    std::hint::black_box(diff) == 0
-}
-
 /// True for a non-empty string of ASCII hex digits.
 pub fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -296,14 +282,6 @@ mod tests {
         assert!(Algorithm::Sha256.strength() > Algorithm::Md5Sess.strength());
         assert!(Algorithm::Md5Sess.strength() > Algorithm::Md5.strength());
         assert_eq!(Algorithm::Sha256Sess.base(), Algorithm::Sha256);
-    }
-
-    #[test]
-    fn constant_time_eq_is_plain_equality() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(constant_time_eq(b"", b""));
     }
 
     #[test]

@@ -12,19 +12,22 @@
 //! Forging or altering one needs the secret; a nonce issued for one realm or one address does
 //! not verify for another; after `lifetime` it is stale. Replay of a nonce within its lifetime
 //! is caught by [`NcTracker`] (the `nc` counter), not here. Verification costs about four
-//! SHA-256 compressions: the HMAC pads and the time-pad key are absorbed once, at start.
+//! SHA-256 compressions: the keyed HMAC state and the time-pad key are built once, at start,
+//! and cloned per use.
 //!
-//! Sans-IO: `now` (seconds since the Unix epoch) is always passed in; never reads a clock.
-//! The secret is injected so tests are deterministic; a restart invalidates all nonces, and
+//! Sans-IO: `now` (seconds since the Unix epoch) and the random source are always passed in;
+//! never reads a clock or a thread-local RNG. The secret is injected so tests are deterministic; a restart invalidates all nonces, and
 //! phones simply answer the next challenge.
 
-use super::digest::{constant_time_eq, hex};
+use super::digest::hex;
 use crate::FastMap;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 const RAND_HEX: usize = 32;
 const TS_HEX: usize = 16;
@@ -68,12 +71,15 @@ pub enum NonceStatus {
     Invalid,
 }
 
+/// HMAC-SHA-256 (RFC 2104). `Hmac` (not `SimpleHmac`) keeps the inner and outer states with
+/// the key blocks already absorbed, so a clone of a keyed one skips that work.
+type HmacSha256 = Hmac<Sha256>;
+
 /// Issues and checks nonces.
 #[derive(Clone)]
 pub struct NonceManager {
-    /// SHA-256 states with the HMAC inner and outer key blocks already absorbed.
-    mac_inner: Sha256,
-    mac_outer: Sha256,
+    /// Keyed once at start; cloned for each tag.
+    mac: HmacSha256,
     /// SHA-256 state with the time-pad key block already absorbed.
     pad: Sha256,
     lifetime: u64,
@@ -89,21 +95,18 @@ impl fmt::Debug for NonceManager {
 
 impl NonceManager {
     pub fn new(secret: NonceSecret, lifetime: Duration) -> NonceManager {
-        let key = &secret.0;
-        let mut ipad = [0x36u8; 64];
-        let mut opad = [0x5cu8; 64];
-        for (i, k) in key.iter().enumerate() {
-            ipad[i] ^= k;
-            opad[i] ^= k;
-        }
+        let mac = HmacSha256::new_from_slice(&secret.0).expect("HMAC takes keys of any length");
         // A separate key for the time pad, so the pad and the tag never share a key.
-        let pad_key = hmac_sha256(key, &[b"ferroswitch nonce time pad"]);
+        let pad_key = mac
+            .clone()
+            .chain_update(b"ferroswitch nonce time pad")
+            .finalize()
+            .into_bytes();
         let mut pad_block = [0u8; 64];
         pad_block[..32].copy_from_slice(&pad_key);
         NonceManager {
-            mac_inner: Sha256::new().chain(ipad),
-            mac_outer: Sha256::new().chain(opad),
-            pad: Sha256::new().chain(pad_block),
+            mac,
+            pad: Sha256::new().chain_update(pad_block),
             lifetime: lifetime.as_secs(),
         }
     }
@@ -113,17 +116,9 @@ impl NonceManager {
         self.lifetime
     }
 
-    /// A new nonce for `realm`, bound to no address, random part from the thread-local CSPRNG.
-    pub fn issue(&self, now: u64, realm: &str) -> String {
-        self.issue_bound(now, realm, None)
-    }
-
-    /// A new nonce for `realm` that only verifies when presented from `bind` (when given).
-    pub fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String {
-        self.issue_with(&mut rand::thread_rng(), now, realm, bind)
-    }
-
-    /// A new nonce with the random part drawn from `rng`.
+    /// A new nonce for `realm` that only verifies when presented from `bind` (when given),
+    /// with the random part drawn from `rng` (the caller's, so a seeded engine issues the same
+    /// nonces every run).
     pub fn issue_with(
         &self,
         rng: &mut impl RngCore,
@@ -183,7 +178,7 @@ impl NonceManager {
         }
         let (head, tag) = nonce.split_at(HEAD_LEN);
         let expected = hex(&self.tag(head, realm, bind));
-        if !constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
+        if !bool::from(expected.as_bytes().ct_eq(tag.as_bytes())) {
             return None;
         }
         let sealed = u64::from_str_radix(&head[RAND_HEX..], 16).ok()?;
@@ -192,7 +187,11 @@ impl NonceManager {
 
     /// The keyed pad that hides the issue time, from the nonce's random part.
     fn time_pad(&self, random_hex: &str) -> u64 {
-        let h = self.pad.clone().chain(random_hex.as_bytes()).finalize();
+        let h = self
+            .pad
+            .clone()
+            .chain_update(random_hex.as_bytes())
+            .finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&h[..8]);
         u64::from_be_bytes(first)
@@ -201,7 +200,7 @@ impl NonceManager {
     fn tag(&self, head: &str, realm: &str, bind: Option<IpAddr>) -> [u8; TAG_HEX / 2] {
         // `head` has a fixed length and the address a length byte, so appending the realm
         // is unambiguous.
-        let mut inner = self.mac_inner.clone().chain(head.as_bytes());
+        let mut mac = self.mac.clone().chain_update(head.as_bytes());
         let mut addr = [0u8; 17];
         let used = match bind.map(|ip| ip.to_canonical()) {
             None => 1,
@@ -216,40 +215,13 @@ impl NonceManager {
                 17
             }
         };
-        inner.update(&addr[..used]);
-        inner.update(realm.as_bytes());
-        let mac = self.mac_outer.clone().chain(inner.finalize()).finalize();
+        mac.update(&addr[..used]);
+        mac.update(realm.as_bytes());
+        let mac = mac.finalize().into_bytes();
         let mut out = [0u8; TAG_HEX / 2];
         out.copy_from_slice(&mac[..TAG_HEX / 2]);
         out
     }
-}
-
-/// HMAC (RFC 2104) over SHA-256. Keys up to the 64-byte block size are used as they are
-/// (ours are 32 bytes); longer ones are hashed first, as the RFC says.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let hashed: [u8; 32];
-    let key = if key.len() > 64 {
-        hashed = Sha256::digest(key).into();
-        &hashed[..]
-    } else {
-        key
-    };
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let mut inner = Sha256::new();
-    inner.update(ipad);
-    for p in parts {
-        inner.update(p);
-    }
-    let mut outer = Sha256::new();
-    outer.update(opad);
-    outer.update(inner.finalize());
-    outer.finalize().into()
 }
 
 /// Replay protection: remembers the highest `nc` accepted for each nonce until the nonce
@@ -339,6 +311,22 @@ impl NcTracker {
 mod tests {
     use super::*;
     use rand::rngs::mock::StepRng;
+
+    /// These tests only need distinct random parts, not a reproducible run.
+    trait IssueAnyhow {
+        fn issue(&self, now: u64, realm: &str) -> String;
+        fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String;
+    }
+
+    impl IssueAnyhow for NonceManager {
+        fn issue(&self, now: u64, realm: &str) -> String {
+            self.issue_bound(now, realm, None)
+        }
+
+        fn issue_bound(&self, now: u64, realm: &str, bind: Option<IpAddr>) -> String {
+            self.issue_with(&mut rand::thread_rng(), now, realm, bind)
+        }
+    }
 
     fn manager() -> NonceManager {
         NonceManager::new(NonceSecret::from_bytes([7; 32]), Duration::from_secs(300))
@@ -452,6 +440,14 @@ mod tests {
 
     #[test]
     fn hmac_matches_rfc4231() {
+        // The MAC as the nonce code keys and feeds it (in parts).
+        fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+            let mut mac = HmacSha256::new_from_slice(key).unwrap();
+            for p in parts {
+                mac.update(p);
+            }
+            mac.finalize().into_bytes().into()
+        }
         // RFC 4231 §4.2 (test case 1) and §4.3 (test case 2).
         let a = hmac_sha256(&[0x0b; 20], &[b"Hi ", b"There"]);
         assert_eq!(

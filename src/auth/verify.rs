@@ -8,11 +8,13 @@
 
 use super::challenge::DigestChallenge;
 use super::credentials::{parse_credentials, Credentials, DigestCredentials};
-use super::digest::{self, constant_time_eq, Algorithm};
+use super::digest::{self, Algorithm};
 use super::nonce::{NcTracker, NonceManager, NonceStatus};
 use super::params::HeaderError;
+use rand::rngs::StdRng;
 use std::fmt;
 use std::net::IpAddr;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 /// What the server knows about a user's password.
@@ -164,9 +166,12 @@ pub fn check_response(
     let alg = creds.algorithm;
     let name_ok = if creds.userhash {
         let expected = digest::userhash(alg, account.username, &creds.realm);
-        constant_time_eq(
-            expected.as_bytes(),
-            creds.username.to_ascii_lowercase().as_bytes(),
+        // In time that depends only on the lengths: a wrong `response` does not reveal how
+        // many leading characters were right.
+        bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(creds.username.to_ascii_lowercase().as_bytes()),
         )
     } else {
         true
@@ -178,7 +183,7 @@ pub fn check_response(
     };
     let inner = account.secret.inner_ha1(alg, hashed_name, &creds.realm)?;
     let expected = creds.expected_response(&inner, req.method, req.body);
-    let response_ok = constant_time_eq(expected.as_bytes(), creds.response.as_bytes());
+    let response_ok = bool::from(expected.as_bytes().ct_eq(creds.response.as_bytes()));
     Ok(name_ok & response_ok)
 }
 
@@ -234,6 +239,9 @@ pub struct VerifierStats {
 #[derive(Debug)]
 pub struct Verifier {
     nonces: NonceManager,
+    /// Where the random part of each nonce comes from: seeded by the owner (the engine seeds
+    /// it from its own RNG), so a seeded engine challenges the same way every run.
+    rng: StdRng,
     algorithms: Vec<Algorithm>,
     nc: NcTracker,
     stats: VerifierStats,
@@ -242,8 +250,8 @@ pub struct Verifier {
 impl Verifier {
     /// `algorithms` are offered in the order given (RFC 8760 §2.4: the server lists them in
     /// its order of preference, and the operator decides); duplicates are dropped and an
-    /// empty list means MD5 only.
-    pub fn new(nonces: NonceManager, algorithms: &[Algorithm]) -> Verifier {
+    /// empty list means MD5 only. Nonces draw their random part from `rng`.
+    pub fn new(nonces: NonceManager, algorithms: &[Algorithm], rng: StdRng) -> Verifier {
         let mut algs: Vec<Algorithm> = Vec::new();
         for a in algorithms {
             if !algs.contains(a) {
@@ -255,6 +263,7 @@ impl Verifier {
         }
         Verifier {
             nonces,
+            rng,
             algorithms: algs,
             nc: NcTracker::new(),
             stats: VerifierStats::default(),
@@ -276,20 +285,20 @@ impl Verifier {
     /// One challenge per offered algorithm, in the configured order, sharing one fresh
     /// nonce bound to no address. Each goes into its own `WWW-Authenticate` /
     /// `Proxy-Authenticate` header.
-    pub fn challenges(&self, now: u64, realm: &str, stale: bool) -> Vec<DigestChallenge> {
+    pub fn challenges(&mut self, now: u64, realm: &str, stale: bool) -> Vec<DigestChallenge> {
         self.challenges_for(now, realm, stale, None)
     }
 
     /// The same with the nonce bound to `bind`: answers presented from any other address
     /// get [`Outcome::InvalidNonce`] (a fresh challenge), never a verdict on the password.
     pub fn challenges_for(
-        &self,
+        &mut self,
         now: u64,
         realm: &str,
         stale: bool,
         bind: Option<IpAddr>,
     ) -> Vec<DigestChallenge> {
-        let nonce = self.nonces.issue_bound(now, realm, bind);
+        let nonce = self.nonces.issue_with(&mut self.rng, now, realm, bind);
         self.algorithms
             .iter()
             .map(|&a| {

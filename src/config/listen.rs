@@ -22,7 +22,7 @@ impl ListenAddr {
 
 /// The default: UDP and TCP on every IPv4 address, port 5060.
 pub fn default_listen() -> Vec<ListenAddr> {
-    let any: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 5060));
+    let any: SocketAddr = SocketAddr::from(([0, 0, 0, 0], crate::sip::DEFAULT_SIP_PORT));
     vec![
         ListenAddr::new(Transport::Udp, any),
         ListenAddr::new(Transport::Tcp, any),

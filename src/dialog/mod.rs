@@ -7,7 +7,8 @@
 //! in-dialog requests (`new_request`, `ack`: §12.2.1.1, §13.2.2.4, loose and strict
 //! routing), says where they go ([`NextHop`]), judges received ones (`handle_request` →
 //! [`RequestVerdict`]: 481, 500 out of order, 491 glare, 500 + Retry-After) and follows the
-//! responses either way. [`Dialogs`] is the bounded table by [`DialogKey`], forks included.
+//! responses either way. Finding a dialog by [`DialogKey`] (and answering 481 when none has
+//! it) is the caller's: the B2BUA's call table keys its legs' dialogs.
 //! [`SessionTimer`] negotiates RFC 4028 session timers per leg and computes their deadlines.
 //!
 //! This module must never read a clock, sleep, touch a socket, resolve names or import
@@ -21,7 +22,6 @@ mod inbound;
 mod key;
 mod next_hop;
 pub mod session_timer;
-mod set;
 mod state;
 #[cfg(test)]
 mod test_msgs;
@@ -30,10 +30,9 @@ pub use build::ViaSpec;
 pub use error::DialogError;
 pub use inbound::{Accepted, DialogRejection, RequestVerdict, INVITE_IN_PROGRESS_RETRY_AFTER_MAX};
 pub use key::DialogKey;
-pub use next_hop::{NextHop, DEFAULT_SIP_PORT};
+pub use next_hop::NextHop;
 pub use session_timer::{
     too_small_response, Refresher, SessionDeadline, SessionExpires, SessionTimer,
     SessionTimerConfig, SessionTimerError,
 };
-pub use set::{DialogStats, Dialogs, InviteOutcome};
 pub use state::{is_target_refresh, Dialog, DialogRole, DialogState, ResponseEffect};

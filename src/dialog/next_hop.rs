@@ -7,11 +7,8 @@
 use super::error::DialogError;
 use super::state::Dialog;
 use crate::net::{Peer, Transport};
-use crate::sip::{HeaderName, Request, Scheme, Uri};
+use crate::sip::{HeaderName, Request, Scheme, Uri, DEFAULT_SIP_PORT};
 use std::net::SocketAddr;
-
-/// The port a sip: URI without one means (RFC 3261 §19.1.2).
-pub const DEFAULT_SIP_PORT: u16 = 5060;
 
 /// A host, port and transport to send to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -460,22 +460,30 @@ impl Engine {
                 HangupCause::RecoveryOnTimerExpire,
             );
         }
-        call.a.ok_interval = (call.a.ok_interval * 2).min(t2);
-        let next = (now + call.a.ok_interval).min(give_up);
+        let next = next_2xx_retransmit(now, &mut call.a.ok_interval, give_up, t2);
         call.ok_next = Some(next);
-        let key = call.a.invite_key.clone();
+        let (key, peer) = (call.a.invite_key.clone(), call.a.peer);
         self.calls.schedule(next, id, CallTimer::OkRetransmit);
-        if self.txl.send_response(now, &key, *ok).is_err() {
-            // The transaction is gone (Timer L): retransmit statelessly to the same peer.
-            if let Some(call) = self.calls.get(id) {
-                if let Some(ok) = &call.a.ok {
-                    let (to, bytes) = (call.a.peer, ok.to_bytes());
-                    self.out.push_back(crate::transaction::Transmit {
-                        to,
-                        bytes,
-                        key: None,
-                    });
-                }
+        self.resend_2xx(now, &key, &ok, Some(peer));
+    }
+
+    /// Sends a 2xx we answered an INVITE with again: through its server transaction `key`,
+    /// or, once that is gone (Timer L), statelessly to the peer it went to. Used for the
+    /// call's first 2xx and for a relayed re-INVITE's (`retransmit_reinvite_ok`).
+    pub(super) fn resend_2xx(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        ok: &Response,
+        to: Option<Peer>,
+    ) {
+        if self.txl.send_response(now, key, ok.clone()).is_err() {
+            if let Some(to) = to {
+                self.out.push_back(crate::transaction::Transmit {
+                    to,
+                    bytes: ok.to_bytes(),
+                    key: None,
+                });
             }
         }
     }
@@ -734,6 +742,20 @@ impl Engine {
             LegRef::B(i) => call.b.get(i)?.peer,
         })
     }
+}
+
+/// The next retransmission of a 2xx still waiting for its ACK (RFC 3261 §13.3.1.4: the
+/// interval doubles from T1 up to T2), never later than `give_up` (64·T1 after the first
+/// send), which the caller checks first. Shared by the call's first 2xx and a relayed
+/// re-INVITE's.
+pub(super) fn next_2xx_retransmit(
+    now: Instant,
+    interval: &mut std::time::Duration,
+    give_up: Instant,
+    t2: std::time::Duration,
+) -> Instant {
+    *interval = (*interval * 2).min(t2);
+    (now + *interval).min(give_up)
 }
 
 /// The reason phrase of a response as text.

@@ -8,6 +8,7 @@
 //!
 //! Never sends a BYE into a dialog that still belongs to a call.
 
+use super::call_events::next_2xx_retransmit;
 use super::Engine;
 use crate::b2bua::{CallId, CallTimer, LegRef, ReinviteAnswer, Relay};
 use crate::cdr::{HangupCause, Side};
@@ -171,21 +172,12 @@ impl Engine {
                 HangupCause::RecoveryOnTimerExpire,
             );
         }
-        r.ok_interval = (r.ok_interval * 2).min(t2);
-        let next = (now + r.ok_interval).min(r.ok_give_up);
+        let next = next_2xx_retransmit(now, &mut r.ok_interval, r.ok_give_up, t2);
         let (key, leg) = (r.server_key.clone(), r.from_leg);
         call.reinvite_ok_next = Some(next);
         self.calls.schedule(next, id, CallTimer::ReinviteOk);
-        if self.txl.send_response(now, &key, (*ok).clone()).is_err() {
-            // The server transaction is gone (Timer L): resend statelessly.
-            if let Some(to) = self.peer_of(id, leg) {
-                self.out.push_back(Transmit {
-                    to,
-                    bytes: ok.to_bytes(),
-                    key: None,
-                });
-            }
-        }
+        let to = self.peer_of(id, leg);
+        self.resend_2xx(now, &key, &ok, to);
     }
 
     /// Sends the ACK for the 2xx to our INVITE with CSeq `seq` on `leg`, with a body when

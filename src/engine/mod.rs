@@ -171,11 +171,18 @@ impl Engine {
         users: Users,
         store: Arc<dyn LocationStore>,
         secret: NonceSecret,
-        rng: StdRng,
+        mut rng: StdRng,
     ) -> Engine {
+        let run_id = rng.clone().gen::<u32>().into();
+        // From a clone: the engine's own draws stay as they were before tags were keyed.
+        let tag_key = respond::TagKey::from_rng(&mut rng.clone());
+        // Nonces draw from their own generator, seeded from the engine's, so a seeded engine
+        // issues the same nonces every run.
+        let nonce_rng = StdRng::from_seed(rng.gen());
         let verifier = Verifier::new(
             NonceManager::new(secret, cfg.nonce_lifetime),
             &cfg.digest_algorithms,
+            nonce_rng,
         );
         let (per_user, per_source) = (cfg.calls.max_calls_per_user, cfg.calls.max_calls_per_source);
         let call_limits = crate::b2bua::Limits::new(per_user, per_source);
@@ -189,9 +196,8 @@ impl Engine {
             store,
             out: VecDeque::new(),
             current: None,
-            run_id: rng.clone().gen::<u32>().into(),
-            // From a clone: the engine's own draws stay as they were before tags were keyed.
-            tag_key: respond::TagKey::from_rng(&mut rng.clone()),
+            run_id,
+            tag_key,
             rng,
             stats: EngineStats::default(),
             calls: Calls::new(),

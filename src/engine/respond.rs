@@ -47,8 +47,8 @@ impl TagKey {
         rng.fill_bytes(&mut k);
         TagKey(
             Sha256::new()
-                .chain(b"ferroswitch stateless tag")
-                .chain(k)
+                .chain_update(b"ferroswitch stateless tag")
+                .chain_update(k)
                 .finalize()
                 .into(),
         )
@@ -74,7 +74,7 @@ impl Engine {
         let branch = h
             .top_via()
             .and_then(|v| v.branch().map(|b| b.as_bytes().to_vec()));
-        let mut hash = Sha256::new().chain(self.tag_key.0);
+        let mut hash = Sha256::new().chain_update(self.tag_key.0);
         for part in [
             raw(&HeaderName::CallId),
             from_tag.unwrap_or_else(|| raw(&HeaderName::From)),

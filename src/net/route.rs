@@ -14,11 +14,7 @@ use crate::net::Transport;
 use crate::sip::Via;
 use std::net::{IpAddr, SocketAddr};
 
-/// The port a sent-by without one means, for UDP and TCP (RFC 3261 §18.2.2, §19.1.2).
-pub const DEFAULT_SIP_PORT: u16 = 5060;
-/// The port a sent-by without one means when the Via names TLS (§18.2.2 with §19.1.2: "the
-/// default port ... is 5061 for TLS"), as for a `sips:` URI.
-pub const DEFAULT_SIPS_PORT: u16 = 5061;
+pub use crate::sip::{DEFAULT_SIPS_PORT, DEFAULT_SIP_PORT};
 
 /// The port a Via's sent-by stands for when it names none, by its transport token.
 pub fn default_port(via_transport: &str) -> u16 {

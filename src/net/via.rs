@@ -7,6 +7,7 @@
 //! the same line) is kept as received. Never reads sockets; never fails on what a peer sent
 //! (a missing or unreadable Via is reported, not panicked on).
 
+use crate::sip::typed::unquoted_ranges;
 use crate::sip::{HeaderName, Headers, Via};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
@@ -112,20 +113,9 @@ pub fn stamp_via_value(value: &str, source: SocketAddr) -> Result<Option<String>
 
 /// Length of the first Via value: up to a comma outside quotes (a Via holds no `<...>`).
 fn first_value_len(v: &str) -> usize {
-    let (mut in_quote, mut escaped) = (false, false);
-    for (i, c) in v.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            ',' if !in_quote => return i,
-            _ => {}
-        }
-    }
-    v.len()
+    unquoted_ranges(v.as_bytes(), b',', false)
+        .next()
+        .map_or(v.len(), |r| r.end)
 }
 
 /// One `;name[=value]` of the top Via, as byte ranges into it (whitespace trimmed).
@@ -147,26 +137,9 @@ fn scan_params(top: &str) -> Vec<ParamSpan<'_>> {
     let Some(first) = top.find(';') else {
         return Vec::new();
     };
-    let mut pieces = Vec::new();
-    let (mut in_quote, mut escaped, mut piece_start) = (false, false, first + 1);
-    for (i, c) in top.char_indices().skip_while(|&(i, _)| i <= first) {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quote => escaped = true,
-            '"' => in_quote = !in_quote,
-            ';' if !in_quote => {
-                pieces.push(piece_start..i);
-                piece_start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    pieces.push(piece_start..top.len());
-    pieces
-        .into_iter()
+    let rest = first + 1;
+    unquoted_ranges(&top.as_bytes()[rest..], b';', false)
+        .map(|r| rest + r.start..rest + r.end)
         .filter_map(|r| {
             let (name, value) = match top[r.clone()].find('=') {
                 Some(eq) => (r.start..r.start + eq, Some(r.start + eq + 1..r.end)),

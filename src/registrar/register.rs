@@ -236,7 +236,7 @@ fn binding_is_natted(req: &RegisterRequest, c: &ContactSpec) -> bool {
         contact_host: &c.host,
         contact_port: c.port,
         source: req.source.addr,
-        default_port: 5060,
+        default_port: crate::sip::DEFAULT_SIP_PORT,
     })
 }
 

@@ -138,7 +138,7 @@ impl ServedHosts {
         port: Option<u16>,
         arrived_on: Option<SocketAddr>,
     ) -> bool {
-        let port = port.unwrap_or(5060);
+        let port = port.unwrap_or(crate::sip::DEFAULT_SIP_PORT);
         let our_port = self.ports.contains(&port) || arrived_on.is_some_and(|a| a.port() == port);
         our_port && self.serves(host, arrived_on)
     }

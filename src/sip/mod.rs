@@ -52,7 +52,7 @@ pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};
 pub use rsip_bridge::{from_rsip, to_rsip, RsipError};
 pub use status::reason_phrase;
 pub use typed::{CSeq, Params, Via};
-pub use uri::{Scheme, Uri, UriError};
+pub use uri::{Scheme, Uri, UriError, DEFAULT_SIPS_PORT, DEFAULT_SIP_PORT};
 pub use validate::{
     check_max_forwards, validate_register, validate_request, validate_response, Policy, Rejection,
     ResponseDefect,

@@ -279,35 +279,7 @@ pub fn unquote_bytes(b: &[u8]) -> Cow<'_, [u8]> {
 /// Splits a list header value (Contact, Route …) on commas outside quotes and `<>`, keeping
 /// empty elements (trimmed) so that strict callers can reject `a,,b`.
 pub fn split_list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let (mut in_quote, mut in_angle, mut escaped, mut start, mut i) = (false, false, false, 0, 0);
-    let mut done = false;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        while i < v.len() {
-            let c = v[i];
-            i += 1;
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                b'\\' if in_quote => escaped = true,
-                b'"' => in_quote = !in_quote,
-                b'<' if !in_quote => in_angle = true,
-                b'>' if !in_quote => in_angle = false,
-                b',' if !in_quote && !in_angle => {
-                    let piece = trim(&v[start..i - 1]);
-                    start = i;
-                    return Some(piece);
-                }
-                _ => {}
-            }
-        }
-        done = true;
-        Some(trim(&v[start..]))
-    })
+    super::typed::unquoted_ranges(v, b',', true).map(move |r| trim(&v[r]))
 }
 
 #[cfg(test)]

@@ -14,50 +14,69 @@ use std::fmt;
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Splits `s` on `sep` outside quoted strings (always yields at least one piece).
-pub(crate) fn split_unquoted(s: &str, sep: u8) -> SplitUnquoted<'_> {
-    SplitUnquoted {
-        s,
-        quotes: memchr::memchr(b'"', s.as_bytes()).is_some(),
+pub(crate) fn split_unquoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    // `sep` is ASCII, so every range starts and ends on a char boundary.
+    unquoted_ranges(s.as_bytes(), sep, false).map(move |r| &s[r])
+}
+
+/// The one quote-aware scanner of the daemon (`split_unquoted`, `name_addr::split_list`, the
+/// Via stamping in `transport::via`): the ranges of `b` between the `sep` octets that lie
+/// outside quoted strings (a `\` escapes the next octet inside one) and, with `angles`,
+/// outside `<...>`. Always yields at least one range.
+pub(crate) fn unquoted_ranges(b: &[u8], sep: u8, angles: bool) -> UnquotedRanges<'_> {
+    let plain = if angles {
+        memchr::memchr2(b'"', b'<', b).is_none()
+    } else {
+        memchr::memchr(b'"', b).is_none()
+    };
+    UnquotedRanges {
+        b,
+        plain,
+        angles,
         start: 0,
         i: 0,
         in_quote: false,
+        in_angle: false,
         escaped: false,
         done: false,
         sep,
     }
 }
 
-/// The iterator of [`split_unquoted`]. Text without a `"` (nearly every Via, From, To and
-/// Contact) is split with `memchr`; only text with quotes walks octet by octet.
-pub(crate) struct SplitUnquoted<'a> {
-    s: &'a str,
-    quotes: bool,
+/// The iterator of [`unquoted_ranges`]. Text without a `"` (and, with `angles`, without a
+/// `<`), which is nearly every Via, From, To and Contact, is split with `memchr`; only the
+/// rest walks octet by octet.
+pub(crate) struct UnquotedRanges<'a> {
+    b: &'a [u8],
+    plain: bool,
+    angles: bool,
     start: usize,
     i: usize,
     in_quote: bool,
+    in_angle: bool,
     escaped: bool,
     done: bool,
     sep: u8,
 }
 
-impl<'a> Iterator for SplitUnquoted<'a> {
-    type Item = &'a str;
+impl Iterator for UnquotedRanges<'_> {
+    type Item = std::ops::Range<usize>;
 
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<std::ops::Range<usize>> {
         if self.done {
             return None;
         }
-        let b = self.s.as_bytes();
-        if !self.quotes {
+        let b = self.b;
+        if self.plain {
             return match memchr::memchr(self.sep, &b[self.start..]) {
                 Some(k) => {
-                    let piece = &self.s[self.start..self.start + k];
+                    let piece = self.start..self.start + k;
                     self.start += k + 1;
                     Some(piece)
                 }
                 None => {
                     self.done = true;
-                    Some(&self.s[self.start..])
+                    Some(self.start..b.len())
                 }
             };
         }
@@ -70,14 +89,16 @@ impl<'a> Iterator for SplitUnquoted<'a> {
                 self.escaped = true;
             } else if c == b'"' {
                 self.in_quote = !self.in_quote;
-            } else if c == self.sep && !self.in_quote {
-                let piece = &self.s[self.start..self.i - 1];
+            } else if self.angles && !self.in_quote && (c == b'<' || c == b'>') {
+                self.in_angle = c == b'<';
+            } else if c == self.sep && !self.in_quote && !self.in_angle {
+                let piece = self.start..self.i - 1;
                 self.start = self.i;
                 return Some(piece);
             }
         }
         self.done = true;
-        Some(&self.s[self.start..])
+        Some(self.start..b.len())
     }
 }
 

@@ -12,6 +12,13 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// The port a `sip:` URI or a sent-by without one means, for UDP and TCP (RFC 3261 §19.1.2,
+/// §18.2.2). The one definition in the daemon.
+pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// The port a `sips:` URI without one means, and a sent-by naming TLS (§19.1.2: "the default
+/// port ... is 5061 for TLS").
+pub const DEFAULT_SIPS_PORT: u16 = 5061;
+
 /// The scheme of a URI. Comparison is case-insensitive (RFC 3261 §19.1.4); `Other` keeps the
 /// spelling received.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -523,10 +523,12 @@ fn issue_17_3_foreign_host_register_is_refused_before_authentication() {
     // Even with valid credentials for that "realm" (a client making one up).
     phone.challenge = Some(DigestChallenge::new(
         "evil.example",
-        &net.engine
-            .verifier
-            .nonces()
-            .issue(SEED_WALL, "evil.example"),
+        &net.engine.verifier.nonces().issue_with(
+            &mut rand::rngs::mock::StepRng::new(1, 1),
+            SEED_WALL,
+            "evil.example",
+            None,
+        ),
         crate::auth::Algorithm::Md5,
     ));
     assert_eq!(net.ask(src, &phone.register(&[])).status, 403);
@@ -692,4 +694,24 @@ fn issue_17_11_a_ban_does_not_cut_off_an_authenticated_tcp_connection() {
     net.engine
         .handle_connection_closed(crate::net::ConnectionId(7));
     assert!(tcp(&mut net, 7, &alice.register(&[])).is_empty());
+}
+
+#[test]
+fn issue_10_a_seeded_engine_issues_the_same_nonces_every_run() {
+    let nonces = || {
+        let mut net = Net::new();
+        let mut phone = Phone::new("alice", "1234", ZOIPER);
+        (0..3)
+            .map(|_| {
+                headers(
+                    &net.ask(addr(ZOIPER), &phone.register(&[])),
+                    "WWW-Authenticate",
+                )[0]
+                .to_string()
+            })
+            .collect::<Vec<String>>()
+    };
+    let first = nonces();
+    assert_eq!(first, nonces());
+    assert_ne!(first[0], first[1], "each challenge has a fresh nonce");
 }
