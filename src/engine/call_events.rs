@@ -712,6 +712,9 @@ impl Engine {
         if self.on_message_answer(now, key, status) {
             return;
         }
+        if self.on_keepalive_end(now, key, false) {
+            return;
+        }
         if self.on_refresh_response(now, wall, key, None) {
             return;
         }

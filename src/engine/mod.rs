@@ -19,6 +19,7 @@ mod call_events;
 mod call_refresh;
 mod call_reinvite;
 pub(crate) mod call_setup;
+mod keepalive;
 mod message;
 mod register;
 mod respond;
@@ -106,6 +107,8 @@ pub struct EngineStats {
     pub auth_challenges: u64,
     pub auth_failures: u64,
     pub expired_bindings: u64,
+    /// Bindings removed because their NAT keep-alive went unanswered (`keepalive`).
+    pub keepalive_removed: u64,
     pub calls_ended: u64,
     /// Packets dropped by the security guard (bans, floods, scanners).
     pub dropped: u64,
@@ -150,6 +153,8 @@ pub struct Engine {
     message_limits: crate::b2bua::Limits,
     /// The admission of the INVITE/MESSAGE being handed to the transaction layer.
     admitted: Option<admit::Admitted>,
+    /// NAT keep-alive pings of registered phones (`keepalive`).
+    keepalives: keepalive::KeepAlives,
 }
 
 impl Engine {
@@ -211,6 +216,7 @@ impl Engine {
             call_limits,
             message_limits,
             admitted: None,
+            keepalives: keepalive::KeepAlives::default(),
         }
     }
 
@@ -275,6 +281,7 @@ impl Engine {
             self.store.next_expiry(),
             self.calls.poll_timeout(),
             self.guard.poll_timeout(),
+            self.keepalives.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -290,6 +297,7 @@ impl Engine {
             self.stats.expired_bindings += 1;
             tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
+        self.handle_keepalive_timers(now);
         self.drain_events(now, wall);
     }
 
@@ -549,6 +557,13 @@ impl Engine {
             return self.on_b_response(now, wall, id, leg, resp);
         }
         if self.on_message_answer(now, &key, resp.status) {
+            return;
+        }
+        // Any answer to a keep-alive, even 404 or 501, proves the phone is there.
+        if resp.status < 200 && self.is_keepalive(&key) {
+            return;
+        }
+        if self.on_keepalive_end(now, &key, true) {
             return;
         }
         if self.on_refresh_response(now, wall, &key, Some(&resp)) {

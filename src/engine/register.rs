@@ -80,6 +80,7 @@ impl Engine {
                     rreq.source,
                     bindings.iter().map(|b| crate::security::log_escape(&b.contact).to_string()).collect::<Vec<_>>().join(", ")
                 );
+                self.keepalive_registered(&rreq.aor, &bindings, now);
                 let mut resp = self.response(req, 200, "OK");
                 for v in registrar::register::contact_values(&bindings, now) {
                     resp.headers.push(HeaderName::Contact, v);

@@ -31,6 +31,9 @@ pub struct RegistrarConfig {
     pub contact_deny: Vec<IpNet>,
     /// Bind nonces to the UDP source they were issued to (`nonce_bind_source`).
     pub nonce_bind_source: bool,
+    /// How often NAT'd UDP bindings get an OPTIONS to keep their mapping open
+    /// (`nat_keepalive`); zero: never.
+    pub nat_keepalive: Duration,
 }
 
 /// Every address, IPv4 and IPv6: the default `contact_allow`.
@@ -52,6 +55,7 @@ impl Default for RegistrarConfig {
             contact_allow: allow_everything(),
             contact_deny: Vec::new(),
             nonce_bind_source: true,
+            nat_keepalive: Duration::from_secs(30),
         }
     }
 }
