@@ -163,6 +163,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
             contact_allow: c.registrar.contact_allow.clone(),
             contact_deny: c.registrar.contact_deny.clone(),
             nonce_bind_source: c.registrar.nonce_bind_source,
+            nat_keepalive: c.registrar.nat_keepalive,
             ..RegistrarConfig::default()
         },
         digest_algorithms: c.registrar.digest_algorithms.clone(),

@@ -65,6 +65,7 @@ struct RawRegistrar {
     contact_allow: Option<Spanned<Vec<Spanned<String>>>>,
     contact_deny: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_bind_source: Option<bool>,
+    nat_keepalive: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -278,6 +279,22 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
             d.nonce_lifetime
         }
     };
+    // 0 turns pings off; under 10 s would flood phones, over an hour no router keeps a
+    // UDP mapping that long anyway.
+    let nat_keepalive = match r.nat_keepalive {
+        None => d.nat_keepalive,
+        Some(v) if *v.get_ref() == 0 || (10..=3600).contains(v.get_ref()) => {
+            Duration::from_secs(*v.get_ref() as u64)
+        }
+        Some(v) => {
+            let msg = format!(
+                "{} is out of range (0 = off, or 10 to 3600 seconds)",
+                v.get_ref()
+            );
+            p.bad(Some(v.span()), "registrar.nat_keepalive", msg);
+            d.nat_keepalive
+        }
+    };
     let contact_allow = match r.contact_allow {
         None => d.contact_allow.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.contact_allow"),
@@ -296,6 +313,7 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         contact_allow,
         contact_deny,
         nonce_bind_source: r.nonce_bind_source.unwrap_or(d.nonce_bind_source),
+        nat_keepalive,
     }
 }
 
@@ -530,6 +548,36 @@ nonce_bind_source = false
         assert_eq!(d.registrar.contact_allow.len(), 2);
         assert!(d.registrar.contact_deny.is_empty() && d.registrar.nonce_bind_source);
         assert!(d.server.aliases.is_empty());
+    }
+
+    #[test]
+    fn registrar_nat_keepalive_is_0_or_10_to_3600_seconds() {
+        let path = Path::new("/nonexistent/ferroswitch.toml");
+        let d = parse("", path).unwrap();
+        assert_eq!(d.registrar.nat_keepalive, Duration::from_secs(30));
+        for (v, want) in [(0, 0), (10, 10), (25, 25), (3600, 3600)] {
+            let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
+            let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+            assert!(
+                !errors.iter().any(|e| e.contains("registrar")),
+                "{v}: {:?}",
+                p.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+            );
+            assert_eq!(p.registrar.nat_keepalive, Duration::from_secs(want));
+        }
+        for v in [-1, 1, 9, 3601] {
+            let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
+            let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+            let errors: Vec<&String> = errors.iter().filter(|e| e.contains("registrar")).collect();
+            assert!(
+                errors.len() == 1
+                    && errors[0].contains("registrar.nat_keepalive")
+                    && errors[0].contains(":2:"),
+                "{v}: {errors:?}"
+            );
+        }
+        // Strict TOML: a string is a type error, not a silent default.
+        assert!(parse("[registrar]\nnat_keepalive = \"30\"\n", path).is_err());
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct RegistrarConfig {
     pub contact_deny: Vec<crate::security::IpNet>,
     /// Bind each nonce to the UDP source it was issued to (default on).
     pub nonce_bind_source: bool,
+    /// OPTIONS to NAT'd UDP bindings this often, to keep the router's mapping open
+    /// (default 30 s, like FreeSWITCH's `nat-options-ping`); zero: off.
+    pub nat_keepalive: Duration,
 }
 
 impl Default for RegistrarConfig {
@@ -140,6 +143,7 @@ impl Default for RegistrarConfig {
             contact_allow: crate::registrar::register::allow_everything(),
             contact_deny: Vec::new(),
             nonce_bind_source: true,
+            nat_keepalive: Duration::from_secs(30),
         }
     }
 }
