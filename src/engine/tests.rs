@@ -14,6 +14,7 @@
 //!   subject under `calls/`: admission, checks, flow, endings, loss, identity, in-dialog
 //!   requests, re-INVITE, transfer, shutdown);
 //! - `hardening`: issue 17 through the engine (account lock-out, the `Server` header);
+//! - `keepalive`: NAT keep-alive OPTIONS to registered phones (issue 11);
 //! - `server`: OPTIONS, 501, 400 for malformed requests, retransmissions;
 //! - `wire`: what goes on the wire in answer to hostile input (issue 9).
 
@@ -21,6 +22,7 @@ mod auth;
 mod binding;
 mod calls;
 mod hardening;
+mod keepalive;
 mod server;
 mod wire;
 
