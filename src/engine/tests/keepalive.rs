@@ -267,3 +267,44 @@ fn unregistered_binding_is_forgotten_at_its_deadline() {
     assert!(net.advance(Duration::from_secs(60)).is_empty());
     assert_eq!(net.engine.keepalives.len(), 0);
 }
+
+#[test]
+fn pings_due_together_leave_at_most_64_per_timeout_call() {
+    let mut net = Net::new();
+    let now = net.now;
+    let local = net.local;
+    // 100 NAT'd bindings registered at the same instant (written as the registrar would).
+    for i in 0..100u16 {
+        let aor = format!("user{i}@192.168.4.4");
+        let b = crate::registrar::Binding {
+            contact: format!("sip:user{i}@10.0.0.5:5060"),
+            contact_params: String::new(),
+            instance: None,
+            call_id: format!("c{i}"),
+            cseq: 1,
+            expires_at: now + Duration::from_secs(3600),
+            source: Peer::new(Transport::Udp, addr(&format!("203.0.113.9:{}", 20_000 + i))),
+            local,
+            connection: None,
+            nat: true,
+            user_agent: None,
+            advertised: SERVER.into(),
+        };
+        let list = net.store.update(&aor, now, &mut |l| l.push(b.clone()));
+        net.engine.keepalive_registered(&aor, &list, now);
+    }
+    let due = now + Duration::from_secs(30);
+    assert_eq!(net.engine.poll_timeout(), Some(due));
+    net.now = due;
+    let wall = net.wall();
+    net.engine.handle_timeout(due, wall);
+    assert_eq!(net.drain().len(), 64);
+    assert_eq!(
+        net.engine.poll_timeout(),
+        Some(due),
+        "the rest are still due"
+    );
+    net.engine.handle_timeout(due, wall);
+    assert_eq!(net.drain().len(), 36);
+    assert!(net.engine.poll_timeout().is_some_and(|t| t > due));
+}
