@@ -106,7 +106,18 @@ pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
 pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
-    start_with(config, sockets, TransportConfig::default())
+    start_with(config, sockets, transport_config(config))
+}
+
+/// The transport's limits and timers: `[tcp]` over the library defaults.
+pub fn transport_config(config: &Config) -> TransportConfig {
+    TransportConfig {
+        idle_timeout: config.tcp.idle_timeout,
+        untrusted_idle_timeout: config.tcp.untrusted_idle_timeout,
+        max_connections: config.tcp.max_connections,
+        max_connections_per_ip: config.tcp.max_connections_per_ip,
+        ..TransportConfig::default()
+    }
 }
 
 /// `start` with the transport's limits and timers given (tests use small ones).

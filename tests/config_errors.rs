@@ -328,3 +328,45 @@ fn server_user_agent_defaults_without_the_version() {
         "{msg}"
     );
 }
+
+#[test]
+fn tcp_limits_and_timeouts_reach_the_transport() {
+    let path = setup("tcp-default", "", &[("a.toml", ALICE)]);
+    let t = ferroswitch::app::transport_config(&Config::load(&path).unwrap());
+    assert_eq!(
+        (t.idle_timeout.as_secs(), t.untrusted_idle_timeout.as_secs()),
+        (300, 30)
+    );
+    assert_eq!((t.max_connections, t.max_connections_per_ip), (1024, 32));
+
+    let path = setup(
+        "tcp-set",
+        "[tcp]\nidle_timeout = 900\nuntrusted_idle_timeout = 10\nmax_connections = 4096\nmax_connections_per_ip = 4\n",
+        &[("a.toml", ALICE)],
+    );
+    let t = ferroswitch::app::transport_config(&Config::load(&path).unwrap());
+    assert_eq!(
+        (t.idle_timeout.as_secs(), t.untrusted_idle_timeout.as_secs()),
+        (900, 10)
+    );
+    assert_eq!((t.max_connections, t.max_connections_per_ip), (4096, 4));
+
+    let msg = one_error(
+        "tcp-bad",
+        "[tcp]\nidle_timeout = 60\nuntrusted_idle_timeout = 120\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        msg.contains("ferroswitch.toml:3: tcp.untrusted_idle_timeout: 120 is longer than tcp.idle_timeout (60)"),
+        "{msg}"
+    );
+    let msg = one_error(
+        "tcp-zero",
+        "[tcp]\nmax_connections = 0\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        msg.contains("tcp.max_connections: 0 is out of range"),
+        "{msg}"
+    );
+}

@@ -73,6 +73,9 @@ fn main_config_has_the_documented_values() {
         (20, Duration::from_secs(300), Duration::from_secs(600), 100)
     );
     assert_eq!(*sec, ferroswitch::security::SecurityConfig::default());
+    // The [tcp] table shows the defaults too.
+    assert_eq!(c.tcp, ferroswitch::config::TcpConfig::default());
+    assert_eq!(c.tcp.untrusted_idle_timeout, Duration::from_secs(30));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
-use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig};
+use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, TcpConfig};
 use crate::auth::Algorithm;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -28,6 +28,17 @@ struct RawFile {
     calls: RawCalls,
     #[serde(default)]
     security: crate::security::SecurityConfig,
+    #[serde(default)]
+    tcp: RawTcp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTcp {
+    idle_timeout: Option<Spanned<i64>>,
+    untrusted_idle_timeout: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -82,6 +93,7 @@ pub(crate) struct Parsed {
     pub log: LogConfig,
     pub calls: CallsConfig,
     pub security: crate::security::SecurityConfig,
+    pub tcp: TcpConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -121,12 +133,14 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     for e in raw.security.validate() {
         p.bad(None, "security", e.to_string());
     }
+    let tcp = tcp(&mut p, raw.tcp);
     Ok(Parsed {
         server,
         registrar,
         log,
         calls,
         security: raw.security,
+        tcp,
         errors: p.errors,
     })
 }
@@ -354,6 +368,49 @@ fn expires(
             p.bad(Some(v.span()), key, msg);
             None
         }
+    }
+}
+
+fn tcp(p: &mut Problems<'_>, raw: RawTcp) -> TcpConfig {
+    let d = TcpConfig::default();
+    let untrusted_span = raw.untrusted_idle_timeout.as_ref().map(Spanned::span);
+    let idle = ranged(
+        p,
+        raw.idle_timeout,
+        "tcp.idle_timeout",
+        10..=86_400,
+        d.idle_timeout.as_secs(),
+    );
+    let untrusted = ranged(
+        p,
+        raw.untrusted_idle_timeout,
+        "tcp.untrusted_idle_timeout",
+        1..=86_400,
+        d.untrusted_idle_timeout.as_secs(),
+    );
+    if untrusted > idle {
+        let msg = format!("{untrusted} is longer than tcp.idle_timeout ({idle})");
+        p.bad(untrusted_span, "tcp.untrusted_idle_timeout", msg);
+    }
+    let max_connections = ranged(
+        p,
+        raw.max_connections,
+        "tcp.max_connections",
+        1..=1_000_000,
+        d.max_connections as u64,
+    );
+    let per_ip = ranged(
+        p,
+        raw.max_connections_per_ip,
+        "tcp.max_connections_per_ip",
+        1..=65_535,
+        d.max_connections_per_ip as u64,
+    );
+    TcpConfig {
+        idle_timeout: Duration::from_secs(idle),
+        untrusted_idle_timeout: Duration::from_secs(untrusted.min(idle)),
+        max_connections: max_connections as usize,
+        max_connections_per_ip: per_ip as usize,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub calls: CallsConfig,
     /// `[security]`: bans after failed authentications, rate limit, scanner User-Agents.
     pub security: crate::security::SecurityConfig,
+    /// `[tcp]`: connection limits and idle timeouts.
+    pub tcp: TcpConfig,
     pub users: Users,
 }
 
@@ -148,6 +150,33 @@ impl Default for RegistrarConfig {
     }
 }
 
+/// `[tcp]`: how long TCP connections may stay silent and how many there may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// A connection on which a request has passed digest authentication (a phone) is
+    /// closed after this long with no traffic either way.
+    pub idle_timeout: Duration,
+    /// The same for a connection on which nothing has authenticated yet; CRLF keep-alives
+    /// do not count as traffic on it, so idle scanners cannot hold the table. Never longer
+    /// than `idle_timeout`.
+    pub untrusted_idle_timeout: Duration,
+    /// Open connections; beyond it the oldest unauthenticated one is closed to make room.
+    pub max_connections: usize,
+    /// Accepted connections one remote address may hold at once.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> TcpConfig {
+        TcpConfig {
+            idle_timeout: Duration::from_secs(300),
+            untrusted_idle_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_ip: 32,
+        }
+    }
+}
+
 /// `[log]`. The command line (`-v`, `-q`, `--log-level`) and `RUST_LOG` override `level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogConfig {
@@ -242,6 +271,7 @@ impl Config {
                 log: parsed.log,
                 calls: parsed.calls,
                 security: parsed.security,
+                tcp: parsed.tcp,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
