@@ -95,6 +95,9 @@ phase() {
   mkdir -p "$DIR"
   PORT=$(free_port)
   make_config "$DIR" "$PORT" 1000 1099
+  # The callee is a SIPp UAS registered through the relay, so the registrar sees it behind
+  # NAT; SIPp cannot answer keep-alive OPTIONS outside its scenario: keep-alives off here.
+  sed -i 's/^default_expires = 3600$/default_expires = 3600\nnat_keepalive = 0/' "$DIR/ferroswitch.toml"
   # One SIPp user places every call: the per-user and per-source call limits are off.
   printf '\n[calls]\ncdr_file = "%s/cdr.jsonl"\nmax_calls_per_user = 0\nmax_calls_per_source = 0\n' "$DIR" >> "$DIR/ferroswitch.toml"
   # Transaction births and deaths are debug lines: counting them shows the table empty.
