@@ -611,7 +611,7 @@ nonce_bind_source = false
     fn registrar_nat_keepalive_is_0_or_10_to_3600_seconds() {
         let path = Path::new("/nonexistent/ferroswitch.toml");
         let d = parse("", path).unwrap();
-        assert_eq!(d.registrar.nat_keepalive, Duration::from_secs(30));
+        assert_eq!(d.registrar.nat_keepalive, Duration::from_secs(25));
         for (v, want) in [(0, 0), (10, 10), (25, 25), (3600, 3600)] {
             let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
             let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();

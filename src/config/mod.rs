@@ -145,7 +145,7 @@ impl Default for RegistrarConfig {
             contact_allow: crate::registrar::register::allow_everything(),
             contact_deny: Vec::new(),
             nonce_bind_source: true,
-            nat_keepalive: Duration::from_secs(30),
+            nat_keepalive: Duration::from_secs(25),
         }
     }
 }

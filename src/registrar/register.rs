@@ -55,7 +55,7 @@ impl Default for RegistrarConfig {
             contact_allow: allow_everything(),
             contact_deny: Vec::new(),
             nonce_bind_source: true,
-            nat_keepalive: Duration::from_secs(30),
+            nat_keepalive: Duration::from_secs(25),
         }
     }
 }

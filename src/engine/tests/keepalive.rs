@@ -11,6 +11,12 @@ const AOR: &str = "alice@192.168.4.4";
 const NAT_SOURCE: &str = "203.0.113.9:40000";
 
 /// Registers alice from behind NAT (Via/Contact 10.0.0.5, packets from `NAT_SOURCE`).
+/// The scenarios below count in 30 s intervals (the default is 25 s, see
+/// `RegistrarConfig::nat_keepalive`).
+fn net30() -> Net {
+    Net::with(|c| c.registrar.nat_keepalive = Duration::from_secs(30))
+}
+
 fn nat_alice(net: &mut Net) -> Phone {
     let mut phone = Phone::new("alice", "1234", "10.0.0.5:5060");
     let r = net.register(&mut phone, addr(NAT_SOURCE), &[]);
@@ -71,7 +77,7 @@ fn logs_of(f: impl FnOnce()) -> String {
 
 #[test]
 fn nat_binding_gets_a_well_formed_options_one_interval_after_registering() {
-    let mut net = Net::new();
+    let mut net = net30();
     nat_alice(&mut net);
     let registered = net.now;
     assert_eq!(
@@ -124,7 +130,7 @@ fn nat_binding_gets_a_well_formed_options_one_interval_after_registering() {
 
 #[test]
 fn non_nat_binding_gets_no_ping_in_five_minutes() {
-    let mut net = Net::new();
+    let mut net = net30();
     let mut phone = Phone::new("alice", "1234", ZOIPER);
     assert_eq!(net.register(&mut phone, addr(ZOIPER), &[]).status, 200);
     assert!(!net.store.lookup(AOR, net.now)[0].nat);
@@ -135,7 +141,7 @@ fn non_nat_binding_gets_no_ping_in_five_minutes() {
 
 #[test]
 fn tcp_binding_behind_nat_gets_no_ping() {
-    let mut net = Net::new();
+    let mut net = net30();
     let mut phone = Phone::new("alice", "1234", "10.0.0.5:5060");
     phone.transport = "TCP";
     let src = addr(NAT_SOURCE);
@@ -149,7 +155,7 @@ fn tcp_binding_behind_nat_gets_no_ping() {
 
 #[test]
 fn any_answer_to_a_ping_keeps_the_binding() {
-    let mut net = Net::new();
+    let mut net = net30();
     nat_alice(&mut net);
     let t0 = net.now;
     // 200, then refusals: each still proves the phone is there.
@@ -165,7 +171,7 @@ fn any_answer_to_a_ping_keeps_the_binding() {
 
 #[test]
 fn three_unanswered_pings_remove_the_binding_and_a_new_register_works() {
-    let mut net = Net::new();
+    let mut net = net30();
     let mut phone = nat_alice(&mut net);
     let t0 = net.now;
     let mut pings = 0;
@@ -209,7 +215,7 @@ fn three_unanswered_pings_remove_the_binding_and_a_new_register_works() {
 
 #[test]
 fn a_register_refresh_resets_the_misses() {
-    let mut net = Net::new();
+    let mut net = net30();
     let mut phone = nat_alice(&mut net);
     let t0 = net.now;
     // Two pings go unanswered (30 s and 62 s; the second times out at 94 s) …
@@ -227,7 +233,7 @@ fn a_register_refresh_resets_the_misses() {
 
 #[test]
 fn icmp_unreachable_counts_as_a_miss() {
-    let mut net = Net::new();
+    let mut net = net30();
     nat_alice(&mut net);
     let t0 = net.now;
     let peer = Peer::new(Transport::Udp, addr(NAT_SOURCE));
@@ -260,7 +266,7 @@ fn nat_keepalive_0_sends_nothing() {
 
 #[test]
 fn unregistered_binding_is_forgotten_at_its_deadline() {
-    let mut net = Net::new();
+    let mut net = net30();
     let mut phone = nat_alice(&mut net);
     let r = net.register(&mut phone, addr(NAT_SOURCE), &["Contact: *", "Expires: 0"]);
     assert_eq!(r.status, 200);
@@ -270,7 +276,7 @@ fn unregistered_binding_is_forgotten_at_its_deadline() {
 
 #[test]
 fn pings_due_together_leave_at_most_64_per_timeout_call() {
-    let mut net = Net::new();
+    let mut net = net30();
     let now = net.now;
     let local = net.local;
     // 100 NAT'd bindings registered at the same instant (written as the registrar would).
