@@ -386,3 +386,29 @@ fn options(source: &str, branch: &str) -> String {
          Content-Length: 0\r\n\r\n"
     )
 }
+
+/// Log lines (debug and up) written while `f` runs, as text.
+fn logs_of(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+    let writer = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(sub, f);
+    let bytes = buf.0.lock().expect("not poisoned").clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

@@ -49,32 +49,6 @@ fn answer(net: &mut Net, req: &Request, status: u16) -> Vec<Transmit> {
     net.deliver(Transport::Udp, addr(NAT_SOURCE), None, &resp.to_bytes())
 }
 
-/// Log lines (info and up) written while `f` runs.
-fn logs_of(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(sub, f);
-    let bytes = buf.0.lock().expect("not poisoned").clone();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[test]
 fn nat_binding_gets_a_well_formed_options_one_interval_after_registering() {
     let mut net = net30();

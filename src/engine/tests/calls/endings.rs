@@ -493,32 +493,6 @@ fn no_answer_from_a_silent_callee_the_held_cancel_is_never_sent() {
     net.assert_drained();
 }
 
-/// Log lines written while `f` runs (debug and up), as text.
-fn logs_of(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(sub, f);
-    let bytes = buf.0.lock().expect("not poisoned").clone();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[test]
 fn a_bye_the_transaction_layer_refuses_is_logged_and_the_call_still_ends() {
     let mut net = Net::calls();
