@@ -6,13 +6,8 @@
 //!
 //! Never panics and never fails: the worst input gives an empty or shortened value.
 
+use crate::sip::is_ctl;
 use bytes::Bytes;
-
-/// A control octet: 0x00–0x1F except HTAB, and DEL (RFC 3261 §25.1 `TEXT-UTF8char` and
-/// `LWS` allow neither in a header value).
-fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
-}
 
 /// `v` without control octets, trimmed; `None` when nothing is left.
 pub fn clean_value(v: &[u8]) -> Option<Bytes> {

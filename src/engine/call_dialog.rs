@@ -327,7 +327,7 @@ impl Engine {
             .top_via()
             .map(|v| v.sent_by())
             .unwrap_or_default();
-        let via = ViaSpec::new(peer.transport, sent_by.clone());
+        let via = ViaSpec::new(peer.transport, sent_by.clone()).with_branch(self.our_branch());
         if let Ok(ack) = d.ack(resp.headers.cseq().map_or(1, |c| c.seq), &via) {
             self.out.push_back(crate::transaction::Transmit {
                 to: peer,

@@ -244,6 +244,7 @@ impl Engine {
 
     /// ACKs the 2xx of b-leg `leg` (with the caller's SDP answer for a late offer).
     fn ack_b(&mut self, id: CallId, leg: usize, body: Option<(bytes::Bytes, Option<String>)>) {
+        let branch = self.our_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -254,7 +255,7 @@ impl Engine {
         let Some(seq) = d.last_sent_invite() else {
             return;
         };
-        let via = ViaSpec::new(b.peer.transport, b.advertised.clone());
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(branch);
         let Ok(mut ack) = d.ack(seq, &via) else {
             return;
         };

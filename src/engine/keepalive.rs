@@ -112,14 +112,10 @@ impl Engine {
                 .entries
                 .get(&key)
                 .is_some_and(|e| e.due.is_none());
-            if in_flight {
-                // The ping's end reschedules; only its misses start again.
-                if let Some(e) = self.keepalives.entries.get_mut(&key) {
-                    e.misses = 0;
-                }
-                continue;
+            // A ping in flight is rescheduled when it ends; either way the misses start again.
+            if !in_flight {
+                self.keepalives.schedule(key.clone(), now + interval);
             }
-            self.keepalives.schedule(key.clone(), now + interval);
             if let Some(e) = self.keepalives.entries.get_mut(&key) {
                 e.misses = 0;
             }

@@ -412,3 +412,11 @@ fn logs_of(f: impl FnOnce()) -> String {
     let bytes = buf.0.lock().expect("not poisoned").clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// The header names of `r`, in order.
+fn header_names(r: &Response) -> Vec<String> {
+    r.headers
+        .iter()
+        .map(|h| h.name.as_str().to_string())
+        .collect()
+}

@@ -56,19 +56,12 @@ fn is_call_id(h: &Header) -> bool {
     !h.value.is_empty() && h.value.iter().all(|&c| c > 0x20 && c < 0x7f)
 }
 
-/// Whether `req` can be answered without echoing a control octet: every Via, From, To,
-/// Call-ID and CSeq line (what §8.2.6.2 copies) is wire-safe. A request failing this is
-/// dropped (RFC 3261 §18.3 lets a server discard what it cannot answer): serialisation would
-/// leave the line out anyway, and an answer without it matches nothing at the client.
-pub fn echo_safe(req: &Request) -> bool {
-    req.headers.iter().all(|h| match h.name {
-        HeaderName::Via
-        | HeaderName::From
-        | HeaderName::To
-        | HeaderName::CallId
-        | HeaderName::CSeq => h.is_wire_safe(),
-        _ => true,
-    })
+/// The headers a response copies from its request (§8.2.6.2), so an answer echoes them.
+fn copied_into_answers(name: &HeaderName) -> bool {
+    matches!(
+        name,
+        HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+    )
 }
 
 /// Readies `req` to be answered without echoing a control octet. A From or To whose display
@@ -78,15 +71,7 @@ pub fn echo_safe(req: &Request) -> bool {
 /// leaves nothing safe to say: `false`, and the caller drops the request (RFC 3261 §18.3).
 pub fn make_echo_safe(req: &mut Request) -> bool {
     for h in req.headers.0.iter_mut() {
-        let copied = matches!(
-            h.name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-        );
-        if !copied || h.is_wire_safe() {
+        if !copied_into_answers(&h.name) || h.is_wire_safe() {
             continue;
         }
         if !matches!(h.name, HeaderName::From | HeaderName::To) {
@@ -174,6 +159,14 @@ pub fn cancel_for(invite: &Request) -> Request {
 mod tests {
     use super::*;
     use crate::sip::{parse_datagram, Message};
+
+    /// Whether `req` can be answered without echoing a control octet: every line §8.2.6.2
+    /// copies is wire-safe.
+    fn echo_safe(req: &Request) -> bool {
+        req.headers
+            .iter()
+            .all(|h| !copied_into_answers(&h.name) || h.is_wire_safe())
+    }
 
     const INVITE: &[u8] = b"INVITE sip:bob@b.example SIP/2.0\r\n\
 Via: SIP/2.0/UDP a.example;branch=z9hG4bK77, SIP/2.0/UDP p.example;branch=z9hG4bK1\r\n\

@@ -131,9 +131,14 @@ impl Header {
 /// injection), so no such value goes out. Written without an early exit so that it
 /// vectorises: it runs over every header value we serialise.
 pub fn is_wire_safe(b: &[u8]) -> bool {
-    !b.iter().fold(false, |bad, &c| {
-        bad | ((c < 0x20 && c != b'\t') | (c == 0x7f))
-    })
+    !b.iter().fold(false, |bad, &c| bad | is_ctl(c))
+}
+
+/// A control octet: 0x00-0x1F other than HTAB, and DEL (RFC 3261 §25.1 allows neither in a
+/// header value).
+#[inline]
+pub fn is_ctl(c: u8) -> bool {
+    (c < 0x20 && c != b'\t') | (c == 0x7f)
 }
 
 /// The ordered header list of a message.

@@ -40,10 +40,10 @@ pub mod validate;
 
 pub use access::{CoreHeaders, HeaderError};
 pub use builder::{
-    ack_for_non2xx, cancel_for, echo_safe, make_echo_safe, response_to, response_to_bad, set_to_tag,
+    ack_for_non2xx, cancel_for, make_echo_safe, response_to, response_to_bad, set_to_tag,
 };
 pub use framer::{Frame, FrameError, StreamFramer};
-pub use header::{is_wire_safe, Header, HeaderName, Headers};
+pub use header::{is_ctl, is_wire_safe, Header, HeaderName, Headers};
 pub use media::{MediaType, Reason};
 pub use message::{Message, Request, Response, Version, MAX_REASON_LEN};
 pub use method::Method;

@@ -40,13 +40,6 @@ fn seed_03_with(auth: &str) -> String {
         .join("\r\n")
 }
 
-fn header_names(r: &Response) -> Vec<String> {
-    r.headers
-        .iter()
-        .map(|h| h.name.as_str().to_string())
-        .collect()
-}
-
 #[test]
 fn seed_client_side_renders_zoipers_authorization_byte_for_byte() {
     // With the seed's own nonce our client code must produce exactly Zoiper's header,

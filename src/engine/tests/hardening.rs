@@ -5,13 +5,6 @@
 
 use super::*;
 
-fn header_names(r: &Response) -> Vec<String> {
-    r.headers
-        .iter()
-        .map(|h| h.name.as_str().to_string())
-        .collect()
-}
-
 #[test]
 fn locked_account_refuses_a_new_source_but_not_its_known_one() {
     let mut net = Net::with(|c| {
@@ -66,24 +59,18 @@ fn locked_account_refuses_a_new_source_but_not_its_known_one() {
 /// requests, through the same helper).
 #[test]
 fn empty_user_agent_means_no_server_header() {
-    let options = |src: &str| {
-        format!(
-            "OPTIONS sip:192.168.4.4 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {src};branch=z9hG4bK-ua-{src};rport\r\n\
-             Max-Forwards: 70\r\n\
-             To: <sip:192.168.4.4>\r\n\
-             From: <sip:monitor@{src}>;tag=mon1\r\n\
-             Call-ID: options-{src}\r\n\
-             CSeq: 1 OPTIONS\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
     let mut net = Net::with(|c| c.user_agent = "ferroswitch".into());
-    let r = net.ask(addr("192.168.4.40:5060"), &options("192.168.4.40:5060"));
+    let r = net.ask(
+        addr("192.168.4.40:5060"),
+        &options("192.168.4.40:5060", "-ua"),
+    );
     assert_eq!(header(&r, "Server"), Some("ferroswitch"));
 
     let mut net = Net::with(|c| c.user_agent = String::new());
-    let r = net.ask(addr("192.168.4.40:5060"), &options("192.168.4.40:5060"));
+    let r = net.ask(
+        addr("192.168.4.40:5060"),
+        &options("192.168.4.40:5060", "-ua"),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(header(&r, "Server"), None, "{:?}", header_names(&r));
     let mut alice = Phone::new("alice", "1234", ZOIPER);
