@@ -5,7 +5,8 @@ mod transaction_common;
 
 use ferroswitch::sip::{HeaderName, Method};
 use ferroswitch::transaction::{
-    State, Timer, TransactionConfig, TransactionError, TransactionEvent, TransactionLayer,
+    State, Timer, TransactionConfig, TransactionError, TransactionEvent, TransactionKey,
+    TransactionLayer,
 };
 use transaction_common::{parse_request, reply, request, tcp, udp, Harness};
 
@@ -329,8 +330,28 @@ fn rfc3261_8_1_3_1_transport_error_reaches_the_tu_and_ends_the_transaction() {
     assert!(h.layer.is_empty());
 }
 
-/// An ICMP port unreachable from a peer (§18.4) fails our client transactions to it at once,
-/// not the server transactions of the requests it sent us, nor transactions to other peers.
+fn transport_errors(h: &Harness) -> Vec<TransactionKey> {
+    h.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TransactionEvent::TransportError { key } => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The octets the layer sent for `key` (its first transmission).
+fn sent_for(h: &Harness, key: &TransactionKey) -> Vec<u8> {
+    h.sent
+        .iter()
+        .find(|(_, x)| x.key.as_ref() == Some(key))
+        .map(|(_, x)| x.bytes.to_vec())
+        .expect("the layer sent it")
+}
+
+/// An ICMP port unreachable from a peer (§18.4) without a readable quote fails our client
+/// transactions to it at once, not the server transactions of the requests it sent us, nor
+/// transactions to other peers.
 #[test]
 fn rfc3261_18_4_unreachable_peer_fails_client_transactions_only() {
     let mut h = Harness::default_config();
@@ -339,20 +360,60 @@ fn rfc3261_18_4_unreachable_peer_fails_client_transactions_only() {
     h.recv_request(request("INVITE", "u3", 1), udp(5060))
         .unwrap();
     let theirs = h.request_key();
-    h.layer.handle_peer_unreachable(h.now, udp(5060));
+    h.layer.handle_peer_unreachable(h.now, udp(5060), b"");
     h.collect();
-    let failed: Vec<_> = h
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            TransactionEvent::TransportError { key } => Some(key.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(failed, vec![ours.clone()]);
+    assert_eq!(transport_errors(&h), vec![ours.clone()]);
     assert_eq!(h.terminated_at(&ours), Some(0));
     assert!(h.layer.state(&theirs).is_some(), "server transaction kept");
     assert!(h.layer.state(&elsewhere).is_some());
+}
+
+/// The quote names the datagram that bounced: only its transaction fails. A late datagram
+/// to a phone that has gone must not fail a new INVITE to a new phone on the same address
+/// (the transfer.sh flake: a second phone reused the first one's port).
+#[test]
+fn rfc3261_18_4_the_quoted_datagram_picks_the_transaction() {
+    let mut h = Harness::default_config();
+    let old = h.send_request(request("OPTIONS", "q1", 1), udp(5060));
+    let new = h.send_request(request("INVITE", "q2", 1), udp(5060));
+    // The kernel keeps only the start of the datagram: cut it inside the headers.
+    let mut quote = sent_for(&h, &old);
+    let cut = quote
+        .windows(4)
+        .position(|w| w == b"CSeq")
+        .unwrap_or(quote.len());
+    quote.truncate(cut + 2);
+    h.layer.handle_peer_unreachable(h.now, udp(5060), &quote);
+    h.collect();
+    assert_eq!(transport_errors(&h), vec![old.clone()]);
+    assert!(h.layer.state(&new).is_some(), "the INVITE is untouched");
+
+    // The same quote from another address fails nothing there.
+    let quote = sent_for(&h, &new);
+    h.layer.handle_peer_unreachable(h.now, udp(5070), &quote);
+    h.collect();
+    assert_eq!(transport_errors(&h), vec![old.clone()]);
+    assert!(h.layer.state(&new).is_some());
+}
+
+/// A quoted response or ACK came from no client transaction: nothing fails. A quote cut
+/// before the Via line is unreadable and fails every client transaction to the peer.
+#[test]
+fn rfc3261_18_4_quoted_responses_fail_nothing_and_a_cut_via_falls_back() {
+    let mut h = Harness::default_config();
+    let ours = h.send_request(request("INVITE", "r1", 1), udp(5060));
+    let response =
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a.example:5060;branch=z9hG4bKr1\r\nCSeq: 1 INVITE\r\n";
+    h.layer.handle_peer_unreachable(h.now, udp(5060), response);
+    let ack = b"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a.example:5060;branch=z9hG4bKr1\r\n\r\n";
+    h.layer.handle_peer_unreachable(h.now, udp(5060), ack);
+    h.collect();
+    assert!(transport_errors(&h).is_empty());
+    // Cut in the middle of the Via: not trusted as a branch, so all clients to the peer fail.
+    let cut = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a.example:5060;branch=z9h";
+    h.layer.handle_peer_unreachable(h.now, udp(5060), cut);
+    h.collect();
+    assert_eq!(transport_errors(&h), vec![ours]);
 }
 
 #[test]

@@ -302,11 +302,11 @@ impl Engine {
     }
 
     /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
-    /// Over UDP (an ICMP error, RFC 3261 §18.4) only our client transactions to that peer
-    /// fail; the requests it sent us are still ours to answer.
+    /// Over UDP (an ICMP error, RFC 3261 §18.4) only the client transaction whose datagram
+    /// bounced fails; the requests the peer sent us are still ours to answer.
     pub fn handle_send_failure(&mut self, now: Instant, wall: SystemTime, f: &SendFailure) {
         if f.peer.transport == Transport::Udp {
-            self.txl.handle_peer_unreachable(now, f.peer);
+            self.txl.handle_peer_unreachable(now, f.peer, &f.data);
         } else {
             self.txl.handle_peer_failure(now, f.peer);
         }

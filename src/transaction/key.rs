@@ -54,6 +54,17 @@ struct Rfc2543Id {
     sent_by: String,
 }
 
+/// What an ICMP error's quote of one of our datagrams names (`client_for_quote`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Quoted {
+    /// A request of ours: its client transaction.
+    Request(TransactionKey),
+    /// A response or an ACK: no client transaction sent it.
+    Other,
+    /// Nothing usable was quoted.
+    Unreadable,
+}
+
 impl TransactionKey {
     pub fn role(&self) -> Role {
         self.role
@@ -112,6 +123,71 @@ impl TransactionKey {
                 sent_by: None,
             },
         })
+    }
+
+    /// The client transaction an ICMP error's quote of our datagram belongs to (RFC 3261
+    /// §18.4): the kernel hands back the start of what we sent, often cut short, so only
+    /// whole lines are read. `Quoted::Other` for a quoted response or ACK (no client
+    /// transaction sent it); `Quoted::Unreadable` when no whole top Via with a branch is in
+    /// the quote (an empty quote, or one cut before the Via).
+    pub(crate) fn client_for_quote(data: &[u8]) -> Quoted {
+        let start = data
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(data.len());
+        let mut lines = data[start..].split(|&b| b == b'\n');
+        let Some(first) = lines.next() else {
+            return Quoted::Unreadable;
+        };
+        if first.len() >= 4 && first[..4].eq_ignore_ascii_case(b"SIP/") {
+            return Quoted::Other;
+        }
+        let Some(method) = first
+            .split(|&b| b == b' ')
+            .next()
+            .and_then(|w| std::str::from_utf8(w).ok())
+            .filter(|w| !w.is_empty())
+            .map(Method::from_token)
+        else {
+            return Quoted::Unreadable;
+        };
+        if method == Method::Ack {
+            return Quoted::Other;
+        }
+        // Every line but the last ended with LF, so it is whole; the last may be cut.
+        let whole: Vec<&[u8]> = lines.collect();
+        let n = whole.len().saturating_sub(1);
+        for line in &whole[..n] {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                break;
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = line[..colon].trim_ascii();
+            if !(name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v")) {
+                continue;
+            }
+            let Ok(value) = std::str::from_utf8(&line[colon + 1..]) else {
+                return Quoted::Unreadable;
+            };
+            let via = crate::sip::typed::split_values(value)
+                .next()
+                .and_then(crate::sip::Via::parse);
+            return match via {
+                Some(v) if v.has_rfc3261_branch() => Quoted::Request(TransactionKey {
+                    role: Role::Client,
+                    method,
+                    id: KeyId::Branch {
+                        branch: v.branch().unwrap_or_default().to_ascii_lowercase().into(),
+                        sent_by: None,
+                    },
+                }),
+                _ => Quoted::Unreadable,
+            };
+        }
+        Quoted::Unreadable
     }
 
     /// §17.2.3: the server key of a received request, ACK folded into INVITE.

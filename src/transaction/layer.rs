@@ -14,7 +14,7 @@ use super::client_invite::InviteClient;
 use super::client_non_invite::NonInviteClient;
 use super::config::TransactionConfig;
 use super::event::{TransactionEvent, TransactionStats, Transmit};
-use super::key::TransactionKey;
+use super::key::{Quoted, TransactionKey};
 use super::machine::{ClientInput, Effects, ServerInput, State, TimerOp, Up};
 use super::server_invite::InviteServer;
 use super::server_non_invite::NonInviteServer;
@@ -244,23 +244,36 @@ impl TransactionLayer {
         }
     }
 
-    /// Nothing listens at `peer` (an ICMP port unreachable, RFC 3261 §18.4): every client
-    /// transaction sending to it fails at once (§17.1.1.2, §17.1.2.2). Server transactions
-    /// are left to their timers: their requests did arrive, and a response may still reach
-    /// the client another way (§18.2.2).
-    pub fn handle_peer_unreachable(&mut self, now: Instant, peer: Peer) {
-        let keys: Vec<_> = self
-            .txns
-            .iter()
-            .filter(|(_, t)| {
-                t.peer == peer
-                    && matches!(
-                        t.machine,
-                        Machine::InviteClient(_) | Machine::NonInviteClient(_)
-                    )
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+    /// Nothing listens at `peer` (an ICMP port unreachable, RFC 3261 §18.4) for the datagram
+    /// `quote` (what the kernel kept of it): the client transaction that sent it fails at once
+    /// (§17.1.1.2, §17.1.2.2). Only that one: a late datagram to a phone that has gone (a
+    /// retransmission, a response) must not fail a new transaction to a new phone that
+    /// reuses the address. A quoted response or ACK fails nothing, since server transactions
+    /// are left to their timers (their requests did arrive; §18.2.2). Without a readable quote
+    /// every client transaction to `peer` fails.
+    pub fn handle_peer_unreachable(&mut self, now: Instant, peer: Peer, quote: &[u8]) {
+        let keys: Vec<_> = match TransactionKey::client_for_quote(quote) {
+            Quoted::Request(key) => self
+                .txns
+                .get(&key)
+                .filter(|t| t.peer == peer)
+                .map(|_| key)
+                .into_iter()
+                .collect(),
+            Quoted::Other => Vec::new(),
+            Quoted::Unreadable => self
+                .txns
+                .iter()
+                .filter(|(_, t)| {
+                    t.peer == peer
+                        && matches!(
+                            t.machine,
+                            Machine::InviteClient(_) | Machine::NonInviteClient(_)
+                        )
+                })
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
         for key in keys {
             self.handle_transport_error(now, &key);
         }
