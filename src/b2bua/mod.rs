@@ -1,17 +1,62 @@
-//! The B2BUA's call model: one `Call` pairs the caller's dialog (the a-leg, where we are the
-//! UAS) with one or more callee dialogs (b-legs, where we are the UAC; several while ringing
-//! several registered contacts in parallel). This module is plain state plus the rules that do
-//! not need the engine: which final response wins (RFC 3261 §16.7), the call table and its
-//! indexes, and the timer heap. The engine (`crate::engine::call_*`) drives it.
+//! The B2BUA: where a newcomer finds what a call does. One `Call` pairs the caller's dialog
+//! (the a-leg, where we are the UAS) with one or more callee dialogs (b-legs, where we are the
+//! UAC; several while ringing several registered contacts in parallel). `B2bua` (`core`) owns
+//! every call and MESSAGE in flight; events go in through its `handle_*` methods and what must
+//! happen comes out as `Command`s for the engine to carry out (quinn's Endpoint/Connection
+//! split: the engine routes, the core decides).
 //!
-//! Never does I/O and never reads a clock; bounded by `max_calls` at the engine.
+//! The map, by what a call goes through:
+//! - `setup`: a new call — the admitted INVITE routed to the callee's contacts, the limits,
+//!   the b-leg INVITEs (identity, privacy, headers cleaned by `headers`), 404/480 with a CDR;
+//! - `events`: the callee's answers relayed to the caller, ACKs, CANCEL, the no-answer timer,
+//!   the 2xx retransmissions, the end of a call and its CDR;
+//! - `in_dialog`: BYE, re-INVITE, UPDATE, INFO, REFER, NOTIFY … across the two legs;
+//! - `reinvite`: after a relayed re-INVITE's 2xx (ACKs, retransmissions, late offer);
+//! - `refresh`: RFC 4028 refreshes we send ourselves;
+//! - `message`: out-of-dialog MESSAGE (RFC 3428) to every contact of the callee;
+//! - `shutdown`: every call ended at once when the daemon stops;
+//! - `reject`: every refusal named once, with its status, phrase and headers;
+//! - `table`, `limits`, `respond`: the call table and its timer heap, the per-user and
+//!   per-source counts, the headers every answer of ours carries.
+//!
+//! Never does I/O and never reads a clock; bounded by `max_calls`.
 
+mod core;
+mod events;
 pub mod headers;
+mod in_dialog;
 mod limits;
+mod message;
+mod refresh;
+mod reinvite;
+mod reject;
+pub mod respond;
+mod setup;
+mod shutdown;
 mod table;
 
+pub use self::core::{
+    B2bua, B2buaConfig, B2buaStats, CallSettings, Command, TxView, BRANCH_PREFIX,
+};
 pub use limits::{Hold, Limits, Over};
+pub use reject::Reject;
+pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
+pub use setup::{advertised, binding_peer, identity, Arrival, Route};
 pub use table::{CallTimer, Calls, LegRef};
+
+/// Who sends a request that passed admission (the engine's `admit`: Max-Forwards, loops,
+/// digest, the served domain).
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub ruri: crate::sip::Uri,
+    /// The configured domain, else the Request-URI's host (`registrar::canonical_host`).
+    pub realm: String,
+    /// The caller: the authenticated user (display name from the directory, else its From),
+    /// or with `auth_calls = false` whatever its From says.
+    pub caller: Party,
+    /// Digest verified: only then may the caller's identity be asserted to anyone.
+    pub authenticated: bool,
+}
 
 use crate::cdr::{HangupCause, Party, Side};
 use crate::dialog::{Dialog, SessionTimer};

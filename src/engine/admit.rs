@@ -15,50 +15,53 @@
 use super::auth::{AuthKind, AuthVerdict};
 use super::Engine;
 use crate::b2bua::headers::clean_value;
+use crate::b2bua::{Admitted, Reject};
 use crate::cdr::Party;
 use crate::net::Peer;
 use crate::registrar::canonical_host;
-use crate::sip::{Method, Request, Response, Uri};
+use crate::sip::{Method, Request, Response};
 use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
 
-/// Who sends a request that passed admission.
-#[derive(Debug)]
-pub(super) struct Admitted {
-    pub ruri: Uri,
-    /// The configured domain, else the Request-URI's host (`registrar::canonical_host`).
-    pub realm: String,
-    /// The caller: the authenticated user (display name from the directory, else its From),
-    /// or with `auth_calls = false` whatever its From says.
-    pub caller: Party,
-    /// Digest verified: only then may the caller's identity be asserted to anyone.
-    pub authenticated: bool,
+/// Why admission refused a request: a refusal, or a digest challenge (407) to answer first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Refusal {
+    Reject(Reject),
+    Challenge { realm: String, stale: bool },
+}
+
+impl From<Reject> for Refusal {
+    fn from(r: Reject) -> Refusal {
+        Refusal::Reject(r)
+    }
 }
 
 impl Engine {
-    /// The checks every new INVITE and MESSAGE passes; `Err` is the answer to send.
+    /// The one admission path of every request that needs a caller identity (INVITE,
+    /// MESSAGE; later REFER and SUBSCRIBE): RFC 3261 §16.3 steps 3 and 4, a usable
+    /// Request-URI and From, the served domain, digest authentication when `auth_calls` is
+    /// on, and no relaying for other domains.
     pub(super) fn admit(
         &mut self,
         now: Instant,
         wall: SystemTime,
         req: &Request,
-    ) -> Result<Admitted, Response> {
-        if let Some((code, phrase)) = self.invite_precheck(req) {
-            return Err(self.response(req, code, phrase));
+    ) -> Result<Admitted, Refusal> {
+        if req.headers.max_forwards() == Some(0) {
+            return Err(Reject::TooManyHops.into());
         }
-        let Ok(ruri) = req.request_uri() else {
-            return Err(self.response(req, 400, "Bad Request - Malformed Request-URI"));
-        };
+        if self.b2bua.is_our_loop(req) {
+            return Err(Reject::LoopDetected.into());
+        }
+        let ruri = req.request_uri().map_err(|_| Reject::MalformedRequestUri)?;
         // With no domain configured only our own hosts are served (issue 17.3), in the one
         // spelling the registrar files bindings under; refused before any digest work.
         let realm = match &self.cfg.domain {
             Some(d) => d.clone(),
             None if self.serves_host(ruri.host()) => canonical_host(ruri.host()),
-            None => return Err(self.response(req, 403, "Forbidden - Domain Not Served")),
+            None => return Err(Reject::DomainNotServed.into()),
         };
-        let Ok(from) = req.headers.from() else {
-            return Err(self.response(req, 400, "Bad Request - Malformed From"));
-        };
+        let from = req.headers.from().map_err(|_| Reject::MalformedFrom)?;
         let from_display = from
             .display_name_lossy()
             .and_then(|d| clean_value(d.as_bytes()))
@@ -74,12 +77,10 @@ impl Engine {
                     user,
                 },
                 AuthVerdict::Challenge { stale } => {
-                    return Err(self.challenge(wall, req, &realm, AuthKind::Proxy, stale))
+                    return Err(Refusal::Challenge { realm, stale })
                 }
-                AuthVerdict::Forbidden => return Err(self.response(req, 403, "Forbidden")),
-                AuthVerdict::BadRequest => {
-                    return Err(self.response(req, 400, "Bad Request - Malformed Credentials"))
-                }
+                AuthVerdict::Forbidden => return Err(Reject::Forbidden.into()),
+                AuthVerdict::BadRequest => return Err(Reject::MalformedCredentials.into()),
             }
         } else {
             // Not verified: the From is only a claim, so the directory's name for that
@@ -91,7 +92,7 @@ impl Engine {
         };
         if let Some(d) = &self.cfg.domain {
             if !ruri.host().eq_ignore_ascii_case(d) {
-                return Err(self.response(req, 403, "Forbidden - Relaying Denied"));
+                return Err(Reject::RelayingDenied.into());
             }
         }
         Ok(Admitted {
@@ -102,62 +103,54 @@ impl Engine {
         })
     }
 
+    /// The answer to a refused admission.
+    pub(super) fn refusal_response(
+        &mut self,
+        wall: SystemTime,
+        req: &Request,
+        refusal: Refusal,
+    ) -> Response {
+        match refusal {
+            Refusal::Reject(r) => self.reject_response(req, r),
+            Refusal::Challenge { realm, stale } => {
+                self.challenge(wall, req, &realm, AuthKind::Proxy, stale)
+            }
+        }
+    }
+
     /// A new INVITE or MESSAGE (not a retransmission of one we hold a transaction for) is
     /// admitted here, before the transaction layer sees it. A refusal (407, 403, 483, 482,
-    /// 400) is sent statelessly and `true` returned; an admitted request is kept for
-    /// `take_admitted` so its credentials are verified once only.
+    /// 400) is sent statelessly and `Err` returned; an admitted request's verdict is
+    /// returned, to go with it to the call core, so its credentials are verified once only.
+    /// `Ok(None)`: not a request admission looks at here.
     pub(super) fn admit_statelessly(
         &mut self,
         now: Instant,
         wall: SystemTime,
         req: &Request,
         dest: Peer,
-    ) -> bool {
-        self.admitted = None;
+    ) -> Result<Option<Admitted>, ()> {
         if !matches!(req.method, Method::Invite | Method::Message) || req.headers.to_tag().is_some()
         {
-            return false;
+            return Ok(None);
         }
         // Shutting down: a new call gets 503 (shutdown.rs) without any digest work.
         if self.draining && req.method == Method::Invite {
-            return false;
+            return Ok(None);
         }
         let retransmission =
             TransactionKey::server_for_request(req).is_ok_and(|k| self.txl.state(&k).is_some());
         if retransmission {
-            return false;
+            return Ok(None);
         }
-        let mut resp = match self.admit(now, wall, req) {
-            Ok(a) => {
-                self.admitted = Some(a);
-                return false;
+        match self.admit(now, wall, req) {
+            Ok(a) => Ok(Some(a)),
+            Err(refusal) => {
+                let mut resp = self.refusal_response(wall, req, refusal);
+                self.use_stateless_tag(req, &mut resp);
+                self.send_stateless(dest, &resp);
+                Err(())
             }
-            Err(resp) => resp,
-        };
-        self.use_stateless_tag(req, &mut resp);
-        self.send_stateless(dest, &resp);
-        true
-    }
-
-    /// The source address a per-source limit counts the request being handled against:
-    /// none for allow-listed addresses (trunks, monitors: `[security] allow`), whose users
-    /// are still bounded per user.
-    pub(super) fn limited_source(&self) -> Option<std::net::IpAddr> {
-        self.current
-            .map(|o| o.source.ip())
-            .filter(|ip| !self.guard.is_allow_listed(*ip))
-    }
-
-    /// The admission of the request being handled, done by `admit_statelessly`, or done now.
-    pub(super) fn take_admitted(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        req: &Request,
-    ) -> Result<Admitted, Response> {
-        match self.admitted.take() {
-            Some(a) => Ok(a),
-            None => self.admit(now, wall, req),
         }
     }
 }

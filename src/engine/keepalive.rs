@@ -18,8 +18,8 @@
 //! RFC 5626 CRLF ping is out of scope). Tables are bounded by the live bindings: an entry
 //! whose binding is gone is dropped when its deadline comes.
 
-use super::call_setup::identity;
 use super::Engine;
+use crate::b2bua::identity;
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::ViaSpec;
 use crate::net::Transport;
@@ -172,8 +172,8 @@ impl Engine {
     /// The OPTIONS to `b`: out of dialog, to its Contact, sent to its NAT source address.
     fn keepalive_request(&mut self, aor: &str, b: &Binding) -> Request {
         let realm = aor.rsplit_once('@').map_or(aor, |(_, d)| d).to_string();
-        let via =
-            ViaSpec::new(b.source.transport, b.advertised.clone()).with_branch(self.our_branch());
+        let via = ViaSpec::new(b.source.transport, b.advertised.clone())
+            .with_branch(self.b2bua.our_branch());
         let mut r = Request::new(Method::Options, b.contact.clone());
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
@@ -190,7 +190,7 @@ impl Engine {
         h.push(HeaderName::To, format!("<sip:{aor}>"));
         h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
         h.push(HeaderName::CSeq, "1 OPTIONS");
-        super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
+        crate::b2bua::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
         r
     }
 

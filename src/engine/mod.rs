@@ -14,22 +14,16 @@
 
 mod admit;
 mod auth;
-mod call_dialog;
-mod call_events;
-mod call_refresh;
-mod call_reinvite;
-pub(crate) mod call_setup;
+mod calls;
 mod keepalive;
-mod message;
 mod register;
 mod respond;
 mod shutdown;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
-use crate::b2bua::Calls;
+use crate::b2bua::{Admitted, B2bua, B2buaConfig, Command, Reject};
 use crate::cdr::CdrRecord;
 use crate::config::Users;
-use crate::dialog::SessionTimerConfig;
 use crate::net::{
     route_response, stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, ResponseRoute,
     RouteError, SendFailure, Transport,
@@ -49,7 +43,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use respond::{ALLOW, SUPPORTED};
+pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 
 /// Everything the engine needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -64,34 +58,6 @@ pub struct EngineConfig {
     pub security: crate::security::SecurityConfig,
     /// The `Server`/`User-Agent` value we put on messages; empty: none (`push_user_agent`).
     pub user_agent: String,
-}
-
-/// The B2BUA's settings (`[calls]`).
-#[derive(Debug, Clone, Copy)]
-pub struct CallSettings {
-    pub auth_calls: bool,
-    pub call_timeout: Duration,
-    pub max_calls: usize,
-    pub session: SessionTimerConfig,
-    /// Build a CDR for every call (`poll_cdr`); off when no CDR file is configured.
-    pub cdrs: bool,
-    /// Calls (and pending MESSAGEs) per authenticated user / per source address; 0 = off.
-    pub max_calls_per_user: usize,
-    pub max_calls_per_source: usize,
-}
-
-impl Default for CallSettings {
-    fn default() -> CallSettings {
-        CallSettings {
-            auth_calls: true,
-            call_timeout: Duration::from_secs(60),
-            max_calls: 10_000,
-            session: SessionTimerConfig::default(),
-            cdrs: true,
-            max_calls_per_user: 10,
-            max_calls_per_source: 50,
-        }
-    }
 }
 
 /// Counters the driver may publish.
@@ -124,21 +90,18 @@ pub struct Engine {
     store: Arc<dyn LocationStore>,
     /// Stateless sends of our own (not through a transaction).
     out: VecDeque<Transmit>,
-    /// Origin of the message being handled: events drained right after `handle_request`
-    /// belong to it (the transaction layer only knows the response destination).
+    /// Origin of the request being handled (`handle_request` until it returns): the
+    /// registrar and digest checks read where it came from. Never read for calls, which get
+    /// their `Arrival` as an argument.
     current: Option<Origin>,
     rng: StdRng,
     stats: EngineStats,
     guard: crate::security::Guard,
-    calls: Calls,
-    /// INVITE client transactions of b-legs whose call has ended after they answered: a
-    /// repeated 2xx from them only needs an ACK (bounded, oldest forgotten first).
-    ended_b: crate::FastSet<TransactionKey>,
-    ended_b_order: VecDeque<TransactionKey>,
-    messages: message::Messages,
-    cdrs: VecDeque<CdrRecord>,
-    /// Distinguishes this run's call ids in CDRs.
-    run_id: u64,
+    /// Every call and MESSAGE in flight: the engine routes events to it and carries out the
+    /// commands it returns (`run_commands`).
+    pub(crate) b2bua: B2bua,
+    /// CDRs the call core wrote, until the driver takes them (`poll_cdr`).
+    cdrs: VecDeque<crate::cdr::CdrRecord>,
     /// Key of the stateless To tags (`stateless_tag`).
     tag_key: respond::TagKey,
     /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
@@ -148,13 +111,15 @@ pub struct Engine {
     /// Those connections, while open: a ban of their address does not cut them off
     /// (issue 17.11); bounded by the transport's connection table, emptied on close.
     trusted_conns: crate::FastSet<ConnectionId>,
-    /// `max_calls_per_user` / `max_calls_per_source` for calls and for pending MESSAGEs.
-    call_limits: crate::b2bua::Limits,
-    message_limits: crate::b2bua::Limits,
-    /// The admission of the INVITE/MESSAGE being handed to the transaction layer.
-    admitted: Option<admit::Admitted>,
     /// NAT keep-alive pings of registered phones (`keepalive`).
     keepalives: keepalive::KeepAlives,
+}
+
+/// A request handed to the transaction layer, with what the engine learnt of it before:
+/// where it came from and, for a new INVITE or MESSAGE, its admission.
+struct Handled {
+    origin: Origin,
+    admitted: Option<Admitted>,
 }
 
 impl Engine {
@@ -189,9 +154,15 @@ impl Engine {
             &cfg.digest_algorithms,
             nonce_rng,
         );
-        let (per_user, per_source) = (cfg.calls.max_calls_per_user, cfg.calls.max_calls_per_source);
-        let call_limits = crate::b2bua::Limits::new(per_user, per_source);
-        let message_limits = crate::b2bua::Limits::new(per_user, per_source);
+        let b2bua = B2bua::new(
+            B2buaConfig {
+                calls: cfg.calls,
+                timers: cfg.transactions.timers,
+                user_agent: cfg.user_agent.clone(),
+            },
+            StdRng::from_seed(rng.gen()),
+            run_id,
+        );
         Engine {
             guard: crate::security::Guard::new(cfg.security.clone()),
             txl: TransactionLayer::new(cfg.transactions),
@@ -201,28 +172,22 @@ impl Engine {
             store,
             out: VecDeque::new(),
             current: None,
-            run_id,
             tag_key,
             rng,
             stats: EngineStats::default(),
-            calls: Calls::new(),
-            ended_b: Default::default(),
-            ended_b_order: VecDeque::new(),
-            messages: message::Messages::default(),
+            b2bua,
             cdrs: VecDeque::new(),
             draining: false,
             trusted: VecDeque::new(),
             trusted_conns: Default::default(),
-            call_limits,
-            message_limits,
-            admitted: None,
             keepalives: keepalive::KeepAlives::default(),
         }
     }
 
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            active_calls: self.calls.len() as u64,
+            active_calls: self.b2bua.len() as u64,
+            calls_ended: self.b2bua.stats().calls_ended,
             ..self.stats
         }
     }
@@ -237,12 +202,12 @@ impl Engine {
 
     /// Calls in progress (a-leg + b-legs each).
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.b2bua.len()
     }
 
     /// (calls, dialogs, relayed requests) in the call table: all zero once every call ended.
     pub fn call_table_sizes(&self) -> (usize, usize, usize) {
-        self.calls.table_sizes()
+        self.b2bua.table_sizes()
     }
 
     /// The next finished call's record, to append to the CDR file.
@@ -279,7 +244,7 @@ impl Engine {
         [
             self.txl.poll_timeout(),
             self.store.next_expiry(),
-            self.calls.poll_timeout(),
+            self.b2bua.poll_timeout(),
             self.guard.poll_timeout(),
             self.keepalives.poll_timeout(),
         ]
@@ -291,14 +256,15 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
         self.txl.handle_timeout(now);
         self.guard.handle_timeout(now);
-        self.drain_events(now, wall);
-        self.handle_call_timers(now, wall);
+        self.drain_events(now, wall, None);
+        self.b2bua.handle_timeout(now, wall);
+        self.run_commands(now, wall);
         for (aor, b) in self.store.remove_expired(now) {
             self.stats.expired_bindings += 1;
             tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
         self.handle_keepalive_timers(now);
-        self.drain_events(now, wall);
+        self.drain_events(now, wall, None);
     }
 
     /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
@@ -310,7 +276,7 @@ impl Engine {
         } else {
             self.txl.handle_peer_failure(now, f.peer);
         }
-        self.drain_events(now, wall);
+        self.drain_events(now, wall, None);
     }
 
     pub fn handle_inbound(&mut self, now: Instant, wall: SystemTime, inbound: Inbound) {
@@ -354,7 +320,7 @@ impl Engine {
                 if let Err(e) = self.txl.handle_response(now, resp, origin.peer()) {
                     tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "response dropped");
                 }
-                self.drain_events(now, wall);
+                self.drain_events(now, wall, None);
             }
         }
     }
@@ -384,7 +350,7 @@ impl Engine {
 
     fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, mut req: Request) {
         let policy = Policy {
-            supported: respond::SUPPORTED_TAGS,
+            supported: crate::b2bua::SUPPORTED_TAGS,
             proxy: false,
             accepted_bodies: None,
         };
@@ -426,10 +392,13 @@ impl Engine {
         // A new INVITE or MESSAGE is admitted (or refused: 407, 403, 483 …) statelessly too:
         // one datagram in, at most one out, so a spoofed source cannot use us as a
         // reflector (admit.rs).
-        if self.admit_statelessly(now, wall, &req, dest) {
-            self.current = None;
-            return;
-        }
+        let admitted = match self.admit_statelessly(now, wall, &req, dest) {
+            Ok(a) => a,
+            Err(()) => {
+                self.current = None;
+                return;
+            }
+        };
         // A full table answers 503 statelessly (the request is still ours to answer).
         if self.txl.len() >= self.cfg.transactions.max_transactions && req.method != Method::Ack {
             let mut resp = crate::sip::response_to(&req, 503, "Service Unavailable");
@@ -437,38 +406,42 @@ impl Engine {
             resp.headers.push(HeaderName::RetryAfter, "5");
             self.finish_response(&mut resp);
             self.send_stateless(dest, &resp);
-            self.admitted = None;
             self.current = None;
             return;
         }
         if let Err(e) = self.txl.handle_request(now, req, dest) {
             tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "request not taken by the transaction layer");
         }
-        self.drain_events(now, wall);
-        self.admitted = None;
+        self.drain_events(now, wall, Some(Handled { origin, admitted }));
         self.current = None;
     }
 
-    fn drain_events(&mut self, now: Instant, wall: SystemTime) {
+    /// Hands every event of the transaction layer to its owner: the registrar and OPTIONS
+    /// here, keep-alives (`keepalive`), everything of calls and MESSAGEs to the call core,
+    /// whose commands are carried out after each event (`run_commands`). `handled`: the
+    /// request just given to the transaction layer, if any.
+    fn drain_events(&mut self, now: Instant, wall: SystemTime, mut handled: Option<Handled>) {
         while let Some(ev) = self.txl.poll_event() {
             match ev {
                 TransactionEvent::Request { key, request, from } => {
-                    self.on_request(now, wall, key, request, from)
+                    self.on_request(now, wall, key, request, from, handled.take())
                 }
                 TransactionEvent::Cancel {
                     key,
                     request,
                     invite,
                     ..
-                } => self.on_cancel(now, wall, key, &request, invite),
+                } => self
+                    .b2bua
+                    .handle_cancel(wall, &self.txl, &key, &request, invite),
                 TransactionEvent::Ack {
                     invite, request, ..
-                } => self.on_ack(invite, &request),
+                } => self.b2bua.handle_ack(invite, &request),
                 TransactionEvent::Response { key, response } => {
                     self.on_client_response(now, wall, key, response)
                 }
                 TransactionEvent::StrayResponse { response, .. } => {
-                    self.on_stray_response(now, wall, response)
+                    self.b2bua.handle_stray_response(now, wall, response)
                 }
                 TransactionEvent::Timeout { key, .. } => {
                     self.on_client_failure(now, wall, &key, 408)
@@ -477,6 +450,52 @@ impl Engine {
                     self.on_client_failure(now, wall, &key, 503)
                 }
                 TransactionEvent::Terminated { .. } => {}
+            }
+            self.run_commands(now, wall);
+        }
+    }
+
+    /// Carries out what the call core asked for, in order. A request the transaction layer
+    /// refuses (table full) fails its transaction at once, as a transport error would (503),
+    /// which may queue more commands: they run in the same loop.
+    pub(crate) fn run_commands(&mut self, now: Instant, wall: SystemTime) {
+        while let Some(cmd) = self.b2bua.poll_command() {
+            match cmd {
+                Command::SendRequest { key, request, to } => {
+                    let method = request.method.clone();
+                    if let Err(e) = self.txl.send_request(now, request, to) {
+                        tracing::debug!(target: "ferroswitch::engine", %method, e = %crate::security::log_escape(&e), "request not sent");
+                        self.b2bua.handle_client_failure(now, wall, &key, 503);
+                    }
+                }
+                Command::Respond { key, response } => self.send_response(now, &key, response),
+                Command::Resend2xx {
+                    key,
+                    response,
+                    fallback,
+                } => {
+                    let bytes = fallback.map(|to| (to, response.to_bytes()));
+                    if self.txl.send_response(now, &key, response).is_err() {
+                        if let Some((to, bytes)) = bytes {
+                            self.out.push_back(Transmit {
+                                to,
+                                bytes,
+                                key: None,
+                            });
+                        }
+                    }
+                }
+                Command::Cancel { key } => {
+                    if let Err(e) = self.txl.send_cancel(now, &key) {
+                        tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), "CANCEL not sent");
+                    }
+                }
+                Command::Transmit { to, bytes } => self.out.push_back(Transmit {
+                    to,
+                    bytes,
+                    key: None,
+                }),
+                Command::Cdr(rec) => self.cdrs.push_back(*rec),
             }
         }
     }
@@ -488,64 +507,33 @@ impl Engine {
         key: TransactionKey,
         req: Request,
         from: Peer,
+        handled: Option<Handled>,
     ) {
         let resp = match req.method {
             Method::Register => self.handle_register(now, wall, &req, from),
             Method::Options => self.options_response(&req),
             Method::Ack | Method::Cancel => return,
             _ if req.headers.to_tag().is_some() => {
-                return self.handle_in_dialog(now, wall, key, req);
+                return self.b2bua.handle_dialog_request(wall, key, req);
             }
             Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
-            Method::Invite => return self.handle_invite(now, wall, key, req, from),
-            Method::Message => return self.handle_message(now, wall, key, req),
+            Method::Invite | Method::Message => {
+                return self.new_call_or_message(now, wall, key, req, from, handled)
+            }
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
                 // Outside a dialog these name none we know.
-                self.response(&req, 481, "Call/Transaction Does Not Exist")
+                self.reject_response(&req, Reject::NoSuchDialog)
             }
-            Method::Subscribe | Method::Notify | Method::Refer | Method::Publish => {
-                let mut r = self.response(&req, 501, "Not Implemented");
-                r.headers.push(HeaderName::Allow, ALLOW);
-                r
-            }
-            Method::Other(_) => {
-                let mut r = self.response(&req, 501, "Not Implemented");
-                r.headers.push(HeaderName::Allow, ALLOW);
-                r
-            }
+            Method::Subscribe
+            | Method::Notify
+            | Method::Refer
+            | Method::Publish
+            | Method::Other(_) => self.reject_response(&req, Reject::NotImplemented),
         };
         self.send_response(now, &key, resp);
     }
 
-    fn on_cancel(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        key: TransactionKey,
-        cancel: &Request,
-        invite: Option<TransactionKey>,
-    ) {
-        if let Some(id) = invite.as_ref().and_then(|k| self.calls.by_a_invite(k)) {
-            let resp = self.response(cancel, 200, "OK");
-            self.send_response(now, &key, resp);
-            return self.on_a_cancel(now, wall, id);
-        }
-        let (code, phrase) = if invite.is_some() {
-            (200, "OK")
-        } else {
-            (481, "Call/Transaction Does Not Exist")
-        };
-        let resp = self.response(cancel, code, phrase);
-        self.send_response(now, &key, resp);
-        if let Some(inv) = invite {
-            if let Some(invite_req) = self.txl.request(&inv).cloned() {
-                let resp = self.response(&invite_req, 487, "Request Terminated");
-                self.send_response(now, &inv, resp);
-            }
-        }
-    }
-
-    /// A response on one of our client transactions.
+    /// A response on one of our client transactions: a keep-alive's, else the call core's.
     fn on_client_response(
         &mut self,
         now: Instant,
@@ -553,46 +541,36 @@ impl Engine {
         key: TransactionKey,
         resp: Response,
     ) {
-        if let Some((id, leg)) = self.calls.by_b_invite(&key) {
-            return self.on_b_response(now, wall, id, leg, resp);
-        }
-        if self.on_message_answer(now, &key, resp.status) {
-            return;
-        }
         // Any answer to a keep-alive, even 404 or 501, proves the phone is there.
-        if resp.status < 200 && self.is_keepalive(&key) {
+        if self.is_keepalive(&key) {
+            if resp.status >= 200 {
+                self.on_keepalive_end(now, &key, true);
+            }
             return;
         }
-        if self.on_keepalive_end(now, &key, true) {
-            return;
-        }
-        if self.on_refresh_response(now, wall, &key, Some(&resp)) {
-            return;
-        }
-        if self.calls.peek_relay(&key).is_some() {
-            return self.on_relay_response(now, &key, resp);
-        }
-        // A 2xx to an INVITE: a retransmission in a live call, or a call that is gone.
-        if (200..300).contains(&resp.status)
-            && resp
-                .headers
-                .cseq()
-                .is_some_and(|c| c.method == Method::Invite)
-        {
-            self.unclaimed_2xx(now, wall, Some(&key), resp);
-        }
+        self.b2bua
+            .handle_client_response(now, wall, &self.txl, &key, resp);
     }
 
-    /// A response no transaction claims: a retransmitted 2xx in a call (re-ACK it).
-    fn on_stray_response(&mut self, now: Instant, wall: SystemTime, resp: Response) {
-        if (200..300).contains(&resp.status)
-            && resp
-                .headers
-                .cseq()
-                .is_some_and(|c| c.method == Method::Invite)
-        {
-            self.unclaimed_2xx(now, wall, None, resp);
+    /// A client transaction of ours timed out (408) or could not be sent (503).
+    fn on_client_failure(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: &TransactionKey,
+        status: u16,
+    ) {
+        if self.on_keepalive_end(now, key, false) {
+            return;
         }
+        self.b2bua.handle_client_failure(now, wall, key, status);
+    }
+
+    /// A refusal as its response (`Reject` names the status, phrase and extra headers).
+    fn reject_response(&mut self, req: &Request, rej: Reject) -> Response {
+        let mut r = self.response(req, rej.status(), rej.phrase());
+        rej.add_headers(&mut r.headers);
+        r
     }
 
     fn send_response(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
@@ -631,7 +609,7 @@ impl Engine {
     /// learns of it as a transport error (503).
     pub fn handle_send_error(&mut self, now: Instant, wall: SystemTime, key: &TransactionKey) {
         self.txl.handle_transport_error(now, key);
-        self.drain_events(now, wall);
+        self.drain_events(now, wall, None);
     }
 }
 

@@ -4,8 +4,8 @@
 //! Date header, as the seed's FreeSWITCH does.
 
 use super::auth::{AuthKind, AuthVerdict};
-use super::respond::{ALLOW, SUPPORTED};
 use super::Engine;
+use crate::b2bua::{ALLOW, SUPPORTED};
 use crate::clock::sip_date;
 use crate::net::Peer;
 use crate::registrar::{
@@ -168,7 +168,7 @@ impl Engine {
                 .headers
                 .get_str(&HeaderName::UserAgent)
                 .map(str::to_string),
-            advertised: super::call_setup::advertised(
+            advertised: crate::b2bua::advertised(
                 origin.map_or(from.addr, |o| o.local),
                 req.request_uri()
                     .map(|u| u.host().to_string())

@@ -6,27 +6,10 @@
 //! the same tag for the same request"); nothing is remembered for it.
 
 use super::Engine;
-use crate::dialog::ids::new_tag_with;
-use crate::sip::{response_to, set_to_tag, HeaderName, Headers, Request, Response};
+use crate::b2bua::respond::{push_user_agent, response_with, ACCEPT, ALLOW, SUPPORTED};
+use crate::sip::{set_to_tag, HeaderName, Request, Response};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-
-/// Adds `Server:` or `User-Agent:` with `value` (`[server] user_agent`), unless it is empty:
-/// an operator who wants to disclose nothing gets no header at all.
-pub(super) fn push_user_agent(headers: &mut Headers, name: HeaderName, value: &str) {
-    if !value.is_empty() {
-        headers.push(name, value.to_string());
-    }
-}
-
-/// Methods we accept (the Allow header of OPTIONS, 405 and 501 answers).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE";
-/// Option tags we implement.
-pub const SUPPORTED: &str = "timer";
-/// The option tags a `Require` may name without getting 420.
-pub const SUPPORTED_TAGS: &[&str] = &["timer"];
-/// Body types we understand.
-pub const ACCEPT: &str = "application/sdp";
 
 /// The per-run key of `Engine::stateless_tag`: random, so tags cannot be predicted from the
 /// request alone (they must be unique, and a peer should not be able to pick ours).
@@ -107,13 +90,7 @@ impl Engine {
 
     /// A response to `req` with a To tag (except 100, §8.2.6.2) and our Server header.
     pub(super) fn response(&mut self, req: &Request, code: u16, phrase: &str) -> Response {
-        let mut resp = response_to(req, code, phrase);
-        if code > 100 {
-            let tag = new_tag_with(&mut self.rng);
-            set_to_tag(&mut resp, &tag);
-        }
-        self.finish_response(&mut resp);
-        resp
+        response_with(&mut self.rng, &self.cfg.user_agent, req, code, phrase)
     }
 
     pub(super) fn finish_response(&self, resp: &mut Response) {

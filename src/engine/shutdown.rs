@@ -11,15 +11,10 @@
 //! existing dialogs, REGISTER and OPTIONS are still served.
 
 use super::Engine;
-use crate::b2bua::CallState;
-use crate::cdr::{HangupCause, Side};
-use crate::sip::{HeaderName, Request};
+use crate::b2bua::Reject;
+use crate::sip::Request;
 use crate::transaction::TransactionKey;
 use std::time::{Duration, Instant, SystemTime};
-
-/// What a caller refused while we drain is told to wait before trying again (seconds): a
-/// restart is expected to take about that long.
-const RETRY_AFTER: &str = "30";
 
 /// Upper bound of the grace period, whatever T1 says.
 const MAX_GRACE: Duration = Duration::from_secs(5);
@@ -34,34 +29,9 @@ impl Engine {
             return;
         }
         self.draining = true;
-        let ids = self.calls.ids();
-        tracing::info!(target: "ferroswitch::call", calls = ids.len(), "shutting down: ending every call");
-        for id in ids {
-            let Some(call) = self.calls.get_mut(id) else {
-                continue;
-            };
-            match call.state {
-                CallState::Ringing => {
-                    call.cancelled = true;
-                    call.state = CallState::Ending;
-                    call.no_answer_at = None;
-                    call.end = Some((HangupCause::NormalTemporaryFailure, 503, Side::System));
-                    let legs = call.b.len();
-                    let mut out = self.a_response(id, 503, "Service Unavailable", None);
-                    out.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
-                    self.send_a(now, id, out);
-                    for leg in 0..legs {
-                        self.cancel_b(now, id, leg);
-                    }
-                    self.maybe_finish(wall, id);
-                }
-                CallState::Answered | CallState::Connected => {
-                    self.hang_up(now, wall, id, Side::System, HangupCause::NormalClearing);
-                }
-                CallState::Ending => {}
-            }
-        }
-        self.drain_events(now, wall);
+        self.b2bua.end_all(wall);
+        self.run_commands(now, wall);
+        self.drain_events(now, wall, None);
     }
 
     /// True once `begin_shutdown` has run.
@@ -72,7 +42,7 @@ impl Engine {
     /// After `begin_shutdown`: every call has left the table and no BYE, CANCEL or INVITE
     /// we sent still waits for its final response.
     pub fn is_drained(&self) -> bool {
-        self.draining && self.calls.is_empty() && self.txl.pending_clients() == 0
+        self.draining && self.b2bua.is_empty() && self.txl.pending_clients() == 0
     }
 
     /// How long the driver may wait for `is_drained`: 64·T1 (a non-INVITE transaction's
@@ -88,8 +58,7 @@ impl Engine {
         key: &TransactionKey,
         req: &Request,
     ) {
-        let mut resp = self.response(req, 503, "Service Unavailable");
-        resp.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
+        let resp = self.reject_response(req, Reject::ShuttingDown);
         self.send_response(now, key, resp);
     }
 }

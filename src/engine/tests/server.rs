@@ -3,7 +3,7 @@
 //! message, and retransmissions answered by the transaction (§17.2.2).
 
 use super::*;
-use crate::engine::respond::{ACCEPT, ALLOW};
+use crate::b2bua::{ACCEPT, ALLOW};
 
 #[test]
 fn rfc3261_11_options_is_200_with_allow_and_accept() {

@@ -503,20 +503,19 @@ fn a_bye_the_transaction_layer_refuses_is_logged_and_the_call_still_ends() {
         max_transactions: 0,
         ..TransactionConfig::default()
     });
-    let id = net.engine.calls.ids()[0];
+    let id = net.engine.b2bua.call_ids()[0];
     let (now, wall) = (net.now, net.wall());
     let logs = logs_of(|| {
-        net.engine.hang_up(
-            now,
+        assert!(net.engine.b2bua.hang_up_call(
             wall,
             id,
-            crate::cdr::Side::System,
             crate::cdr::HangupCause::RecoveryOnTimerExpire,
-        )
+        ));
+        net.engine.run_commands(now, wall);
     });
     assert!(net.drain().is_empty(), "nothing could be sent");
     assert!(
-        logs.contains("BYE not sent") && logs.contains(&format!("call={id}")),
+        logs.contains("request not sent") && logs.contains("method=BYE"),
         "{logs}"
     );
     assert_eq!(net.engine.call_table_sizes(), (0, 0, 0), "the call is over");

@@ -6,9 +6,9 @@
 //! same way (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
 //! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
-use super::Engine;
-use crate::b2bua::headers::clean_value;
-use crate::b2bua::{CallId, CallState, LegRef, Relay};
+use super::core::{request_command, B2bua, Command};
+use super::headers::clean_value;
+use super::{CallId, CallState, LegRef, Reject, Relay};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::{DialogKey, RequestVerdict, ViaSpec};
 use crate::sip::{HeaderName, Method, Request, Response};
@@ -62,21 +62,15 @@ fn carried_request_headers(req: &Request) -> impl Iterator<Item = crate::sip::He
         .filter_map(|h| clean_value(&h.value).map(|v| crate::sip::Header::new(h.name.clone(), v)))
 }
 
-impl Engine {
+impl B2bua {
     /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
-    pub(super) fn handle_in_dialog(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        key: TransactionKey,
-        req: Request,
-    ) {
+    pub(super) fn handle_in_dialog(&mut self, wall: SystemTime, key: TransactionKey, req: Request) {
         let found = DialogKey::for_received_request(&req)
             .ok()
             .and_then(|k| self.calls.by_dialog(&k).map(|v| (k, v)));
         let Some((_dkey, (id, leg))) = found else {
-            let resp = self.response(&req, 481, "Call/Transaction Does Not Exist");
-            return self.send_response(now, &key, resp);
+            let resp = self.reject_response(&req, Reject::NoSuchDialog);
+            return self.send_response(&key, resp);
         };
         let verdict = match self.leg_dialog(id, leg) {
             Some(d) => d.handle_request(&req),
@@ -87,7 +81,7 @@ impl Engine {
             RequestVerdict::Reject(rej) => {
                 let mut resp = rej.response_to(&req, self.rng.gen());
                 self.finish_response(&mut resp);
-                self.send_response(now, &key, resp);
+                self.send_response(&key, resp);
             }
             RequestVerdict::Accept(_) => {
                 let side = if leg == LegRef::A {
@@ -97,22 +91,22 @@ impl Engine {
                 };
                 if req.method == Method::Bye {
                     let resp = self.dialog_response(id, leg, &req, 200, "OK");
-                    self.send_response(now, &key, resp);
+                    self.send_response(&key, resp);
                     let ringing = self
                         .calls
                         .get(id)
                         .is_some_and(|c| c.state == CallState::Ringing);
                     match leg {
                         // A BYE on the caller's early dialog cancels the call.
-                        LegRef::A if ringing => return self.on_a_cancel(now, wall, id),
+                        LegRef::A if ringing => return self.on_a_cancel(wall, id),
                         // §15 forbids a callee's BYE on its early dialog; should one come,
                         // that contact is given up (CANCEL) and the others ring on.
-                        LegRef::B(i) if ringing => return self.cancel_b(now, id, i),
+                        LegRef::B(i) if ringing => return self.cancel_b(id, i),
                         _ => {}
                     }
-                    return self.hang_up(now, wall, id, side, HangupCause::NormalClearing);
+                    return self.hang_up(wall, id, side, HangupCause::NormalClearing);
                 }
-                self.relay(now, id, leg, key, req);
+                self.relay(id, leg, key, req);
             }
         }
     }
@@ -147,31 +141,29 @@ impl Engine {
         resp
     }
 
-    /// Sends `req` (received on `from_leg`) across to the other leg.
-    fn relay(
+    /// Refuses `req`, received in `leg`'s dialog on server transaction `key`.
+    fn dialog_reject(
         &mut self,
-        now: Instant,
         id: CallId,
-        from_leg: LegRef,
-        key: TransactionKey,
-        req: Request,
+        leg: LegRef,
+        key: &TransactionKey,
+        req: &Request,
+        rej: Reject,
     ) {
+        let mut resp = self.dialog_response(id, leg, req, rej.status(), rej.phrase());
+        rej.add_headers(&mut resp.headers);
+        self.send_response(key, resp);
+    }
+
+    /// Sends `req` (received on `from_leg`) across to the other leg.
+    fn relay(&mut self, id: CallId, from_leg: LegRef, key: TransactionKey, req: Request) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
         let to_leg = match (from_leg, call.winner) {
             (LegRef::A, Some(w)) => LegRef::B(w),
             (LegRef::B(_), _) if call.a.dialog.is_some() => LegRef::A,
-            _ => {
-                let resp = self.dialog_response(
-                    id,
-                    from_leg,
-                    &req,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                );
-                return self.send_response(now, &key, resp);
-            }
+            _ => return self.dialog_reject(id, from_leg, &key, &req, Reject::NoSuchDialog),
         };
         let (transport, advertised) = match to_leg {
             LegRef::A => (call.a.peer.transport, call.a.advertised.clone()),
@@ -195,19 +187,9 @@ impl Engine {
             Ok(r) => r,
             Err(crate::dialog::DialogError::InviteInProgress) => {
                 // Our own INVITE is pending on the other leg: glare (§14.1).
-                let resp = self.dialog_response(id, from_leg, &req, 491, "Request Pending");
-                return self.send_response(now, &key, resp);
+                return self.dialog_reject(id, from_leg, &key, &req, Reject::RequestPending);
             }
-            Err(_) => {
-                let resp = self.dialog_response(
-                    id,
-                    from_leg,
-                    &req,
-                    481,
-                    "Call/Transaction Does Not Exist",
-                );
-                return self.send_response(now, &key, resp);
-            }
+            Err(_) => return self.dialog_reject(id, from_leg, &key, &req, Reject::NoSuchDialog),
         };
         out.headers.0.extend(carried_request_headers(&req));
         if matches!(req.method, Method::Invite | Method::Update) {
@@ -217,8 +199,10 @@ impl Engine {
         }
         super::respond::push_user_agent(&mut out.headers, HeaderName::UserAgent, &ua);
         out.body = req.body.clone();
-        match self.txl.send_request(now, out, peer) {
-            Ok(ckey) => self.calls.add_relay(
+        // A send the transaction layer refuses comes back as a 503 for this relay
+        // (`on_client_failure`), which answers the original with 503.
+        match self.send_request(out, peer) {
+            Some(ckey) => self.calls.add_relay(
                 ckey,
                 Relay {
                     call: id,
@@ -228,10 +212,7 @@ impl Engine {
                     to_leg,
                 },
             ),
-            Err(_) => {
-                let resp = self.dialog_response(id, from_leg, &req, 503, "Service Unavailable");
-                self.send_response(now, &key, resp);
-            }
+            None => self.dialog_reject(id, from_leg, &key, &req, Reject::Unavailable),
         }
     }
 
@@ -251,7 +232,7 @@ impl Engine {
                 tracing::debug!(target: "ferroswitch::call", call = id, leg = ?to_leg, %e, "relayed response not taken by the dialog");
             }
         }
-        let phrase = super::call_events::phrase_of(&resp);
+        let phrase = super::events::phrase_of(&resp);
         let mut out = self.dialog_response(id, from_leg, &relay.original, resp.status, &phrase);
         for name in CARRIED {
             if name == &HeaderName::Event {
@@ -281,7 +262,7 @@ impl Engine {
             // ACK it (or wait for the answer), and resend ours until its ACK.
             self.reinvite_answered(now, &relay, &resp, &out);
         }
-        self.send_response(now, &relay.server_key, out);
+        self.send_response(&relay.server_key, out);
     }
 
     /// An ACK the transaction layer passed up (for a 2xx): the caller's ACK of our answer,
@@ -306,7 +287,6 @@ impl Engine {
     /// call ended): ACK it and hang it up so the callee's phone stops (§13.2.2.4).
     pub(super) fn orphan_2xx(
         &mut self,
-        now: Instant,
         original: Option<Request>,
         resp: &Response,
         dest: Option<crate::net::Peer>,
@@ -329,10 +309,9 @@ impl Engine {
             .unwrap_or_default();
         let via = ViaSpec::new(peer.transport, sent_by.clone()).with_branch(self.our_branch());
         if let Ok(ack) = d.ack(resp.headers.cseq().map_or(1, |c| c.seq), &via) {
-            self.out.push_back(crate::transaction::Transmit {
+            self.out.push_back(Command::Transmit {
                 to: peer,
                 bytes: ack.to_bytes(),
-                key: None,
             });
         }
         if !hang_up {
@@ -344,10 +323,7 @@ impl Engine {
                 HeaderName::Reason,
                 HangupCause::NormalClearing.reason_header(),
             );
-            let call_id = resp.headers.call_id().unwrap_or_default();
-            if let Err(e) = self.txl.send_request(now, bye, peer) {
-                tracing::debug!(target: "ferroswitch::call", b_call_id = call_id, %e, "BYE of an orphan 2xx not sent");
-            }
+            self.out.extend(request_command(bye, peer));
         }
     }
 }

@@ -3,10 +3,10 @@
 //! both legs (late offer included), the 2xx retransmitted to the caller until its ACK, CANCEL,
 //! the no-answer timer, and the end of the call with its CDR.
 
-use super::call_setup::identity;
+use super::core::{request_command, B2bua, Command};
 use super::respond::{ALLOW, SUPPORTED};
-use super::Engine;
-use crate::b2bua::{BLegState, CallId, CallState, CallTimer, LegRef};
+use super::setup::identity;
+use super::{BLegState, CallId, CallState, CallTimer, LegRef};
 use crate::cdr::{seconds_between, CdrRecord, HangupCause, Side};
 use crate::dialog::{Dialog, DialogState, SessionTimer, ViaSpec};
 use crate::net::Peer;
@@ -14,7 +14,7 @@ use crate::sip::{reason_phrase, response_to, HeaderName, Method, NameAddr, Respo
 use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
 
-impl Engine {
+impl B2bua {
     /// A response on a b-leg INVITE client transaction.
     pub(super) fn on_b_response(
         &mut self,
@@ -27,13 +27,13 @@ impl Engine {
         let status = resp.status;
         match status {
             100 => {}
-            101..=199 => self.b_provisional(now, id, leg, &resp),
+            101..=199 => self.b_provisional(id, leg, &resp),
             200..=299 => self.b_answered(now, wall, id, leg, &resp),
-            _ => self.b_failed(now, wall, id, leg, status),
+            _ => self.b_failed(wall, id, leg, status),
         }
     }
 
-    fn b_provisional(&mut self, now: Instant, id: CallId, leg: usize, resp: &Response) {
+    fn b_provisional(&mut self, id: CallId, leg: usize, resp: &Response) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -67,7 +67,7 @@ impl Engine {
             return;
         }
         let out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
-        self.send_a(now, id, out);
+        self.send_a(id, out);
     }
 
     fn b_answered(
@@ -86,10 +86,9 @@ impl Engine {
         };
         // A retransmitted 2xx: re-ACK (RFC 3261 §13.2.2.4, RFC 6026 §7.2).
         if let Some(ack) = b.ack.clone() {
-            self.out.push_back(crate::transaction::Transmit {
+            self.out.push_back(Command::Transmit {
                 to: b.peer,
                 bytes: ack,
-                key: None,
             });
             return;
         }
@@ -112,23 +111,23 @@ impl Engine {
         };
         let Some(dialog) = dialog else {
             tracing::warn!(target: "ferroswitch::call", call = id, "unusable 2xx from callee");
-            return self.b_failed(now, wall, id, leg, 502);
+            return self.b_failed(wall, id, leg, 502);
         };
         let dkey = dialog.key().clone();
         b.dialog = Some(dialog);
         b.state = BLegState::Answered;
         b.session_timer = SessionTimer::negotiate_uac(&resp.headers).ok().flatten();
         b.answer_sdp = (!resp.body.is_empty()).then(|| resp.body.clone());
-        b.allows_update = super::call_refresh::allows_update(&resp.headers);
+        b.allows_update = super::refresh::allows_update(&resp.headers);
         let lost = call.winner.is_some() || call.cancelled || call.state != CallState::Ringing;
         self.calls.add_dialog(dkey, id, LegRef::B(leg));
-        let window = self.cfg.transactions.timers.t1 * 64;
+        let window = self.cfg.timers.t1 * 64;
         self.calls
             .schedule(now + window, id, CallTimer::AckWindowOver);
         if lost {
             // Another fork won, or the caller is gone: ACK and hang up this one (§13.2.2.4).
             self.ack_b(id, leg, None);
-            self.bye_b(now, id, leg, HangupCause::NormalClearing);
+            self.bye_b(id, leg, HangupCause::NormalClearing);
             return self.maybe_finish(wall, id);
         }
         let Some(call) = self.calls.get_mut(id) else {
@@ -149,7 +148,7 @@ impl Engine {
             self.ack_b(id, leg, None);
         }
         for i in others {
-            self.cancel_b(now, id, i);
+            self.cancel_b(id, i);
         }
         self.arm_session_timers(now, id);
         let mut out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
@@ -159,7 +158,7 @@ impl Engine {
             }
         }
         // Retransmit until the caller's ACK (§13.3.1.4): T1, doubling, capped at T2.
-        let t1 = self.cfg.transactions.timers.t1;
+        let t1 = self.cfg.timers.t1;
         if let Some(call) = self.calls.get_mut(id) {
             call.a.ok = Some(Box::new(out.clone()));
             call.a.ok_interval = t1;
@@ -168,10 +167,10 @@ impl Engine {
             self.calls.schedule(now + t1, id, CallTimer::OkRetransmit);
         }
         tracing::info!(target: "ferroswitch::call", call = id, leg, "answered");
-        self.send_a(now, id, out);
+        self.send_a(id, out);
     }
 
-    fn b_failed(&mut self, now: Instant, wall: SystemTime, id: CallId, leg: usize, status: u16) {
+    fn b_failed(&mut self, wall: SystemTime, id: CallId, leg: usize, status: u16) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -203,7 +202,7 @@ impl Engine {
             call.state = CallState::Ending;
             if !call.cancelled {
                 let out = self.a_response(id, best, reason_phrase(best), None);
-                self.send_a(now, id, out);
+                self.send_a(id, out);
             }
         }
         self.maybe_finish(wall, id);
@@ -267,14 +266,10 @@ impl Engine {
         }
         let bytes = ack.to_bytes();
         b.ack = Some(bytes.clone());
-        self.out.push_back(crate::transaction::Transmit {
-            to: b.peer,
-            bytes,
-            key: None,
-        });
+        self.out.push_back(Command::Transmit { to: b.peer, bytes });
     }
 
-    pub(super) fn cancel_b(&mut self, now: Instant, id: CallId, leg: usize) {
+    pub(super) fn cancel_b(&mut self, id: CallId, leg: usize) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -284,24 +279,22 @@ impl Engine {
         }
         b.state = BLegState::Cancelling;
         let key = b.key.clone();
-        if let Err(e) = self.txl.send_cancel(now, &key) {
-            tracing::debug!(target: "ferroswitch::call", call = id, leg, e = %crate::security::log_escape(&e), "CANCEL not sent");
-        }
+        self.out.push_back(Command::Cancel { key });
     }
 
     /// BYE on b-leg `leg` with a Q.850 Reason.
-    fn bye_b(&mut self, now: Instant, id: CallId, leg: usize, cause: HangupCause) {
-        self.bye_leg(now, id, LegRef::B(leg), cause);
+    fn bye_b(&mut self, id: CallId, leg: usize, cause: HangupCause) {
+        self.bye_leg(id, LegRef::B(leg), cause);
     }
 
     /// BYE to the caller with a Q.850 Reason.
-    fn bye_a(&mut self, now: Instant, id: CallId, cause: HangupCause) {
-        self.bye_leg(now, id, LegRef::A, cause);
+    fn bye_a(&mut self, id: CallId, cause: HangupCause) {
+        self.bye_leg(id, LegRef::A, cause);
     }
 
     /// BYE on one leg's dialog with `Reason: Q.850;cause=…` (as in the seed); the dialog
     /// leaves the index at once (§15.1.1: the session is over when the BYE is sent).
-    fn bye_leg(&mut self, now: Instant, id: CallId, leg: LegRef, cause: HangupCause) {
+    fn bye_leg(&mut self, id: CallId, leg: LegRef, cause: HangupCause) {
         let branch = self.our_branch();
         let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(id) else {
@@ -325,9 +318,7 @@ impl Engine {
             Ok(mut bye) => {
                 bye.headers.push(HeaderName::Reason, cause.reason_header());
                 super::respond::push_user_agent(&mut bye.headers, HeaderName::UserAgent, &ua);
-                if let Err(e) = self.txl.send_request(now, bye, peer) {
-                    tracing::debug!(target: "ferroswitch::call", call = id, ?leg, %e, "BYE not sent");
-                }
+                self.out.extend(request_command(bye, peer));
             }
             Err(e) => {
                 tracing::debug!(target: "ferroswitch::call", call = id, ?leg, %e, "BYE not built")
@@ -337,14 +328,7 @@ impl Engine {
     }
 
     /// Hangs up an established (or answered) call from `side`'s end: BYE to the other side.
-    pub(super) fn hang_up(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        id: CallId,
-        by: Side,
-        cause: HangupCause,
-    ) {
+    pub(super) fn hang_up(&mut self, wall: SystemTime, id: CallId, by: Side, cause: HangupCause) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -357,18 +341,18 @@ impl Engine {
         call.reinvite_ok_next = None;
         let winner = call.winner;
         if by != Side::Caller {
-            self.bye_a(now, id, cause);
+            self.bye_a(id, cause);
         }
         if by != Side::Callee {
             if let Some(w) = winner {
-                self.bye_b(now, id, w, cause);
+                self.bye_b(id, w, cause);
             }
         }
         self.maybe_finish(wall, id);
     }
 
     /// CANCEL from the caller for the INVITE of call `id` (the 200 to the CANCEL is sent).
-    pub(super) fn on_a_cancel(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+    pub(super) fn on_a_cancel(&mut self, wall: SystemTime, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -381,9 +365,9 @@ impl Engine {
         call.end = Some((HangupCause::OriginatorCancel, 487, Side::Caller));
         let legs = call.b.len();
         let out = self.a_response(id, 487, "Request Terminated", None);
-        self.send_a(now, id, out);
+        self.send_a(id, out);
         for i in 0..legs {
-            self.cancel_b(now, id, i);
+            self.cancel_b(id, i);
         }
         self.maybe_finish(wall, id);
     }
@@ -392,20 +376,14 @@ impl Engine {
     pub(super) fn handle_call_timers(&mut self, now: Instant, wall: SystemTime) {
         for (id, timer) in self.calls.pop_due(now) {
             match timer {
-                CallTimer::NoAnswer => self.no_answer(now, wall, id),
+                CallTimer::NoAnswer => self.no_answer(wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
                 CallTimer::ReinviteOk => self.retransmit_reinvite_ok(now, wall, id),
                 CallTimer::Expire(side) => {
                     tracing::info!(target: "ferroswitch::call", call = id, side, "session timer expired");
-                    self.hang_up(
-                        now,
-                        wall,
-                        id,
-                        Side::System,
-                        HangupCause::RecoveryOnTimerExpire,
-                    )
+                    self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire)
                 }
-                CallTimer::Refresh(side) => self.send_refresh(now, wall, id, side),
+                CallTimer::Refresh(side) => self.send_refresh(wall, id, side),
                 CallTimer::AckWindowOver => {
                     // A body-less ACK is rebuilt from the dialog if a 2xx ever comes again;
                     // a late-offer ACK (it carries the caller's answer) is kept.
@@ -421,7 +399,7 @@ impl Engine {
         }
     }
 
-    fn no_answer(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+    fn no_answer(&mut self, wall: SystemTime, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -434,15 +412,15 @@ impl Engine {
         call.end = Some((HangupCause::NoAnswer, 480, Side::System));
         let legs = call.b.len();
         let out = self.a_response(id, 480, "Temporarily Unavailable", None);
-        self.send_a(now, id, out);
+        self.send_a(id, out);
         for i in 0..legs {
-            self.cancel_b(now, id, i);
+            self.cancel_b(id, i);
         }
         self.maybe_finish(wall, id);
     }
 
     fn retransmit_ok(&mut self, now: Instant, wall: SystemTime, id: CallId) {
-        let t2 = self.cfg.transactions.timers.t2;
+        let t2 = self.cfg.timers.t2;
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -453,40 +431,24 @@ impl Engine {
             // §13.3.1.4: no ACK for 64·T1: confirm, then end the session with BYE.
             tracing::info!(target: "ferroswitch::call", call = id, "no ACK from caller");
             call.state = CallState::Connected;
-            return self.hang_up(
-                now,
-                wall,
-                id,
-                Side::System,
-                HangupCause::RecoveryOnTimerExpire,
-            );
+            return self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire);
         }
         let next = next_2xx_retransmit(now, &mut call.a.ok_interval, give_up, t2);
         call.ok_next = Some(next);
         let (key, peer) = (call.a.invite_key.clone(), call.a.peer);
         self.calls.schedule(next, id, CallTimer::OkRetransmit);
-        self.resend_2xx(now, &key, &ok, Some(peer));
+        self.resend_2xx(&key, &ok, Some(peer));
     }
 
     /// Sends a 2xx we answered an INVITE with again: through its server transaction `key`,
     /// or, once that is gone (Timer L), statelessly to the peer it went to. Used for the
     /// call's first 2xx and for a relayed re-INVITE's (`retransmit_reinvite_ok`).
-    pub(super) fn resend_2xx(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        ok: &Response,
-        to: Option<Peer>,
-    ) {
-        if self.txl.send_response(now, key, ok.clone()).is_err() {
-            if let Some(to) = to {
-                self.out.push_back(crate::transaction::Transmit {
-                    to,
-                    bytes: ok.to_bytes(),
-                    key: None,
-                });
-            }
-        }
+    pub(super) fn resend_2xx(&mut self, key: &TransactionKey, ok: &Response, to: Option<Peer>) {
+        self.out.push_back(Command::Resend2xx {
+            key: key.clone(),
+            response: ok.clone(),
+            fallback: to,
+        });
     }
 
     /// RFC 4028 deadlines on each leg (0 caller, 1 answered callee), counted from `now`:
@@ -577,7 +539,7 @@ impl Engine {
                 sip_status: if call.answer.is_some() { 200 } else { status },
                 hangup_side: side,
             };
-            self.cdrs.push_back(rec);
+            self.out.push_back(Command::Cdr(Box::new(rec)));
         }
         self.forget_if_done(id);
     }
@@ -679,7 +641,7 @@ impl Engine {
     }
 
     /// Sends a response on the caller's INVITE transaction.
-    pub(super) fn send_a(&mut self, now: Instant, id: CallId, resp: Response) {
+    pub(super) fn send_a(&mut self, id: CallId, resp: Response) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -693,7 +655,7 @@ impl Engine {
             return;
         };
         let key = call.a.invite_key.clone();
-        self.send_response(now, &key, resp);
+        self.send_response(&key, resp);
     }
 
     /// A client transaction of ours timed out or could not be sent.
@@ -707,13 +669,10 @@ impl Engine {
         if let Some((id, leg)) = self.calls.by_b_invite(key) {
             let established = self.calls.get(id).is_some_and(|c| c.winner == Some(leg));
             if !established {
-                return self.b_failed(now, wall, id, leg, status);
+                return self.b_failed(wall, id, leg, status);
             }
         }
-        if self.on_message_answer(now, key, status) {
-            return;
-        }
-        if self.on_keepalive_end(now, key, false) {
+        if self.on_message_answer(key, status) {
             return;
         }
         if self.on_refresh_response(now, wall, key, None) {
@@ -721,11 +680,10 @@ impl Engine {
         }
         if let Some(relay) = self.calls.take_relay(key) {
             let resp = self.relay_error(&relay.original, status);
-            self.send_response(now, &relay.server_key, resp);
+            self.send_response(&relay.server_key, resp);
             // A dialog that cannot be reached is over (§12.2.1.2).
             if status == 408 || status == 481 {
                 self.hang_up(
-                    now,
                     wall,
                     relay.call,
                     Side::System,

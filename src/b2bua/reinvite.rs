@@ -8,17 +8,17 @@
 //!
 //! Never sends a BYE into a dialog that still belongs to a call.
 
-use super::call_events::next_2xx_retransmit;
-use super::Engine;
-use crate::b2bua::{CallId, CallTimer, LegRef, ReinviteAnswer, Relay};
+use super::core::{B2bua, Command, TxView};
+use super::events::next_2xx_retransmit;
+use super::{CallId, CallTimer, LegRef, ReinviteAnswer, Relay};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::{DialogKey, ViaSpec};
 use crate::sip::{HeaderName, Request, Response};
-use crate::transaction::{TransactionKey, Transmit};
+use crate::transaction::TransactionKey;
 use bytes::Bytes;
 use std::time::{Instant, SystemTime};
 
-impl Engine {
+impl B2bua {
     /// `resp`, a 2xx to the re-INVITE of `relay`, has come back; `out` is the 2xx we send on
     /// the leg the re-INVITE came from.
     pub(super) fn reinvite_answered(
@@ -41,7 +41,7 @@ impl Engine {
         } else {
             self.ack_leg(id, relay.to_leg, to_seq, None)
         };
-        let t1 = self.cfg.transactions.timers.t1;
+        let t1 = self.cfg.timers.t1;
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -102,20 +102,20 @@ impl Engine {
         &mut self,
         now: Instant,
         wall: SystemTime,
-        key: Option<&TransactionKey>,
+        key: Option<(&TransactionKey, &dyn TxView)>,
         resp: Response,
     ) {
         let owner = DialogKey::for_received_response(&resp)
             .ok()
             .and_then(|k| self.calls.by_dialog(&k));
         let Some((id, leg)) = owner else {
-            if let Some(key) = key {
-                let original = self.txl.request(key).cloned();
+            if let Some((key, tx)) = key {
+                let original = tx.request(key).cloned();
                 // A callee whose call already ended (and got our BYE) repeats its 2xx: ACK
                 // it where the INVITE went; a fork that answered too late is also hung up.
                 let hang_up = !self.ended_b.contains(key);
-                let dest = self.txl.peer(key);
-                self.orphan_2xx(now, original, &resp, dest, hang_up);
+                let dest = tx.peer(key);
+                self.orphan_2xx(original, &resp, dest, hang_up);
             }
             return;
         };
@@ -140,17 +140,13 @@ impl Engine {
                 .flatten()
         });
         if let (Some(bytes), Some(to)) = (again, self.peer_of(id, leg)) {
-            self.out.push_back(Transmit {
-                to,
-                bytes,
-                key: None,
-            });
+            self.transmit(to, bytes);
         }
     }
 
     /// Timer: the relayed 2xx again, or the end of the call when no ACK came in 64·T1.
     pub(super) fn retransmit_reinvite_ok(&mut self, now: Instant, wall: SystemTime, id: CallId) {
-        let t2 = self.cfg.transactions.timers.t2;
+        let t2 = self.cfg.timers.t2;
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -164,20 +160,14 @@ impl Engine {
             tracing::info!(target: "ferroswitch::call", call = id, "no ACK for a relayed re-INVITE");
             r.ok = None;
             call.reinvite_ok_next = None;
-            return self.hang_up(
-                now,
-                wall,
-                id,
-                Side::System,
-                HangupCause::RecoveryOnTimerExpire,
-            );
+            return self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire);
         }
         let next = next_2xx_retransmit(now, &mut r.ok_interval, r.ok_give_up, t2);
         let (key, leg) = (r.server_key.clone(), r.from_leg);
         call.reinvite_ok_next = Some(next);
         self.calls.schedule(next, id, CallTimer::ReinviteOk);
         let to = self.peer_of(id, leg);
-        self.resend_2xx(now, &key, &ok, to);
+        self.resend_2xx(&key, &ok, to);
     }
 
     /// Sends the ACK for the 2xx to our INVITE with CSeq `seq` on `leg`, with a body when
@@ -208,10 +198,9 @@ impl Engine {
             ack.body = body;
         }
         let bytes = ack.to_bytes();
-        self.out.push_back(Transmit {
+        self.out.push_back(Command::Transmit {
             to: peer,
             bytes: bytes.clone(),
-            key: None,
         });
         Some(bytes)
     }

@@ -4,10 +4,10 @@
 //! contact of the callee; the sender gets the first 2xx, or the best failure once every
 //! contact has answered (RFC 3261 §16.7).
 
-use super::call_setup::{binding_peer, identity};
-use super::Engine;
-use crate::b2bua::headers::clean_value;
-use crate::b2bua::{best_response, Hold};
+use super::core::B2bua;
+use super::headers::clean_value;
+use super::setup::{binding_peer, identity, Arrival, Route};
+use super::{best_response, Admitted, Hold, Reject};
 use crate::cdr::Party;
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::ViaSpec;
@@ -15,7 +15,7 @@ use crate::net::Peer;
 use crate::sip::{reason_phrase, HeaderName, Method, Request, Response};
 use crate::transaction::TransactionKey;
 use crate::FastMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// Bounded: more MESSAGEs waiting for answers than this get 503.
 const MAX_PENDING: usize = 10_000;
@@ -40,46 +40,43 @@ pub(super) struct Messages {
     by_client: FastMap<TransactionKey, u64>,
 }
 
-impl Engine {
-    pub(super) fn handle_message(
+impl B2bua {
+    fn refuse(&mut self, key: &TransactionKey, req: &Request, rej: Reject) {
+        let resp = self.reject_response(req, rej);
+        self.send_response(key, resp);
+    }
+
+    /// An admitted out-of-dialog MESSAGE on server transaction `key`, routed by the engine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_message(
         &mut self,
         now: Instant,
-        wall: SystemTime,
         key: TransactionKey,
         req: Request,
+        arrival: Arrival,
+        adm: Admitted,
+        route: Route,
     ) {
-        let reply = |e: &mut Engine, code: u16, phrase: &str| {
-            let r = e.response(&req, code, phrase);
-            e.send_response(now, &key, r);
+        // Forwarded with Max-Forwards decremented but never below 0: admission answered 483
+        // to a MESSAGE arriving with 0, so a loop ends by hop count.
+        let (realm, from) = (adm.realm, adm.caller);
+        let (callee, bindings) = match route {
+            Route::NoSuchUser { .. } => return self.refuse(&key, &req, Reject::NotFound),
+            Route::User { callee, bindings } => (callee.user, bindings),
         };
-        // Admission as for a call (`auth_calls`, 483/482, 403 for other domains). Forwarded
-        // with Max-Forwards decremented but never below 0: without the 483 a MESSAGE
-        // arriving with 0 would leave with 0 again, and a loop would never end by hop count.
-        let adm = match self.take_admitted(now, wall, &req) {
-            Ok(a) => a,
-            Err(resp) => return self.send_response(now, &key, resp),
-        };
-        let (ruri, realm, from) = (adm.ruri, adm.realm, adm.caller);
-        let Some(callee) = ruri
-            .user()
-            .and_then(|u| self.users.get(u))
-            .filter(|u| u.enabled)
-            .map(|u| u.id.clone())
-        else {
-            return reply(self, 404, "Not Found");
-        };
-        let bindings = self.store.lookup(&format!("{callee}@{realm}"), now);
         if bindings.is_empty() {
-            return reply(self, 480, "Temporarily Unavailable");
+            return self.refuse(&key, &req, Reject::NotRegistered);
         }
         if self.messages.pending.len() >= MAX_PENDING {
-            return reply(self, 503, "Service Unavailable");
+            return self.refuse(&key, &req, Reject::Unavailable);
         }
-        let source = self.limited_source();
         let limited_user = adm.authenticated.then_some(from.user.as_str());
-        let hold = match self.message_limits.try_acquire(limited_user, source) {
+        let hold = match self
+            .message_limits
+            .try_acquire(limited_user, arrival.limited_source)
+        {
             Ok(h) => h,
-            Err(over) => return self.over_limit(now, &key, &req, &from.user, over, false),
+            Err(over) => return self.over_limit(now, &key, &req, &from.user, arrival, over, false),
         };
         let to = Party {
             user: callee,
@@ -115,14 +112,14 @@ impl Engine {
                 }
             }
             m.body = req.body.clone();
-            if let Ok(ckey) = self.txl.send_request(now, m, peer) {
+            if let Some(ckey) = self.send_request(m, peer) {
                 self.messages.by_client.insert(ckey, id);
                 sent += 1;
             }
         }
         if sent == 0 {
             self.message_limits.release(hold);
-            return reply(self, 503, "Service Unavailable");
+            return self.refuse(&key, &req, Reject::Unavailable);
         }
         self.messages.pending.insert(
             id,
@@ -139,12 +136,7 @@ impl Engine {
 
     /// A final answer (or a failure status for a timeout / transport error) from one contact.
     /// Returns false when `key` carries no MESSAGE of ours.
-    pub(super) fn on_message_answer(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        status: u16,
-    ) -> bool {
+    pub(super) fn on_message_answer(&mut self, key: &TransactionKey, status: u16) -> bool {
         if status < 200 {
             return self.messages.by_client.contains_key(key);
         }
@@ -176,7 +168,7 @@ impl Engine {
         }
         if let Some(code) = answer {
             let resp: Response = self.response(&original, code, reason_phrase(code));
-            self.send_response(now, &server_key, resp);
+            self.send_response(&server_key, resp);
         }
         true
     }

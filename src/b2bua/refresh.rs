@@ -4,17 +4,17 @@
 //! the same SDP again (unchanged, so the same o= version, RFC 3264 §8). A 2xx restarts the
 //! timers; a 481/408 or no answer ends the call.
 
-use super::Engine;
-use crate::b2bua::{CallId, CallState, LegRef};
+use super::core::B2bua;
+use super::{CallId, CallState, LegRef};
 use crate::cdr::{HangupCause, Side};
 use crate::dialog::ViaSpec;
 use crate::sip::{HeaderName, Method, Response};
 use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
 
-impl Engine {
+impl B2bua {
     /// `side` 0 is the caller's leg, 1 the answered callee's.
-    pub(super) fn send_refresh(&mut self, now: Instant, wall: SystemTime, id: CallId, side: usize) {
+    pub(super) fn send_refresh(&mut self, wall: SystemTime, id: CallId, side: usize) {
         let branch = self.our_branch();
         let session = self.cfg.calls.session;
         let ua = self.cfg.user_agent.clone();
@@ -74,15 +74,11 @@ impl Engine {
                 req.body = sdp;
             }
         }
-        match self.txl.send_request(now, req, peer) {
-            Ok(key) => self.calls.add_refresh(key, id, side),
-            Err(_) => self.hang_up(
-                now,
-                wall,
-                id,
-                Side::System,
-                HangupCause::RecoveryOnTimerExpire,
-            ),
+        // A send the transaction layer refuses comes back as a failure of this refresh
+        // (`on_refresh_response` without a response), which ends the call.
+        match self.send_request(req, peer) {
+            Some(key) => self.calls.add_refresh(key, id, side),
+            None => self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire),
         }
     }
 
@@ -122,13 +118,7 @@ impl Engine {
             }
             self.arm_session_timers(now, id);
         } else if matches!(status, 408 | 481) {
-            self.hang_up(
-                now,
-                wall,
-                id,
-                Side::System,
-                HangupCause::RecoveryOnTimerExpire,
-            );
+            self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire);
         } else {
             // 491 or another refusal: the session stays; try again at the next half interval.
             self.arm_session_timers(now, id);

@@ -6,10 +6,10 @@
 //! caller asked for privacy, and the SDP passed through unchanged. Nothing the caller wrote
 //! reaches the callee unless it is valid for its header (`b2bua::headers`).
 
+use super::core::B2bua;
+use super::headers::{clean_value, quoted, uri_user};
 use super::respond::{ALLOW, SUPPORTED};
-use super::Engine;
-use crate::b2bua::headers::{clean_value, quoted, uri_user};
-use crate::b2bua::{ALeg, BLeg, BLegState, Call, CallState, CallTimer, Over};
+use super::{ALeg, Admitted, BLeg, BLegState, Call, CallState, CallTimer, Command, Over, Reject};
 use crate::cdr::{CdrRecord, HangupCause, Party, Side};
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::{NextHop, SessionTimer, ViaSpec};
@@ -18,87 +18,101 @@ use crate::registrar::Binding;
 use crate::sip::{HeaderName, Request};
 use crate::transaction::TransactionKey;
 use rand::Rng;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-/// Branches we mint start with this and this run's id, so a request that comes back to us
-/// is recognised (RFC 3261 §16.3 step 4 loop detection, done the B2BUA way) and a foreign
-/// branch that merely starts like ours is not.
-pub(super) const BRANCH_PREFIX: &str = "z9hG4bKfs";
+/// Where a new INVITE or MESSAGE came from, as the engine received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// Where responses and our in-dialog requests go.
+    pub from: Peer,
+    /// Our socket it came in on: the address we advertise in Via and Contact.
+    pub local: SocketAddr,
+    pub transport: Transport,
+    /// The address per-source limits count it against; `None` for allow-listed sources
+    /// (trunks, monitors: `[security] allow`), whose users are still bounded per user.
+    pub limited_source: Option<IpAddr>,
+}
+
+/// Where the Request-URI's user leads: the engine's routing (the users directory and the
+/// location store), done after admission.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// No such user, or a disabled one: 404.
+    NoSuchUser { user: String },
+    /// A user of ours and the contacts registered for it now (none: 480).
+    User {
+        callee: Party,
+        bindings: Vec<Binding>,
+    },
+}
 
 /// Header values we copy from the caller's INVITE to the callee's.
 const COPIED: &[HeaderName] = &[HeaderName::ContentType, HeaderName::Subject];
 
-impl Engine {
-    pub(super) fn our_branch(&mut self) -> String {
-        format!("{}{:016x}", self.branch_stem(), self.rng.gen::<u64>())
-    }
-
-    /// What every branch of this run starts with.
-    fn branch_stem(&self) -> String {
-        format!("{BRANCH_PREFIX}{:08x}", self.run_id)
-    }
-
-    /// An out-of-dialog INVITE (no To tag) on server transaction `key`.
-    pub(super) fn handle_invite(
+impl B2bua {
+    /// An admitted out-of-dialog INVITE (no To tag) on server transaction `key`, routed by
+    /// the engine (`route`). Every attempt from here on leaves a CDR, as FreeSWITCH writes one
+    /// for every call that passed authentication.
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_invite(
         &mut self,
         now: Instant,
         wall: SystemTime,
         key: TransactionKey,
         req: Request,
-        from: Peer,
+        arrival: Arrival,
+        adm: Admitted,
+        route: Route,
     ) {
-        let adm = match self.take_admitted(now, wall, &req) {
-            Ok(a) => a,
-            Err(resp) => return self.send_response(now, &key, resp),
-        };
         let (ruri, realm, caller_party) = (adm.ruri, adm.realm, adm.caller);
-        // Routing happens only now, after authentication. Every attempt from here on leaves
-        // a CDR, as FreeSWITCH writes one for every call that passed authentication.
-        let callee_user = ruri.user().map(str::to_string).unwrap_or_default();
-        let Some(callee) = self.users.get(&callee_user).filter(|u| u.enabled) else {
-            let callee = Party {
-                user: callee_user,
-                display_name: None,
-            };
-            return self.refuse_call(now, wall, &key, &req, (caller_party, callee), 404);
-        };
-        let callee_party = Party {
-            user: callee.id.clone(),
-            display_name: callee.display_name.clone(),
+        let (callee_party, bindings) = match route {
+            Route::NoSuchUser { user } => {
+                let callee = Party {
+                    user,
+                    display_name: None,
+                };
+                return self.refuse_call(
+                    wall,
+                    &key,
+                    &req,
+                    (caller_party, callee),
+                    Reject::NotFound,
+                );
+            }
+            Route::User { callee, bindings } => (callee, bindings),
         };
         if self.calls.len() >= self.cfg.calls.max_calls {
-            let mut resp = self.response(&req, 503, "Service Unavailable - Too Many Calls");
-            resp.headers.push(HeaderName::RetryAfter, "5");
-            return self.send_response(now, &key, resp);
+            let resp = self.reject_response(&req, Reject::TooManyCalls);
+            return self.send_response(&key, resp);
         }
         let a_timer = match self.caller_session_timer(&req) {
             Ok(t) => t,
             Err(min_se) => {
                 let mut resp = crate::dialog::session_timer::too_small_response(&req, min_se);
-                set_tag_and_finish(self, &mut resp);
-                return self.send_response(now, &key, resp);
+                let tag = new_tag_with(&mut self.rng);
+                crate::sip::set_to_tag(&mut resp, &tag);
+                self.finish_response(&mut resp);
+                return self.send_response(&key, resp);
             }
         };
-        let bindings = self.store.lookup(&format!("{callee_user}@{realm}"), now);
         if bindings.is_empty() {
             let parties = (caller_party, callee_party);
-            return self.refuse_call(now, wall, &key, &req, parties, 480);
+            return self.refuse_call(wall, &key, &req, parties, Reject::NotRegistered);
         }
-        let source = self.limited_source();
         let limited_user = adm.authenticated.then_some(caller_party.user.as_str());
-        let hold = match self.call_limits.try_acquire(limited_user, source) {
+        let hold = match self
+            .call_limits
+            .try_acquire(limited_user, arrival.limited_source)
+        {
             Ok(h) => h,
-            Err(over) => return self.over_limit(now, &key, &req, &caller_party.user, over, true),
+            Err(over) => {
+                return self.over_limit(now, &key, &req, &caller_party.user, arrival, over, true)
+            }
         };
         let caller_private = wants_privacy(&req);
 
-        let origin = self.current;
-        let a_adv = advertised(
-            origin.map_or(from.addr, |o| o.local),
-            ruri.host(),
-            origin.map_or(from.transport, |o| o.transport),
-        );
+        let a_adv = advertised(arrival.local, ruri.host(), arrival.transport);
         let id = self.calls.next_id();
         let local_tag = new_tag_with(&mut self.rng);
         let mut call = Call {
@@ -107,12 +121,12 @@ impl Engine {
             a: ALeg {
                 invite_key: key,
                 invite: req,
-                peer: from,
+                peer: arrival.from,
                 local_tag,
                 advertised: a_adv,
                 dialog: None,
                 ok: None,
-                ok_interval: self.cfg.transactions.timers.t1,
+                ok_interval: self.cfg.timers.t1,
                 ok_give_up: None,
                 session_timer: a_timer,
             },
@@ -149,8 +163,8 @@ impl Engine {
             call.first_b_call_id
                 .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
             let advertised = b.advertised.clone();
-            match self.txl.send_request(now, invite.clone(), peer) {
-                Ok(bkey) => {
+            match self.send_request(invite.clone(), peer) {
+                Some(bkey) => {
                     self.calls.add_b_invite(bkey.clone(), id, call.b.len());
                     call.b.push(BLeg {
                         key: bkey,
@@ -166,19 +180,19 @@ impl Engine {
                         allows_update: false,
                     });
                 }
-                Err(e) => {
-                    tracing::warn!(target: "ferroswitch::call", call = id, e = %crate::security::log_escape(&e), "b-leg not sent")
+                None => {
+                    tracing::warn!(target: "ferroswitch::call", call = id, "b-leg INVITE without a branch")
                 }
             }
         }
         if call.b.is_empty() {
-            // Every send was refused (table full): nothing rings.
+            // No b-leg could be built: nothing rings.
             if let Some(h) = call.hold.take() {
                 self.call_limits.release(h);
             }
-            let resp = self.response(&call.a.invite, 503, "Service Unavailable");
+            let resp = self.reject_response(&call.a.invite, Reject::Unavailable);
             let key = call.a.invite_key.clone();
-            return self.send_response(now, &key, resp);
+            return self.send_response(&key, resp);
         }
         if let Some(at) = call.no_answer_at {
             self.calls.schedule(at, id, CallTimer::NoAnswer);
@@ -186,43 +200,29 @@ impl Engine {
         self.calls.insert(call);
     }
 
-    fn reject(
-        &mut self,
-        now: Instant,
-        key: &TransactionKey,
-        req: &Request,
-        code: u16,
-        phrase: &str,
-    ) {
-        let resp = self.response(req, code, phrase);
-        self.send_response(now, key, resp);
-    }
-
     /// A call that passed authentication but reaches no phone (404 no such user, 480 not
     /// registered): the caller gets `code` and the attempt its CDR.
     fn refuse_call(
         &mut self,
-        now: Instant,
         wall: SystemTime,
         key: &TransactionKey,
         req: &Request,
         (caller, callee): (Party, Party),
-        code: u16,
+        rej: Reject,
     ) {
-        let (phrase, cause) = match code {
-            404 => ("Not Found", HangupCause::UnallocatedNumber),
-            480 => ("Temporarily Unavailable", HangupCause::UserNotRegistered),
-            _ => (
-                crate::sip::reason_phrase(code),
-                HangupCause::from_sip_status(code),
-            ),
+        let code = rej.status();
+        let cause = match rej {
+            Reject::NotFound => HangupCause::UnallocatedNumber,
+            Reject::NotRegistered => HangupCause::UserNotRegistered,
+            _ => HangupCause::from_sip_status(code),
         };
         tracing::info!(
             target: "ferroswitch::call",
             caller = %caller.user, callee = %callee.user, code, cause = cause.name(),
             "call refused"
         );
-        self.reject(now, key, req, code, phrase);
+        let resp = self.reject_response(req, rej);
+        self.send_response(key, resp);
         if !self.cfg.calls.cdrs {
             return;
         }
@@ -243,17 +243,19 @@ impl Engine {
             sip_status: code,
             hangup_side: Side::System,
         };
-        self.cdrs.push_back(rec);
+        self.out.push_back(Command::Cdr(Box::new(rec)));
     }
 
     /// A caller over `max_calls_per_user` (486) or its address over `max_calls_per_source`
     /// (503 with Retry-After), for a call (`call`) or a MESSAGE; logged at most once a second.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn over_limit(
         &mut self,
         now: Instant,
         key: &TransactionKey,
         req: &Request,
         user: &str,
+        arrival: Arrival,
         over: Over,
         call: bool,
     ) {
@@ -263,43 +265,19 @@ impl Engine {
             &mut self.message_limits
         };
         if let Some(suppressed) = limits.should_log(now) {
-            let source = self.current.map(|o| o.source.ip().to_string());
+            let source = arrival.from.addr.ip().to_string();
             tracing::warn!(
                 target: "ferroswitch::call",
-                user, source = source.as_deref().unwrap_or("-"), ?over,
+                user, source, ?over,
                 method = %req.method, suppressed, "over the per-user/per-source limit"
             );
         }
-        let mut resp = match over {
-            Over::User => self.response(req, 486, "Busy Here"),
-            Over::Source => {
-                let mut r = self.response(req, 503, "Service Unavailable - Too Many Calls");
-                r.headers.push(HeaderName::RetryAfter, "5");
-                r
-            }
+        let rej = match over {
+            Over::User => Reject::UserOverLimit,
+            Over::Source => Reject::TooManyCalls,
         };
-        if over == Over::User {
-            resp.headers.push(
-                HeaderName::Warning,
-                "399 ferroswitch \"Too many calls for this user\"",
-            );
-        }
-        self.send_response(now, key, resp);
-    }
-
-    /// Max-Forwards and loop checks (RFC 3261 §16.3 steps 3 and 4) for every request the
-    /// switch passes on (INVITE, MESSAGE).
-    pub(super) fn invite_precheck(&self, req: &Request) -> Option<(u16, &'static str)> {
-        if req.headers.max_forwards() == Some(0) {
-            return Some((483, "Too Many Hops"));
-        }
-        let stem = self.branch_stem();
-        let ours = req
-            .headers
-            .vias()
-            .iter()
-            .any(|v| v.branch().is_some_and(|b| b.starts_with(&stem)));
-        ours.then_some((482, "Loop Detected"))
+        let resp = self.reject_response(req, rej);
+        self.send_response(key, resp);
     }
 
     /// RFC 4028 on the a-leg: only with a caller that supports timers, which then refreshes
@@ -405,15 +383,9 @@ impl Engine {
     }
 }
 
-fn set_tag_and_finish(engine: &mut Engine, resp: &mut crate::sip::Response) {
-    let tag = new_tag_with(&mut engine.rng);
-    crate::sip::set_to_tag(resp, &tag);
-    engine.finish_response(resp);
-}
-
 /// `"Display" <sip:user@domain>` for a party: the display name a quoted-string without
 /// control characters, the user %-escaped (either may come from a peer's From).
-pub(super) fn identity(p: &Party, domain: &str) -> String {
+pub fn identity(p: &Party, domain: &str) -> String {
     let user = uri_user(&p.user);
     match &p.display_name {
         Some(d) => format!("{} <sip:{user}@{domain}>", quoted(d)),
@@ -443,7 +415,7 @@ pub(super) fn wants_privacy(req: &Request) -> bool {
 /// Where requests to a registered contact go: the connection or address the REGISTER came
 /// from when it came over TCP or through NAT, else the Contact itself (RFC 3261 §10, third-
 /// party registration), falling back to the source when the Contact names a host name.
-pub(super) fn binding_peer(b: &Binding) -> Peer {
+pub fn binding_peer(b: &Binding) -> Peer {
     if b.nat || b.source.transport == Transport::Tcp {
         return b.source;
     }
