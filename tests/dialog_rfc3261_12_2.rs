@@ -55,7 +55,7 @@ CSeq: {cseq} {method}
 }
 
 fn udp() -> ViaSpec {
-    ViaSpec::new(Transport::Udp, "192.168.4.4")
+    ViaSpec::new(Transport::Udp, "192.168.4.4", dialog_common::fresh_branch())
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn pair() -> (Dialog, Dialog) {
 }
 
 fn via(host: &str) -> ViaSpec {
-    ViaSpec::new(Transport::Udp, host)
+    ViaSpec::new(Transport::Udp, host, dialog_common::fresh_branch())
 }
 
 /// The answer `to` gives to `req`, as its dialog judges it.

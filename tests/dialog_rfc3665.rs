@@ -59,7 +59,7 @@ Content-Length: 0
 }
 
 fn tcp(host: &str) -> ViaSpec {
-    ViaSpec::new(Transport::Tcp, host)
+    ViaSpec::new(Transport::Tcp, host, dialog_common::fresh_branch())
 }
 
 #[test]
@@ -94,7 +94,11 @@ fn section_3_2_session_through_two_proxies() {
     let mut ack = a
         .new_request(
             Method::Ack,
-            &tcp("client.atlanta.example.com:5060").with_branch("z9hG4bK74b76"),
+            &ViaSpec::new(
+                Transport::Tcp,
+                "client.atlanta.example.com:5060",
+                "z9hG4bK74b76",
+            ),
         )
         .unwrap();
     assert_eq!(
@@ -134,7 +138,11 @@ fn section_3_2_session_through_two_proxies() {
     let mut bye = b
         .new_request(
             Method::Bye,
-            &tcp("client.biloxi.example.com:5060").with_branch("z9hG4bKnashds7"),
+            &ViaSpec::new(
+                Transport::Tcp,
+                "client.biloxi.example.com:5060",
+                "z9hG4bKnashds7",
+            ),
         )
         .unwrap();
     assert_eq!(

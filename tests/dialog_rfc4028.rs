@@ -20,7 +20,7 @@ fn secs(s: u64) -> Duration {
 }
 
 fn udp() -> ViaSpec {
-    ViaSpec::new(Transport::Udp, "192.168.4.4")
+    ViaSpec::new(Transport::Udp, "192.168.4.4", dialog_common::fresh_branch())
 }
 
 #[test]

@@ -251,7 +251,7 @@ impl Harness {
         };
         req.headers.push(name, creds.to_string());
         // A new transaction, as a phone answering a challenge sends: a fresh branch.
-        if let Some(via) = req.headers.0.iter_mut().find(|h| h.name == HeaderName::Via) {
+        if let Some(via) = req.headers.first_mut(&HeaderName::Via) {
             if let Some(v) = via.value_str() {
                 let fresh = v.replacen("branch=", &format!("branch=z9hG4bKfz{}", self.nc), 1);
                 via.value = Bytes::from(fresh);

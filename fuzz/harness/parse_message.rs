@@ -15,7 +15,7 @@ use ferroswitch::sip::{
 fn without_content_length(m: &Message) -> Message {
     let mut m = m.clone();
     m.headers_mut().remove(&HeaderName::ContentLength);
-    m.headers_mut().0.retain(|h| h.is_wire_safe());
+    m.headers_mut().retain(|h| h.is_wire_safe());
     if let Message::Response(r) = &mut m {
         r.reason = Bytes::copy_from_slice(r.wire_reason());
     }

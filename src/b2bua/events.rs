@@ -254,7 +254,7 @@ impl B2bua {
         let Some(seq) = d.last_sent_invite() else {
             return;
         };
-        let via = ViaSpec::new(b.peer.transport, b.advertised.clone()).with_branch(branch);
+        let via = ViaSpec::new(b.peer.transport, b.advertised.clone(), branch);
         let Ok(mut ack) = d.ack(seq, &via) else {
             return;
         };
@@ -307,7 +307,7 @@ impl B2bua {
                 None => return,
             },
         };
-        let via = ViaSpec::new(peer.transport, advertised.clone()).with_branch(branch);
+        let via = ViaSpec::new(peer.transport, advertised.clone(), branch);
         let Some(d) = dialog else {
             return;
         };
@@ -619,7 +619,7 @@ impl B2bua {
             if let Some(b) = from_b {
                 if !b.body.is_empty() {
                     if let Some(ct) = b.headers.get(&HeaderName::ContentType) {
-                        r.headers.0.push(ct.clone());
+                        r.headers.push_header(ct.clone());
                     }
                     r.body = b.body.clone();
                 }

@@ -172,7 +172,7 @@ impl B2bua {
         let Some(peer) = self.peer_of(id, to_leg) else {
             return;
         };
-        let via = ViaSpec::new(transport, advertised).with_branch(self.our_branch());
+        let via = ViaSpec::new(transport, advertised, self.our_branch());
         let session = self.cfg.calls.session;
         let ua = self.cfg.user_agent.clone();
         let timer = self.calls.get(id).and_then(|c| match to_leg {
@@ -191,7 +191,7 @@ impl B2bua {
             }
             Err(_) => return self.dialog_reject(id, from_leg, &key, &req, Reject::NoSuchDialog),
         };
-        out.headers.0.extend(carried_request_headers(&req));
+        out.headers.extend(carried_request_headers(&req));
         if matches!(req.method, Method::Invite | Method::Update) {
             if let Some(t) = timer {
                 t.write_refresh_headers(&mut out.headers, &session);
@@ -307,7 +307,7 @@ impl B2bua {
             .top_via()
             .map(|v| v.sent_by())
             .unwrap_or_default();
-        let via = ViaSpec::new(peer.transport, sent_by.clone()).with_branch(self.our_branch());
+        let via = ViaSpec::new(peer.transport, sent_by.clone(), self.our_branch());
         if let Ok(ack) = d.ack(resp.headers.cseq().map_or(1, |c| c.seq), &via) {
             self.out.push_back(Command::Transmit {
                 to: peer,
@@ -317,7 +317,7 @@ impl B2bua {
         if !hang_up {
             return;
         }
-        let via = ViaSpec::new(peer.transport, sent_by).with_branch(self.our_branch());
+        let via = ViaSpec::new(peer.transport, sent_by, self.our_branch());
         if let Ok(mut bye) = d.new_request(Method::Bye, &via) {
             bye.headers.push(
                 HeaderName::Reason,

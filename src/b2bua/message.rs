@@ -87,8 +87,7 @@ impl B2bua {
         let mut sent = 0;
         for b in &bindings {
             let peer: Peer = binding_peer(b);
-            let via =
-                ViaSpec::new(peer.transport, b.advertised.clone()).with_branch(self.our_branch());
+            let via = ViaSpec::new(peer.transport, b.advertised.clone(), self.our_branch());
             let mut m = Request::new(Method::Message, b.contact.clone());
             let h = &mut m.headers;
             h.push(HeaderName::Via, via.to_value());

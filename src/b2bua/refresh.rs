@@ -61,7 +61,7 @@ impl B2bua {
         } else {
             Method::Invite
         };
-        let via = ViaSpec::new(peer.transport, adv).with_branch(branch);
+        let via = ViaSpec::new(peer.transport, adv, branch);
         let Ok(mut req) = dialog.new_request(method.clone(), &via) else {
             // An INVITE is pending in this dialog (a relayed one): it refreshes too.
             return;

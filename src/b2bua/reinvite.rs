@@ -184,7 +184,7 @@ impl B2bua {
             LegRef::A => (call.a.peer, call.a.advertised.clone()),
             LegRef::B(i) => (call.b.get(i)?.peer, call.b.get(i)?.advertised.clone()),
         };
-        let via = ViaSpec::new(peer.transport, adv).with_branch(self.our_branch());
+        let via = ViaSpec::new(peer.transport, adv, self.our_branch());
         let call = self.calls.get_mut(id)?;
         let dialog = match leg {
             LegRef::A => call.a.dialog.as_ref()?,

@@ -304,7 +304,7 @@ impl B2bua {
         let mut r = Request::new(crate::sip::Method::Invite, b.contact.clone());
         let branch = self.our_branch();
         let transport = binding_peer(b).transport;
-        let via = ViaSpec::new(transport, b.advertised.clone()).with_branch(branch);
+        let via = ViaSpec::new(transport, b.advertised.clone(), branch);
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
         let mf = a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;

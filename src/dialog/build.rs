@@ -8,7 +8,6 @@
 //! panic, when the dialog cannot send the request now (§14.1, §15).
 
 use super::error::DialogError;
-use super::ids::new_branch;
 use super::state::{Dialog, DialogRole, DialogState};
 use crate::net::Transport;
 use crate::sip::{HeaderName, Method, NameAddr, Request, Uri};
@@ -19,26 +18,27 @@ use crate::sip::{HeaderName, Method, NameAddr, Request, Uri};
 pub struct ViaSpec {
     pub transport: Transport,
     pub sent_by: String,
-    pub branch: Option<String>,
+    /// Always given (RFC 3261 §8.1.1.7: unique per transaction, from the caller's own RNG,
+    /// so a seeded engine stays deterministic).
+    pub branch: String,
 }
 
 impl ViaSpec {
-    pub fn new(transport: Transport, sent_by: impl Into<String>) -> ViaSpec {
+    pub fn new(
+        transport: Transport,
+        sent_by: impl Into<String>,
+        branch: impl Into<String>,
+    ) -> ViaSpec {
         ViaSpec {
             transport,
             sent_by: sent_by.into(),
-            branch: None,
+            branch: branch.into(),
         }
-    }
-
-    pub fn with_branch(mut self, branch: impl Into<String>) -> ViaSpec {
-        self.branch = Some(branch.into());
-        self
     }
 
     /// The Via value; `;rport` on UDP so NATed peers answer where we sent from (RFC 3581).
     pub fn to_value(&self) -> String {
-        let branch = self.branch.clone().unwrap_or_else(new_branch);
+        let branch = &self.branch;
         let rport = if self.transport == Transport::Udp {
             ";rport"
         } else {

@@ -3,7 +3,7 @@ use crate::dialog::test_msgs::*;
 use crate::sip::{response_to, Via};
 
 fn udp(branch: &str) -> ViaSpec {
-    ViaSpec::new(Transport::Udp, "192.168.4.4").with_branch(branch)
+    ViaSpec::new(Transport::Udp, "192.168.4.4", branch)
 }
 
 fn b_leg() -> Dialog {
@@ -114,7 +114,10 @@ fn ack_for_the_seed_2xx_matches_the_seed_ack() {
     ok.headers.remove(&HeaderName::RecordRoute);
     let mut d = Dialog::from_uac(&inv, &ok).unwrap();
     let ack = d
-        .new_request(Method::Ack, &ViaSpec::new(Transport::Udp, "192.168.4.4"))
+        .new_request(
+            Method::Ack,
+            &ViaSpec::new(Transport::Udp, "192.168.4.4", "z9hG4bKack"),
+        )
         .unwrap();
     let seed_ack = request(
         "ACK sip:alice@192.168.4.4:5090;rinstance=e7d5364c81f2b879;transport=UDP SIP/2.0
@@ -218,7 +221,7 @@ fn strict_router_goes_in_the_request_uri_12_2_1_1() {
 fn null_remote_tag_and_tcp_via_and_exhausted_cseq() {
     let inv = request(B_INVITE);
     let mut d = Dialog::from_uac(&inv, &b_response("200 OK", None)).unwrap();
-    let tcp = ViaSpec::new(Transport::Tcp, "192.168.4.4:5060").with_branch("z9hG4bKt");
+    let tcp = ViaSpec::new(Transport::Tcp, "192.168.4.4:5060", "z9hG4bKt");
     let r = d.new_request(Method::Info, &tcp).unwrap();
     assert_eq!(
         get(&r, HeaderName::To),

@@ -33,13 +33,6 @@ pub fn new_call_id_with(rng: &mut impl RngCore, host: Option<&str>) -> String {
     }
 }
 
-/// A branch from the thread's RNG: only `ViaSpec::to_value`'s fallback for a spec without a
-/// branch uses it (the engine always names its branches from its own seeded RNG). Making the
-/// branch mandatory in `ViaSpec` would leave the dialog layer free of it (issue 10).
-pub fn new_branch() -> String {
-    new_branch_with(&mut rand::thread_rng())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

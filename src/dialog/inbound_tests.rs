@@ -87,7 +87,7 @@ fn reinvite_and_update_refresh_the_target_but_info_does_not() {
 #[test]
 fn glare_gets_491_and_a_second_incoming_invite_500_with_retry_after_14_2() {
     let mut d = confirmed();
-    let via = ViaSpec::new(Transport::Udp, "192.168.4.4");
+    let via = ViaSpec::new(Transport::Udp, "192.168.4.4", "z9hG4bKreinvite");
     d.new_request(Method::Invite, &via).unwrap();
     assert_eq!(d.pending_outgoing_invite(), Some(1));
     let inv = a_in_dialog("INVITE", 3, "Contact: <sip:bob@192.168.4.4:26000>\n");

@@ -280,7 +280,7 @@ impl Dialog {
         }
         if resp.headers.get(&HeaderName::RecordRoute).is_none() {
             for h in req.headers.get_all(&HeaderName::RecordRoute) {
-                resp.headers.0.push(h.clone());
+                resp.headers.push_header(h.clone());
             }
         }
         if resp.headers.get(&HeaderName::Contact).is_none() && is_target_refresh(&req.method) {

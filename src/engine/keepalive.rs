@@ -172,8 +172,11 @@ impl Engine {
     /// The OPTIONS to `b`: out of dialog, to its Contact, sent to its NAT source address.
     fn keepalive_request(&mut self, aor: &str, b: &Binding) -> Request {
         let realm = aor.rsplit_once('@').map_or(aor, |(_, d)| d).to_string();
-        let via = ViaSpec::new(b.source.transport, b.advertised.clone())
-            .with_branch(self.b2bua.our_branch());
+        let via = ViaSpec::new(
+            b.source.transport,
+            b.advertised.clone(),
+            self.b2bua.our_branch(),
+        );
         let mut r = Request::new(Method::Options, b.contact.clone());
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());

@@ -82,7 +82,7 @@ impl Engine {
         let Some(to) = req.headers.get(&HeaderName::To) else {
             return;
         };
-        if let Some(h) = resp.headers.0.iter_mut().find(|h| h.name == HeaderName::To) {
+        if let Some(h) = resp.headers.first_mut(&HeaderName::To) {
             h.value = to.value.clone();
         }
         set_to_tag(resp, &self.stateless_tag(req));

@@ -25,9 +25,7 @@ pub enum ViaError {
 /// changed. On error the headers are left alone; the layer above rejects the request.
 pub fn stamp_received(headers: &mut Headers, source: SocketAddr) -> Result<bool, ViaError> {
     let header = headers
-        .0
-        .iter_mut()
-        .find(|h| h.name == HeaderName::Via)
+        .first_mut(&HeaderName::Via)
         .ok_or(ViaError::Missing)?;
     let value = header.value_str().ok_or(ViaError::Malformed)?;
     match stamp_via_value(value, source)? {

@@ -143,11 +143,33 @@ pub fn is_ctl(c: u8) -> bool {
 
 /// The ordered header list of a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<Header>);
+pub struct Headers(pub(in crate::sip) Vec<Header>);
+
+impl Extend<Header> for Headers {
+    fn extend<I: IntoIterator<Item = Header>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
 
 impl Headers {
     pub fn new() -> Headers {
         Headers(Vec::with_capacity(16))
+    }
+
+    /// Appends one header line as it is.
+    pub fn push_header(&mut self, h: Header) {
+        self.0.push(h);
+    }
+
+    /// The first line named `name`, to change in place.
+    pub fn first_mut(&mut self, name: &HeaderName) -> Option<&mut Header> {
+        self.0.iter_mut().find(|h| &h.name == name)
+    }
+
+    /// Keeps only the lines `keep` approves, and gives back the room the others took.
+    pub fn retain(&mut self, keep: impl FnMut(&Header) -> bool) {
+        self.0.retain(keep);
+        self.0.shrink_to_fit();
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Header> {

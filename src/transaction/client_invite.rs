@@ -145,13 +145,12 @@ impl InviteClient {
     fn strip(&mut self) {
         use crate::sip::HeaderName as H;
         self.invite.body = Bytes::new();
-        self.invite.headers.0.retain(|h| {
+        self.invite.headers.retain(|h| {
             matches!(
                 h.name,
                 H::Via | H::From | H::To | H::CallId | H::CSeq | H::Route | H::Contact
             )
         });
-        self.invite.headers.0.shrink_to_fit();
     }
 
     fn leave_calling(&mut self, fx: &mut Effects) {

@@ -125,3 +125,11 @@ pub fn response_over_the_wire(resp: &Response) -> Response {
         Message::Request(_) => unreachable!(),
     }
 }
+
+/// A branch no other request of this test binary has (RFC 3261 §8.1.1.7).
+#[allow(dead_code)]
+pub fn fresh_branch() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("z9hG4bKtest{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
