@@ -230,6 +230,11 @@ impl B2bua {
         Some(key)
     }
 
+    /// Enters call `id`'s span until the guard drops (nothing when the call is gone).
+    pub(super) fn enter(&self, id: super::CallId) -> Option<tracing::span::EnteredSpan> {
+        self.calls.get(id).map(|c| c.span.clone().entered())
+    }
+
     pub(super) fn send_response(&mut self, key: &TransactionKey, response: Response) {
         self.out.push_back(Command::Respond {
             key: key.clone(),

@@ -24,6 +24,7 @@ impl B2bua {
         leg: usize,
         resp: Response,
     ) {
+        let _span = self.enter(id);
         let status = resp.status;
         match status {
             100 => {}
@@ -210,6 +211,7 @@ impl B2bua {
 
     /// The caller's ACK for our 2xx (its INVITE server transaction is in Accepted, or gone).
     pub(super) fn on_a_ack(&mut self, id: CallId, ack: &crate::sip::Request) {
+        let _span = self.enter(id);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -329,6 +331,7 @@ impl B2bua {
 
     /// Hangs up an established (or answered) call from `side`'s end: BYE to the other side.
     pub(super) fn hang_up(&mut self, wall: SystemTime, id: CallId, by: Side, cause: HangupCause) {
+        let _span = self.enter(id);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -353,6 +356,7 @@ impl B2bua {
 
     /// CANCEL from the caller for the INVITE of call `id` (the 200 to the CANCEL is sent).
     pub(super) fn on_a_cancel(&mut self, wall: SystemTime, id: CallId) {
+        let _span = self.enter(id);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -375,6 +379,7 @@ impl B2bua {
     /// Timer-driven events of calls.
     pub(super) fn handle_call_timers(&mut self, now: Instant, wall: SystemTime) {
         for (id, timer) in self.calls.pop_due(now) {
+            let _span = self.enter(id);
             match timer {
                 CallTimer::NoAnswer => self.no_answer(wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),

@@ -72,6 +72,7 @@ impl B2bua {
             let resp = self.reject_response(&req, Reject::NoSuchDialog);
             return self.send_response(&key, resp);
         };
+        let _span = self.enter(id);
         let verdict = match self.leg_dialog(id, leg) {
             Some(d) => d.handle_request(&req),
             None => RequestVerdict::Reject(crate::dialog::DialogRejection::NoDialog),
@@ -225,6 +226,7 @@ impl B2bua {
             return;
         };
         let (id, from_leg, to_leg) = (relay.call, relay.from_leg, relay.to_leg);
+        let _span = self.enter(id);
         let is_invite = relay.original.method == Method::Invite;
         // Keep the answered leg's dialog in step.
         if let Some(d) = self.leg_dialog(id, to_leg) {

@@ -209,6 +209,9 @@ pub struct Call {
     /// The caller asked for privacy (RFC 3323 `Privacy: id`, `user` or `header`): the callee
     /// sees an anonymous From and no asserted identity; the CDR keeps the real caller.
     pub caller_private: bool,
+    /// `call{id=…}`: entered while the call handles an event, so every log line of the call
+    /// (and of the layers it calls into) carries its id.
+    pub span: tracing::Span,
 }
 
 impl Call {
@@ -289,3 +292,6 @@ mod tests {
         assert_eq!(best_response(std::iter::empty()), None);
     }
 }
+
+#[cfg(test)]
+mod core_tests;

@@ -93,6 +93,7 @@ impl B2bua {
         let Some((id, side)) = self.calls.refresh_of(key) else {
             return false;
         };
+        let _span = self.enter(id);
         let status = resp.map_or(408, |r| r.status);
         if status < 200 {
             return true;

@@ -151,7 +151,9 @@ impl B2bua {
             hold: Some(hold),
             caller_authenticated: adm.authenticated,
             caller_private,
+            span: tracing::info_span!(target: "ferroswitch::call", "call", id),
         };
+        let _span = call.span.clone().entered();
         tracing::info!(
             target: "ferroswitch::call",
             call = id, caller = %crate::security::log_escape(&call.caller.user), callee = %crate::security::log_escape(&call.callee.user),

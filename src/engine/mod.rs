@@ -1,7 +1,20 @@
-//! The engine: the sans-IO heart of the daemon. Transport events and the clock go in
-//! (`handle_*`), datagrams to send and the next deadline come out (`poll_*`); the tokio driver
-//! in `app` only moves them. In the middle sit the transaction layer and the services on top
-//! of it (registrar with digest authentication, OPTIONS; the B2BUA joins them here).
+//! The engine: the sans-IO dispatcher at the heart of the daemon. Transport events and the
+//! clock go in, datagrams to send, CDRs and the next deadline come out; the tokio driver in
+//! `app` only moves them. Inside sit the transaction layer, the registrar with digest
+//! authentication, NAT keep-alives, admission and routing of new calls, and the call core
+//! (`b2bua::B2bua`), which owns every call: the engine hands it events and carries out the
+//! `Command`s it returns (`run_commands`), and holds no per-call state of its own.
+//!
+//! Calling contract (what `app::drive` does, and every test harness):
+//! - `handle_inbound(now, wall, inbound)` for each received message, `handle_send_failure`
+//!   for each failed send, `handle_send_error` when `send` refused a transmit at once,
+//!   `handle_connection_closed` for each closed TCP connection;
+//! - `handle_timeout(now, wall)` whenever `poll_timeout()` has passed (calling it early is
+//!   harmless);
+//! - after any of these: drain `poll_transmit()` (send each), `poll_cdr()` (append each),
+//!   `poll_trusted()` (tell the transport), and read `bans()` when its counter changed;
+//! - to stop: `begin_shutdown`, keep driving until `is_drained()` or `shutdown_grace()`.
+//!   `now` never goes backwards; the engine never reads a clock itself.
 //!
 //! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
 //! match nothing are dropped, and every table is bounded by its layer.
