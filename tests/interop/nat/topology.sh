@@ -124,6 +124,7 @@ NFT
     ip -n "${P}srv" link set "${P}wx" master "${P}wan" up
     ip -n "${P}x" link set eth0 up
     ip -n "${P}x" addr add 198.18.0.99/24 dev eth0
+    ip -n "${P}x" route add default via 198.18.0.1
   fi
 }
 
