@@ -16,6 +16,12 @@
 #                      can fail (bypass or no [media]: private addresses in SDP, no RTP across)
 #   MIN_RTP=100        packets each phone must receive (about 5 s of PCMU at 50 packets/s)
 #   KEEP_WORK=1        keep the work dir (captures, logs)
+#   SERVER=kamailio    instead of the daemon, Kamailio + rtpengine (nat/kamailio-nat.cfg) as the
+#                      media anchor, to try the passing path before our relay exists;
+#                      KAM_FLAGS="strict-source" adds rtpengine's defence against RTP bleed
+#                      (measured: rtpengine's default learning forwards the stranger's packets
+#                      and the bleed check fails, which shows it can; with strict-source and
+#                      RTPENGINE_OPTS=--endpoint-learning=immediate all 7 checks pass)
 #
 # When the daemon rejects the [media] section it prints "relay not available" and exits 77
 # (skipped). Needs root (namespaces, nftables, dumpcap), baresip-core, tshark (dumpcap).
@@ -78,9 +84,26 @@ fi
 for u in alice bob; do printf '[[user]]\nid = "%s"\npassword = "pw-%s-Xk9q"\n\n' "$u" "$u"; done \
   >"$WORK/users/test.toml"
 
-echo "== media mode: ${MEDIA_MODE:-"(no [media] section)"}; expecting the media checks to $EXPECT"
-ip netns exec "${P}srv" "$BIN" --config "$WORK/ferroswitch.toml" --log-level info >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
+SERVER=${SERVER:-ferroswitch}
+if [ "$SERVER" = kamailio ]; then
+  MEDIA_MODE=relay
+  echo "== reference relay: Kamailio + rtpengine (flags: ${KAM_FLAGS:-none}); expecting the media checks to $EXPECT"
+  ha1() { printf '%s' "$1:$SRV:pw-$1-Xk9q" | md5sum | cut -d' ' -f1; }
+  mkdir -p "$WORK/kam"
+  sed -e "s|@SRV@|$SRV|g" -e "s|@NG@|127.0.0.1:2223|g" -e "s|@FLAGS@|${KAM_FLAGS:-}|g" \
+    -e "s|@HA1_ALICE@|$(ha1 alice)|" -e "s|@HA1_BOB@|$(ha1 bob)|" "$HERE/nat/kamailio-nat.cfg" >"$WORK/kam/kamailio.cfg"
+  ip netns exec "${P}srv" rtpengine --config-file=none --table=-1 --interface="$SRV" \
+    --listen-ng=127.0.0.1:2223 --port-min=40000 --port-max=40199 --foreground --log-stderr \
+    --log-level=6 ${RTPENGINE_OPTS:-} >"$WORK/rtpengine.log" 2>&1 &
+  PIDS+=($!)
+  ip netns exec "${P}srv" kamailio -DD -E -m 64 -f "$WORK/kam/kamailio.cfg" -Y "$WORK/kam" -w "$WORK/kam" \
+    >"$WORK/daemon.log" 2>&1 &
+  DAEMON_PID=$!
+else
+  echo "== media mode: ${MEDIA_MODE:-"(no [media] section)"}; expecting the media checks to $EXPECT"
+  ip netns exec "${P}srv" "$BIN" --config "$WORK/ferroswitch.toml" --log-level info >"$WORK/daemon.log" 2>&1 &
+  DAEMON_PID=$!
+fi
 up=
 for _ in $(seq 1 100); do
   if ip netns exec "${P}srv" python3 "$HERE/nat_media.py" options "$SRV" "$SIP_PORT"; then up=1; break; fi
@@ -123,7 +146,13 @@ w.close()' "$dir/tone.wav"
 start_phone 1 alice
 start_phone 2 bob
 for _ in $(seq 1 50); do [ -s "$WORK/phone1.pcap" ] && [ -s "$WORK/phone2.pcap" ] && break; sleep 0.1; done
-registered() { grep -q "registered aor=alice@" "$WORK/daemon.log" && grep -q "registered aor=bob@" "$WORK/daemon.log"; }
+registered() {
+  if [ "$SERVER" = kamailio ]; then
+    grep -q "200 OK" "$WORK/phone1/out.log" && grep -q "200 OK" "$WORK/phone2/out.log"
+  else
+    grep -q "registered aor=alice@" "$WORK/daemon.log" && grep -q "registered aor=bob@" "$WORK/daemon.log"
+  fi
+}
 for _ in $(seq 1 100); do registered && break; sleep 0.1; done
 check "both phones register from behind their NATs" registered
 
