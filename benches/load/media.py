@@ -134,6 +134,10 @@ def record(results, pairs):
         f.write(json.dumps(rec) + "\n")
 
 
+def ms(us):
+    return "-" if us is None else f"{us / 1000:.2f}" if us < 10000 else f"{us / 1000:.0f}"
+
+
 def report(results, out_md):
     recs = [json.loads(ln) for ln in open(results) if ln.strip()]
     meta = next((r for r in recs if r.get("test") == "media_meta"), {})
@@ -152,14 +156,14 @@ def report(results, out_md):
         if r.get("test") == "media_skip":
             lines.append(f"- {r['server']}: skipped: {r['reason']}")
     lines += ["", "| server | calls held | expected pkt/s through relay | relayed pkt/s | loss % | relay CPU µs/pkt "
-              "| relay CPU % of a core | latency p50 µs | p99 µs | RSS per call KiB | failed calls | cores busy % (relay/SIPp) "
+              "| relay CPU % of a core | latency p50 ms | p99 ms | RSS per call KiB | failed calls | cores busy % (relay/SIPp) "
               "| relay waited for CPU % | server CPU % (SIP) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
         if r.get("test") != "media":
             continue
         lines.append(f"| {r['server']} | {r['held']} | {r['expected_pps']} | {r['relayed_pps']} | {r['loss_pct']} "
-                     f"| {r['cpu_us_per_pkt']} | {r['cpu_pct']} | {r.get('lat_p50_us')} | {r.get('lat_p99_us')} "
+                     f"| {r['cpu_us_per_pkt']} | {r['cpu_pct']} | {ms(r.get('lat_p50_us'))} | {ms(r.get('lat_p99_us'))} "
                      f"| {r['rss_kib_per_call']} | {r['failed']} | {r.get('relay_core_busy_pct')}/{r.get('sipp_core_busy_pct')} "
                      f"| {r.get('relay_wait_pct')} | {r.get('server_cpu_pct')} |")
     text = "\n".join(lines) + "\n"

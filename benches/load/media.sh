@@ -113,7 +113,7 @@ RELAY_PID=
 start_rtpengine() {
   bg "$WORK/rtpengine.log" taskset -c "$SERVER_CORE" rtpengine --config-file=none --table=-1 \
     --interface=127.0.0.1 --listen-ng=127.0.0.1:2223 --port-min=$RELAY_LO --port-max=$RELAY_HI \
-    --foreground --log-stderr --log-level=4 --num-threads=2 --delete-delay=0
+    --foreground --log-stderr --log-level=4 --num-threads="${RTPENGINE_THREADS:-1}" --delete-delay=0
   RELAY_PID=$BG
   local i
   for i in $(seq 1 50); do ss -uln | grep -q '127.0.0.1:2223 ' && return 0; sleep 0.1; done
@@ -235,7 +235,9 @@ for s in $SERVERS; do
     say "$s: could not start"; status=1; stop_all; continue
   fi
   UAS_PORT=$(tool ports 1)
-  MP=$(tool ports 1)
+  # The callee's echo port: fixed (the namespace is ours), below the relay range so the
+  # counters and the capture only see the relay's legs. The caller's rtp_stream uses 6000.
+  MP=7000
   sipp_bg "$SERVER_NAME-uas" 3600 "$UAS_PORT" -sf "$HERE/scenarios/uas_rtp.xml" \
     -default_behaviors all,-bye -rtp_echo -mp "$MP" -mi 127.0.0.1
   UAS_PID=$BG
