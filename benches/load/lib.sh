@@ -83,6 +83,7 @@ max_calls_per_source = 0
 
 [log]
 level = "warn"
+${FERRO_EXTRA:-}
 TOML
   bg "$dir/daemon.log" taskset -c "$SERVER_CORE" "$BIN" --config "$dir/ferroswitch.toml" -q
   SERVER_PID=$BG
@@ -91,8 +92,9 @@ TOML
 start_kamailio() {
   local dir=$WORK/kamailio
   mkdir -p "$dir/run"
-  sed -e "s|@PORT@|$SERVER_PORT|g" -e "s|@CHILDREN@|$KAM_CHILDREN|g" \
-      -e "s|@USERS_CFG@|$WORK/kamailio-users.cfg|g" "$HERE/kamailio.cfg" >"$dir/kamailio.cfg"
+  # KAM_CFG: another template (media.sh: kamailio-rtpengine.cfg, rtpengine's ng at KAM_NG).
+  sed -e "s|@PORT@|$SERVER_PORT|g" -e "s|@CHILDREN@|$KAM_CHILDREN|g" -e "s|@NG@|${KAM_NG:-}|g" \
+      -e "s|@USERS_CFG@|$WORK/kamailio-users.cfg|g" "${KAM_CFG:-$HERE/kamailio.cfg}" >"$dir/kamailio.cfg"
   bg "$dir/kamailio.log" taskset -c "$SERVER_CORE" kamailio -DD -E -m "$KAM_SHM_MB" -x fm \
     -f "$dir/kamailio.cfg" -Y "$dir/run" -w "$dir"
   SERVER_PID=$BG

@@ -24,10 +24,11 @@
 # failure, so a CI smoke run notices when the suite rots. Installs sip-tester, kamailio, tshark, iproute2
 # and python3 with apt-get when missing and builds ferroswitch in release mode.
 # Every loop is bounded in count and time; every process started is ended on exit.
+# --media (or MEDIA=1): afterwards the media relay benchmark, media.sh (not part of --smoke).
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP= MEMORY_ONLY=
+MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP= MEMORY_ONLY= MEDIA=${MEDIA:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) MODE=smoke ;;
@@ -37,7 +38,8 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --media) MEDIA=1 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -336,3 +338,10 @@ done
 
 mkdir -p "$OUT"
 python3 "$HERE/report.py" "$RESULTS" "$OUT"
+rc=$?
+if [ -n "$MEDIA" ]; then
+  say "== media relay benchmark (media.sh)"
+  # media.sh speaks of "kamailio" for Kamailio + rtpengine; it runs in its own namespace.
+  FERROSWITCH_BIN=$BIN bash "$HERE/media.sh" --servers "$SERVERS" --out "$OUT" ${KEEP:+--keep} || rc=1
+fi
+exit $rc

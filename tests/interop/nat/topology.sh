@@ -12,6 +12,8 @@
 #   ${P}r2   WAN 198.18.0.12, LAN 198.19.2.1/24     home router 2
 #   ${P}p1   198.19.1.2, default via 198.19.1.1     phone 1 (run baresip here)
 #   ${P}p2   198.19.2.2, default via 198.19.2.1     phone 2 (run linphonec here)
+#   ${P}x    198.18.0.99/24 on the WAN bridge        a stranger on the public side (NAT_STRANGER=1
+#                                                    only), e.g. to send RTP at the server's relay
 #
 # P defaults to "fsn-" (NAT_PREFIX=... to change it). Run programs with
 #   ip netns exec fsn-srv target/release/ferroswitch --config ...
@@ -32,6 +34,7 @@
 P=${NAT_PREFIX:-fsn-}
 NAT_UDP_TIMEOUT=${NAT_UDP_TIMEOUT:-30}
 NAT_DROP_UNSOLICITED=${NAT_DROP_UNSOLICITED:-0}
+NAT_STRANGER=${NAT_STRANGER:-0}
 
 # One ICMP echo (no ping binary on the CI image), exit 0 on a reply within 2 s.
 ICMP_PING='
@@ -49,7 +52,7 @@ except OSError: sys.exit(1)
 
 nat_down() {
   local ns
-  for ns in "${P}p1" "${P}p2" "${P}r1" "${P}r2" "${P}srv"; do
+  for ns in "${P}x" "${P}p1" "${P}p2" "${P}r1" "${P}r2" "${P}srv"; do
     ip netns pids "$ns" >/dev/null 2>&1 && [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] \
       && echo "topology: processes still running in $ns: $(ip netns pids "$ns" | tr '\n' ' ')" >&2
     ip netns del "$ns" 2>/dev/null
@@ -61,7 +64,7 @@ nat_up() {
   nat_down
   # Built by a child shell with -e (errexit is ignored in a function called from `f || …`).
   NAT_PREFIX="$P" NAT_UDP_TIMEOUT="$NAT_UDP_TIMEOUT" NAT_DROP_UNSOLICITED="$NAT_DROP_UNSOLICITED" \
-    bash "${BASH_SOURCE[0]}" _build || { echo "topology: setup failed" >&2; nat_down; return 1; }
+    NAT_STRANGER="$NAT_STRANGER" bash "${BASH_SOURCE[0]}" _build || { echo "topology: setup failed" >&2; nat_down; return 1; }
   # Sanity: each phone reaches the server through its router.
   local i
   for i in 1 2; do
@@ -114,6 +117,15 @@ NFT
     ip netns exec "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$NAT_UDP_TIMEOUT"
     ip netns exec "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream="$NAT_UDP_TIMEOUT"
   done
+  if [ "$NAT_STRANGER" = 1 ]; then
+    ip netns add "${P}x"
+    ip -n "${P}x" link set lo up
+    ip link add eth0 netns "${P}x" type veth peer name "${P}wx" netns "${P}srv"
+    ip -n "${P}srv" link set "${P}wx" master "${P}wan" up
+    ip -n "${P}x" link set eth0 up
+    ip -n "${P}x" addr add 198.18.0.99/24 dev eth0
+    ip -n "${P}x" route add default via 198.18.0.1
+  fi
 }
 
 nat_show() {
