@@ -30,6 +30,7 @@ const SANS_IO: &[&str] = &[
     "src/media/loss.rs",
     "src/media/control.rs",
     "src/media/control_tests.rs",
+    "src/media/corpus_tests.rs",
 ];
 
 /// Path segments a sans-IO layer must not name.

@@ -52,6 +52,9 @@ pub mod rewrite;
 pub mod sdp;
 pub mod stream;
 
+#[cfg(test)]
+mod corpus_tests;
+
 pub use control::{
     addresses, Allocation, LocalPorts, MediaControl, MediaError, MediaEvent, MemoryRelay,
     SessionId, SessionStats, Transmit,

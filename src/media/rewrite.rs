@@ -168,7 +168,9 @@ pub fn rewrite(
                         let count = m.port_count.map(|n| format!("/{n}")).unwrap_or_default();
                         let l = format!("m={media} {}{count}{after_port}", p.rtp_port);
                         push_line(&mut out, l.as_bytes());
-                        if m.connection.is_none() && !session_c_rewritten {
+                        // No c= applies at all (invalid, but seen): give it ours. A session
+                        // c=0.0.0.0 is a hold and is inherited as it is.
+                        if m.connection.is_none() && sd.connection.is_none() {
                             let c = format!("c=IN {} {}", addrtype(p.addr), p.addr);
                             pending_c = Some(c.into_bytes());
                         }
@@ -282,6 +284,20 @@ mod tests {
             "{third}"
         );
         assert_eq!(o.version(), 2);
+    }
+
+    #[test]
+    fn rfc4566_5_7_a_stream_with_no_c_line_at_all_gets_ours_after_i() {
+        let body = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 0\r\ni=voice\r\na=ptime:20\r\n";
+        let out = rewrite(body.as_bytes(), &[plan(20000)], &mut LegOrigin::new(1)).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.ends_with(
+                "m=audio 20000 RTP/AVP 0\r\ni=voice\r\nc=IN IP4 203.0.113.7\r\na=ptime:20\r\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
