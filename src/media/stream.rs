@@ -213,6 +213,20 @@ impl SideState {
     fn mux(&self) -> bool {
         self.signal.is_some_and(|s| s.mux)
     }
+
+    /// Where this phone's RTCP goes: its latched RTCP source; before that, when RTP latched
+    /// to another IP than the SDP's (behind NAT), the guess RTP source port + 1; else the SDP.
+    fn rtcp_destination(&self) -> Option<SocketAddr> {
+        if let Some(l) = self.rtcp.latched {
+            return Some(l);
+        }
+        match (self.rtp.latched, self.rtcp.signalled) {
+            (Some(rtp), sig) if sig.is_none_or(|s| s.ip() != rtp.ip()) => {
+                Some(SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?))
+            }
+            (_, sig) => sig,
+        }
+    }
 }
 
 /// The rules of one relayed stream (see the module doc).
@@ -284,11 +298,15 @@ impl StreamRelay {
         }
         let rtcp = channel == Channel::Rtcp || is_rtcp(packet);
         // Muxed RTCP (or RTCP on the RTP port at all) latches with RTP: same NAT mapping.
-        let latch = match channel {
-            Channel::Rtp => &mut from.rtp,
-            Channel::Rtcp => &mut from.rtcp,
+        // The RTCP port latches only behind RTP and only from the IP RTP latched to: RTCP
+        // comes every few seconds, so a sprayer would otherwise always be first there.
+        let accepted = match channel {
+            Channel::Rtp => from.rtp.accept(now, src),
+            Channel::Rtcp => {
+                from.rtp.latched.is_some_and(|l| l.ip() == src.ip()) && from.rtcp.accept(now, src)
+            }
         };
-        if !latch.accept(now, src) {
+        if !accepted {
             from.stats.dropped += 1;
             return Verdict::Drop(DropReason::Unlatched);
         }
@@ -306,7 +324,7 @@ impl StreamRelay {
         let dest = if !rtcp || to.mux() {
             to.rtp.destination().map(|d| (d, Channel::Rtp))
         } else {
-            to.rtcp.destination().map(|d| (d, Channel::Rtcp))
+            to.rtcp_destination().map(|d| (d, Channel::Rtcp))
         };
         match dest {
             Some((to_addr, via)) => {

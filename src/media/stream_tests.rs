@@ -268,7 +268,14 @@ fn rfc5761_rtcp_follows_each_sides_mux_choice() {
             via: Channel::Rtcp
         }
     );
-    // B's RTCP on our RTCP port goes to A muxed.
+    // B's RTCP on our RTCP port (once B's RTP latched) goes to A muxed.
+    s.handle_packet(
+        t0,
+        Side::B,
+        Channel::Rtp,
+        addr("198.51.100.20:5000"),
+        &rtp(1),
+    );
     let v = s.handle_packet(
         t0,
         Side::B,
@@ -394,4 +401,62 @@ fn public_addresses() {
     ] {
         assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
     }
+}
+
+#[test]
+fn rtp_bleed_the_rtcp_port_latches_only_behind_rtp_and_from_its_ip() {
+    let t0 = virtual_epoch();
+    let mut s = call(t0);
+    // Before A's RTP latched, nobody latches A's RTCP port, not even A.
+    let v = s.handle_packet(t0, Side::A, Channel::Rtcp, addr(ATTACKER), &rtcp_sr());
+    assert_eq!(v, Verdict::Drop(DropReason::Unlatched));
+    s.handle_packet(t0, Side::A, Channel::Rtp, addr(NAT_A), &rtp(1));
+    // B's RTCP goes to A's NAT mapping guessed from RTP (A's SDP address is private).
+    let v = s.handle_packet(
+        t0,
+        Side::B,
+        Channel::Rtp,
+        addr("198.51.100.20:5000"),
+        &rtp(1),
+    );
+    assert!(matches!(v, Verdict::Forward { .. }));
+    let v = s.handle_packet(
+        t0,
+        Side::B,
+        Channel::Rtcp,
+        addr("198.51.100.20:5001"),
+        &rtcp_sr(),
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            to: addr("203.0.113.50:31001"),
+            via: Channel::Rtcp
+        }
+    );
+    // Another IP still cannot take A's RTCP port; A's own NAT (another port) can.
+    let v = s.handle_packet(t0, Side::A, Channel::Rtcp, addr(ATTACKER), &rtcp_sr());
+    assert_eq!(v, Verdict::Drop(DropReason::Unlatched));
+    let v = s.handle_packet(
+        t0,
+        Side::A,
+        Channel::Rtcp,
+        addr("203.0.113.50:31007"),
+        &rtcp_sr(),
+    );
+    assert!(matches!(v, Verdict::Forward { .. }));
+    let v = s.handle_packet(
+        t0,
+        Side::B,
+        Channel::Rtcp,
+        addr("198.51.100.20:5001"),
+        &rtcp_sr(),
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            to: addr("203.0.113.50:31007"),
+            via: Channel::Rtcp
+        }
+    );
 }
