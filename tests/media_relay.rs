@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 const LOOPBACK: &str = "127.0.0.1";
 
-/// A relay over its own port range (tests run in parallel), bound to loopback.
+/// A relay over its own port range (tests run in parallel), bound to loopback. The ranges sit
+/// below Linux's ephemeral ports (32768–60999), which other tests' sockets may hold.
 fn relay(first: u16, pairs: u16, media_timeout: Duration) -> MediaRelay {
     let config = MediaConfig {
         rtp_ports: PortRange::new(first, first + 2 * pairs - 1).unwrap(),
@@ -70,7 +71,7 @@ fn drain(s: &UdpSocket) -> Vec<(SocketAddr, u8)> {
 
 #[test]
 fn two_phones_hear_each_other_through_the_relay_both_ways() {
-    let r = relay(41000, 8, Duration::from_secs(60));
+    let r = relay(23000, 8, Duration::from_secs(60));
     let (a, b) = (phone(), phone());
     let alloc = r.allocate(&[true], LOOPBACK.parse().unwrap()).unwrap();
     let ours_a = alloc.ports(0, Side::A).unwrap();
@@ -124,7 +125,7 @@ fn two_phones_hear_each_other_through_the_relay_both_ways() {
 
 #[test]
 fn rtp_bleed_a_third_socket_after_latching_reaches_neither_phone_and_is_counted() {
-    let r = relay(41100, 8, Duration::from_secs(60));
+    let r = relay(23100, 8, Duration::from_secs(60));
     let (a, b, attacker) = (phone(), phone(), phone_at("127.0.0.66"));
     let alloc = r.allocate(&[true], LOOPBACK.parse().unwrap()).unwrap();
     let (pa, pb) = (
@@ -170,7 +171,7 @@ fn rtp_bleed_a_third_socket_after_latching_reaches_neither_phone_and_is_counted(
 
 #[test]
 fn release_frees_every_port_pair_and_closes_the_sockets() {
-    let r = relay(41200, 6, Duration::from_secs(60));
+    let r = relay(23200, 6, Duration::from_secs(60));
     assert_eq!((r.pool_free(), r.pool_capacity()), (6, 6));
     let ip: IpAddr = LOOPBACK.parse().unwrap();
     let one = r.allocate(&[true, true], ip).unwrap(); // audio + video: 4 pairs
@@ -196,7 +197,7 @@ fn release_frees_every_port_pair_and_closes_the_sockets() {
 #[test]
 fn media_timeout_event_arrives_from_the_worker_threads() {
     let timeout = Duration::from_millis(700);
-    let r = relay(41300, 4, timeout);
+    let r = relay(23300, 4, timeout);
     let (tx, rx) = mpsc::channel();
     r.on_event(move || {
         let _ = tx.send(());

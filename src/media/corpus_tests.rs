@@ -296,3 +296,68 @@ fn every_body_in_the_corpus_rewrites_and_truncations_never_panic() {
     }
     assert!(n >= 11, "{n} bodies");
 }
+
+proptest::proptest! {
+    /// Never a panic, whatever lines a peer strings together or whatever bytes it sends.
+    #[test]
+    fn any_sdp_line_soup_parses_or_errs_and_rewrites_without_panicking(
+        picks in proptest::collection::vec(0usize..SOUP.len(), 0..40),
+        junk in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        crlf in proptest::bool::ANY,
+    ) {
+        let eol = if crlf { "\r\n" } else { "\n" };
+        let mut body = Vec::new();
+        body.extend_from_slice(b"v=0");
+        body.extend_from_slice(eol.as_bytes());
+        for &i in &picks {
+            body.extend_from_slice(SOUP[i].as_bytes());
+            body.extend_from_slice(eol.as_bytes());
+        }
+        body.extend_from_slice(&junk);
+        if let Ok(sd) = SessionDescription::parse(&body) {
+            for i in 0..sd.media.len() + 1 {
+                let _ = (sd.direction(i), sd.rtp_addr(i), sd.rtcp_addr(i));
+            }
+            let plan = plans(&sd, OURS.parse().unwrap());
+            let out = rewrite(&body, &plan, &mut LegOrigin::new(5));
+            let out = out.expect("what parses, rewrites");
+            proptest::prop_assert!(SessionDescription::parse(&out).is_ok());
+        }
+        let _ = SessionDescription::parse(&junk);
+    }
+}
+
+const SOUP: &[&str] = &[
+    "o=- 1 1 IN IP4 192.0.2.1",
+    "o=- 1 1 IN IP6 ::1",
+    "s=-",
+    "c=IN IP4 192.0.2.1",
+    "c=IN IP4 0.0.0.0",
+    "c=IN IP6 2001:db8::1",
+    "c=IN IP4 host.example.org",
+    "c=IN IP4 224.2.1.1/127/3",
+    "t=0 0",
+    "m=audio 4000 RTP/AVP 0 8 101",
+    "m=audio 0 RTP/AVP 0",
+    "m=video 65535/2 RTP/AVP 96",
+    "m=application 9 UDP/BFCP *",
+    "m=audio 1 x",
+    "a=rtcp:4001",
+    "a=rtcp:65535 IN IP4 192.0.2.9",
+    "a=rtcp-mux",
+    "a=sendonly",
+    "a=recvonly",
+    "a=inactive",
+    "a=sendrecv",
+    "a=candidate:1 1 UDP 2130706431 10.0.0.1 4000 typ host",
+    "a=ice-ufrag:abcd",
+    "a=rtpmap:0 PCMU/8000",
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+    "b=AS:64",
+    "i=x",
+    "x",
+    "=",
+    "a=",
+    "a=rtcp:",
+    "",
+];

@@ -663,6 +663,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_handle_can_be_shared_with_the_engine_thread() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MediaRelay>();
+    }
+
+    #[test]
     fn socket_addresses_round_trip_through_sockaddr_storage() {
         // SAFETY: all-zero is a valid sockaddr_storage.
         let mut s: libc::sockaddr_storage = unsafe { zeroed() };

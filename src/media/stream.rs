@@ -132,7 +132,8 @@ impl Latch {
         // latched first do not close the window: only time does.
         let settled = self.latched.is_some() && self.latched == self.signalled
             || !self.signalled.is_some_and(|s| is_public(s.ip()));
-        (self.accepted < LATCH_PACKETS || !settled) && now < t + LATCH_WINDOW
+        (self.accepted < LATCH_PACKETS || !settled)
+            && now.saturating_duration_since(t) < LATCH_WINDOW
     }
 
     /// Whether a packet from `src` is accepted, latching as the window allows.
@@ -353,7 +354,7 @@ impl StreamRelay {
         self.sides
             .iter()
             .filter(|s| !s.timed_out)
-            .filter_map(|s| s.active_at.map(|t| t + limit))
+            .filter_map(|s| s.active_at.and_then(|t| t.checked_add(limit)))
             .min()
     }
 
@@ -365,7 +366,8 @@ impl StreamRelay {
             if s.timed_out || s.signal.is_none() {
                 continue;
             }
-            if s.active_at.is_some_and(|t| now >= t + limit) {
+            let due = s.active_at.and_then(|t| t.checked_add(limit));
+            if due.is_some_and(|due| now >= due) {
                 s.timed_out = true;
                 out.push(side);
             }
