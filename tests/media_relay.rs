@@ -77,7 +77,7 @@ fn two_phones_hear_each_other_through_the_relay_both_ways() {
     let ours_a = alloc.ports(0, Side::A).unwrap();
     let ours_b = alloc.ports(0, Side::B).unwrap();
     assert_eq!(ours_a.addr, LOOPBACK.parse::<IpAddr>().unwrap());
-    assert!(ours_a.rtp % 2 == 0 && ours_a.rtcp == ours_a.rtp + 1);
+    assert!(ours_a.rtp.is_multiple_of(2) && ours_a.rtcp == ours_a.rtp + 1);
     let now = Instant::now();
     // A is "behind NAT": its SDP names an address it does not send from.
     r.update_side(

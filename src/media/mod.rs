@@ -120,7 +120,7 @@ impl PortRange {
         if first < Self::MIN {
             return Err(format!("{first} is below {}", Self::MIN));
         }
-        if first % 2 != 0 {
+        if !first.is_multiple_of(2) {
             return Err(format!("must start on an even port (RTP), not {first}"));
         }
         if last <= first {
@@ -141,7 +141,7 @@ impl PortRange {
 
     /// How many RTP/RTCP pairs fit (an odd last port closes a pair, an even one is unused).
     pub fn pairs(&self) -> u32 {
-        (u32::from(self.last) - u32::from(self.first) + 1) / 2
+        (u32::from(self.last) - u32::from(self.first)).div_ceil(2)
     }
 }
 
