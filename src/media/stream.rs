@@ -13,9 +13,12 @@
 //! that IP may latch (a NAT may still change the port), and a packet from exactly the
 //! signalled address always wins (relatches) while the window is open, so a sprayer cannot
 //! take a reachable phone's stream; a private signalled address (the phone is behind NAT)
-//! says nothing about where packets will come from, so the first source wins there. A new address in the phone's SDP (re-INVITE after a network change)
-//! reopens the window. Only RTP/RTCP version 2 packets can latch or be forwarded. Everything
-//! refused is dropped and counted, never forwarded.
+//! says nothing about where packets will come from, so the first source wins there. The
+//! RTCP port latches only after RTP did and only from RTP's IP (RTCP comes every few seconds,
+//! so a sprayer would otherwise be first there). A new address in the phone's SDP (re-INVITE
+//! after a network change) reopens the window; the same address again (hold, resume) or none
+//! (`c=0.0.0.0` hold) keeps the latch. Only RTP/RTCP version 2 packets can latch or be
+//! forwarded. Everything refused is dropped and counted, never forwarded.
 //!
 //! **Media timeout**: a side that has signalled SDP and sent neither RTP nor RTCP for
 //! `media_timeout` times out once (until it sends again or signals anew); while the stream
@@ -258,9 +261,13 @@ impl StreamRelay {
     pub fn update_side(&mut self, now: Instant, side: Side, signal: SideSignal) {
         let was_held = self.held();
         let s = &mut self.sides[side.index()];
-        s.rtp.signal(signal.rtp);
-        s.rtcp
-            .signal(if signal.mux { signal.rtp } else { signal.rtcp });
+        // No address (an old-style c=0.0.0.0 hold, or a host name) says nothing new about
+        // where the phone is: keep what was signalled and learned, only the direction moves.
+        if signal.rtp.is_some() {
+            s.rtp.signal(signal.rtp);
+            s.rtcp
+                .signal(if signal.mux { signal.rtp } else { signal.rtcp });
+        }
         s.signal = Some(signal);
         s.active_at = Some(now);
         s.timed_out = false;

@@ -460,3 +460,42 @@ fn rtp_bleed_the_rtcp_port_latches_only_behind_rtp_and_from_its_ip() {
         }
     );
 }
+
+#[test]
+fn rfc3264_8_4_old_style_hold_keeps_the_latch_and_resume_keeps_it_too() {
+    let t0 = virtual_epoch();
+    let mut s = call(t0);
+    s.handle_packet(t0, Side::A, Channel::Rtp, addr(NAT_A), &rtp(1));
+    // c=0.0.0.0: no address, sendonly.
+    let hold = SideSignal {
+        rtp: None,
+        rtcp: None,
+        mux: false,
+        direction: Direction::SendOnly,
+    };
+    let t = t0 + Duration::from_secs(10);
+    s.update_side(t, Side::A, hold);
+    // Music on hold from A still comes from its NAT; nobody else can take the stream.
+    let v = s.handle_packet(t, Side::A, Channel::Rtp, addr("203.0.113.51:1"), &rtp(2));
+    assert_eq!(v, Verdict::Drop(DropReason::Unlatched));
+    let v = s.handle_packet(t, Side::A, Channel::Rtp, addr(NAT_A), &rtp(3));
+    assert!(matches!(v, Verdict::Forward { .. }));
+    // The stream is held: hold_timeout applies.
+    assert_eq!(s.handle_timeout(t + MEDIA * 2), []);
+    // Resume with the old address: the latch stands.
+    s.update_side(t, Side::A, signal("192.168.1.10:4000", Direction::SendRecv));
+    let v = s.handle_packet(
+        t,
+        Side::B,
+        Channel::Rtp,
+        addr("198.51.100.20:5000"),
+        &rtp(1),
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            to: addr(NAT_A),
+            via: Channel::Rtp
+        }
+    );
+}
