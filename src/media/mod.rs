@@ -195,14 +195,6 @@ impl MediaConfig {
     };
     pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(1800);
-
-    /// Worker threads to start: `threads`, or the number of cores when 0.
-    pub fn worker_threads(&self) -> usize {
-        if self.threads > 0 {
-            return self.threads;
-        }
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
 }
 
 impl Default for MediaConfig {

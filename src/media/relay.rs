@@ -108,9 +108,12 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl MediaRelay {
-    /// Starts `config.worker_threads()` workers; binds nothing until `allocate`.
+    /// Starts `[media] threads` workers (0: one per core); binds nothing until `allocate`.
     pub fn start(config: MediaConfig) -> io::Result<MediaRelay> {
-        let n = config.worker_threads();
+        let n = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let mut workers = Vec::with_capacity(n);
         for _ in 0..n {
             // SAFETY: plain system calls; the fds are owned right away.
