@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod dialog;
 pub mod engine;
+pub mod media;
 pub mod net;
 pub mod registrar;
 pub mod security;

@@ -370,3 +370,34 @@ fn tcp_limits_and_timeouts_reach_the_transport() {
         "{msg}"
     );
 }
+
+#[test]
+fn media_section_problems_are_all_reported_with_file_line_and_key() {
+    let main = "[media]\nrtp_ports = \"16385-32767\"\next_rtp_ip = \"nat.example.org\"\n\
+                media_timeout = 0\nthreads = 2\nmode = \"relay\"\n";
+    let (path, lines) = errors("media", main, &[("a.toml", ALICE)]);
+    let file = path.display().to_string();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&format!("{file}:2: media.rtp_ports: ")),
+        "{lines:#?}"
+    );
+    assert!(lines[0].contains("even"), "{lines:#?}");
+    assert!(
+        lines[1].starts_with(&format!("{file}:3: media.ext_rtp_ip: ")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:4: media.media_timeout: ")),
+        "{lines:#?}"
+    );
+    let msg = one_error(
+        "media_unknown",
+        "[media]\nrtp_port = 1\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        msg.contains(":2: [media]: unknown field `rtp_port`"),
+        "{msg}"
+    );
+}

@@ -76,6 +76,8 @@ fn main_config_has_the_documented_values() {
     // The [tcp] table shows the defaults too.
     assert_eq!(c.tcp, ferroswitch::config::TcpConfig::default());
     assert_eq!(c.tcp.untrusted_idle_timeout, Duration::from_secs(30));
+    // So does [media] (issue 11), with the addresses left to the SIP leg.
+    assert_eq!(c.media, ferroswitch::media::MediaConfig::default());
 }
 
 #[test]

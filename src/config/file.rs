@@ -30,6 +30,8 @@ struct RawFile {
     security: crate::security::SecurityConfig,
     #[serde(default)]
     tcp: RawTcp,
+    #[serde(default)]
+    media: super::media::RawMedia,
 }
 
 #[derive(Deserialize, Default)]
@@ -94,6 +96,7 @@ pub(crate) struct Parsed {
     pub calls: CallsConfig,
     pub security: crate::security::SecurityConfig,
     pub tcp: TcpConfig,
+    pub media: crate::media::MediaConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -102,14 +105,14 @@ pub(crate) struct Parsed {
 const MAX_EXPIRES_LIMIT: i64 = 7 * 24 * 3600;
 
 /// Collects problems with the line of the offending value.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
     errors: Vec<ConfigError>,
 }
 
 impl Problems<'_> {
-    fn bad(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
+    pub(super) fn bad(&mut self, span: Option<Range<usize>>, key: &str, message: String) {
         let e = ConfigError::invalid(self.file, self.text, span, key, message);
         self.errors.push(e);
     }
@@ -134,6 +137,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         p.bad(None, "security", e.to_string());
     }
     let tcp = tcp(&mut p, raw.tcp);
+    let media = super::media::media(&mut p, raw.media);
     Ok(Parsed {
         server,
         registrar,
@@ -141,6 +145,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         calls,
         security: raw.security,
         tcp,
+        media,
         errors: p.errors,
     })
 }

@@ -9,6 +9,7 @@
 pub mod error;
 mod file;
 pub mod listen;
+mod media;
 pub mod users;
 pub mod weak;
 
@@ -36,6 +37,8 @@ pub struct Config {
     pub security: crate::security::SecurityConfig,
     /// `[tcp]`: connection limits and idle timeouts.
     pub tcp: TcpConfig,
+    /// `[media]`: the RTP relay (the plain type the engine takes).
+    pub media: crate::media::MediaConfig,
     pub users: Users,
 }
 
@@ -272,6 +275,7 @@ impl Config {
                 calls: parsed.calls,
                 security: parsed.security,
                 tcp: parsed.tcp,
+                media: parsed.media,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
