@@ -140,7 +140,8 @@ pub fn start_with(
         None => None,
     };
     let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
-    let engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
+    let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
+    let media_wake = start_media(config, &mut engine);
     let (transport, events) = TransportHandle::start(sockets, transport_config)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
@@ -151,6 +152,7 @@ pub fn start_with(
         shutdown_rx,
         stats.clone(),
         cdr,
+        media_wake,
     ));
     Ok(Running {
         transport,
@@ -159,6 +161,32 @@ pub fn start_with(
         store,
         stats,
     })
+}
+
+/// `[media] mode = "relay"`: starts the relay's worker threads and hands the relay to the
+/// engine; returns what the relay pokes when it has events (media timeouts) for the driver.
+/// A relay that cannot start (no threads, no epoll) is logged and calls go unanchored.
+fn start_media(config: &Config, engine: &mut Engine) -> Option<Arc<tokio::sync::Notify>> {
+    if config.media.mode != crate::media::MediaMode::Relay {
+        return None;
+    }
+    match crate::media::MediaRelay::start(config.media.clone()) {
+        Ok(relay) => {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let w = wake.clone();
+            relay.on_event(move || w.notify_one());
+            tracing::info!(
+                ports = %config.media.rtp_ports,
+                "media relay started: RTP anchored ([media] mode = \"relay\")"
+            );
+            engine.set_media(Box::new(relay));
+            Some(wake)
+        }
+        Err(e) => {
+            tracing::error!("cannot start the media relay: {e}; SDP passes untouched");
+            None
+        }
+    }
 }
 
 /// What the engine needs from the configuration file: the engine does not know the file's
@@ -222,6 +250,7 @@ async fn drive(
     mut shutdown: watch::Receiver<Stop>,
     stats: Arc<Mutex<EngineStats>>,
     mut cdr: Option<CdrWriter>,
+    media_wake: Option<Arc<tokio::sync::Notify>>,
 ) -> bool {
     // Set once draining: when the driver gives up waiting for the BYEs.
     let mut give_up: Option<Instant> = None;
@@ -262,6 +291,12 @@ async fn drive(
                 }
             }
             _ = sleep => engine.handle_timeout(Instant::now(), SystemTime::now()),
+            _ = async {
+                match &media_wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => engine.handle_media(Instant::now(), SystemTime::now()),
         }
         flush(&mut engine, &transport);
         while let Some(rec) = engine.poll_cdr() {

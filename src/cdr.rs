@@ -145,6 +145,27 @@ pub struct CdrRecord {
     /// The final SIP status the caller got (200 for answered calls).
     pub sip_status: u16,
     pub hangup_side: Side,
+    /// RTP/RTCP through the relay, per leg, when the call's media was anchored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<CdrMedia>,
+}
+
+/// What the media relay counted for a call (`[media] mode = "relay"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CdrMedia {
+    pub caller: CdrLeg,
+    pub callee: CdrLeg,
+}
+
+/// One leg's media: received from its phone (`rx`), sent to it (`tx`), and RTP packets of
+/// its phone lost on the way (judged from sequence numbers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CdrLeg {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub lost: u64,
 }
 
 impl CdrRecord {
@@ -209,6 +230,7 @@ mod tests {
             hangup_cause_code: 17,
             sip_status: 486,
             hangup_side: Side::Callee,
+            media: None,
         };
         let line = rec.to_json_line();
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));

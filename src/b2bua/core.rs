@@ -140,6 +140,10 @@ pub struct B2bua {
     pub(super) run_id: u64,
     pub(super) out: VecDeque<Command>,
     pub(super) stats: B2buaStats,
+    /// The media relay when media is anchored (`[media] mode = "relay"`), else `None`.
+    pub(super) media: Option<super::RelayHandle>,
+    /// Relay sessions by the call they belong to (media timeouts name the session).
+    pub(super) media_calls: crate::FastMap<crate::media::SessionId, super::CallId>,
 }
 
 impl B2bua {
@@ -157,7 +161,14 @@ impl B2bua {
             run_id,
             out: VecDeque::new(),
             stats: B2buaStats::default(),
+            media: None,
+            media_calls: Default::default(),
         }
+    }
+
+    /// Anchors the media of calls set up from now on in `relay` (`[media] mode = "relay"`).
+    pub fn set_media(&mut self, relay: super::RelayHandle) {
+        self.media = Some(relay);
     }
 
     pub fn config(&self) -> &B2buaConfig {
@@ -359,8 +370,8 @@ impl B2bua {
 
     /// An ACK the transaction layer passed up (for a 2xx; `invite`: the server transaction
     /// of the INVITE it acknowledges, while it lives).
-    pub fn handle_ack(&mut self, invite: Option<TransactionKey>, ack: &Request) {
-        self.on_ack(invite, ack);
+    pub fn handle_ack(&mut self, now: Instant, invite: Option<TransactionKey>, ack: &Request) {
+        self.on_ack(now, invite, ack);
     }
 
     /// Ends call `id` from the switch's side (an operator's hang-up, a media timeout): BYE
@@ -385,8 +396,14 @@ impl B2bua {
     }
 
     /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
-    pub fn handle_dialog_request(&mut self, wall: SystemTime, key: TransactionKey, req: Request) {
-        self.handle_in_dialog(wall, key, req);
+    pub fn handle_dialog_request(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+    ) {
+        self.handle_in_dialog(now, wall, key, req);
     }
 }
 

@@ -28,13 +28,13 @@ impl B2bua {
         let status = resp.status;
         match status {
             100 => {}
-            101..=199 => self.b_provisional(id, leg, &resp),
+            101..=199 => self.b_provisional(now, id, leg, &resp),
             200..=299 => self.b_answered(now, wall, id, leg, &resp),
             _ => self.b_failed(wall, id, leg, status),
         }
     }
 
-    fn b_provisional(&mut self, id: CallId, leg: usize, resp: &Response) {
+    fn b_provisional(&mut self, now: Instant, id: CallId, leg: usize, resp: &Response) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -67,6 +67,15 @@ impl B2bua {
         if call.state != CallState::Ringing || call.cancelled {
             return;
         }
+        let anchored;
+        let resp = if self.anchors_media() && !resp.body.is_empty() {
+            let mut r = resp.clone();
+            r.body = self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body);
+            anchored = r;
+            &anchored
+        } else {
+            resp
+        };
         let out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
         self.send_a(id, out);
     }
@@ -152,6 +161,20 @@ impl B2bua {
             self.cancel_b(id, i);
         }
         self.arm_session_timers(now, id);
+        // The winner's SDP goes to the caller with our relay ports (an offer, for a late
+        // offer: the relay is allocated now).
+        let anchored;
+        let resp = if self.anchors_media() && !resp.body.is_empty() {
+            let mut r = resp.clone();
+            r.body = self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body);
+            if let Some(b) = self.calls.get_mut(id).and_then(|c| c.b.get_mut(leg)) {
+                b.answer_sdp = Some(r.body.clone());
+            }
+            anchored = r;
+            &anchored
+        } else {
+            resp
+        };
         let mut out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
         if let Some(call) = self.calls.get(id) {
             if let Some(t) = &call.a.session_timer {
@@ -210,7 +233,7 @@ impl B2bua {
     }
 
     /// The caller's ACK for our 2xx (its INVITE server transaction is in Accepted, or gone).
-    pub(super) fn on_a_ack(&mut self, id: CallId, ack: &crate::sip::Request) {
+    pub(super) fn on_a_ack(&mut self, now: Instant, id: CallId, ack: &crate::sip::Request) {
         let _span = self.enter(id);
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -229,7 +252,7 @@ impl B2bua {
                 call.b[w].ack_waits_for_caller = false;
                 let body = (!ack.body.is_empty()).then(|| {
                     (
-                        ack.body.clone(),
+                        self.anchor(now, id, LegRef::A, &ack.headers, &ack.body),
                         ack.headers
                             .get_str(&HeaderName::ContentType)
                             .map(str::to_string),
@@ -494,6 +517,13 @@ impl B2bua {
     /// the call leaves the table as soon as no b-leg is pending any more.
     pub(super) fn maybe_finish(&mut self, wall: SystemTime, id: CallId) {
         let run_id = self.run_id;
+        // The relay's ports go back as the call ends for its users; its counters go into
+        // the CDR.
+        let ending = self
+            .calls
+            .get(id)
+            .is_some_and(|c| c.end.is_some() && !c.cdr_written);
+        let media = if ending { self.release_media(id) } else { None };
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -543,6 +573,7 @@ impl B2bua {
                 hangup_cause_code: cause.code(),
                 sip_status: if call.answer.is_some() { 200 } else { status },
                 hangup_side: side,
+                media: media.as_ref().map(super::media::cdr_media),
             };
             self.out.push_back(Command::Cdr(Box::new(rec)));
         }
@@ -561,6 +592,7 @@ impl B2bua {
             )
         });
         if !pending {
+            self.release_media(id);
             if let Some(mut call) = self.calls.remove(id) {
                 if let Some(h) = call.hold.take() {
                     self.call_limits.release(h);

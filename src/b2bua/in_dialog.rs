@@ -64,7 +64,13 @@ fn carried_request_headers(req: &Request) -> impl Iterator<Item = crate::sip::He
 
 impl B2bua {
     /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
-    pub(super) fn handle_in_dialog(&mut self, wall: SystemTime, key: TransactionKey, req: Request) {
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        key: TransactionKey,
+        req: Request,
+    ) {
         let found = DialogKey::for_received_request(&req)
             .ok()
             .and_then(|k| self.calls.by_dialog(&k).map(|v| (k, v)));
@@ -107,7 +113,7 @@ impl B2bua {
                     }
                     return self.hang_up(wall, id, side, HangupCause::NormalClearing);
                 }
-                self.relay(id, leg, key, req);
+                self.relay(now, id, leg, key, req);
             }
         }
     }
@@ -157,7 +163,14 @@ impl B2bua {
     }
 
     /// Sends `req` (received on `from_leg`) across to the other leg.
-    fn relay(&mut self, id: CallId, from_leg: LegRef, key: TransactionKey, req: Request) {
+    fn relay(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        from_leg: LegRef,
+        key: TransactionKey,
+        req: Request,
+    ) {
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -199,7 +212,7 @@ impl B2bua {
             }
         }
         super::respond::push_user_agent(&mut out.headers, HeaderName::UserAgent, &ua);
-        out.body = req.body.clone();
+        out.body = self.anchor(now, id, from_leg, &req.headers, &req.body);
         // A send the transaction layer refuses comes back as a 503 for this relay
         // (`on_client_failure`), which answers the original with 503.
         match self.send_request(out, peer) {
@@ -246,7 +259,7 @@ impl B2bua {
                 }
             }
         }
-        out.body = resp.body.clone();
+        out.body = self.anchor(now, id, to_leg, &resp.headers, &resp.body);
         let timer = self.calls.get(id).and_then(|c| match from_leg {
             LegRef::A => c.a.session_timer,
             LegRef::B(i) => c.b[i].session_timer,
@@ -269,7 +282,7 @@ impl B2bua {
 
     /// An ACK the transaction layer passed up (for a 2xx): the caller's ACK of our answer,
     /// or either leg's ACK of a relayed re-INVITE's answer.
-    pub(super) fn on_ack(&mut self, invite: Option<TransactionKey>, ack: &Request) {
+    pub(super) fn on_ack(&mut self, now: Instant, invite: Option<TransactionKey>, ack: &Request) {
         let found = match invite.and_then(|k| self.calls.by_a_invite(&k)) {
             Some(id) => Some((id, LegRef::A)),
             None => DialogKey::for_received_request(ack)
@@ -280,9 +293,9 @@ impl B2bua {
             return;
         };
         if leg == LegRef::A {
-            self.on_a_ack(id, ack);
+            self.on_a_ack(now, id, ack);
         }
-        self.on_reinvite_ack(id, leg, ack);
+        self.on_reinvite_ack(now, id, leg, ack);
     }
 
     /// A 2xx to an INVITE of ours that no call owns any more (a fork that answered after the

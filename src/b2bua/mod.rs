@@ -26,6 +26,7 @@ mod events;
 pub mod headers;
 mod in_dialog;
 mod limits;
+mod media;
 mod message;
 mod refresh;
 mod reinvite;
@@ -39,6 +40,7 @@ pub use self::core::{
     B2bua, B2buaConfig, B2buaStats, CallSettings, Command, TxView, BRANCH_PREFIX,
 };
 pub use limits::{Hold, Limits, Over};
+pub use media::{CallMedia, RelayHandle};
 pub use reject::Reject;
 pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
 pub use setup::{advertised, binding_peer, identity, Arrival, Route};
@@ -212,6 +214,10 @@ pub struct Call {
     /// `call{id=…}`: entered while the call handles an event, so every log line of the call
     /// (and of the layers it calls into) carries its id.
     pub span: tracing::Span,
+    /// The call's relay session, when its media is anchored (`media`).
+    pub media: Option<Box<CallMedia>>,
+    /// Our address on the caller's SIP leg: where relay sockets bind unless `rtp_ip` says.
+    pub media_ip: std::net::IpAddr,
 }
 
 impl Call {

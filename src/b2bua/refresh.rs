@@ -40,7 +40,12 @@ impl B2bua {
                 call.b[w].advertised.clone(),
                 call.b[w].session_timer,
                 call.b[w].allows_update,
-                Some(call.a.invite.body.clone()).filter(|b| !b.is_empty()),
+                // What the callee got from us: with media anchored, our rewritten offer.
+                call.media
+                    .as_ref()
+                    .and_then(|m| m.last_sent[1].clone())
+                    .or_else(|| Some(call.a.invite.body.clone()))
+                    .filter(|b| !b.is_empty()),
             ),
             _ => return,
         };

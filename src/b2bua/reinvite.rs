@@ -62,7 +62,7 @@ impl B2bua {
 
     /// An ACK that came in on `leg` of call `id`: if it acknowledges the 2xx of the relayed
     /// re-INVITE, the retransmissions stop and a held-back ACK goes out with its answer.
-    pub(super) fn on_reinvite_ack(&mut self, id: CallId, leg: LegRef, ack: &Request) {
+    pub(super) fn on_reinvite_ack(&mut self, now: Instant, id: CallId, leg: LegRef, ack: &Request) {
         let Some(seq) = ack.headers.cseq().map(|c| c.seq) else {
             return;
         };
@@ -86,7 +86,7 @@ impl B2bua {
                 .headers
                 .get_str(&HeaderName::ContentType)
                 .map(str::to_string);
-            (ack.body.clone(), ctype)
+            (self.anchor(now, id, leg, &ack.headers, &ack.body), ctype)
         });
         let bytes = self.ack_leg(id, to_leg, to_seq, body);
         if let Some(r) = self.calls.get_mut(id).and_then(|c| c.reinvite.as_mut()) {

@@ -47,6 +47,8 @@ pub enum Reject {
     UserOverLimit,
     /// 487: the INVITE was cancelled (§9.2).
     RequestTerminated,
+    /// 488: an SDP offer we cannot read (the media relay must understand it).
+    NotAcceptableHere,
     /// 491: our own re-INVITE is pending in that dialog (glare, §14.1).
     RequestPending,
     /// 501 with Allow: a method we do not implement.
@@ -58,6 +60,8 @@ pub enum Reject {
     TooManyCalls,
     /// 503 with `Retry-After: 30`: we are shutting down (§21.5.4).
     ShuttingDown,
+    /// 503 with Retry-After: no RTP port pair left for the media relay.
+    NoMediaPorts,
 }
 
 impl Reject {
@@ -80,9 +84,10 @@ impl Reject {
             TooManyHops => 483,
             UserOverLimit => 486,
             RequestTerminated => 487,
+            NotAcceptableHere => 488,
             RequestPending => 491,
             NotImplemented => 501,
-            Unavailable | TooManyCalls | ShuttingDown => 503,
+            Unavailable | TooManyCalls | ShuttingDown | NoMediaPorts => 503,
         }
     }
 
@@ -108,6 +113,8 @@ impl Reject {
             UserOverLimit => "Busy Here",
             RequestTerminated => "Request Terminated",
             RequestPending => "Request Pending",
+            NotAcceptableHere => "Not Acceptable Here",
+            NoMediaPorts => "Service Unavailable - No Media Ports",
             NotImplemented => "Not Implemented",
             Unavailable | ShuttingDown => "Service Unavailable",
             TooManyCalls => "Service Unavailable - Too Many Calls",
@@ -117,7 +124,7 @@ impl Reject {
     /// The headers this refusal carries besides the usual ones.
     pub fn add_headers(self, h: &mut Headers) {
         match self {
-            Reject::TooManyCalls => h.push(HeaderName::RetryAfter, "5"),
+            Reject::TooManyCalls | Reject::NoMediaPorts => h.push(HeaderName::RetryAfter, "5"),
             Reject::ShuttingDown => h.push(HeaderName::RetryAfter, "30"),
             Reject::NotImplemented => h.push(HeaderName::Allow, ALLOW),
             Reject::UserOverLimit => h.push(
@@ -161,11 +168,13 @@ mod tests {
             TooManyHops,
             UserOverLimit,
             RequestTerminated,
+            NotAcceptableHere,
             RequestPending,
             NotImplemented,
             Unavailable,
             TooManyCalls,
             ShuttingDown,
+            NoMediaPorts,
         ] {
             assert!((400..600).contains(&r.status()), "{r}");
             assert!(

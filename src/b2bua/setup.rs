@@ -110,6 +110,17 @@ impl B2bua {
                 return self.over_limit(now, &key, &req, &caller_party.user, arrival, over, true)
             }
         };
+        // Media anchoring: the relay session and the body the callee gets (our ports).
+        let (media, b_body) =
+            match self.anchor_new_offer(now, arrival.local.ip(), &req.headers, &req.body) {
+                Ok(Some((m, body))) => (Some(m), body),
+                Ok(None) => (None, req.body.clone()),
+                Err(rej) => {
+                    self.call_limits.release(hold);
+                    let parties = (caller_party, callee_party);
+                    return self.refuse_call(wall, &key, &req, parties, rej);
+                }
+            };
         let caller_private = wants_privacy(&req);
 
         let a_adv = advertised(arrival.local, ruri.host(), arrival.transport);
@@ -152,7 +163,12 @@ impl B2bua {
             caller_authenticated: adm.authenticated,
             caller_private,
             span: tracing::info_span!(target: "ferroswitch::call", "call", id),
+            media,
+            media_ip: arrival.local.ip(),
         };
+        if let Some(m) = &call.media {
+            self.media_calls.insert(m.alloc.id, id);
+        }
         let _span = call.span.clone().entered();
         tracing::info!(
             target: "ferroswitch::call",
@@ -160,7 +176,7 @@ impl B2bua {
             contacts = bindings.len(), "new call"
         );
         for b in &bindings {
-            let invite = self.b_leg_invite(&call, b);
+            let invite = self.b_leg_invite(&call, b, &b_body);
             let peer = binding_peer(b);
             call.first_b_call_id
                 .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
@@ -192,6 +208,12 @@ impl B2bua {
             if let Some(h) = call.hold.take() {
                 self.call_limits.release(h);
             }
+            if let Some(m) = call.media.take() {
+                self.media_calls.remove(&m.alloc.id);
+                if let Some(relay) = self.media.as_mut() {
+                    let _ = relay.release(m.alloc.id);
+                }
+            }
             let resp = self.reject_response(&call.a.invite, Reject::Unavailable);
             let key = call.a.invite_key.clone();
             return self.send_response(&key, resp);
@@ -216,6 +238,8 @@ impl B2bua {
         let cause = match rej {
             Reject::NotFound => HangupCause::UnallocatedNumber,
             Reject::NotRegistered => HangupCause::UserNotRegistered,
+            Reject::NotAcceptableHere => HangupCause::IncompatibleDestination,
+            Reject::NoMediaPorts => HangupCause::SwitchCongestion,
             _ => HangupCause::from_sip_status(code),
         };
         tracing::info!(
@@ -244,6 +268,7 @@ impl B2bua {
             hangup_cause_code: cause.code(),
             sip_status: code,
             hangup_side: Side::System,
+            media: None,
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));
     }
@@ -301,7 +326,7 @@ impl B2bua {
     }
 
     /// The INVITE of a new b-leg to one registered contact.
-    fn b_leg_invite(&mut self, call: &Call, b: &Binding) -> Request {
+    fn b_leg_invite(&mut self, call: &Call, b: &Binding, body: &bytes::Bytes) -> Request {
         let a = &call.a.invite;
         let mut r = Request::new(crate::sip::Method::Invite, b.contact.clone());
         let branch = self.our_branch();
@@ -380,7 +405,7 @@ impl B2bua {
                 }
             }
         }
-        r.body = a.body.clone();
+        r.body = body.clone();
         r
     }
 }

@@ -93,6 +93,9 @@ pub struct EngineStats {
     pub dropped: u64,
     /// Calls in progress when the stats were taken.
     pub active_calls: u64,
+    /// Media relay sessions open (two port pairs per relayed stream each): back to 0 once
+    /// every anchored call has ended.
+    pub media_sessions: u64,
 }
 
 pub struct Engine {
@@ -197,10 +200,24 @@ impl Engine {
         }
     }
 
+    /// Anchors the media of new calls in `relay` (`[media] mode = "relay"`; without it SDP
+    /// passes untouched).
+    pub fn set_media(&mut self, relay: crate::b2bua::RelayHandle) {
+        self.b2bua.set_media(relay);
+    }
+
+    /// The media relay has something to report (a media timeout): the driver calls this when
+    /// the relay wakes it, besides `handle_timeout`.
+    pub fn handle_media(&mut self, now: Instant, wall: SystemTime) {
+        self.b2bua.handle_media(now, wall);
+        self.run_commands(now, wall);
+    }
+
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             active_calls: self.b2bua.len() as u64,
             calls_ended: self.b2bua.stats().calls_ended,
+            media_sessions: self.b2bua.media_sessions() as u64,
             ..self.stats
         }
     }
@@ -258,6 +275,7 @@ impl Engine {
             self.txl.poll_timeout(),
             self.store.next_expiry(),
             self.b2bua.poll_timeout(),
+            self.b2bua.media_timeout_at(),
             self.guard.poll_timeout(),
             self.keepalives.poll_timeout(),
         ]
@@ -271,6 +289,7 @@ impl Engine {
         self.guard.handle_timeout(now);
         self.drain_events(now, wall, None);
         self.b2bua.handle_timeout(now, wall);
+        self.b2bua.handle_media(now, wall);
         self.run_commands(now, wall);
         for (aor, b) in self.store.remove_expired(now) {
             self.stats.expired_bindings += 1;
@@ -449,7 +468,7 @@ impl Engine {
                     .handle_cancel(wall, &self.txl, &key, &request, invite),
                 TransactionEvent::Ack {
                     invite, request, ..
-                } => self.b2bua.handle_ack(invite, &request),
+                } => self.b2bua.handle_ack(now, invite, &request),
                 TransactionEvent::Response { key, response } => {
                     self.on_client_response(now, wall, key, response)
                 }
@@ -527,7 +546,7 @@ impl Engine {
             Method::Options => self.options_response(&req),
             Method::Ack | Method::Cancel => return,
             _ if req.headers.to_tag().is_some() => {
-                return self.b2bua.handle_dialog_request(wall, key, req);
+                return self.b2bua.handle_dialog_request(now, wall, key, req);
             }
             Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
             Method::Invite | Method::Message => {

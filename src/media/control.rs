@@ -153,6 +153,13 @@ pub trait MediaControl {
     fn release(&mut self, id: SessionId) -> Result<SessionStats, MediaError>;
     fn stats(&self, id: SessionId) -> Option<SessionStats>;
     fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// The next media deadline of a relay that runs on the caller's clock (the in-memory
+    /// relay); a threaded relay times itself and returns `None`.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// Checks the deadlines due at `now` (the in-memory relay); a no-op for the threaded one.
+    fn handle_timeout(&mut self, _now: Instant) {}
 }
 
 /// Where relay sockets bind and what SDP says, for a leg whose SIP runs on `sip_ip`.
@@ -434,6 +441,14 @@ impl MediaControl for MemoryRelay {
 
     fn stats(&self, id: SessionId) -> Option<SessionStats> {
         self.sessions.get(&id).map(|s| s.rules.stats())
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        MemoryRelay::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        MemoryRelay::handle_timeout(self, now)
     }
 
     fn poll_event(&mut self) -> Option<MediaEvent> {

@@ -21,6 +21,7 @@ mod flow;
 mod identity;
 mod in_dialog;
 mod loss;
+mod media;
 mod reinvite;
 mod shutdown;
 mod transfer;
