@@ -9,6 +9,7 @@
 pub mod error;
 mod file;
 pub mod listen;
+pub mod tls;
 pub mod users;
 pub mod weak;
 
@@ -36,6 +37,8 @@ pub struct Config {
     pub security: crate::security::SecurityConfig,
     /// `[tcp]`: connection limits and idle timeouts.
     pub tcp: TcpConfig,
+    /// `[tls]`: present when the file has the table (required by a `tls:` listener).
+    pub tls: Option<tls::TlsSettings>,
     pub users: Users,
 }
 
@@ -272,6 +275,7 @@ impl Config {
                 calls: parsed.calls,
                 security: parsed.security,
                 tcp: parsed.tcp,
+                tls: parsed.tls,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
@@ -325,6 +329,15 @@ impl Config {
                      requests whose host is the realm it was computed for"
                 ),
             ));
+        }
+        if let Some(t) = &self.tls {
+            let domain = self.server.domain.as_deref();
+            let now = std::time::SystemTime::now();
+            if let Ok(m) = tls::load(t) {
+                for message in tls::warnings(&m, domain, now) {
+                    out.push(main("tls.certificate", message));
+                }
+            }
         }
         let algs = &self.registrar.digest_algorithms;
         if ha1_users > 0 && algs.iter().any(|a| a.base() != Algorithm::Md5) {
