@@ -321,18 +321,26 @@ async fn serve(
     flags: Arc<ConnFlags>,
 ) {
     let peer = origin.source;
+    // Messages queued during a TLS handshake that failed: reported as not sent below.
+    let mut unsent = Vec::new();
     let reason = match handshake {
         Handshake::None => {
             let (rd, wr) = stream.into_split();
             run(&shared, rd, wr, origin, &mut rx, &flags, Vec::new()).await
         }
-        tls => match tls_handshake(&shared, stream, tls, origin, &mut rx, &flags).await {
-            Ok((stream, held)) => {
-                let (rd, wr) = tokio::io::split(stream);
-                run(&shared, rd, wr, origin, &mut rx, &flags, held).await
+        tls => {
+            let mut held = Vec::new();
+            match tls_handshake(&shared, stream, tls, origin, &mut rx, &flags, &mut held).await {
+                Ok(stream) => {
+                    let (rd, wr) = tokio::io::split(stream);
+                    run(&shared, rd, wr, origin, &mut rx, &flags, held).await
+                }
+                Err(reason) => {
+                    unsent = held;
+                    reason
+                }
             }
-            Err(reason) => reason,
-        },
+        }
     };
     shared.table().remove(id);
     bump(&shared.counters.connections_closed);
@@ -359,6 +367,18 @@ async fn serve(
             },
             _ => TransportError::ConnectionGone(id),
         };
+        for data in unsent {
+            bump(&shared.counters.send_failures);
+            let failure = SendFailure {
+                peer: origin.peer(),
+                connection: Some(id),
+                data,
+                error: error.clone(),
+            };
+            shared
+                .emit(TransportEvent::SendFailed(failure), &mut shared.shutdown_signal())
+                .await;
+        }
         fail_queued(&shared, id, origin.peer(), &mut rx, &error).await;
     }
     let ev = TransportEvent::ConnectionClosed { id, peer, reason };
@@ -373,7 +393,7 @@ type TlsStream = tokio_rustls::TlsStream<TcpStream>;
 
 /// The TLS handshake, bounded by `handshake_timeout` and cancelled by shutdown or by the
 /// table dropping the connection (evicted to make room, or closed on request). Messages
-/// queued meanwhile are held (at most `write_queue`) and returned, to go out first.
+/// queued meanwhile are moved to `held` (at most `write_queue`), to go out first.
 async fn tls_handshake(
     shared: &Shared,
     stream: TcpStream,
@@ -381,7 +401,8 @@ async fn tls_handshake(
     origin: Origin,
     rx: &mut mpsc::Receiver<Bytes>,
     flags: &ConnFlags,
-) -> Result<(TlsStream, Vec<Bytes>), CloseReason> {
+    held: &mut Vec<Bytes>,
+) -> Result<TlsStream, CloseReason> {
     let Some(tls) = shared.tls.as_ref() else {
         return Err(CloseReason::Handshake("no TLS certificate configured".into()));
     };
@@ -404,7 +425,6 @@ async fn tls_handshake(
     let deadline = tokio::time::sleep(shared.config.handshake_timeout);
     tokio::pin!(deadline);
     let mut sd = shared.shutdown_signal();
-    let mut held = Vec::new();
     let room = shared.config.write_queue.max(1);
     loop {
         tokio::select! {
@@ -419,7 +439,7 @@ async fn tls_handshake(
                     Ok(s) => {
                         bump(&c.tls_handshakes);
                         tracing::debug!(peer = %origin.source, id = ?origin.connection, "TLS session established");
-                        Ok((s, held))
+                        Ok(s)
                     }
                     Err(e) => {
                         bump(&c.tls_handshake_failures);
