@@ -188,8 +188,9 @@ pub fn start_with(
 pub fn tls_setup(s: &crate::config::tls::TlsSettings) -> Result<TlsSetup, String> {
     let m = crate::config::tls::load(s).map_err(|e| e.to_string())?;
     let extra_roots = match &s.ca_file {
-        Some(ca) => crate::config::tls::read_certificates(ca)
-            .map_err(|e| format!("tls.ca_file: {e}"))?,
+        Some(ca) => {
+            crate::config::tls::read_certificates(ca).map_err(|e| format!("tls.ca_file: {e}"))?
+        }
         None => Vec::new(),
     };
     Ok(TlsSetup {

@@ -197,13 +197,17 @@ fn run(cli: &Cli) -> ExitCode {
             .stop(|| match running.reload_tls() {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                 Err(e) if config.tls.is_none() => tracing::info!("SIGHUP: nothing to reload ({e})"),
-                Err(e) => tracing::error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}")
+                }
             })
             .await;
         tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
         let cleared = running
             .graceful_shutdown(async {
-                let second = signals.stop(|| tracing::info!("SIGHUP while stopping: ignored")).await;
+                let second = signals
+                    .stop(|| tracing::info!("SIGHUP while stopping: ignored"))
+                    .await;
                 tracing::info!("{second} again: stopping at once");
             })
             .await;

@@ -33,7 +33,11 @@ fn a_matching_pair_loads_with_paths_relative_to_the_config() {
     assert_eq!(t.min_version, TlsVersion::V1_3);
     assert!(!t.verify_peers);
     let r = check(&path);
-    assert!(r.is_ok() && r.warnings.iter().all(|w| w.key != "tls.certificate"), "{:?}", r.warnings);
+    assert!(
+        r.is_ok() && r.warnings.iter().all(|w| w.key != "tls.certificate"),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
@@ -41,7 +45,10 @@ fn a_tls_listener_without_tls_settings_is_an_error() {
     let dir = TempDir::new("cfg-tls-missing");
     let path = write_config(&dir, &main_toml("", ""), USERS_TOML);
     let e = Config::load(&path).unwrap_err().to_string();
-    assert!(e.contains("tls: a tls: listener needs [tls] certificate and private_key"), "{e}");
+    assert!(
+        e.contains("tls: a tls: listener needs [tls] certificate and private_key"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -65,8 +72,14 @@ fn unreadable_or_empty_files_and_old_versions_are_errors() {
     let toml = main_toml("", &format!("{TLS}min_version = \"1.1\"\n"));
     let path = write_config(&dir, &toml, USERS_TOML);
     let e = Config::load(&path).unwrap_err().to_string();
-    assert!(e.contains("tls.min_version: \"1.1\" is not a TLS version"), "{e}");
-    assert!(e.contains("tls.certificate:") && e.contains("no PEM certificate"), "{e}");
+    assert!(
+        e.contains("tls.min_version: \"1.1\" is not a TLS version"),
+        "{e}"
+    );
+    assert!(
+        e.contains("tls.certificate:") && e.contains("no PEM certificate"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -87,12 +100,24 @@ fn check_config_warns_about_expiry_within_14_days_and_a_domain_not_covered() {
         .map(|w| w.to_string())
         .collect();
     assert_eq!(tls.len(), 2, "{tls:#?}");
-    assert!(tls[0].contains("expires on") && tls[0].contains(" days): renew it"), "{}", tls[0]);
-    assert!(tls[1].contains("does not name the domain \"pbx.example.org\""), "{}", tls[1]);
+    assert!(
+        tls[0].contains("expires on") && tls[0].contains(" days): renew it"),
+        "{}",
+        tls[0]
+    );
+    assert!(
+        tls[1].contains("does not name the domain \"pbx.example.org\""),
+        "{}",
+        tls[1]
+    );
 
     // Named, and a year to go: nothing to say.
     ca.issue_for(&["pbx.example.org"], "fine", YEAR)
         .write(dir.path(), "");
     let r = check(&path);
-    assert!(r.warnings.iter().all(|w| w.key != "tls.certificate"), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().all(|w| w.key != "tls.certificate"),
+        "{:?}",
+        r.warnings
+    );
 }

@@ -351,7 +351,10 @@ async fn alice_registered_over_tls_is_called_on_her_tls_connection_from_bob_on_u
 
     let inv = seed_invite(&mut bob, &mut alice, &sdp("bob", 8000)).await;
     let via = inv.headers.top_via().expect("our Via");
-    assert_eq!((via.transport.as_str(), via.port), ("TLS", Some(tls.port())));
+    assert_eq!(
+        (via.transport.as_str(), via.port),
+        ("TLS", Some(tls.port()))
+    );
     assert!(req_header(&inv, "Contact").is_some_and(|c| c.contains(";transport=tls")));
 
     alice

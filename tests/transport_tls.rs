@@ -43,8 +43,7 @@ fn start_tls(leaf: &Leaf, config: TransportConfig) -> TlsServer {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let sockets = Sockets::bind(&[(Transport::Tls, any)]).unwrap();
     let (t, rx) =
-        TransportHandle::start_with_tls(sockets, config, Some(setup(leaf, false, vec![])))
-            .unwrap();
+        TransportHandle::start_with_tls(sockets, config, Some(setup(leaf, false, vec![]))).unwrap();
     let tls = t.local_addr(Transport::Tls).unwrap();
     TlsServer { t, rx, tls }
 }
@@ -105,7 +104,10 @@ async fn rfc3261_26_2_handshake_then_messages_framed_across_and_within_tls_recor
         unreachable!()
     };
     assert_eq!(&r.body[..], b"hello");
-    assert_eq!(r.headers.top_via().unwrap().rport(), Some(Some(local.port())));
+    assert_eq!(
+        r.headers.top_via().unwrap().rport(),
+        Some(Some(local.port()))
+    );
 
     // RFC 5626 keep-alive over TLS: CRLFCRLF answered with CRLF.
     phone.write_all(b"\r\n\r\n").await.unwrap();
@@ -245,7 +247,9 @@ async fn reload_serves_the_new_certificate_to_new_connections_and_keeps_open_one
 }
 
 fn peer_cert(s: &tokio_rustls::client::TlsStream<TcpStream>) -> CertificateDer<'static> {
-    s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
+    s.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
 }
 
 /// A TLS server of our own (a trunk) with `leaf`; returns its address and the first
@@ -302,14 +306,16 @@ async fn outbound_tls_verifies_the_server_by_name_against_the_extra_ca() {
     let (addr, got) = trunk(&leaf).await;
     t.set_tls_server_name(addr, "trunk.example.net").unwrap();
     let msg = request("OPTIONS", "to-trunk", "TLS", "127.0.0.1");
-    t.send(Peer::new(Transport::Tls, addr), Bytes::from(msg)).unwrap();
+    t.send(Peer::new(Transport::Tls, addr), Bytes::from(msg))
+        .unwrap();
     let m = timeout(WAIT, got).await.unwrap().unwrap();
     assert!(m.is_some_and(|m| m.starts_with(b"OPTIONS")));
 
     // Reached by address only, the name check fails and the send is reported failed.
     let (addr, got) = trunk(&leaf).await;
     let msg = request("OPTIONS", "to-ip", "TLS", "127.0.0.1");
-    t.send(Peer::new(Transport::Tls, addr), Bytes::from(msg)).unwrap();
+    t.send(Peer::new(Transport::Tls, addr), Bytes::from(msg))
+        .unwrap();
     loop {
         match next_event(&mut rx).await {
             TransportEvent::SendFailed(f) => {

@@ -215,7 +215,10 @@ mod tests {
     fn versions_parse_and_old_ones_are_refused() {
         assert_eq!("1.2".parse::<TlsVersion>(), Ok(TlsVersion::V1_2));
         assert_eq!("1.3".parse::<TlsVersion>(), Ok(TlsVersion::V1_3));
-        assert!("1.1".parse::<TlsVersion>().unwrap_err().contains("not served"));
+        assert!("1.1"
+            .parse::<TlsVersion>()
+            .unwrap_err()
+            .contains("not served"));
         assert!("1.0".parse::<TlsVersion>().is_err());
     }
 }

@@ -140,17 +140,17 @@ mod tests {
         assert_eq!(h.peer().unwrap().to_string(), "tls:192.0.2.1:5061");
         let h = hop("sips:bob@192.0.2.1:5071;transport=TLS").unwrap();
         assert_eq!(h.peer().unwrap().to_string(), "tls:192.0.2.1:5071");
-        for u in ["sips:bob@192.0.2.1;transport=udp", "sips:bob@192.0.2.1;transport=tcp"] {
+        for u in [
+            "sips:bob@192.0.2.1;transport=udp",
+            "sips:bob@192.0.2.1;transport=tcp",
+        ] {
             assert!(matches!(hop(u), Err(DialogError::Unroutable(_))), "{u}");
         }
     }
 
     #[test]
     fn schemes_and_transports_we_do_not_serve_are_unroutable() {
-        for u in [
-            "tel:+15551234",
-            "sip:bob@192.0.2.1;transport=sctp",
-        ] {
+        for u in ["tel:+15551234", "sip:bob@192.0.2.1;transport=sctp"] {
             assert!(matches!(hop(u), Err(DialogError::Unroutable(_))), "{u}");
         }
     }

@@ -376,7 +376,10 @@ async fn serve(
                 error: error.clone(),
             };
             shared
-                .emit(TransportEvent::SendFailed(failure), &mut shared.shutdown_signal())
+                .emit(
+                    TransportEvent::SendFailed(failure),
+                    &mut shared.shutdown_signal(),
+                )
                 .await;
         }
         fail_queued(&shared, id, origin.peer(), &mut rx, &error).await;
@@ -404,7 +407,9 @@ async fn tls_handshake(
     held: &mut Vec<Bytes>,
 ) -> Result<TlsStream, CloseReason> {
     let Some(tls) = shared.tls.as_ref() else {
-        return Err(CloseReason::Handshake("no TLS certificate configured".into()));
+        return Err(CloseReason::Handshake(
+            "no TLS certificate configured".into(),
+        ));
     };
     let c = &shared.counters;
     let fut = async {

@@ -206,9 +206,7 @@ impl ServerCertVerifier for AcceptAnyServer {
 /// One line for the log about a failed handshake: what the peer or we objected to, with a
 /// hint for the case operators meet most (a phone that does not trust our certificate).
 pub(crate) fn describe_failure(e: &std::io::Error) -> String {
-    let inner = e
-        .get_ref()
-        .and_then(|i| i.downcast_ref::<rustls::Error>());
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
         Some(rustls::Error::AlertReceived(alert)) => {
             use rustls::AlertDescription as A;
@@ -224,6 +222,10 @@ pub(crate) fn describe_failure(e: &std::io::Error) -> String {
             };
             format!("the peer sent the alert {alert:?}{hint}")
         }
+        Some(rustls::Error::PeerIncompatible(why)) => format!(
+            "no TLS version or cipher suite in common (we serve TLS 1.2+ with AEAD suites only): \
+             {why:?}"
+        ),
         Some(other) => other.to_string(),
         None if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the peer closed the connection during the handshake".to_string()
