@@ -1,6 +1,7 @@
 //! A test certificate authority made in the test (rcgen): server certificates for 127.0.0.1
 //! and `localhost`, written as PEM files the daemon's `[tls]` points at, and rustls client
 //! configurations that trust the CA (or trust nothing, for the refusal tests).
+#![allow(dead_code)]
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
