@@ -15,7 +15,7 @@
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
 use super::stats::{add, bump};
 use super::table::ConnFlags;
-use super::tls::describe_failure;
+use super::tls::{tls_handshake, Handshake};
 use super::wire::{log_message, Direction};
 use crate::net::{
     CloseReason, ConnectionId, Inbound, Origin, Peer, SendFailure, Transport, TransportError,
@@ -300,16 +300,6 @@ async fn fail_queued(
     }
 }
 
-/// What happens on a new connection before SIP flows.
-pub(crate) enum Handshake {
-    /// Plain TCP.
-    None,
-    /// TLS, we are the server (an accepted connection).
-    Accept,
-    /// TLS, we are the client; the name the server's certificate must carry (and SNI).
-    Connect(rustls::pki_types::ServerName<'static>),
-}
-
 /// Runs one connection to its end, then cleans up.
 async fn serve(
     shared: Arc<Shared>,
@@ -389,75 +379,6 @@ async fn serve(
         shared.emit_now(ev);
     } else {
         shared.emit(ev, &mut shared.shutdown_signal()).await;
-    }
-}
-
-type TlsStream = tokio_rustls::TlsStream<TcpStream>;
-
-/// The TLS handshake, bounded by `handshake_timeout` and cancelled by shutdown or by the
-/// table dropping the connection (evicted to make room, or closed on request). Messages
-/// queued meanwhile are moved to `held` (at most `write_queue`), to go out first.
-async fn tls_handshake(
-    shared: &Shared,
-    stream: TcpStream,
-    handshake: Handshake,
-    origin: Origin,
-    rx: &mut mpsc::Receiver<Bytes>,
-    flags: &ConnFlags,
-    held: &mut Vec<Bytes>,
-) -> Result<TlsStream, CloseReason> {
-    let Some(tls) = shared.tls.as_ref() else {
-        return Err(CloseReason::Handshake(
-            "no TLS certificate configured".into(),
-        ));
-    };
-    let c = &shared.counters;
-    let fut = async {
-        match handshake {
-            Handshake::Connect(name) => tls
-                .connector
-                .connect(name, stream)
-                .await
-                .map(tokio_rustls::TlsStream::from),
-            _ => tls
-                .acceptor
-                .accept(stream)
-                .await
-                .map(tokio_rustls::TlsStream::from),
-        }
-    };
-    tokio::pin!(fut);
-    let deadline = tokio::time::sleep(shared.config.handshake_timeout);
-    tokio::pin!(deadline);
-    let mut sd = shared.shutdown_signal();
-    let room = shared.config.write_queue.max(1);
-    loop {
-        tokio::select! {
-            _ = cancelled(&mut sd) => return Err(CloseReason::Shutdown),
-            _ = &mut deadline => {
-                bump(&c.tls_handshake_failures);
-                let limit = shared.config.handshake_timeout;
-                return Err(CloseReason::Handshake(format!("not finished within {limit:?}")));
-            }
-            r = &mut fut => {
-                return match r {
-                    Ok(s) => {
-                        bump(&c.tls_handshakes);
-                        tracing::debug!(peer = %origin.source, id = ?origin.connection, "TLS session established");
-                        Ok(s)
-                    }
-                    Err(e) => {
-                        bump(&c.tls_handshake_failures);
-                        Err(CloseReason::Handshake(describe_failure(&e)))
-                    }
-                };
-            }
-            queued = rx.recv(), if held.len() < room => match queued {
-                Some(data) => held.push(data),
-                None if flags.evicted() => return Err(CloseReason::Evicted),
-                None => return Err(CloseReason::Local),
-            },
-        }
     }
 }
 

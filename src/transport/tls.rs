@@ -2,11 +2,17 @@
 //! hand accepted connections to, the client side for connections we open, and the swap of
 //! the served certificate on reload.
 //!
-//! Only session set-up lives here: once the handshake is done, a TLS connection is framed,
+//! Only session set-up lives here (the configurations, and `tls_handshake`, which a connection
+//! task runs before anything else): once the handshake is done, a TLS connection is framed,
 //! kept alive, timed out and capped exactly as a TCP one (`tcp.rs` drives both). Versions are
 //! TLS 1.2 and 1.3 only, with rustls's cipher suites, all of them AEAD (AES-GCM and
 //! ChaCha20-Poly1305 with ECDHE); nothing here ever widens that. Never logs key material.
 
+use super::handle::{cancelled, Shared};
+use super::stats::bump;
+use super::table::ConnFlags;
+use crate::net::{CloseReason, Origin};
+use bytes::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -15,6 +21,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::fmt;
 use std::sync::{Arc, RwLock};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// The rustls crypto provider of every TLS session and key check: *ring*, which builds with
@@ -200,6 +208,85 @@ impl ServerCertVerifier for AcceptAnyServer {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// What happens on a new connection before SIP flows.
+pub(crate) enum Handshake {
+    /// Plain TCP.
+    None,
+    /// TLS, we are the server (an accepted connection).
+    Accept,
+    /// TLS, we are the client; the name the server's certificate must carry (and SNI).
+    Connect(rustls::pki_types::ServerName<'static>),
+}
+
+pub(crate) type TlsStream = tokio_rustls::TlsStream<TcpStream>;
+
+/// The TLS handshake, bounded by `handshake_timeout` and cancelled by shutdown or by the
+/// table dropping the connection (evicted to make room, or closed on request). Messages
+/// queued meanwhile are moved to `held` (at most `write_queue`), to go out first.
+pub(crate) async fn tls_handshake(
+    shared: &Shared,
+    stream: TcpStream,
+    handshake: Handshake,
+    origin: Origin,
+    rx: &mut mpsc::Receiver<Bytes>,
+    flags: &ConnFlags,
+    held: &mut Vec<Bytes>,
+) -> Result<TlsStream, CloseReason> {
+    let Some(tls) = shared.tls.as_ref() else {
+        return Err(CloseReason::Handshake(
+            "no TLS certificate configured".into(),
+        ));
+    };
+    let c = &shared.counters;
+    let fut = async {
+        match handshake {
+            Handshake::Connect(name) => tls
+                .connector
+                .connect(name, stream)
+                .await
+                .map(tokio_rustls::TlsStream::from),
+            _ => tls
+                .acceptor
+                .accept(stream)
+                .await
+                .map(tokio_rustls::TlsStream::from),
+        }
+    };
+    tokio::pin!(fut);
+    let deadline = tokio::time::sleep(shared.config.handshake_timeout);
+    tokio::pin!(deadline);
+    let mut sd = shared.shutdown_signal();
+    let room = shared.config.write_queue.max(1);
+    loop {
+        tokio::select! {
+            _ = cancelled(&mut sd) => return Err(CloseReason::Shutdown),
+            _ = &mut deadline => {
+                bump(&c.tls_handshake_failures);
+                let limit = shared.config.handshake_timeout;
+                return Err(CloseReason::Handshake(format!("not finished within {limit:?}")));
+            }
+            r = &mut fut => {
+                return match r {
+                    Ok(s) => {
+                        bump(&c.tls_handshakes);
+                        tracing::debug!(peer = %origin.source, id = ?origin.connection, "TLS session established");
+                        Ok(s)
+                    }
+                    Err(e) => {
+                        bump(&c.tls_handshake_failures);
+                        Err(CloseReason::Handshake(describe_failure(&e)))
+                    }
+                };
+            }
+            queued = rx.recv(), if held.len() < room => match queued {
+                Some(data) => held.push(data),
+                None if flags.evicted() => return Err(CloseReason::Evicted),
+                None => return Err(CloseReason::Local),
+            },
+        }
     }
 }
 
