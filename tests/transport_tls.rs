@@ -201,6 +201,32 @@ async fn silent_connections_are_cut_at_the_handshake_timeout_and_bounded_by_the_
 }
 
 #[tokio::test]
+async fn a_full_table_evicts_the_oldest_pending_handshake_first() {
+    let ca = TestCa::new("total-cap");
+    let config = TransportConfig {
+        max_connections: 2,
+        ..TransportConfig::default()
+    };
+    let mut s = start_tls(&ca.issue("server"), config);
+    let first = TcpStream::connect(s.tls).await.unwrap();
+    let _second = TcpStream::connect(s.tls).await.unwrap();
+    wait_until("two pending", || s.t.connection_count() == 2).await;
+    // A phone arriving at a table full of silent handshakes gets in; the oldest goes.
+    let phone = tls_ca::connect(ca.client(), s.tls).await;
+    assert!(phone.is_ok());
+    match next_event(&mut s.rx).await {
+        TransportEvent::ConnectionClosed { reason, peer, .. } => {
+            assert_eq!(reason, CloseReason::Evicted);
+            assert_eq!(peer, first.local_addr().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.t.connection_count(), 2);
+    assert_eq!(s.t.stats().connections_evicted, 1);
+    s.t.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_that_does_not_trust_the_ca_fails_with_one_reason() {
     let ca = TestCa::new("trusted");
     let other = TestCa::new("other");
