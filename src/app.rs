@@ -15,7 +15,7 @@ use crate::engine::{CallSettings, Engine, EngineConfig, EngineStats};
 use crate::net::{Transport, TransportError, TransportEvent};
 use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
 use crate::transaction::TransactionConfig;
-use crate::transport::{Sockets, TransportConfig, TransportHandle, TransportStats};
+use crate::transport::{Sockets, TlsSetup, TransportConfig, TransportHandle, TransportStats};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -41,9 +41,23 @@ pub struct Running {
     driver: JoinHandle<bool>,
     store: Arc<dyn LocationStore>,
     stats: Arc<Mutex<EngineStats>>,
+    /// `[tls]` as started with: what SIGHUP reloads.
+    tls: Option<crate::config::tls::TlsSettings>,
 }
 
 impl Running {
+    /// Reads the certificate and key again (SIGHUP, after a renewal) and serves them to new
+    /// TLS connections; open ones keep theirs. On any error the old pair stays in service.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        let Some(settings) = &self.tls else {
+            return Err("no [tls] configured".to_string());
+        };
+        let m = crate::config::tls::load(settings).map_err(|e| e.to_string())?;
+        self.transport
+            .reload_tls(m.chain, m.key)
+            .map_err(|e| e.to_string())
+    }
+
     /// The addresses actually bound (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.transport.local_addrs()
@@ -142,7 +156,14 @@ pub fn start_with(
     let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
     let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
     let media_wake = start_media(config, &mut engine);
-    let (transport, events) = TransportHandle::start(sockets, transport_config)?;
+    let tls = match &config.tls {
+        Some(settings) => Some(tls_setup(settings).map_err(|e| {
+            tracing::error!("{e}");
+            TransportError::NoTls
+        })?),
+        None => None,
+    };
+    let (transport, events) = TransportHandle::start_with_tls(sockets, transport_config, tls)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
     let driver = tokio::spawn(drive(
@@ -160,6 +181,26 @@ pub fn start_with(
         driver,
         store,
         stats,
+        tls: config.tls.clone(),
+    })
+}
+
+/// The transport's TLS set-up from `[tls]`: the files read again (they were checked when the
+/// config loaded, but may have changed since).
+pub fn tls_setup(s: &crate::config::tls::TlsSettings) -> Result<TlsSetup, String> {
+    let m = crate::config::tls::load(s).map_err(|e| e.to_string())?;
+    let extra_roots = match &s.ca_file {
+        Some(ca) => {
+            crate::config::tls::read_certificates(ca).map_err(|e| format!("tls.ca_file: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(TlsSetup {
+        chain: m.chain,
+        key: m.key,
+        tls13_only: s.min_version == crate::config::tls::TlsVersion::V1_3,
+        verify_peers: s.verify_peers,
+        extra_roots,
     })
 }
 

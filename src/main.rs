@@ -193,11 +193,21 @@ fn run(cli: &Cli) -> ExitCode {
                 .as_deref()
                 .unwrap_or("(any local address)")
         );
-        let first = signals.stop().await;
+        let first = signals
+            .stop(|| match running.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) if config.tls.is_none() => tracing::info!("SIGHUP: nothing to reload ({e})"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}")
+                }
+            })
+            .await;
         tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
         let cleared = running
             .graceful_shutdown(async {
-                let second = signals.stop().await;
+                let second = signals
+                    .stop(|| tracing::info!("SIGHUP while stopping: ignored"))
+                    .await;
                 tracing::info!("{second} again: stopping at once");
             })
             .await;
@@ -238,8 +248,8 @@ fn raise_fd_limit() {
 #[cfg(not(unix))]
 fn raise_fd_limit() {}
 
-/// The signals the daemon acts on. SIGTERM and SIGINT (Ctrl-C) stop it; SIGHUP is logged
-/// and ignored (its default action would kill the daemon without a word).
+/// The signals the daemon acts on. SIGTERM and SIGINT (Ctrl-C) stop it; SIGHUP reloads the
+/// TLS certificate (its default action would kill the daemon without a word).
 struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
@@ -268,8 +278,9 @@ impl Signals {
         Signals {}
     }
 
-    /// Waits for the next SIGTERM or SIGINT (logging any SIGHUP on the way); its name.
-    async fn stop(&mut self) -> &'static str {
+    /// Waits for the next SIGTERM or SIGINT, calling `on_hup` for each SIGHUP on the way;
+    /// its name.
+    async fn stop(&mut self, on_hup: impl Fn()) -> &'static str {
         #[cfg(unix)]
         loop {
             let term = async {
@@ -287,11 +298,12 @@ impl Signals {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return "SIGINT",
                 _ = term => return "SIGTERM",
-                _ = hup => tracing::info!("SIGHUP: nothing to reload"),
+                _ = hup => on_hup(),
             }
         }
         #[cfg(not(unix))]
         {
+            let _ = &on_hup;
             let _ = tokio::signal::ctrl_c().await;
             "Ctrl-C"
         }

@@ -204,7 +204,7 @@ fn problems_in_several_files_are_all_reported() {
     let bad_syntax = "[[user]\nid = \"y\"\n";
     let (_, lines) = errors(
         "several",
-        "[server]\nlisten = [\"tls:0.0.0.0:5061\"]\n",
+        "[server]\nlisten = [\"sctp:0.0.0.0:5061\"]\n",
         &[("a.toml", bad_user), ("b.toml", bad_syntax)],
     );
     assert_eq!(lines.len(), 3, "{lines:#?}");

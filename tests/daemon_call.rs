@@ -3,7 +3,7 @@
 //! like Zoiper. Every message the daemon sends is read in order and checked (100/407, the
 //! b-leg INVITE with a new Call-ID, Max-Forwards 69 and bob's identity, 180, ACK, 200, BYE
 //! with the Q.850 Reason), then the CDR line in the configured `cdr_file`. A second call
-//! reaches alice over TCP.
+//! reaches alice over TCP, a third over TLS (certificate reload checked beside it).
 //!
 //! Timers are tested on the engine's virtual clock (`src/engine/tests/calls`); nothing here
 //! waits for time to pass except the bounded wait for the CDR file.
@@ -349,5 +349,84 @@ async fn call_to_alice_over_tcp_bob_hangs_up() {
         s.calls_ended == 1 && s.active_calls == 0
     })
     .await;
+    d.stop().await;
+}
+
+/// The daemon with a TLS listener too, its certificate from a CA made here.
+fn start_with_tls(ca: &common::tls::TestCa) -> Daemon {
+    let dir = common::TempDir::new("daemon-tls");
+    ca.issue("ferroswitch").write(dir.path(), "");
+    let config = config().replace(
+        "listen = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\"]",
+        "listen = [\"udp:127.0.0.1:0\", \"tcp:127.0.0.1:0\", \"tls:127.0.0.1:0\"]",
+    ) + "\n[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n";
+    Daemon::start_in(dir, &config, USERS_TOML)
+}
+
+#[tokio::test]
+async fn alice_registered_over_tls_is_called_on_her_tls_connection_from_bob_on_udp() {
+    let ca = common::tls::TestCa::new("call");
+    let d = start_with_tls(&ca);
+    let tls = d.tls.expect("a TLS listener");
+    let mut alice = Ua::tls(tls, ca.client(), "alice", "1234").await;
+    assert_eq!(alice.register(&[]).await.status, 200);
+    let b = d.bindings("alice@127.0.0.1");
+    assert_eq!(b[0].source.transport, ferroswitch::net::Transport::Tls);
+    let mut bob = Ua::udp(d.udp, "bob", "1234").await;
+
+    let inv = seed_invite(&mut bob, &mut alice, &sdp("bob", 8000)).await;
+    let via = inv.headers.top_via().expect("our Via");
+    assert_eq!(
+        (via.transport.as_str(), via.port),
+        ("TLS", Some(tls.port()))
+    );
+    assert!(req_header(&inv, "Contact").is_some_and(|c| c.contains(";transport=tls")));
+
+    alice
+        .send(&answer(&alice, &inv, 200, &sdp("alice", 9000)))
+        .await;
+    assert_eq!(alice.recv_request().await.method, Method::Ack);
+    let ok = response(&mut bob).await;
+    assert_eq!(ok.status, 200);
+    // bob's leg stays UDP: no transport parameter in the Contact he gets.
+    assert!(header(&ok, "Contact").is_some_and(|c| !c.contains("transport=")));
+    bob.send(&uac_request(&bob, &ok, "ACK", 2, "z9hG4bK-ack-2"))
+        .await;
+    bob.send(&uac_request(&bob, &ok, "BYE", 3, "z9hG4bK-bye-3"))
+        .await;
+    assert_eq!(response(&mut bob).await.status, 200);
+    let bye = alice.recv_request().await;
+    assert_eq!(bye.headers.top_via().unwrap().transport, "TLS");
+    alice.reply(&bye, 200, "OK", &[]).await;
+
+    // Everything reached alice on the connection she opened: none opened towards her.
+    let st = d.transport_stats();
+    assert_eq!((st.tls_handshakes, st.connections_opened), (1, 0), "{st:?}");
+    assert_eq!(cdr_lines(&d, 1).await[0]["hangup_cause"], "NORMAL_CLEARING");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn reload_after_renewal_serves_the_new_certificate_and_keeps_registered_phones() {
+    let ca = common::tls::TestCa::new("renew");
+    let d = start_with_tls(&ca);
+    let tls = d.tls.expect("a TLS listener");
+    let mut alice = Ua::tls(tls, ca.client(), "alice", "1234").await;
+    assert_eq!(alice.register(&[]).await.status, 200);
+
+    let renewed = ca.issue("renewed");
+    renewed.write(d.dir(), "");
+    d.reload_tls().expect("reloaded");
+    let fresh = common::tls::connect(ca.client(), tls).await.unwrap();
+    let served = fresh.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(served, renewed.der);
+
+    // A broken renewal (key of another certificate) is refused; the renewed pair stays.
+    std::fs::write(d.dir().join("key.pem"), ca.issue("other").key_pem).unwrap();
+    assert!(d.reload_tls().unwrap_err().contains("is not the key"));
+
+    // alice's connection from before the reload still works.
+    let opts = alice.options_request();
+    assert_eq!(alice.ask(&opts).await.status, 200);
     d.stop().await;
 }

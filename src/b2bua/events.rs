@@ -637,11 +637,7 @@ impl B2bua {
         }
         crate::sip::set_to_tag(&mut r, &a.local_tag);
         if (101..300).contains(&status) {
-            let tp = if a.peer.transport == crate::net::Transport::Tcp {
-                ";transport=tcp"
-            } else {
-                ""
-            };
+            let tp = a.peer.transport.uri_param();
             let contact = format!("<sip:{}@{}{tp}>", call.callee.user, a.advertised);
             r.headers.push(HeaderName::Contact, contact.clone());
             r.headers.push(

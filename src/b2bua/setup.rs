@@ -351,11 +351,7 @@ impl B2bua {
         h.push(HeaderName::CallId, call_id);
         let seq: u32 = self.rng.gen_range(1..10_000);
         h.push(HeaderName::CSeq, format!("{seq} INVITE"));
-        let tp = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
+        let tp = transport.uri_param();
         let contact_user = if call.caller_private {
             "anonymous".to_string()
         } else {
@@ -443,7 +439,7 @@ pub(super) fn wants_privacy(req: &Request) -> bool {
 /// from when it came over TCP or through NAT, else the Contact itself (RFC 3261 §10, third-
 /// party registration), falling back to the source when the Contact names a host name.
 pub fn binding_peer(b: &Binding) -> Peer {
-    if b.nat || b.source.transport == Transport::Tcp {
+    if b.nat || b.source.transport.is_reliable() {
         return b.source;
     }
     crate::sip::Uri::parse(&b.contact)

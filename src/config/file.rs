@@ -6,12 +6,14 @@
 
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
+use super::tls::{TlsSettings, TlsVersion};
 use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, TcpConfig};
 use crate::auth::Algorithm;
+use crate::net::Transport;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -32,6 +34,17 @@ struct RawFile {
     tcp: RawTcp,
     #[serde(default)]
     media: super::media::RawMedia,
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<Spanned<String>>,
+    private_key: Option<Spanned<String>>,
+    min_version: Option<Spanned<String>>,
+    verify_peers: Option<bool>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,6 +110,7 @@ pub(crate) struct Parsed {
     pub security: crate::security::SecurityConfig,
     pub tcp: TcpConfig,
     pub media: crate::media::MediaConfig,
+    pub tls: Option<TlsSettings>,
     pub errors: Vec<ConfigError>,
 }
 
@@ -138,6 +152,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     }
     let tcp = tcp(&mut p, raw.tcp);
     let media = super::media::media(&mut p, raw.media);
+    let tls = tls(&mut p, raw.tls, &server.listen);
     Ok(Parsed {
         server,
         registrar,
@@ -146,6 +161,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         security: raw.security,
         tcp,
         media,
+        tls,
         errors: p.errors,
     })
 }
@@ -417,6 +433,76 @@ fn tcp(p: &mut Problems<'_>, raw: RawTcp) -> TcpConfig {
         max_connections: max_connections as usize,
         max_connections_per_ip: per_ip as usize,
     }
+}
+
+/// `[tls]`: required (certificate and key) when a `tls:` listener is configured. The files are
+/// loaded and checked here so a bad pair stops the daemon at start, not at the first phone.
+fn tls(
+    p: &mut Problems<'_>,
+    raw: Option<Spanned<RawTls>>,
+    listen: &[ListenAddr],
+) -> Option<TlsSettings> {
+    let wanted = listen.iter().any(|l| l.transport == Transport::Tls);
+    let Some(raw) = raw else {
+        if wanted {
+            let msg = "a tls: listener needs [tls] certificate and private_key".to_string();
+            p.bad(None, "tls", msg);
+        }
+        return None;
+    };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let base = p.file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut path = |v: Option<Spanned<String>>, key: &str| -> Option<(PathBuf, Range<usize>)> {
+        match v {
+            Some(v) if !v.get_ref().trim().is_empty() => {
+                Some((base.join(v.get_ref().trim()), v.span()))
+            }
+            Some(v) => {
+                p.bad(Some(v.span()), key, "is empty".to_string());
+                None
+            }
+            None => {
+                p.bad(Some(span.clone()), key, "is missing".to_string());
+                None
+            }
+        }
+    };
+    let certificate = path(raw.certificate, "tls.certificate");
+    let private_key = path(raw.private_key, "tls.private_key");
+    let ca_file = match raw.ca_file {
+        Some(v) if !v.get_ref().trim().is_empty() => Some(base.join(v.get_ref().trim())),
+        _ => None,
+    };
+    let min_version = match raw.min_version {
+        None => TlsVersion::default(),
+        Some(v) => v.get_ref().parse().unwrap_or_else(|msg| {
+            p.bad(Some(v.span()), "tls.min_version", msg);
+            TlsVersion::default()
+        }),
+    };
+    let ((certificate, cert_span), (private_key, key_span)) = (certificate?, private_key?);
+    let settings = TlsSettings {
+        certificate,
+        private_key,
+        min_version,
+        verify_peers: raw.verify_peers.unwrap_or(false),
+        ca_file,
+    };
+    if let Err(e) = super::tls::load(&settings) {
+        let span = if e.key == "tls.certificate" {
+            cert_span
+        } else {
+            key_span
+        };
+        p.bad(Some(span), e.key, e.message);
+    }
+    if let Some(ca) = &settings.ca_file {
+        if let Err(msg) = super::tls::read_certificates(ca) {
+            p.bad(None, "tls.ca_file", msg);
+        }
+    }
+    Some(settings)
 }
 
 fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {

@@ -1,4 +1,4 @@
-//! `[server] listen` entries: `"udp:0.0.0.0:5060"`, `"tcp:[::]:5060"`.
+//! `[server] listen` entries: `"udp:0.0.0.0:5060"`, `"tcp:[::]:5060"`, `"tls:0.0.0.0:5061"`.
 //!
 //! A validated pair of transport and socket address. Parsing only; never binds a socket.
 
@@ -39,7 +39,7 @@ impl FromStr for ListenAddr {
             return Err(format!("{s:?}: {SHAPE}"));
         };
         let transport = Transport::from_token(transport).ok_or_else(|| {
-            format!("{s:?}: unknown transport {transport:?} (udp or tcp are served)")
+            format!("{s:?}: unknown transport {transport:?} (udp, tcp or tls are served)")
         })?;
         let addr = addr.parse::<SocketAddr>().map_err(|_| {
             let hint = if addr.matches(':').count() > 1 && !addr.starts_with('[') {
@@ -75,6 +75,7 @@ mod tests {
             "tcp:[::]:5060",
             "udp:127.0.0.1:0",
             "tcp:[::1]:5080",
+            "tls:0.0.0.0:5061",
         ] {
             let l: ListenAddr = s.parse().unwrap();
             assert_eq!(l.to_string(), s);
@@ -85,8 +86,8 @@ mod tests {
 
     #[test]
     fn rejects_with_a_reason() {
-        let e = "tls:0.0.0.0:5061".parse::<ListenAddr>().unwrap_err();
-        assert!(e.contains("unknown transport \"tls\""), "{e}");
+        let e = "sctp:0.0.0.0:5061".parse::<ListenAddr>().unwrap_err();
+        assert!(e.contains("unknown transport \"sctp\""), "{e}");
         let e = "udp:::5060".parse::<ListenAddr>().unwrap_err();
         assert!(e.contains("brackets"), "{e}");
         for bad in [

@@ -10,6 +10,7 @@ pub mod error;
 mod file;
 pub mod listen;
 mod media;
+pub mod tls;
 pub mod users;
 pub mod weak;
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub tcp: TcpConfig,
     /// `[media]`: the RTP relay (the plain type the engine takes).
     pub media: crate::media::MediaConfig,
+    /// `[tls]`: present when the file has the table (required by a `tls:` listener).
+    pub tls: Option<tls::TlsSettings>,
     pub users: Users,
 }
 
@@ -276,6 +279,7 @@ impl Config {
                 security: parsed.security,
                 tcp: parsed.tcp,
                 media: parsed.media,
+                tls: parsed.tls,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
@@ -329,6 +333,15 @@ impl Config {
                      requests whose host is the realm it was computed for"
                 ),
             ));
+        }
+        if let Some(t) = &self.tls {
+            let domain = self.server.domain.as_deref();
+            let now = std::time::SystemTime::now();
+            if let Ok(m) = tls::load(t) {
+                for message in tls::warnings(&m, domain, now) {
+                    out.push(main("tls.certificate", message));
+                }
+            }
         }
         let algs = &self.registrar.digest_algorithms;
         if ha1_users > 0 && algs.iter().any(|a| a.base() != Algorithm::Md5) {

@@ -7,7 +7,7 @@
 use super::error::DialogError;
 use super::state::Dialog;
 use crate::net::{Peer, Transport};
-use crate::sip::{HeaderName, Request, Scheme, Uri, DEFAULT_SIP_PORT};
+use crate::sip::{HeaderName, Request, Scheme, Uri, DEFAULT_SIPS_PORT, DEFAULT_SIP_PORT};
 use std::net::SocketAddr;
 
 /// A host, port and transport to send to.
@@ -24,16 +24,28 @@ pub struct NextHop {
 }
 
 impl NextHop {
-    /// The next hop a SIP URI names. `Unroutable` for other schemes, for sips: (we serve no
-    /// TLS) and for transports we do not serve.
+    /// The next hop a SIP URI names. `Unroutable` for other schemes and for transports we
+    /// do not serve. A `sips:` URI goes over TLS only (RFC 3261 §26.2.2; `transport=tls` is
+    /// deprecated there but accepted, any other transport is refused), 5061 by default.
     pub fn from_uri(uri: &Uri) -> Result<NextHop, DialogError> {
         let unroutable = || DialogError::Unroutable(uri.as_str().to_string());
-        if *uri.scheme() != Scheme::Sip {
-            return Err(unroutable());
-        }
+        let sips = match uri.scheme() {
+            Scheme::Sip => false,
+            Scheme::Sips => true,
+            _ => return Err(unroutable()),
+        };
         let transport = match uri.transport() {
             Some(t) => Transport::from_token(t).ok_or_else(unroutable)?,
+            None if sips => Transport::Tls,
             None => Transport::Udp,
+        };
+        if sips && transport != Transport::Tls {
+            return Err(unroutable());
+        }
+        let default_port = if transport == Transport::Tls {
+            DEFAULT_SIPS_PORT
+        } else {
+            DEFAULT_SIP_PORT
         };
         let host = match uri.param("maddr").flatten() {
             Some(m) if !m.is_empty() => m.to_string(),
@@ -49,7 +61,7 @@ impl NextHop {
             .unwrap_or(&host)
             .parse()
             .ok();
-        let addr = ip.map(|ip| SocketAddr::new(ip, port.unwrap_or(DEFAULT_SIP_PORT)));
+        let addr = ip.map(|ip| SocketAddr::new(ip, port.unwrap_or(default_port)));
         Ok(NextHop {
             host,
             port,
@@ -121,12 +133,24 @@ mod tests {
     }
 
     #[test]
-    fn schemes_and_transports_we_do_not_serve_are_unroutable() {
+    fn rfc3261_26_2_2_sips_goes_over_tls_only_to_5061_by_default() {
+        let h = hop("sips:bob@192.0.2.1").unwrap();
+        assert_eq!(h.peer().unwrap().to_string(), "tls:192.0.2.1:5061");
+        let h = hop("sip:bob@192.0.2.1;transport=tls").unwrap();
+        assert_eq!(h.peer().unwrap().to_string(), "tls:192.0.2.1:5061");
+        let h = hop("sips:bob@192.0.2.1:5071;transport=TLS").unwrap();
+        assert_eq!(h.peer().unwrap().to_string(), "tls:192.0.2.1:5071");
         for u in [
-            "sips:bob@192.0.2.1",
-            "tel:+15551234",
-            "sip:bob@192.0.2.1;transport=tls",
+            "sips:bob@192.0.2.1;transport=udp",
+            "sips:bob@192.0.2.1;transport=tcp",
         ] {
+            assert!(matches!(hop(u), Err(DialogError::Unroutable(_))), "{u}");
+        }
+    }
+
+    #[test]
+    fn schemes_and_transports_we_do_not_serve_are_unroutable() {
+        for u in ["tel:+15551234", "sip:bob@192.0.2.1;transport=sctp"] {
             assert!(matches!(hop(u), Err(DialogError::Unroutable(_))), "{u}");
         }
     }

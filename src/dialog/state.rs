@@ -406,8 +406,8 @@ pub(super) fn first_contact(h: &Headers) -> Result<Option<Uri>, DialogError> {
     }))
 }
 
-/// §12.1.1/§12.1.2: the secure flag follows a sips: Request-URI. We serve no TLS, so this
-/// only records what the peer asked for.
+/// §12.1.1/§12.1.2: the secure flag follows a sips: Request-URI (whose next hop
+/// `NextHop::from_uri` only reaches over TLS).
 fn is_sips(req: &Request) -> bool {
     req.request_uri().is_ok_and(|u| *u.scheme() == Scheme::Sips)
 }

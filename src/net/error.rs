@@ -46,6 +46,10 @@ pub enum TransportError {
     },
     #[error("no route for the response: {0}")]
     Route(#[from] RouteError),
+    #[error("a tls listener or a send over TLS needs a certificate ([tls])")]
+    NoTls,
+    #[error("TLS handshake with {addr} failed: {reason}")]
+    Handshake { addr: SocketAddr, reason: String },
     #[error("the transport layer is shut down")]
     ShutDown,
 }

@@ -64,7 +64,7 @@ pub struct SendFailure {
     pub error: TransportError,
 }
 
-/// Why a TCP connection ended.
+/// Why a TCP or TLS connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
     /// The peer sent FIN.
@@ -81,6 +81,9 @@ pub enum CloseReason {
     /// The peer began a message and did not finish it within `partial_message_timeout` (a
     /// slow-loris peer holding a buffer): not an idle peer, a stalled one.
     Stalled,
+    /// The TLS handshake failed or did not finish within the handshake timeout; the
+    /// connection never carried a message.
+    Handshake(String),
     /// Closed on request (`TransportHandle::close_connection`).
     Local,
     /// An unauthenticated connection closed to make room for a new one in a full table.

@@ -5,17 +5,20 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-/// A SIP transport (RFC 3261 §18). Only UDP and TCP are served today.
+/// A SIP transport (RFC 3261 §18): UDP, TCP, and TLS over TCP (§26.2, RFC 5630).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Transport {
     /// Reliable transports get no retransmissions from the transaction layer (§17.1.1.2).
+    /// They are also the connection-oriented ones: a phone registered over them is reached
+    /// on its connection.
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// The token used in Via and in `transport=` URI parameters.
@@ -23,6 +26,17 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The `;transport=` parameter our Contact carries on a leg of this transport (none
+    /// for UDP, the default of a `sip:` URI).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         }
     }
 
@@ -32,6 +46,8 @@ impl Transport {
             Some(Transport::Udp)
         } else if s.eq_ignore_ascii_case("tcp") {
             Some(Transport::Tcp)
+        } else if s.eq_ignore_ascii_case("tls") {
+            Some(Transport::Tls)
         } else {
             None
         }
@@ -78,6 +94,10 @@ mod tests {
         assert_eq!(Transport::from_token("tcp"), Some(Transport::Tcp));
         assert_eq!(Transport::from_token("SCTP"), None);
         assert!(Transport::Tcp.is_reliable() && !Transport::Udp.is_reliable());
+        assert_eq!(Transport::from_token("TLS"), Some(Transport::Tls));
+        assert!(Transport::Tls.is_reliable());
+        assert_eq!(Transport::Tls.uri_param(), ";transport=tls");
+        assert_eq!(Transport::Udp.uri_param(), "");
         let p = Peer::new(Transport::Udp, "[::1]:5060".parse().unwrap());
         assert_eq!(p.to_string(), "udp:[::1]:5060");
     }

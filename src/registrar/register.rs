@@ -8,7 +8,7 @@
 use super::nat::{self, NatProbe};
 use super::served::{host_ip, ServedHosts};
 use super::store::{Binding, LocationStore};
-use crate::net::{Peer, Transport};
+use crate::net::Peer;
 use crate::security::IpNet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -221,7 +221,7 @@ fn contact_allowed(cfg: &RegistrarConfig, req: &RegisterRequest, c: &ContactSpec
     if cfg.served.is_own_socket(&c.host, c.port, Some(req.local)) {
         return false;
     }
-    let to_source = binding_is_natted(req, c) || req.source.transport == Transport::Tcp;
+    let to_source = binding_is_natted(req, c) || req.source.transport.is_reliable();
     let ip = if to_source {
         Some(req.source.addr.ip())
     } else {

@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, UdpSocket};
 pub struct Sockets {
     pub udp: Vec<UdpSocket>,
     pub tcp: Vec<TcpListener>,
+    /// Listeners whose connections start with a TLS handshake.
+    pub tls: Vec<TcpListener>,
 }
 
 impl Sockets {
@@ -30,6 +32,7 @@ impl Sockets {
             match transport {
                 Transport::Udp => s.udp.push(bind_udp(addr).map_err(err)?),
                 Transport::Tcp => s.tcp.push(bind_tcp(addr).map_err(err)?),
+                Transport::Tls => s.tls.push(bind_tcp(addr).map_err(err)?),
             }
         }
         Ok(s)

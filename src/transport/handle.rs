@@ -8,6 +8,7 @@
 use super::bind::Sockets;
 use super::stats::{bump, Counters, TransportStats};
 use super::table::ConnectionTable;
+use super::tls::{TlsContext, TlsSetup, TlsSetupError};
 use super::{tcp, udp, TransportConfig};
 use crate::net::{
     route_response, stamp_received, ConnectionId, Origin, Payload, Peer, RouteError, Transport,
@@ -32,6 +33,12 @@ pub(crate) struct Shared {
     /// Emptied at shutdown so the ports are released even while handles live on.
     udp: Mutex<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     tcp: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    /// Server and client TLS configurations; `None` without a certificate.
+    pub tls: Option<TlsContext>,
+    /// Names the certificates of servers at these addresses must carry (and SNI); other
+    /// addresses are checked against their IP address.
+    tls_names: Mutex<std::collections::HashMap<SocketAddr, rustls::pki_types::ServerName<'static>>>,
     table: Mutex<ConnectionTable>,
     /// Banned source addresses and when each ban ends (`TransportHandle::set_banned`).
     banned: Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
@@ -85,6 +92,14 @@ impl Shared {
     /// Hands an event over without waiting (used while shutting down); dropped if full.
     pub fn emit_now(&self, ev: TransportEvent) {
         let _ = self.events.try_send(ev);
+    }
+
+    /// The name a TLS server at `addr` must prove (see `TransportHandle::set_tls_server_name`).
+    pub fn tls_server_name(&self, addr: SocketAddr) -> rustls::pki_types::ServerName<'static> {
+        lock(&self.tls_names)
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()))
     }
 
     /// The UDP socket for sending to `addr`, its address, and `addr` as that socket needs it.
@@ -169,6 +184,26 @@ impl TransportHandle {
         sockets: Sockets,
         config: TransportConfig,
     ) -> Result<(TransportHandle, mpsc::Receiver<TransportEvent>), TransportError> {
+        Self::start_with_tls(sockets, config, None)
+    }
+
+    /// `start` with TLS: `tls` serves the `sockets.tls` listeners and outbound TLS. Without
+    /// it, TLS listeners are refused (`NoTls`) and TLS sends fail.
+    pub fn start_with_tls(
+        sockets: Sockets,
+        config: TransportConfig,
+        tls: Option<TlsSetup>,
+    ) -> Result<(TransportHandle, mpsc::Receiver<TransportEvent>), TransportError> {
+        if tls.is_none() && !sockets.tls.is_empty() {
+            return Err(TransportError::NoTls);
+        }
+        let tls = match tls.map(TlsContext::new).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Err(TransportError::NoTls);
+            }
+        };
         let local = |t: Transport, r: io::Result<SocketAddr>| {
             r.map_err(|e| TransportError::Bind {
                 transport: t,
@@ -189,6 +224,10 @@ impl TransportHandle {
         for l in sockets.tcp {
             tcp.push((local(Transport::Tcp, l.local_addr())?, l));
         }
+        let mut tls_listeners = Vec::new();
+        for l in sockets.tls {
+            tls_listeners.push((local(Transport::Tls, l.local_addr())?, l));
+        }
         let (events, rx) = mpsc::channel(config.event_capacity.max(1));
         let (guard_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
@@ -198,6 +237,9 @@ impl TransportHandle {
             udp_addrs: udp.iter().map(|(a, _)| *a).collect(),
             udp: Mutex::new(udp.clone()),
             tcp: tcp.iter().map(|(a, _)| *a).collect(),
+            tls_addrs: tls_listeners.iter().map(|(a, _)| *a).collect(),
+            tls,
+            tls_names: Mutex::new(Default::default()),
             counters: Counters::default(),
             events,
             shutdown: watch::channel(false).0,
@@ -208,15 +250,20 @@ impl TransportHandle {
         for (addr, sock) in udp {
             tokio::spawn(udp::receive_loop(shared.clone(), sock, addr, guard.clone()));
         }
-        for (addr, listener) in tcp {
+        let streams = tcp
+            .into_iter()
+            .map(|l| (Transport::Tcp, l))
+            .chain(tls_listeners.into_iter().map(|l| (Transport::Tls, l)));
+        for (transport, (addr, listener)) in streams {
             tokio::spawn(tcp::accept_loop(
                 shared.clone(),
                 listener,
                 addr,
+                transport,
                 guard.clone(),
             ));
         }
-        tracing::info!(udp = ?shared.udp_addrs, tcp = ?shared.tcp, "transport listening");
+        tracing::info!(udp = ?shared.udp_addrs, tcp = ?shared.tcp, tls = ?shared.tls_addrs, "transport listening");
         Ok((TransportHandle { shared }, rx))
     }
 
@@ -224,7 +271,8 @@ impl TransportHandle {
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         let udp = self.shared.udp_addrs.iter().map(|a| (Transport::Udp, *a));
         let tcp = self.shared.tcp.iter().map(|a| (Transport::Tcp, *a));
-        udp.chain(tcp).collect()
+        let tls = self.shared.tls_addrs.iter().map(|a| (Transport::Tls, *a));
+        udp.chain(tcp).chain(tls).collect()
     }
 
     /// The first listening address of `transport`.
@@ -250,7 +298,7 @@ impl TransportHandle {
             let addr = canonical(peer.addr);
             match peer.transport {
                 Transport::Udp => udp::send(&self.shared, addr, data),
-                Transport::Tcp => tcp::send(&self.shared, addr, data),
+                t @ (Transport::Tcp | Transport::Tls) => tcp::send(&self.shared, t, addr, data),
             }
         };
         self.count_failure(&result, || peer.to_string())
@@ -324,7 +372,44 @@ impl TransportHandle {
 
     /// The open TCP connection with this remote address, if any.
     pub fn connection_to(&self, addr: SocketAddr) -> Option<ConnectionId> {
-        self.shared.table().find(&canonical(addr)).map(|(id, _)| id)
+        self.connection_to_peer(Peer::new(Transport::Tcp, addr))
+    }
+
+    /// The open TCP or TLS connection to `peer`, if any.
+    pub fn connection_to_peer(&self, peer: Peer) -> Option<ConnectionId> {
+        let addr = canonical(peer.addr);
+        self.shared
+            .table()
+            .find(peer.transport, &addr)
+            .map(|(id, _)| id)
+    }
+
+    /// Serves a new certificate chain and key to TLS connections from now on (certificate
+    /// renewal); open connections are not touched. On error the old certificate stays.
+    pub fn reload_tls(
+        &self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<(), TlsSetupError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload(chain, key),
+            None => Err(TlsSetupError::Config(rustls::Error::General(
+                "TLS is not configured".into(),
+            ))),
+        }
+    }
+
+    /// Outbound TLS to `addr` checks for (and sends as SNI) `name` instead of the address:
+    /// a trunk known by its DNS name.
+    pub fn set_tls_server_name(&self, addr: SocketAddr, name: &str) -> Result<(), TransportError> {
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|_| {
+            TransportError::Handshake {
+                addr,
+                reason: format!("{name:?} is not a valid server name"),
+            }
+        })?;
+        lock(&self.shared.tls_names).insert(canonical(addr), name);
+        Ok(())
     }
 
     /// TCP connections open now (pending connects included).

@@ -1,4 +1,5 @@
-//! The transport layer: UDP and TCP sockets under tokio (RFC 3261 §18), and nothing else.
+//! The transport layer: UDP, TCP and TLS sockets under tokio (RFC 3261 §18, §26.2), and
+//! nothing else.
 //!
 //! It binds listeners, turns datagrams and stream frames into parsed messages stamped with
 //! where they came from (`Inbound`, with the top Via of requests fixed up per §18.2.1 and
@@ -20,6 +21,7 @@ mod icmp;
 mod stats;
 mod table;
 mod tcp;
+mod tls;
 mod udp;
 mod wire;
 
@@ -28,6 +30,7 @@ use std::time::Duration;
 pub use bind::Sockets;
 pub use handle::TransportHandle;
 pub use stats::TransportStats;
+pub use tls::{crypto_provider, TlsSetup, TlsSetupError};
 
 /// Limits and timers of the transport layer. Addresses to listen on are given separately (see
 /// `TransportHandle::bind`); the daemon's config maps onto this.
@@ -60,6 +63,9 @@ pub struct TransportConfig {
     /// A connection whose peer has sent part of a message and nothing more for this long is
     /// closed (a slow-loris peer holding a buffer), whatever the idle timeout says.
     pub partial_message_timeout: Duration,
+    /// A TLS handshake (accepted or opened) not finished within this long is given up; the
+    /// connection holds its slot in the table meanwhile, so the caps bound handshakes too.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -75,6 +81,7 @@ impl Default for TransportConfig {
             write_queue: 64,
             max_connections_per_ip: 32,
             partial_message_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

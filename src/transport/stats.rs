@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct TransportStats {
     pub udp_received: u64,
     pub udp_sent: u64,
+    /// Messages received and sent over stream connections, TCP and TLS together.
     pub tcp_received: u64,
     pub tcp_sent: u64,
     pub bytes_received: u64,
@@ -36,7 +37,11 @@ pub struct TransportStats {
     pub connections_evicted: u64,
     /// Accepted connections closed at once because their address is banned.
     pub connections_banned: u64,
-    /// TCP connections open now (pending outbound connects included).
+    /// TLS handshakes completed (accepted and opened).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: u64,
+    /// TCP and TLS connections open now (pending connects and handshakes included).
     pub connections: usize,
 }
 
@@ -61,6 +66,8 @@ pub(crate) struct Counters {
     pub icmp_errors: AtomicU64,
     pub connections_evicted: AtomicU64,
     pub connections_banned: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -95,6 +102,8 @@ impl Counters {
             icmp_errors: g(&self.icmp_errors),
             connections_evicted: g(&self.connections_evicted),
             connections_banned: g(&self.connections_banned),
+            tls_handshakes: g(&self.tls_handshakes),
+            tls_handshake_failures: g(&self.tls_handshake_failures),
             connections,
         }
     }

@@ -1,4 +1,5 @@
-//! The TCP connection table: which connections exist, by id and by remote address, and the
+//! The connection table (TCP and TLS alike): which connections exist, by id and by transport
+//! and remote address, and the
 //! queue feeding each one's writer. Bounded by `max_connections`: when it is full, the oldest
 //! connection that has not authenticated (see `ConnFlags::trusted`) makes room for the new
 //! one, so idle unauthenticated connections cannot lock legitimate clients out.
@@ -7,7 +8,7 @@
 //! by address find the newest connection with that peer; removing an older one never unmaps
 //! a newer one. The table never touches sockets: the connection tasks do.
 
-use crate::net::ConnectionId;
+use crate::net::{ConnectionId, Transport};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ impl ConnFlags {
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub peer: SocketAddr,
+    /// TCP or TLS: a send over one never goes out on a connection of the other.
+    pub transport: Transport,
     /// Feeds the connection's writer; dropping the entry closes the queue, which tells the
     /// connection task to close.
     pub tx: mpsc::Sender<Bytes>,
@@ -59,7 +62,7 @@ pub(crate) struct TableFull(pub usize);
 pub(crate) struct ConnectionTable {
     /// Ordered by id, which is by age: the oldest unauthenticated connection is found first.
     by_id: BTreeMap<ConnectionId, Entry>,
-    by_addr: HashMap<SocketAddr, ConnectionId>,
+    by_addr: HashMap<(Transport, SocketAddr), ConnectionId>,
     next_id: u64,
     max: usize,
 }
@@ -87,6 +90,7 @@ impl ConnectionTable {
     /// table evicts its oldest untrusted connection first; full of trusted ones, it refuses.
     pub fn insert(
         &mut self,
+        transport: Transport,
         peer: SocketAddr,
         tx: mpsc::Sender<Bytes>,
         trusted: bool,
@@ -114,11 +118,12 @@ impl ConnectionTable {
             id,
             Entry {
                 peer,
+                transport,
                 tx,
                 flags: flags.clone(),
             },
         );
-        self.by_addr.insert(peer, id);
+        self.by_addr.insert((transport, peer), id);
         Ok(Inserted { id, flags, evicted })
     }
 
@@ -137,16 +142,17 @@ impl ConnectionTable {
         self.by_id.get(&id)
     }
 
-    /// The newest connection with this remote address.
-    pub fn find(&self, peer: &SocketAddr) -> Option<(ConnectionId, &Entry)> {
-        let id = *self.by_addr.get(peer)?;
+    /// The newest connection of `transport` with this remote address.
+    pub fn find(&self, transport: Transport, peer: &SocketAddr) -> Option<(ConnectionId, &Entry)> {
+        let id = *self.by_addr.get(&(transport, *peer))?;
         self.by_id.get(&id).map(|e| (id, e))
     }
 
     pub fn remove(&mut self, id: ConnectionId) -> Option<Entry> {
         let entry = self.by_id.remove(&id)?;
-        if self.by_addr.get(&entry.peer) == Some(&id) {
-            self.by_addr.remove(&entry.peer);
+        let key = (entry.transport, entry.peer);
+        if self.by_addr.get(&key) == Some(&id) {
+            self.by_addr.remove(&key);
         }
         Some(entry)
     }
@@ -155,6 +161,8 @@ impl ConnectionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: Transport = Transport::Tcp;
 
     fn tx() -> mpsc::Sender<Bytes> {
         mpsc::channel(1).0
@@ -165,13 +173,13 @@ mod tests {
         let a: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let b: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
         let mut t = ConnectionTable::new(2);
-        let ia = t.insert(a, tx(), true).unwrap().id;
-        let ib = t.insert(b, tx(), true).unwrap().id;
-        assert_eq!(t.insert(a, tx(), false).err(), Some(TableFull(2)));
-        assert_eq!(t.find(&b).map(|(id, _)| id), Some(ib));
+        let ia = t.insert(T, a, tx(), true).unwrap().id;
+        let ib = t.insert(T, b, tx(), true).unwrap().id;
+        assert_eq!(t.insert(T, a, tx(), false).err(), Some(TableFull(2)));
+        assert_eq!(t.find(T, &b).map(|(id, _)| id), Some(ib));
         assert!(t.remove(ia).is_some());
         assert!(t.remove(ia).is_none());
-        let ia2 = t.insert(a, tx(), true).unwrap().id;
+        let ia2 = t.insert(T, a, tx(), true).unwrap().id;
         assert!(ia2 > ib);
         assert_eq!(t.len(), 2);
     }
@@ -180,15 +188,28 @@ mod tests {
     fn removing_an_older_connection_keeps_the_newer_mapping() {
         let a: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let mut t = ConnectionTable::new(8);
-        let old = t.insert(a, tx(), false).unwrap().id;
-        let new = t.insert(a, tx(), false).unwrap().id;
-        assert_eq!(t.find(&a).map(|(id, _)| id), Some(new));
+        let old = t.insert(T, a, tx(), false).unwrap().id;
+        let new = t.insert(T, a, tx(), false).unwrap().id;
+        assert_eq!(t.find(T, &a).map(|(id, _)| id), Some(new));
         t.remove(old);
-        assert_eq!(t.find(&a).map(|(id, _)| id), Some(new));
+        assert_eq!(t.find(T, &a).map(|(id, _)| id), Some(new));
         assert!(t.get(new).is_some());
         t.remove(new);
-        assert!(t.find(&a).is_none());
+        assert!(t.find(T, &a).is_none());
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn tcp_and_tls_connections_to_one_address_are_apart() {
+        let a: SocketAddr = "192.0.2.1:5061".parse().unwrap();
+        let mut t = ConnectionTable::new(8);
+        let tls = t.insert(Transport::Tls, a, tx(), false).unwrap().id;
+        assert!(t.find(Transport::Tcp, &a).is_none());
+        let tcp = t.insert(Transport::Tcp, a, tx(), false).unwrap().id;
+        assert_eq!(t.find(Transport::Tls, &a).map(|(id, _)| id), Some(tls));
+        t.remove(tls);
+        assert_eq!(t.find(Transport::Tcp, &a).map(|(id, _)| id), Some(tcp));
+        assert_eq!(t.count_ip(a.ip()), 1);
     }
 
     #[test]
@@ -196,7 +217,7 @@ mod tests {
         let a: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let mut t = ConnectionTable::new(8);
         let (tx, mut rx) = mpsc::channel(1);
-        let id = t.insert(a, tx, false).unwrap().id;
+        let id = t.insert(T, a, tx, false).unwrap().id;
         t.remove(id);
         assert!(rx.try_recv().is_err() && rx.is_closed());
     }
@@ -205,13 +226,13 @@ mod tests {
     fn a_full_table_evicts_its_oldest_untrusted_connection() {
         let peer = |n: u8| SocketAddr::from(([192, 0, 2, n], 5060));
         let mut t = ConnectionTable::new(3);
-        let trusted_old = t.insert(peer(1), tx(), false).unwrap();
+        let trusted_old = t.insert(T, peer(1), tx(), false).unwrap();
         assert!(t.mark_trusted(trusted_old.id));
         let (q, mut old_rx) = mpsc::channel(1);
-        let untrusted_old = t.insert(peer(2), q, false).unwrap();
-        let untrusted_new = t.insert(peer(3), tx(), false).unwrap().id;
+        let untrusted_old = t.insert(T, peer(2), q, false).unwrap();
+        let untrusted_new = t.insert(T, peer(3), tx(), false).unwrap().id;
 
-        let added = t.insert(peer(4), tx(), false).unwrap();
+        let added = t.insert(T, peer(4), tx(), false).unwrap();
         assert_eq!(added.evicted, Some((untrusted_old.id, peer(2))));
         assert!(
             untrusted_old.flags.evicted(),
@@ -225,7 +246,7 @@ mod tests {
         // Only trusted connections left: the table refuses.
         assert!(t.mark_trusted(untrusted_new));
         assert!(t.mark_trusted(added.id));
-        assert_eq!(t.insert(peer(5), tx(), false).err(), Some(TableFull(3)));
+        assert_eq!(t.insert(T, peer(5), tx(), false).err(), Some(TableFull(3)));
         assert!(!t.mark_trusted(untrusted_old.id), "gone");
     }
 }

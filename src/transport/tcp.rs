@@ -1,6 +1,8 @@
-//! TCP: the accept loops, outbound connects and one task per connection that frames the
-//! stream (RFC 3261 §18.3), answers RFC 5626 pings, writes queued messages and closes on
-//! idleness, framing errors, peer close or shutdown.
+//! TCP and TLS: the accept loops, outbound connects and one task per connection that frames
+//! the stream (RFC 3261 §18.3), answers RFC 5626 pings, writes queued messages and closes on
+//! idleness, framing errors, peer close or shutdown. A TLS connection is a TCP connection
+//! with a handshake first (bounded by `handshake_timeout`, holding its table slot meanwhile so
+//! the caps count it); after it, the same loop runs over the decrypted stream.
 //!
 //! Connections start untrusted: a short idle timeout that keep-alives do not refresh, and the
 //! first to go when the table is full. `TransportHandle::mark_trusted` (a digest-authenticated
@@ -13,6 +15,7 @@
 use super::handle::{cancelled, canonical, decode, Shared, TaskGuard};
 use super::stats::{add, bump};
 use super::table::ConnFlags;
+use super::tls::{tls_handshake, Handshake};
 use super::wire::{log_message, Direction};
 use crate::net::{
     CloseReason, ConnectionId, Inbound, Origin, Peer, SendFailure, Transport, TransportError,
@@ -23,8 +26,7 @@ use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
@@ -33,6 +35,7 @@ pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     local: SocketAddr,
+    transport: Transport,
     guard: TaskGuard,
 ) {
     let mut sd = shared.shutdown_signal();
@@ -48,7 +51,7 @@ pub(crate) async fn accept_loop(
                 // Typically out of file descriptors (EMFILE): back off instead of spinning,
                 // and say so once per ACCEPT_WARNING_EVERY, not ten times a second.
                 if let Some(count) = accept_warning.hit(Instant::now().into_std()) {
-                    tracing::warn!(%local, count, "tcp accept failed: {e}");
+                    tracing::warn!(%local, %transport, count, "accept failed: {e}");
                 }
                 tokio::select! {
                     _ = cancelled(&mut sd) => break,
@@ -70,21 +73,30 @@ pub(crate) async fn accept_loop(
             continue;
         }
         let (tx, rx) = mpsc::channel(shared.config.write_queue.max(1));
-        let inserted = shared.table().insert(peer, tx, false);
+        let inserted = shared.table().insert(transport, peer, tx, false);
         match inserted {
             Ok(added) => {
                 bump(&shared.counters.connections_accepted);
                 note_eviction(&shared, added.evicted);
                 let id = added.id;
-                tracing::debug!(%peer, %local, %id, "tcp connection accepted");
+                tracing::debug!(%peer, %local, %id, %transport, "connection accepted");
                 let _ = stream.set_nodelay(true);
                 let conn_local = stream.local_addr().unwrap_or(local);
+                let handshake = match transport {
+                    Transport::Tls => Handshake::Accept,
+                    _ => Handshake::None,
+                };
                 let task = serve(
                     shared.clone(),
                     id,
                     stream,
-                    peer,
-                    conn_local,
+                    handshake,
+                    Origin {
+                        transport,
+                        source: peer,
+                        local: conn_local,
+                        connection: Some(id),
+                    },
                     rx,
                     added.flags,
                 );
@@ -101,7 +113,7 @@ pub(crate) async fn accept_loop(
             }
         }
     }
-    tracing::debug!(%local, "tcp listener stopped");
+    tracing::debug!(%local, %transport, "listener stopped");
 }
 
 /// How often at most a failing `accept` is logged.
@@ -146,15 +158,20 @@ fn note_eviction(shared: &Shared, evicted: Option<(ConnectionId, SocketAddr)>) {
     }
 }
 
-/// Queues `data` for the connection with `addr`, opening one if there is none.
+/// Queues `data` for the `transport` (TCP or TLS) connection with `addr`, opening one if
+/// there is none.
 pub(crate) fn send(
     shared: &Arc<Shared>,
+    transport: Transport,
     addr: SocketAddr,
     data: Bytes,
 ) -> Result<(), TransportError> {
+    if transport == Transport::Tls && shared.tls.is_none() {
+        return Err(TransportError::NoTls);
+    }
     let mut table = shared.table();
     let mut data = data;
-    if let Some((id, entry)) = table.find(&addr) {
+    if let Some((id, entry)) = table.find(transport, &addr) {
         match entry.tx.try_send(data) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => return Err(TransportError::QueueFull(id)),
@@ -169,7 +186,7 @@ pub(crate) fn send(
     let (tx, rx) = mpsc::channel(shared.config.write_queue.max(1));
     // We chose to open it (to a registered phone or a trunk): trusted from the start.
     let added = table
-        .insert(addr, tx.clone(), true)
+        .insert(transport, addr, tx.clone(), true)
         .map_err(|full| TransportError::TooManyConnections(full.0))?;
     drop(table);
     note_eviction(shared, added.evicted);
@@ -180,7 +197,7 @@ pub(crate) fn send(
     let shared = shared.clone();
     tokio::spawn(async move {
         let _guard = guard;
-        connect(shared, id, addr, rx, flags).await
+        connect(shared, id, Peer::new(transport, addr), rx, flags).await
     });
     Ok(())
 }
@@ -202,10 +219,11 @@ pub(crate) fn send_on(
 async fn connect(
     shared: Arc<Shared>,
     id: ConnectionId,
-    addr: SocketAddr,
+    to: Peer,
     mut rx: mpsc::Receiver<Bytes>,
     flags: Arc<ConnFlags>,
 ) {
+    let addr = to.addr;
     let mut sd = shared.shutdown_signal();
     let limit = shared.config.connect_timeout;
     let result = tokio::select! {
@@ -228,17 +246,27 @@ async fn connect(
                         addr,
                         source: Arc::new(e),
                     };
-                    return fail_queued(&shared, id, addr, &mut rx, &error).await;
+                    return fail_queued(&shared, id, to, &mut rx, &error).await;
                 }
             };
-            tracing::debug!(peer = %addr, %local, %id, "tcp connection opened");
-            serve(shared, id, stream, addr, local, rx, flags).await;
+            tracing::debug!(peer = %to, %local, %id, "connection opened");
+            let handshake = match to.transport {
+                Transport::Tls => Handshake::Connect(shared.tls_server_name(addr)),
+                _ => Handshake::None,
+            };
+            let origin = Origin {
+                transport: to.transport,
+                source: addr,
+                local,
+                connection: Some(id),
+            };
+            serve(shared, id, stream, handshake, origin, rx, flags).await;
         }
         Err(error) => {
             shared.table().remove(id);
             bump(&shared.counters.connect_failures);
-            tracing::warn!(peer = %addr, %id, "{error}");
-            fail_queued(&shared, id, addr, &mut rx, &error).await;
+            tracing::warn!(peer = %to, %id, "{error}");
+            fail_queued(&shared, id, to, &mut rx, &error).await;
         }
     }
 }
@@ -247,7 +275,7 @@ async fn connect(
 async fn fail_queued(
     shared: &Shared,
     id: ConnectionId,
-    addr: SocketAddr,
+    to: Peer,
     rx: &mut mpsc::Receiver<Bytes>,
     error: &TransportError,
 ) {
@@ -256,7 +284,7 @@ async fn fail_queued(
     while let Ok(data) = rx.try_recv() {
         bump(&shared.counters.send_failures);
         let failure = SendFailure {
-            peer: Peer::new(Transport::Tcp, addr),
+            peer: to,
             connection: Some(id),
             data,
             error: error.clone(),
@@ -277,39 +305,74 @@ async fn serve(
     shared: Arc<Shared>,
     id: ConnectionId,
     stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    handshake: Handshake,
+    origin: Origin,
     mut rx: mpsc::Receiver<Bytes>,
     flags: Arc<ConnFlags>,
 ) {
-    let origin = Origin {
-        transport: Transport::Tcp,
-        source: peer,
-        local,
-        connection: Some(id),
+    let peer = origin.source;
+    // Messages queued during a TLS handshake that failed: reported as not sent below.
+    let mut unsent = Vec::new();
+    let reason = match handshake {
+        Handshake::None => {
+            let (rd, wr) = stream.into_split();
+            run(&shared, rd, wr, origin, &mut rx, &flags, Vec::new()).await
+        }
+        tls => {
+            let mut held = Vec::new();
+            match tls_handshake(&shared, stream, tls, origin, &mut rx, &flags, &mut held).await {
+                Ok(stream) => {
+                    let (rd, wr) = tokio::io::split(stream);
+                    run(&shared, rd, wr, origin, &mut rx, &flags, held).await
+                }
+                Err(reason) => {
+                    unsent = held;
+                    reason
+                }
+            }
+        }
     };
-    let reason = run(&shared, stream, origin, &mut rx, &flags).await;
     shared.table().remove(id);
     bump(&shared.counters.connections_closed);
+    let t = origin.transport;
     match &reason {
         CloseReason::PeerClosed
         | CloseReason::IdleTimeout
         | CloseReason::Local
         | CloseReason::Evicted
         | CloseReason::Shutdown => {
-            tracing::debug!(%peer, %id, ?reason, "tcp connection closed")
+            tracing::debug!(%peer, %id, ?reason, "{t} connection closed")
         }
-        _ => tracing::warn!(%peer, %id, ?reason, "tcp connection closed"),
+        // One line per failed handshake, saying why; nothing else is logged for it.
+        CloseReason::Handshake(why) => {
+            tracing::warn!(%peer, %id, "TLS handshake failed: {why}")
+        }
+        _ => tracing::warn!(%peer, %id, ?reason, "{t} connection closed"),
     }
     if !matches!(reason, CloseReason::Shutdown) {
-        fail_queued(
-            &shared,
-            id,
-            peer,
-            &mut rx,
-            &TransportError::ConnectionGone(id),
-        )
-        .await;
+        let error = match &reason {
+            CloseReason::Handshake(why) => TransportError::Handshake {
+                addr: peer,
+                reason: why.clone(),
+            },
+            _ => TransportError::ConnectionGone(id),
+        };
+        for data in unsent {
+            bump(&shared.counters.send_failures);
+            let failure = SendFailure {
+                peer: origin.peer(),
+                connection: Some(id),
+                data,
+                error: error.clone(),
+            };
+            shared
+                .emit(
+                    TransportEvent::SendFailed(failure),
+                    &mut shared.shutdown_signal(),
+                )
+                .await;
+        }
+        fail_queued(&shared, id, origin.peer(), &mut rx, &error).await;
     }
     let ev = TransportEvent::ConnectionClosed { id, peer, reason };
     if shared.is_shutting_down() {
@@ -320,18 +383,29 @@ async fn serve(
 }
 
 /// The connection loop; returns why it ended. The socket is closed when it returns.
-async fn run(
+async fn run<R, W>(
     shared: &Shared,
-    stream: TcpStream,
+    mut rd: R,
+    mut wr: W,
     origin: Origin,
     rx: &mut mpsc::Receiver<Bytes>,
     flags: &ConnFlags,
-) -> CloseReason {
+    held: Vec<Bytes>,
+) -> CloseReason
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let cfg = &shared.config;
     let c = &shared.counters;
     let peer = origin.source;
-    let (mut rd, mut wr) = stream.into_split();
     let mut sd = shared.shutdown_signal();
+    // Queued while the TLS handshake ran: they go first, in order.
+    for data in held {
+        if let Err(e) = write(shared, &mut wr, origin, &data).await {
+            return CloseReason::WriteFailed(e.to_string());
+        }
+    }
     let mut framer = StreamFramer::new(cfg.max_message_size);
     let mut buf = vec![0u8; 16 * 1024];
     // Traffic that keeps the connection open (see `refreshes_idle`) moves `last_active`; the
@@ -387,7 +461,7 @@ async fn run(
                         Ok(Some(Frame::Ping)) => {
                             // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
                             bump(&c.keepalives);
-                            if let Err(e) = write_raw(cfg.write_timeout, &mut wr, peer, b"\r\n").await {
+                            if let Err(e) = write_raw(cfg.write_timeout, &mut wr, origin.peer(), b"\r\n").await {
                                 return CloseReason::WriteFailed(e.to_string());
                             }
                         }
@@ -396,7 +470,7 @@ async fn run(
                             partial = false;
                             last_active = Instant::now();
                             bump(&c.tcp_received);
-                            log_message(Direction::Recv, Transport::Tcp, origin.local, peer, &bytes);
+                            log_message(Direction::Recv, origin.transport, origin.local, peer, &bytes);
                             let raw = bytes.clone();
                             let payload = decode(shared, parse_framed(bytes), || raw, peer);
                             let ev = TransportEvent::Inbound(Inbound { payload, origin });
@@ -456,18 +530,18 @@ fn idle_limit(cfg: &super::TransportConfig, trusted: bool) -> Duration {
 }
 
 /// Writes one message, counting and tracing it.
-async fn write(
+async fn write<W: AsyncWrite + Unpin>(
     shared: &Shared,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut W,
     origin: Origin,
     data: &[u8],
 ) -> Result<(), TransportError> {
-    write_raw(shared.config.write_timeout, wr, origin.source, data).await?;
+    write_raw(shared.config.write_timeout, wr, origin.peer(), data).await?;
     bump(&shared.counters.tcp_sent);
     add(&shared.counters.bytes_sent, data.len());
     log_message(
         Direction::Send,
-        Transport::Tcp,
+        origin.transport,
         origin.local,
         origin.source,
         data,
@@ -475,19 +549,24 @@ async fn write(
     Ok(())
 }
 
-async fn write_raw(
+async fn write_raw<W: AsyncWrite + Unpin>(
     limit: Duration,
-    wr: &mut OwnedWriteHalf,
-    peer: SocketAddr,
+    wr: &mut W,
+    peer: Peer,
     data: &[u8],
 ) -> Result<(), TransportError> {
-    match timeout(limit, wr.write_all(data)).await {
+    // TLS buffers records until flushed; for TCP the flush is a no-op.
+    let all = async {
+        wr.write_all(data).await?;
+        wr.flush().await
+    };
+    match timeout(limit, all).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(TransportError::Io {
-            peer: Peer::new(Transport::Tcp, peer),
+            peer,
             source: Arc::new(e),
         }),
-        Err(_) => Err(TransportError::WriteTimeout(peer)),
+        Err(_) => Err(TransportError::WriteTimeout(peer.addr)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! own directory and ports, so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod tls;
 pub mod ua;
 
 use ferroswitch::app::{self, Running};
@@ -112,6 +113,8 @@ pub struct Daemon {
     running: Option<Running>,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    /// The TLS listener, when the config has one.
+    pub tls: Option<SocketAddr>,
     _dir: TempDir,
 }
 
@@ -122,17 +125,24 @@ impl Daemon {
     }
 
     pub fn start_with(config: &str, users: &str) -> Daemon {
-        let dir = TempDir::new("daemon");
+        Daemon::start_in(TempDir::new("daemon"), config, users)
+    }
+
+    /// Starts with the config written into `dir` (which may already hold files it names,
+    /// such as TLS certificates).
+    pub fn start_in(dir: TempDir, config: &str, users: &str) -> Daemon {
         let path = write_config(&dir, config, users);
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"));
         let sockets = app::bind(&cfg).expect("bind 127.0.0.1 port 0");
         let running = app::start(&cfg, sockets).expect("daemon starts");
         let udp = running.local_addr(Transport::Udp).expect("a UDP listener");
         let tcp = running.local_addr(Transport::Tcp).expect("a TCP listener");
+        let tls = running.local_addr(Transport::Tls);
         Daemon {
             running: Some(running),
             udp,
             tcp,
+            tls,
             _dir: dir,
         }
     }
@@ -154,6 +164,15 @@ impl Daemon {
     /// (address-of-records, bindings) in the store.
     pub fn counts(&self) -> (usize, usize) {
         self.running().store().counts()
+    }
+
+    /// What SIGHUP does: reload the TLS certificate and key.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        self.running().reload_tls()
+    }
+
+    pub fn transport_stats(&self) -> ferroswitch::transport::TransportStats {
+        self.running().transport_stats()
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -14,15 +14,20 @@ use ferroswitch::sip::{
     Response, StreamFramer, MAX_MESSAGE_SIZE,
 };
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
+
+/// A byte stream to the server: TCP, or TLS over TCP.
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
 
 enum Link {
     Udp(UdpSocket),
     Tcp {
-        stream: TcpStream,
+        stream: Box<dyn Duplex>,
         framer: StreamFramer,
+        tls: bool,
     },
 }
 
@@ -67,8 +72,29 @@ impl Ua {
             .expect("connect");
         let local = stream.local_addr().expect("local addr");
         let link = Link::Tcp {
-            stream,
+            stream: Box::new(stream),
             framer: StreamFramer::new(MAX_MESSAGE_SIZE),
+            tls: false,
+        };
+        Ua::new(server, local, link, user, password)
+    }
+
+    /// A UA on a new TLS connection to `server`, trusting what `client` trusts.
+    pub async fn tls(
+        server: SocketAddr,
+        client: std::sync::Arc<rustls::ClientConfig>,
+        user: &str,
+        password: &str,
+    ) -> Ua {
+        let stream = timeout(WAIT, super::tls::connect(client, server))
+            .await
+            .expect("TLS connect in time")
+            .expect("TLS handshake");
+        let local = stream.get_ref().0.local_addr().expect("local addr");
+        let link = Link::Tcp {
+            stream: Box::new(stream),
+            framer: StreamFramer::new(MAX_MESSAGE_SIZE),
+            tls: true,
         };
         Ua::new(server, local, link, user, password)
     }
@@ -93,7 +119,8 @@ impl Ua {
     pub fn transport(&self) -> Transport {
         match self.link {
             Link::Udp(_) => Transport::Udp,
-            Link::Tcp { .. } => Transport::Tcp,
+            Link::Tcp { tls: false, .. } => Transport::Tcp,
+            Link::Tcp { tls: true, .. } => Transport::Tls,
         }
     }
 
@@ -216,7 +243,10 @@ impl Ua {
         let sent = timeout(WAIT, async {
             match &mut self.link {
                 Link::Udp(s) => s.send_to(msg.as_bytes(), self.server).await.map(|_| ()),
-                Link::Tcp { stream, .. } => stream.write_all(msg.as_bytes()).await,
+                Link::Tcp { stream, .. } => {
+                    stream.write_all(msg.as_bytes()).await?;
+                    stream.flush().await
+                }
             }
         })
         .await
@@ -233,7 +263,7 @@ impl Ua {
                     let (n, _) = s.recv_from(&mut buf).await.expect("UDP receive");
                     parse_datagram(&buf[..n]).expect("server sent a parseable datagram")
                 }
-                Link::Tcp { stream, framer } => {
+                Link::Tcp { stream, framer, .. } => {
                     let mut buf = [0u8; 4096];
                     loop {
                         if let Some(frame) = framer.pop().expect("server stream frames") {

@@ -16,12 +16,12 @@ from baresip_call import Ctrl  # noqa: E402
 
 
 class Linphone:
-    def __init__(self, name, home, sip_port, autoanswer):
+    def __init__(self, name, home, sip_port, autoanswer, sip_extra=""):
         self.name, self.lines, self.lock = name, [], threading.Lock()
         os.makedirs(os.path.join(home, ".local/share/linphone"), exist_ok=True)
         rc = os.path.join(home, "linphonerc")
         with open(rc, "w") as f:
-            f.write(f"[sip]\nsip_port={sip_port}\nsip_tcp_port=-1\nsip_tls_port=-1\n"
+            f.write(f"[sip]\nsip_port={sip_port}\nsip_tcp_port=-1\nsip_tls_port=-1\n{sip_extra}"
                     f"[rtp]\naudio_rtp_port={sip_port + 10}\n[sound]\nechocancellation=0\n")
         args = ["linphonec", "-c", rc] + (["-a"] if autoanswer else [])
         self.log = open(os.path.join(home, "out.log"), "w")
