@@ -188,7 +188,14 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
-                || (o[0] == 100 && (64..128).contains(&o[1])))
+                // Shared address space behind carrier-grade NAT (RFC 6598).
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                // The benchmarking range (RFC 2544), used for private lab networks and not
+                // routed on the internet (IANA special-purpose registry: not global).
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                // "This network" and the reserved class E block.
+                || o[0] == 0
+                || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
