@@ -4,9 +4,11 @@
 
 mod sip_util;
 
+#[cfg(feature = "rsip")]
+use ferroswitch::sip::to_rsip;
 use ferroswitch::sip::{
-    parse_datagram, to_rsip, validate_register, validate_request, validate_response, Message,
-    Policy, StreamFramer,
+    parse_datagram, validate_register, validate_request, validate_response, Message, Policy,
+    StreamFramer,
 };
 
 fn corpus() -> Vec<Vec<u8>> {
@@ -71,6 +73,7 @@ fn exercise(raw: &[u8]) {
             let _ = a.uri.equivalent(&a.uri);
         }
     }
+    #[cfg(feature = "rsip")]
     let _ = to_rsip(&m);
     let _ = m.to_bytes();
     match &m {

@@ -2,6 +2,8 @@
 //! `src/sip/mod.rs`): each shows rsip failing on the input and our layer handling it. If rsip
 //! ever improves, the rsip half of a test fails and tells us a bypass may go.
 
+#![cfg(feature = "rsip")]
+
 mod sip_util;
 
 use ferroswitch::sip::rsip_bridge::{from_rsip, to_rsip, uri_to_rsip, RsipError};

@@ -57,6 +57,11 @@ children_cpu_to() {
 
 # --- servers ------------------------------------------------------------------------------
 
+# The signalling phases compare a B2BUA with Kamailio's proxy, which never touches media: the
+# daemon runs them with the relay off (bypass), like for like. media.sh measures the relay
+# (FERRO_EXTRA with its own [media] table replaces this).
+FERRO_SIGNALLING_ONLY=$(printf '\n[media]\nmode = "bypass"\n')
+
 start_ferroswitch() {
   local dir=$WORK/ferroswitch
   cat >"$dir/ferroswitch.toml" <<TOML
@@ -83,7 +88,7 @@ max_calls_per_source = 0
 
 [log]
 level = "warn"
-${FERRO_EXTRA:-}
+${FERRO_EXTRA:-$FERRO_SIGNALLING_ONLY}
 TOML
   bg "$dir/daemon.log" taskset -c "$SERVER_CORE" "$BIN" --config "$dir/ferroswitch.toml" -q
   SERVER_PID=$BG

@@ -32,6 +32,7 @@ pub mod message;
 pub mod method;
 pub mod name_addr;
 pub mod parse;
+#[cfg(feature = "rsip")]
 pub mod rsip_bridge;
 pub mod status;
 pub mod typed;
@@ -49,6 +50,7 @@ pub use message::{Message, Request, Response, Version, MAX_REASON_LEN};
 pub use method::Method;
 pub use name_addr::{AddrError, Contact, NameAddr};
 pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};
+#[cfg(feature = "rsip")]
 pub use rsip_bridge::{from_rsip, to_rsip, RsipError};
 pub use status::reason_phrase;
 pub use typed::{CSeq, Params, Via};

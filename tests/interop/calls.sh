@@ -63,7 +63,17 @@ calls_basic() {
   sleep 1
   local after; after=$(cdr_count NORMAL_CLEARING)
   echo "     CDRs NORMAL_CLEARING: $((after - before)) of $CALLS"
-  [ $((after - before)) -eq "$CALLS" ]
+  [ $((after - before)) -eq "$CALLS" ] || return 1
+  # Media anchored (the default [media] mode = "relay"): every call had a relay session (its
+  # CDR carries media counters), and once they all ended the daemon holds no relay socket.
+  local with_media; with_media=$(tail -n "$CALLS" "$WORK/cdr.jsonl" | grep -c '"media":{')
+  echo "     CDRs with relay media figures: $with_media of $CALLS"
+  [ "$with_media" -eq "$CALLS" ] || return 1
+  local relay_sockets
+  relay_sockets=$(ss -Hanup 2>/dev/null | grep "pid=$DAEMON_PID," \
+    | awk '{print $5}' | grep -cE ':(1[6-9][0-9]{3}|2[0-9]{4}|3[0-2][0-9]{3})$')
+  echo "     relay sockets still open after the calls: $relay_sockets"
+  [ "$relay_sockets" -eq 0 ]
 }
 
 calls_cancel() {
