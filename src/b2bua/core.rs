@@ -115,6 +115,8 @@ impl TxView for TransactionLayer {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct B2buaStats {
     pub calls_ended: u64,
+    /// Started, answered, ended by cause, post-dial delay (`stats`).
+    pub calls: super::CallStats,
 }
 
 /// Branches we mint start with this and this run's id, so a request that comes back to us

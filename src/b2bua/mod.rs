@@ -33,6 +33,8 @@ mod reject;
 pub mod respond;
 mod setup;
 mod shutdown;
+mod snapshot;
+mod stats;
 mod table;
 
 pub use self::core::{
@@ -42,6 +44,8 @@ pub use limits::{Hold, Limits, Over};
 pub use reject::Reject;
 pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
 pub use setup::{advertised, binding_peer, identity, Arrival, Route};
+pub use snapshot::CallInfo;
+pub use stats::{CallStats, PDD_BUCKETS_MS};
 pub use table::{CallTimer, Calls, LegRef};
 
 /// Who sends a request that passed admission (the engine's `admit`: Max-Forwards, loops,
