@@ -8,6 +8,10 @@
 //! closes) and `Running::graceful_shutdown` (SIGTERM: the engine ends every call with BYE,
 //! new INVITEs get 503, and the driver runs on until the BYEs are answered or the grace
 //! period is over).
+//!
+//! Operations (issue 13): the control socket (`control`) and the metrics endpoint
+//! (`metrics`) run as tasks beside the driver; what they ask reaches the engine only through
+//! the driver's control channel, which the driver serves between two transport batches.
 
 use crate::config::Config;
 use crate::dialog::SessionTimerConfig;
@@ -41,9 +45,31 @@ pub struct Running {
     driver: JoinHandle<bool>,
     store: Arc<dyn LocationStore>,
     stats: Arc<Mutex<EngineStats>>,
+    // --- operations (issue 13) ---
+    control: crate::control::ControlHandle,
+    control_server: Option<crate::control::ControlServer>,
+    metrics: Option<crate::metrics::MetricsServer>,
+    // --- end operations ---
 }
 
 impl Running {
+    // --- operations (issue 13) ---
+    /// Asks the driver for what `ferroswitch ctl` shows and does; also reloads.
+    pub fn control(&self) -> &crate::control::ControlHandle {
+        &self.control
+    }
+
+    /// The control socket, when it could be bound.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.control_server.as_ref().map(|s| s.path())
+    }
+
+    /// The metrics endpoint's address, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+    // --- end operations ---
+
     /// The addresses actually bound (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.transport.local_addrs()
@@ -144,6 +170,11 @@ pub fn start_with(
     let (transport, events) = TransportHandle::start(sockets, transport_config)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
+    // --- operations (issue 13) ---
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let control = crate::control::ControlHandle::new(ctl_tx, Arc::new(config.clone()));
+    let (control_server, metrics) = start_operations(config, &control);
+    // --- end operations ---
     let driver = tokio::spawn(drive(
         engine,
         transport.clone(),
@@ -151,6 +182,7 @@ pub fn start_with(
         shutdown_rx,
         stats.clone(),
         cdr,
+        ctl_rx,
     ));
     Ok(Running {
         transport,
@@ -158,8 +190,49 @@ pub fn start_with(
         driver,
         store,
         stats,
+        control,
+        control_server,
+        metrics,
     })
 }
+
+// --- operations (issue 13) ---
+/// The control socket and, when configured, the metrics endpoint. Either failing is logged
+/// and the daemon serves SIP without it.
+fn start_operations(
+    config: &Config,
+    control: &crate::control::ControlHandle,
+) -> (
+    Option<crate::control::ControlServer>,
+    Option<crate::metrics::MetricsServer>,
+) {
+    let path = crate::control::socket_path(config.control.socket.as_deref(), &config.file);
+    let server = match crate::control::ControlServer::start(&path, control.clone()) {
+        Ok(s) => {
+            tracing::info!("control socket {}", path.display());
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!("no control socket at {}: {e}", path.display());
+            None
+        }
+    };
+    let metrics =
+        config.metrics.listen.and_then(|addr| {
+            match crate::metrics::MetricsServer::start(addr, control.clone()) {
+                Ok(m) => {
+                    tracing::info!("metrics on http://{}/metrics", m.local_addr());
+                    Some(m)
+                }
+                Err(e) => {
+                    tracing::error!("no metrics endpoint on {addr}: {e}");
+                    None
+                }
+            }
+        });
+    (server, metrics)
+}
+// --- end operations ---
 
 /// What the engine needs from the configuration file: the engine does not know the file's
 /// types, the shell maps them here.
@@ -222,7 +295,12 @@ async fn drive(
     mut shutdown: watch::Receiver<Stop>,
     stats: Arc<Mutex<EngineStats>>,
     mut cdr: Option<CdrWriter>,
+    mut ctl: mpsc::Receiver<crate::control::DriverRequest>,
 ) -> bool {
+    // --- operations (issue 13) ---
+    let started = Instant::now();
+    let mut rate = crate::control::CallRate::default();
+    // --- end operations ---
     // Set once draining: when the driver gives up waiting for the BYEs.
     let mut give_up: Option<Instant> = None;
     // The guard's ban list as last handed to the transport.
@@ -262,6 +340,12 @@ async fn drive(
                 }
             }
             _ = sleep => engine.handle_timeout(Instant::now(), SystemTime::now()),
+            // --- operations (issue 13) ---
+            Some(req) = ctl.recv() => {
+                let info = crate::control::DriverInfo { started, rate: &rate };
+                control_request(&mut engine, &info, &mut cdr, req);
+            }
+            // --- end operations ---
         }
         flush(&mut engine, &transport);
         while let Some(rec) = engine.poll_cdr() {
@@ -276,6 +360,7 @@ async fn drive(
         }
         // Published after the bans, so whoever sees these stats sees the bans in force.
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
+        rate.sample(Instant::now(), engine.calls_started()); // operations (issue 13)
         if let Some(at) = give_up {
             if engine.is_drained() {
                 tracing::info!("every call cleared");
@@ -292,6 +377,31 @@ async fn drive(
     }
     false
 }
+
+// --- operations (issue 13) ---
+/// One control request, answered in the driver (the engine's owner); what it makes the
+/// engine send is flushed by the loop as usual.
+fn control_request(
+    engine: &mut Engine,
+    info: &crate::control::DriverInfo<'_>,
+    cdr: &mut Option<CdrWriter>,
+    req: crate::control::DriverRequest,
+) {
+    use crate::control::DriverRequest;
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match req {
+        DriverRequest::Query(q, reply) => {
+            let _ = reply.send(crate::control::answer(engine, info, now, wall, q));
+        }
+        DriverRequest::Reload(r, reply) => {
+            let _ = reply.send(Ok(crate::control::apply_reload(engine, now, *r, cdr)));
+        }
+        DriverRequest::Snapshot(reply) => {
+            let _ = reply.send(engine.snapshot());
+        }
+    }
+}
+// --- end operations ---
 
 fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: TransportEvent) {
     match ev {
@@ -321,13 +431,13 @@ fn flush(engine: &mut Engine, transport: &TransportHandle) {
 /// What that promises: once written, a record survives a crash or kill of the daemon. Nothing
 /// is fsync'd, so a power loss or kernel crash can lose the records the kernel had not yet
 /// written to disk; a write that fails (disk full) is logged and that record is lost.
-struct CdrWriter {
+pub(crate) struct CdrWriter {
     file: std::fs::File,
     path: std::path::PathBuf,
 }
 
 impl CdrWriter {
-    fn open(path: &std::path::Path) -> std::io::Result<CdrWriter> {
+    pub(crate) fn open(path: &std::path::Path) -> std::io::Result<CdrWriter> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

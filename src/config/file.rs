@@ -6,7 +6,10 @@
 
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
-use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, TcpConfig};
+use super::{
+    CallsConfig, ControlConfig, LogConfig, LogLevel, MetricsConfig, RegistrarConfig, ServerConfig,
+    TcpConfig,
+};
 use crate::auth::Algorithm;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -30,6 +33,22 @@ struct RawFile {
     security: crate::security::SecurityConfig,
     #[serde(default)]
     tcp: RawTcp,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -94,6 +113,8 @@ pub(crate) struct Parsed {
     pub calls: CallsConfig,
     pub security: crate::security::SecurityConfig,
     pub tcp: TcpConfig,
+    pub control: ControlConfig,
+    pub metrics: MetricsConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -134,7 +155,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         p.bad(None, "security", e.to_string());
     }
     let tcp = tcp(&mut p, raw.tcp);
+    let (control, metrics) = operations(&mut p, raw.control, raw.metrics, file);
     Ok(Parsed {
+        control,
+        metrics,
         server,
         registrar,
         log,
@@ -412,6 +436,38 @@ fn tcp(p: &mut Problems<'_>, raw: RawTcp) -> TcpConfig {
         max_connections: max_connections as usize,
         max_connections_per_ip: per_ip as usize,
     }
+}
+
+/// `[control]` and `[metrics]`: where the control socket is (relative to the config file's
+/// directory) and where the metrics endpoint listens (an IP address and port, no name).
+fn operations(
+    p: &mut Problems<'_>,
+    control: RawControl,
+    metrics: RawMetrics,
+    file: &Path,
+) -> (ControlConfig, MetricsConfig) {
+    let socket = control.socket.and_then(|s| {
+        if s.get_ref().trim().is_empty() {
+            let msg = "must not be empty (leave it out for the default)".to_string();
+            p.bad(Some(s.span()), "control.socket", msg);
+            return None;
+        }
+        Some(file.parent().unwrap_or(Path::new(".")).join(s.get_ref()))
+    });
+    let listen = metrics
+        .listen
+        .and_then(|l| match l.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                let msg = format!(
+                    "{:?} is not an address and port (like \"127.0.0.1:9090\")",
+                    l.get_ref()
+                );
+                p.bad(Some(l.span()), "metrics.listen", msg);
+                None
+            }
+        });
+    (ControlConfig { socket }, MetricsConfig { listen })
 }
 
 fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {

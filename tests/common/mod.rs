@@ -7,6 +7,7 @@
 //! own directory and ports, so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod ua;
 
 use ferroswitch::app::{self, Running};
