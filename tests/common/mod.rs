@@ -157,6 +157,11 @@ impl Daemon {
         self.running().store().counts()
     }
 
+    /// The metrics endpoint, when the config has `[metrics] listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running().metrics_addr()
+    }
+
     pub fn stats(&self) -> EngineStats {
         self.running().engine_stats()
     }
