@@ -340,3 +340,52 @@ async fn a_stale_socket_is_replaced_the_mode_is_0660_and_a_clean_exit_removes_it
     assert_eq!(common::bin::exit_code(&mut child.0, WAIT).await, Some(0));
     assert!(!sock.exists(), "removed on a clean exit");
 }
+
+/// A call still ringing is ended the way a ringing call ends: CANCEL to the callee, and the
+/// caller gets the final response the cause maps to (USER_BUSY → 486) with the Reason.
+#[tokio::test]
+async fn hangup_of_a_ringing_call_cancels_the_callee_and_answers_the_caller() {
+    let dir = TempDir::new("ctl-ringing");
+    let config = format!("{CONFIG_TOML}\n[calls]\ncdr_file = \"cdr.jsonl\"\n");
+    let (_child, _lines, udp) = start(&dir, &config);
+    let mut bob = Ua::udp(udp, "bob", "1234").await;
+    assert_eq!(bob.register(&[]).await.status, 200);
+    let mut alice = Ua::udp(udp, "alice", "1234").await;
+    common::bin::invite(&mut alice, "bob").await;
+    let inv = bob.recv_request().await;
+    bob.reply(&inv, 180, "Ringing", &[]).await;
+    let calls = ctl_json(&dir, &["calls"]);
+    assert_eq!(calls[0]["state"], "ringing", "{calls}");
+    let id = calls[0]["id"].as_u64().unwrap().to_string();
+
+    let (ok, _, err) = ctl(&dir, &["hangup", &id, "user_busy"]);
+    assert!(ok, "{err}");
+    let fin = alice.recv_final().await;
+    assert_eq!(fin.status, 486);
+    assert_eq!(
+        common::ua::header(&fin, "Reason"),
+        Some("Q.850;cause=17;text=\"USER_BUSY\"")
+    );
+    let cancel = loop {
+        let r = bob.recv_request().await;
+        if r.method == ferroswitch::sip::Method::Cancel {
+            break r;
+        }
+    };
+    bob.reply(&cancel, 200, "OK", &[]).await;
+    bob.reply(&inv, 487, "Request Terminated", &[]).await;
+    let cdr = wait_file_lines(&dir.path().join("cdr.jsonl"), 1).await;
+    let row: Value = serde_json::from_str(&cdr[0]).expect("a JSON CDR");
+    assert_eq!(
+        (
+            &row["hangup_cause"],
+            &row["sip_status"],
+            &row["hangup_side"]
+        ),
+        (
+            &Value::from("USER_BUSY"),
+            &Value::from(486),
+            &Value::from("system")
+        )
+    );
+}
