@@ -328,6 +328,12 @@ async fn drive(
                     }
                 }
             }
+            // --- operations (issue 13): before the transport, so a busy switch still answers ---
+            Some(req) = ctl.recv() => {
+                let info = crate::control::DriverInfo { started, rate: &rate };
+                control_request(&mut engine, &info, &mut cdr, req);
+            }
+            // --- end operations ---
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let (now, wall) = (Instant::now(), SystemTime::now());
@@ -340,12 +346,6 @@ async fn drive(
                 }
             }
             _ = sleep => engine.handle_timeout(Instant::now(), SystemTime::now()),
-            // --- operations (issue 13) ---
-            Some(req) = ctl.recv() => {
-                let info = crate::control::DriverInfo { started, rate: &rate };
-                control_request(&mut engine, &info, &mut cdr, req);
-            }
-            // --- end operations ---
         }
         flush(&mut engine, &transport);
         while let Some(rec) = engine.poll_cdr() {

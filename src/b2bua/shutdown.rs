@@ -50,7 +50,7 @@ impl B2bua {
         call.no_answer_at = None;
         call.end = Some((cause, status, Side::System));
         let legs = call.b.len();
-        let mut out = match rej {
+        let out = match rej {
             Some(rej) => {
                 let mut out = self.a_response(id, status, rej.phrase(), None);
                 rej.add_headers(&mut out.headers);
