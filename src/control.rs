@@ -399,6 +399,16 @@ impl ControlServer {
     }
 }
 
+#[cfg(not(unix))]
+impl ControlServer {
+    pub fn start(_path: &Path, _handle: ControlHandle) -> std::io::Result<ControlServer> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the control socket needs Unix sockets",
+        ))
+    }
+}
+
 #[cfg(unix)]
 async fn serve(listener: tokio::net::UnixListener, handle: ControlHandle) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -530,6 +540,11 @@ pub fn call(path: &Path, req: &CtlRequest) -> Result<Value, String> {
     } else {
         Err(v["error"].as_str().unwrap_or("failed").to_string())
     }
+}
+
+#[cfg(not(unix))]
+pub fn call(_path: &Path, _req: &CtlRequest) -> Result<Value, String> {
+    Err("the control socket needs Unix sockets".into())
 }
 
 /// The answer to `req` as aligned text for people.

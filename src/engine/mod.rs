@@ -13,6 +13,9 @@
 //!   harmless);
 //! - after any of these: drain `poll_transmit()` (send each), `poll_cdr()` (append each),
 //!   `poll_trusted()` (tell the transport), and read `bans()` when its counter changed;
+//! - an operator's requests (`control`: `hang_up`, `unregister`, `unban`, `replace_users`,
+//!   and the read-only `registrations`, `calls`, `snapshot`) are inputs like the others:
+//!   drain the same outputs after them;
 //! - to stop: `begin_shutdown`, keep driving until `is_drained()` or `shutdown_grace()`.
 //!   `now` never goes backwards; the engine never reads a clock itself.
 //!
