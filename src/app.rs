@@ -8,6 +8,10 @@
 //! closes) and `Running::graceful_shutdown` (SIGTERM: the engine ends every call with BYE,
 //! new INVITEs get 503, and the driver runs on until the BYEs are answered or the grace
 //! period is over).
+//!
+//! Operations (issue 13): the control socket (`control`) and the metrics endpoint
+//! (`metrics`) run as tasks beside the driver; what they ask reaches the engine only through
+//! the driver's control channel, which the driver serves between two transport batches.
 
 use crate::config::Config;
 use crate::dialog::SessionTimerConfig;
@@ -43,6 +47,11 @@ pub struct Running {
     stats: Arc<Mutex<EngineStats>>,
     /// `[tls]` as started with: what SIGHUP reloads.
     tls: Option<crate::config::tls::TlsSettings>,
+    // --- operations (issue 13) ---
+    control: crate::control::ControlHandle,
+    control_server: Option<crate::control::ControlServer>,
+    metrics: Option<crate::metrics::MetricsServer>,
+    // --- end operations ---
 }
 
 impl Running {
@@ -57,6 +66,23 @@ impl Running {
             .reload_tls(m.chain, m.key)
             .map_err(|e| e.to_string())
     }
+
+    // --- operations (issue 13) ---
+    /// Asks the driver for what `ferroswitch ctl` shows and does; also reloads.
+    pub fn control(&self) -> &crate::control::ControlHandle {
+        &self.control
+    }
+
+    /// The control socket, when it could be bound.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.control_server.as_ref().map(|s| s.path())
+    }
+
+    /// The metrics endpoint's address, when `[metrics] listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+    // --- end operations ---
 
     /// The addresses actually bound (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
@@ -166,6 +192,11 @@ pub fn start_with(
     let (transport, events) = TransportHandle::start_with_tls(sockets, transport_config, tls)?;
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
+    // --- operations (issue 13) ---
+    let (ctl_tx, ctl_rx) = mpsc::channel(64);
+    let control = crate::control::ControlHandle::new(ctl_tx, Arc::new(config.clone()));
+    let (control_server, metrics) = start_operations(config, &control);
+    // --- end operations ---
     let driver = tokio::spawn(drive(
         engine,
         transport.clone(),
@@ -174,6 +205,7 @@ pub fn start_with(
         stats.clone(),
         cdr,
         media_wake,
+        ctl_rx,
     ));
     Ok(Running {
         transport,
@@ -182,6 +214,9 @@ pub fn start_with(
         store,
         stats,
         tls: config.tls.clone(),
+        control,
+        control_server,
+        metrics,
     })
 }
 
@@ -229,6 +264,44 @@ fn start_media(config: &Config, engine: &mut Engine) -> Option<Arc<tokio::sync::
         }
     }
 }
+
+// --- operations (issue 13) ---
+/// The control socket and, when configured, the metrics endpoint. Either failing is logged
+/// and the daemon serves SIP without it.
+fn start_operations(
+    config: &Config,
+    control: &crate::control::ControlHandle,
+) -> (
+    Option<crate::control::ControlServer>,
+    Option<crate::metrics::MetricsServer>,
+) {
+    let path = crate::control::socket_path(config.control.socket.as_deref(), &config.file);
+    let server = match crate::control::ControlServer::start(&path, control.clone()) {
+        Ok(s) => {
+            tracing::info!("control socket {}", path.display());
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!("no control socket at {}: {e}", path.display());
+            None
+        }
+    };
+    let metrics =
+        config.metrics.listen.and_then(|addr| {
+            match crate::metrics::MetricsServer::start(addr, control.clone()) {
+                Ok(m) => {
+                    tracing::info!("metrics on http://{}/metrics", m.local_addr());
+                    Some(m)
+                }
+                Err(e) => {
+                    tracing::error!("no metrics endpoint on {addr}: {e}");
+                    None
+                }
+            }
+        });
+    (server, metrics)
+}
+// --- end operations ---
 
 /// What the engine needs from the configuration file: the engine does not know the file's
 /// types, the shell maps them here.
@@ -284,6 +357,7 @@ fn served_hosts(c: &Config) -> crate::registrar::ServedHosts {
 }
 
 /// Runs the engine until told to stop; true when it stopped drained (see `Stop::Drain`).
+#[allow(clippy::too_many_arguments)] // the driver owns each channel it selects on
 async fn drive(
     mut engine: Engine,
     transport: TransportHandle,
@@ -292,7 +366,12 @@ async fn drive(
     stats: Arc<Mutex<EngineStats>>,
     mut cdr: Option<CdrWriter>,
     media_wake: Option<Arc<tokio::sync::Notify>>,
+    mut ctl: mpsc::Receiver<crate::control::DriverRequest>,
 ) -> bool {
+    // --- operations (issue 13) ---
+    let started = Instant::now();
+    let mut rate = crate::control::CallRate::default();
+    // --- end operations ---
     // Set once draining: when the driver gives up waiting for the BYEs.
     let mut give_up: Option<Instant> = None;
     // The guard's ban list as last handed to the transport.
@@ -320,6 +399,12 @@ async fn drive(
                     }
                 }
             }
+            // --- operations (issue 13): before the transport, so a busy switch still answers ---
+            Some(req) = ctl.recv() => {
+                let info = crate::control::DriverInfo { started, rate: &rate };
+                control_request(&mut engine, &info, &mut cdr, req);
+            }
+            // --- end operations ---
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let (now, wall) = (Instant::now(), SystemTime::now());
@@ -352,6 +437,7 @@ async fn drive(
         }
         // Published after the bans, so whoever sees these stats sees the bans in force.
         *stats.lock().unwrap_or_else(|e| e.into_inner()) = engine.stats();
+        rate.sample(Instant::now(), engine.calls_started()); // operations (issue 13)
         if let Some(at) = give_up {
             if engine.is_drained() {
                 tracing::info!("every call cleared");
@@ -368,6 +454,31 @@ async fn drive(
     }
     false
 }
+
+// --- operations (issue 13) ---
+/// One control request, answered in the driver (the engine's owner); what it makes the
+/// engine send is flushed by the loop as usual.
+fn control_request(
+    engine: &mut Engine,
+    info: &crate::control::DriverInfo<'_>,
+    cdr: &mut Option<CdrWriter>,
+    req: crate::control::DriverRequest,
+) {
+    use crate::control::DriverRequest;
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match req {
+        DriverRequest::Query(q, reply) => {
+            let _ = reply.send(crate::control::answer(engine, info, now, wall, q));
+        }
+        DriverRequest::Reload(r, reply) => {
+            let _ = reply.send(Ok(crate::control::apply_reload(engine, now, *r, cdr)));
+        }
+        DriverRequest::Snapshot(reply) => {
+            let _ = reply.send(engine.snapshot());
+        }
+    }
+}
+// --- end operations ---
 
 fn handle_event(engine: &mut Engine, now: Instant, wall: SystemTime, ev: TransportEvent) {
     match ev {
@@ -397,13 +508,13 @@ fn flush(engine: &mut Engine, transport: &TransportHandle) {
 /// What that promises: once written, a record survives a crash or kill of the daemon. Nothing
 /// is fsync'd, so a power loss or kernel crash can lose the records the kernel had not yet
 /// written to disk; a write that fails (disk full) is logged and that record is lost.
-struct CdrWriter {
+pub(crate) struct CdrWriter {
     file: std::fs::File,
     path: std::path::PathBuf,
 }
 
 impl CdrWriter {
-    fn open(path: &std::path::Path) -> std::io::Result<CdrWriter> {
+    pub(crate) fn open(path: &std::path::Path) -> std::io::Result<CdrWriter> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

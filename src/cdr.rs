@@ -33,6 +33,44 @@ pub enum HangupCause {
 }
 
 impl HangupCause {
+    /// Every cause, in a fixed order (metrics label them by `name`).
+    pub const ALL: [HangupCause; 18] = [
+        HangupCause::NormalClearing,
+        HangupCause::UserBusy,
+        HangupCause::NoUserResponse,
+        HangupCause::NoAnswer,
+        HangupCause::CallRejected,
+        HangupCause::UnallocatedNumber,
+        HangupCause::NormalTemporaryFailure,
+        HangupCause::DestinationOutOfOrder,
+        HangupCause::RecoveryOnTimerExpire,
+        HangupCause::OriginatorCancel,
+        HangupCause::ServiceUnavailable,
+        HangupCause::SwitchCongestion,
+        HangupCause::IncompatibleDestination,
+        HangupCause::NormalUnspecified,
+        HangupCause::ExchangeRoutingError,
+        HangupCause::MediaTimeout,
+        HangupCause::UserNotRegistered,
+        HangupCause::NoRouteDestination,
+    ];
+
+    /// Position in [`HangupCause::ALL`].
+    pub fn index(self) -> usize {
+        HangupCause::ALL
+            .iter()
+            .position(|c| *c == self)
+            .unwrap_or(0)
+    }
+
+    /// A cause an operator typed: its name (any case) or its code (`16`, `17` …).
+    pub fn parse(s: &str) -> Option<HangupCause> {
+        let s = s.trim();
+        HangupCause::ALL.into_iter().find(|c| {
+            c.name().eq_ignore_ascii_case(s) || s.parse::<u16>().is_ok_and(|n| n == c.code())
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             HangupCause::NormalClearing => "NORMAL_CLEARING",
@@ -201,6 +239,22 @@ mod tests {
         assert_eq!(HangupCause::from_sip_status(603), HangupCause::CallRejected);
         assert_eq!(HangupCause::from_sip_status(487).code(), 487);
         assert_eq!(HangupCause::NoAnswer.code(), 19);
+    }
+
+    #[test]
+    fn causes_parse_from_name_or_code() {
+        assert_eq!(HangupCause::parse("16"), Some(HangupCause::NormalClearing));
+        assert_eq!(HangupCause::parse("user_busy"), Some(HangupCause::UserBusy));
+        assert_eq!(
+            HangupCause::parse("CALL_REJECTED"),
+            Some(HangupCause::CallRejected)
+        );
+        assert_eq!(HangupCause::parse("99"), None);
+        assert_eq!(HangupCause::parse("BUSY"), None);
+        for (i, c) in HangupCause::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(HangupCause::parse(c.name()), Some(c));
+        }
     }
 
     #[test]

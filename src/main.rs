@@ -1,4 +1,5 @@
-//! The `ferroswitch` command: run the daemon, check a configuration, hash a password.
+//! The `ferroswitch` command: run the daemon, check a configuration, hash a password, and
+//! `ctl`, the client of a running daemon's control socket (`ferroswitch::control`).
 //! Only argument parsing, logging set-up and signal handling live here; see `app`.
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,42 @@ enum Command {
     /// Read a password on stdin and print the HA1 (MD5 of USER:REALM:PASSWORD) to store as
     /// `ha1 = "..."` instead of the password.
     HashPassword { user: String, realm: String },
+    /// Control a running daemon through its control socket (see README "Operating
+    /// ferroswitch"); the socket is found from --config like `run` does, or --socket.
+    Ctl {
+        /// The control socket (default: from the config file).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print the daemon's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Version, uptime, calls up, registrations, calls/s, bans.
+    Status,
+    /// Registered contacts (of USER only when given).
+    Registrations { user: Option<String> },
+    /// Calls in progress.
+    Calls,
+    /// End call CALL on both legs (BYE with Reason); CAUSE is a Q.850 name or number
+    /// (default NORMAL_CLEARING / 16).
+    Hangup { call: String, cause: Option<String> },
+    /// Remove USER's bindings (only CONTACT when given).
+    Unregister {
+        user: String,
+        contact: Option<String>,
+    },
+    /// Banned addresses.
+    Bans,
+    /// Lift the ban on ADDR.
+    Unban { addr: String },
+    /// Read the users files again (like SIGHUP, which also reopens the CDR file).
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +92,11 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig) => check_config(&cli),
         Some(Command::HashPassword { user, realm }) => hash_password(user, realm),
+        Some(Command::Ctl {
+            socket,
+            json,
+            command,
+        }) => ctl(&cli, socket.as_deref(), *json, command),
         None => run(&cli),
     }
 }
@@ -81,6 +123,49 @@ fn check_config(cli: &Cli) -> ExitCode {
         }
         _ => {
             eprintln!("{}: {} errors", cli.config.display(), report.errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(cli: &Cli, socket: Option<&std::path::Path>, json: bool, cmd: &CtlCommand) -> ExitCode {
+    use ferroswitch::control::{self, CtlRequest};
+    let req = match cmd {
+        CtlCommand::Status => CtlRequest::Status,
+        CtlCommand::Registrations { user } => CtlRequest::Registrations { user: user.clone() },
+        CtlCommand::Calls => CtlRequest::Calls,
+        CtlCommand::Hangup { call, cause } => match call.trim().parse() {
+            Ok(call) => CtlRequest::Hangup {
+                call,
+                cause: cause.clone(),
+            },
+            Err(_) => {
+                eprintln!(
+                    "error: {call:?} is not a call id (a number from `ferroswitch ctl calls`)"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        CtlCommand::Unregister { user, contact } => CtlRequest::Unregister {
+            user: user.clone(),
+            contact: contact.clone(),
+        },
+        CtlCommand::Bans => CtlRequest::Bans,
+        CtlCommand::Unban { addr } => CtlRequest::Unban { addr: addr.clone() },
+        CtlCommand::Reload => CtlRequest::Reload,
+    };
+    let path = control::client_socket_path(socket, &cli.config);
+    match control::call(&path, &req) {
+        Ok(v) if json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print!("{}", control::render(&req, &v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -193,20 +278,22 @@ fn run(cli: &Cli) -> ExitCode {
                 .as_deref()
                 .unwrap_or("(any local address)")
         );
-        let first = signals
-            .stop(|| match running.reload_tls() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                Err(e) if config.tls.is_none() => tracing::info!("SIGHUP: nothing to reload ({e})"),
-                Err(e) => {
-                    tracing::error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}")
-                }
-            })
-            .await;
+        let tls_reload = || match running.reload_tls() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Err(_) if config.tls.is_none() => {}
+            Err(e) => {
+                tracing::error!("SIGHUP: TLS certificate not reloaded, the old one stays: {e}")
+            }
+        };
+        let first = signals.stop(running.control(), tls_reload).await;
         tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
+        let control = running.control().clone();
         let cleared = running
             .graceful_shutdown(async {
                 let second = signals
-                    .stop(|| tracing::info!("SIGHUP while stopping: ignored"))
+                    .stop(&control, || {
+                        tracing::info!("SIGHUP while stopping: TLS not reloaded")
+                    })
                     .await;
                 tracing::info!("{second} again: stopping at once");
             })
@@ -249,7 +336,8 @@ fn raise_fd_limit() {
 fn raise_fd_limit() {}
 
 /// The signals the daemon acts on. SIGTERM and SIGINT (Ctrl-C) stop it; SIGHUP reloads the
-/// TLS certificate (its default action would kill the daemon without a word).
+/// users files, reopens the CDR file (logrotate's `postrotate kill -HUP`) and reloads the
+/// TLS certificate.
 struct Signals {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
@@ -278,9 +366,13 @@ impl Signals {
         Signals {}
     }
 
-    /// Waits for the next SIGTERM or SIGINT, calling `on_hup` for each SIGHUP on the way;
-    /// its name.
-    async fn stop(&mut self, on_hup: impl Fn()) -> &'static str {
+    /// Waits for the next SIGTERM or SIGINT (on every SIGHUP on the way: the users files
+    /// reloaded, then `on_hup`, the TLS certificate); its name.
+    async fn stop(
+        &mut self,
+        control: &ferroswitch::control::ControlHandle,
+        on_hup: impl Fn(),
+    ) -> &'static str {
         #[cfg(unix)]
         loop {
             let term = async {
@@ -298,7 +390,12 @@ impl Signals {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return "SIGINT",
                 _ = term => return "SIGTERM",
-                _ = hup => on_hup(),
+                _ = hup => {
+                    tracing::info!("SIGHUP: reloading the users files, reopening the CDR file");
+                    // Errors are logged by `reload` (file, line, key); the old users stay.
+                    let _ = control.reload().await;
+                    on_hup();
+                }
             }
         }
         #[cfg(not(unix))]

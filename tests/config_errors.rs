@@ -401,3 +401,33 @@ fn media_section_problems_are_all_reported_with_file_line_and_key() {
         "{msg}"
     );
 }
+
+/// `[control]` and `[metrics]` are strict like the rest: a bad address or an unknown key is
+/// named with its file, line and key.
+#[test]
+fn control_and_metrics_sections_are_checked() {
+    let main = "[control]\nsocket = \"run/ctl.sock\"\n[metrics]\nlisten = \"127.0.0.1:9090\"\n";
+    let path = setup("ops-ok", main, &[("a.toml", ALICE)]);
+    let c = Config::load(&path).expect("valid");
+    let dir = path.parent().unwrap();
+    assert_eq!(c.control.socket, Some(dir.join("run/ctl.sock")));
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9090".parse().unwrap()));
+    let e = one_error(
+        "ops-bad",
+        "\n[metrics]\nlisten = \"localhost:9090\"\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        e.ends_with("ferroswitch.toml:3: metrics.listen: \"localhost:9090\" is not an address and port (like \"127.0.0.1:9090\")"),
+        "{e}"
+    );
+    let e = one_error(
+        "ops-unknown",
+        "[control]\npath = \"x\"\n",
+        &[("a.toml", ALICE)],
+    );
+    assert!(
+        e.contains("ferroswitch.toml:2: [control]: unknown field `path`"),
+        "{e}"
+    );
+}

@@ -115,6 +115,8 @@ impl TxView for TransactionLayer {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct B2buaStats {
     pub calls_ended: u64,
+    /// Started, answered, ended by cause, post-dial delay (`stats`).
+    pub calls: super::CallStats,
 }
 
 /// Branches we mint start with this and this run's id, so a request that comes back to us
@@ -375,18 +377,24 @@ impl B2bua {
     }
 
     /// Ends call `id` from the switch's side (an operator's hang-up, a media timeout): BYE
-    /// on both legs with `cause` as the Q.850 Reason, CDR with hangup side "system". False
-    /// when no such call is up.
+    /// on both legs with `cause` as the Q.850 Reason, CDR with hangup side "system"; a call
+    /// still ringing gets its b-legs cancelled and the caller the final response `cause`
+    /// maps to (`end_ringing`). False when no such call is up.
     pub fn hang_up_call(
         &mut self,
         wall: SystemTime,
         id: super::CallId,
         cause: crate::cdr::HangupCause,
     ) -> bool {
-        if self.calls.get(id).is_none() {
+        let Some(call) = self.calls.get(id) else {
             return false;
+        };
+        if call.state == super::CallState::Ringing {
+            let _span = self.enter(id);
+            self.end_ringing(wall, id, cause, None);
+        } else {
+            self.hang_up(wall, id, crate::cdr::Side::System, cause);
         }
-        self.hang_up(wall, id, crate::cdr::Side::System, cause);
         true
     }
 

@@ -26,11 +26,19 @@ impl B2bua {
     ) {
         let _span = self.enter(id);
         let status = resp.status;
+        // The caller's dialog starts with the first 18x/2xx we send it: post-dial delay.
+        let waiting = self.calls.get(id).filter(|c| c.a.dialog.is_none());
+        let start = waiting.map(|c| c.start);
         match status {
             100 => {}
             101..=199 => self.b_provisional(now, id, leg, &resp),
             200..=299 => self.b_answered(now, wall, id, leg, &resp),
             _ => self.b_failed(wall, id, leg, status),
+        }
+        let answered = self.calls.get(id).is_some_and(|c| c.a.dialog.is_some());
+        if let (Some(start), true) = (start, answered) {
+            let pdd = wall.duration_since(start).unwrap_or_default();
+            self.stats.calls.post_dial_delay(pdd);
         }
     }
 
@@ -147,6 +155,7 @@ impl B2bua {
         call.state = CallState::Answered;
         call.answer = Some(wall);
         call.no_answer_at = None;
+        self.stats.calls.answered += 1;
         let late_offer = call.a.invite.body.is_empty();
         call.b[leg].ack_waits_for_caller = late_offer;
         let others: Vec<usize> = (0..call.b.len())
@@ -544,6 +553,7 @@ impl B2bua {
                 billsec = call.answer.map_or(0, |a| seconds_between(a, ended_at)), "call ended"
             );
             self.stats.calls_ended += 1;
+            self.stats.calls.ended(cause);
             if !self.cfg.calls.cdrs {
                 // No CDR file: nobody reads the record, so it is not built.
                 return self.forget_if_done(id);

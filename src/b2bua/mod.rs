@@ -34,6 +34,8 @@ mod reject;
 pub mod respond;
 mod setup;
 mod shutdown;
+mod snapshot;
+mod stats;
 mod table;
 
 pub use self::core::{
@@ -44,6 +46,8 @@ pub use media::{CallMedia, RelayHandle};
 pub use reject::Reject;
 pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
 pub use setup::{advertised, binding_peer, identity, Arrival, Route};
+pub use snapshot::CallInfo;
+pub use stats::{CallStats, PDD_BUCKETS_MS};
 pub use table::{CallTimer, Calls, LegRef};
 
 /// Who sends a request that passed admission (the engine's `admit`: Max-Forwards, loops,

@@ -221,6 +221,7 @@ impl B2bua {
         if let Some(at) = call.no_answer_at {
             self.calls.schedule(at, id, CallTimer::NoAnswer);
         }
+        self.stats.calls.started += 1;
         self.calls.insert(call);
     }
 

@@ -7,7 +7,10 @@
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
 use super::tls::{TlsSettings, TlsVersion};
-use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, TcpConfig};
+use super::{
+    CallsConfig, ControlConfig, LogConfig, LogLevel, MetricsConfig, RegistrarConfig, ServerConfig,
+    TcpConfig,
+};
 use crate::auth::Algorithm;
 use crate::net::Transport;
 use serde::Deserialize;
@@ -35,6 +38,10 @@ struct RawFile {
     #[serde(default)]
     media: super::media::RawMedia,
     tls: Option<Spanned<RawTls>>,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 #[derive(Deserialize, Default)]
@@ -45,6 +52,18 @@ struct RawTls {
     min_version: Option<Spanned<String>>,
     verify_peers: Option<bool>,
     ca_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    socket: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +130,8 @@ pub(crate) struct Parsed {
     pub tcp: TcpConfig,
     pub media: crate::media::MediaConfig,
     pub tls: Option<TlsSettings>,
+    pub control: ControlConfig,
+    pub metrics: MetricsConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -153,7 +174,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     let tcp = tcp(&mut p, raw.tcp);
     let media = super::media::media(&mut p, raw.media);
     let tls = tls(&mut p, raw.tls, &server.listen);
+    let (control, metrics) = operations(&mut p, raw.control, raw.metrics, file);
     Ok(Parsed {
+        control,
+        metrics,
         server,
         registrar,
         log,
@@ -503,6 +527,38 @@ fn tls(
         }
     }
     Some(settings)
+}
+
+/// `[control]` and `[metrics]`: where the control socket is (relative to the config file's
+/// directory) and where the metrics endpoint listens (an IP address and port, no name).
+fn operations(
+    p: &mut Problems<'_>,
+    control: RawControl,
+    metrics: RawMetrics,
+    file: &Path,
+) -> (ControlConfig, MetricsConfig) {
+    let socket = control.socket.and_then(|s| {
+        if s.get_ref().trim().is_empty() {
+            let msg = "must not be empty (leave it out for the default)".to_string();
+            p.bad(Some(s.span()), "control.socket", msg);
+            return None;
+        }
+        Some(file.parent().unwrap_or(Path::new(".")).join(s.get_ref()))
+    });
+    let listen = metrics
+        .listen
+        .and_then(|l| match l.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                let msg = format!(
+                    "{:?} is not an address and port (like \"127.0.0.1:9090\")",
+                    l.get_ref()
+                );
+                p.bad(Some(l.span()), "metrics.listen", msg);
+                None
+            }
+        });
+    (ControlConfig { socket }, MetricsConfig { listen })
 }
 
 fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {

@@ -42,7 +42,26 @@ pub struct Config {
     pub media: crate::media::MediaConfig,
     /// `[tls]`: present when the file has the table (required by a `tls:` listener).
     pub tls: Option<tls::TlsSettings>,
+    /// `[control]`: the control socket of `ferroswitch ctl`.
+    pub control: ControlConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
     pub users: Users,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// Resolved against the config file's directory; `None`: the default
+    /// (`$RUNTIME_DIRECTORY/ctl.sock` under systemd, else `ctl.sock` beside the config file).
+    pub socket: Option<PathBuf>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served; `None`: no metrics endpoint.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[calls]`: the B2BUA.
@@ -280,9 +299,27 @@ impl Config {
                 tcp: parsed.tcp,
                 media: parsed.media,
                 tls: parsed.tls,
+                control: parsed.control,
+                metrics: parsed.metrics,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Reads the users directory again, as at start-up (same checks, weak passwords
+    /// included), for a reload: the caller keeps the old users when this fails.
+    pub fn reload_users(&self) -> Result<Users, ConfigErrors> {
+        let users = load_dir(&self.server.users_dir, self.server.domain.as_deref())?;
+        let weak = weak::refuse_weak_passwords(
+            &users,
+            &self.server.listen,
+            self.security.allow_weak_passwords,
+        );
+        if weak.is_empty() {
+            Ok(users)
+        } else {
+            Err(ConfigErrors(weak))
         }
     }
 

@@ -13,6 +13,9 @@
 //!   harmless);
 //! - after any of these: drain `poll_transmit()` (send each), `poll_cdr()` (append each),
 //!   `poll_trusted()` (tell the transport), and read `bans()` when its counter changed;
+//! - an operator's requests (`control`: `hang_up`, `unregister`, `unban`, `replace_users`,
+//!   and the read-only `registrations`, `calls`, `snapshot`) are inputs like the others:
+//!   drain the same outputs after them;
 //! - to stop: `begin_shutdown`, keep driving until `is_drained()` or `shutdown_grace()`.
 //!   `now` never goes backwards; the engine never reads a clock itself.
 //!
@@ -28,10 +31,12 @@
 mod admit;
 mod auth;
 mod calls;
+mod control;
 mod keepalive;
 mod register;
 mod respond;
 mod shutdown;
+mod traffic;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
 use crate::b2bua::{Admitted, B2bua, B2buaConfig, Command, Reject};
@@ -57,6 +62,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
+pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
+pub use traffic::{TrafficStats, METHODS};
 
 /// Everything the engine needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -96,6 +103,8 @@ pub struct EngineStats {
     /// Media relay sessions open (two port pairs per relayed stream each): back to 0 once
     /// every anchored call has ended.
     pub media_sessions: u64,
+    /// Requests by method, responses by class (`traffic`).
+    pub traffic: TrafficStats,
 }
 
 pub struct Engine {
@@ -345,6 +354,7 @@ impl Engine {
             Payload::Malformed { raw, error } => self.handle_malformed(&origin, &raw, &error),
             Payload::Message(Message::Request(req)) => {
                 self.stats.requests += 1;
+                self.stats.traffic.request(&req.method);
                 self.handle_request(now, wall, origin, req);
             }
             Payload::Message(Message::Response(resp)) => {
@@ -606,12 +616,16 @@ impl Engine {
     }
 
     fn send_response(&mut self, now: Instant, key: &TransactionKey, resp: Response) {
+        let status = resp.status;
         if let Err(e) = self.txl.send_response(now, key, resp) {
             tracing::debug!(target: "ferroswitch::engine", e = %crate::security::log_escape(&e), key = %crate::security::log_escape(key), "response not sent");
+            return;
         }
+        self.stats.traffic.response(status);
     }
 
     fn send_stateless(&mut self, to: Peer, resp: &Response) {
+        self.stats.traffic.response(resp.status);
         self.out.push_back(Transmit {
             to,
             bytes: resp.to_bytes(),

@@ -21,6 +21,7 @@
 mod auth;
 mod binding;
 mod calls;
+mod control;
 mod hardening;
 mod keepalive;
 mod server;

@@ -62,6 +62,11 @@ pub trait LocationStore: Send + Sync {
     fn next_expiry(&self) -> Option<Instant>;
     /// Number of live address-of-records and bindings.
     fn counts(&self) -> (usize, usize);
+    /// Every live binding with its AOR, sorted by AOR, for an operator's listing
+    /// (`ferroswitch ctl registrations`). A store that cannot list returns nothing.
+    fn list(&self, _now: Instant) -> Vec<(String, Binding)> {
+        Vec::new()
+    }
 }
 
 /// In-memory store: a concurrent map of AOR → bindings plus an ordered index of expiries
@@ -182,6 +187,24 @@ impl LocationStore for MemoryStore {
 
     fn next_expiry(&self) -> Option<Instant> {
         self.index().first().map(|(at, _)| *at)
+    }
+
+    fn list(&self, now: Instant) -> Vec<(String, Binding)> {
+        let mut out: Vec<(String, Binding)> = self
+            .map
+            .iter()
+            .flat_map(|e| {
+                let aor = e.key().clone();
+                e.value()
+                    .bindings
+                    .iter()
+                    .filter(|b| b.expires_at > now)
+                    .map(move |b| (aor.clone(), b.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.contact.cmp(&b.1.contact)));
+        out
     }
 
     fn counts(&self) -> (usize, usize) {

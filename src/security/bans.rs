@@ -97,6 +97,11 @@ impl BanTable {
         self.deadlines.iter().map(|&(t, ip)| (ip, t))
     }
 
+    /// Lifts the ban on `ip` at an operator's request (`ferroswitch ctl unban`).
+    pub fn lift(&mut self, now: Instant, ip: IpAddr) -> Option<UnbanEvent> {
+        self.take(now, ip, UnbanReason::Operator)
+    }
+
     /// Removes the ban on `ip`, as lifted at `at`.
     fn take(&mut self, at: Instant, ip: IpAddr, reason: UnbanReason) -> Option<UnbanEvent> {
         let b = self.map.remove(&ip)?;

@@ -33,6 +33,8 @@ pub enum UnbanReason {
     Expired,
     /// The ban table was full and this ban was the one ending soonest.
     Evicted,
+    /// An operator lifted it (`ferroswitch ctl unban`).
+    Operator,
 }
 
 /// A ban ended; carries what the ban recorded so one line tells the whole story.
@@ -80,6 +82,7 @@ impl fmt::Display for UnbanEvent {
         let reason = match self.reason {
             UnbanReason::Expired => "expired",
             UnbanReason::Evicted => "evicted",
+            UnbanReason::Operator => "operator",
         };
         write!(
             f,

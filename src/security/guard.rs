@@ -276,6 +276,17 @@ impl Guard {
         .min()
     }
 
+    /// Lifts the ban on `src` now (an operator's `ctl unban`), logged like every unban, and
+    /// forgets the failures counted against it; `None` when it was not banned.
+    pub fn unban(&mut self, now: Instant, src: IpAddr) -> Option<UnbanEvent> {
+        let ip = src.to_canonical();
+        let ev = self.bans.lift(now, ip)?;
+        self.sources.remove(ip);
+        self.stats.unbans += 1;
+        tracing::info!(target: LOG_TARGET, "{ev}");
+        Some(ev)
+    }
+
     pub fn is_banned(&self, now: Instant, src: IpAddr) -> bool {
         self.bans.is_banned(now, src.to_canonical())
     }

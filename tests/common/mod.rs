@@ -7,6 +7,7 @@
 //! own directory and ports, so tests run in parallel.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod tls;
 pub mod ua;
 
@@ -173,6 +174,11 @@ impl Daemon {
 
     pub fn transport_stats(&self) -> ferroswitch::transport::TransportStats {
         self.running().transport_stats()
+    }
+
+    /// The metrics endpoint, when the config has `[metrics] listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running().metrics_addr()
     }
 
     pub fn stats(&self) -> EngineStats {
