@@ -183,6 +183,11 @@ pub struct CdrRecord {
     /// The final SIP status the caller got (200 for answered calls).
     pub sip_status: u16,
     pub hangup_side: Side,
+    /// The transport of the caller's leg and of the callee's (the answered b-leg, else the
+    /// first one tried): "UDP", "TCP" or "TLS". A call may cross from one to another.
+    pub caller_transport: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callee_transport: Option<&'static str>,
     /// RTP/RTCP through the relay, per leg, when the call's media was anchored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<CdrMedia>,
@@ -284,6 +289,8 @@ mod tests {
             hangup_cause_code: 17,
             sip_status: 486,
             hangup_side: Side::Callee,
+            caller_transport: "UDP",
+            callee_transport: Some("TLS"),
             media: None,
         };
         let line = rec.to_json_line();

@@ -402,7 +402,13 @@ async fn alice_registered_over_tls_is_called_on_her_tls_connection_from_bob_on_u
     // Everything reached alice on the connection she opened: none opened towards her.
     let st = d.transport_stats();
     assert_eq!((st.tls_handshakes, st.connections_opened), (1, 0), "{st:?}");
-    assert_eq!(cdr_lines(&d, 1).await[0]["hangup_cause"], "NORMAL_CLEARING");
+    let cdr = &cdr_lines(&d, 1).await[0];
+    assert_eq!(cdr["hangup_cause"], "NORMAL_CLEARING");
+    assert_eq!(
+        (&cdr["caller_transport"], &cdr["callee_transport"]),
+        (&serde_json::json!("UDP"), &serde_json::json!("TLS")),
+        "a call from a UDP leg to a TLS leg"
+    );
     d.stop().await;
 }
 

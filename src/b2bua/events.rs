@@ -583,6 +583,12 @@ impl B2bua {
                 hangup_cause_code: cause.code(),
                 sip_status: if call.answer.is_some() { 200 } else { status },
                 hangup_side: side,
+                caller_transport: call.a.peer.transport.as_str(),
+                callee_transport: call
+                    .winner
+                    .or((!call.b.is_empty()).then_some(0))
+                    .and_then(|w| call.b.get(w))
+                    .map(|b| b.peer.transport.as_str()),
                 media: media.as_ref().map(super::media::cdr_media),
             };
             self.out.push_back(Command::Cdr(Box::new(rec)));

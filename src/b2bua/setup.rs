@@ -74,6 +74,7 @@ impl B2bua {
                 };
                 return self.refuse_call(
                     wall,
+                    arrival.transport,
                     &key,
                     &req,
                     (caller_party, callee),
@@ -98,7 +99,14 @@ impl B2bua {
         };
         if bindings.is_empty() {
             let parties = (caller_party, callee_party);
-            return self.refuse_call(wall, &key, &req, parties, Reject::NotRegistered);
+            return self.refuse_call(
+                wall,
+                arrival.transport,
+                &key,
+                &req,
+                parties,
+                Reject::NotRegistered,
+            );
         }
         let limited_user = adm.authenticated.then_some(caller_party.user.as_str());
         let hold = match self
@@ -118,7 +126,7 @@ impl B2bua {
                 Err(rej) => {
                     self.call_limits.release(hold);
                     let parties = (caller_party, callee_party);
-                    return self.refuse_call(wall, &key, &req, parties, rej);
+                    return self.refuse_call(wall, arrival.transport, &key, &req, parties, rej);
                 }
             };
         let caller_private = wants_privacy(&req);
@@ -227,9 +235,11 @@ impl B2bua {
 
     /// A call that passed authentication but reaches no phone (404 no such user, 480 not
     /// registered): the caller gets `code` and the attempt its CDR.
+    #[allow(clippy::too_many_arguments)]
     fn refuse_call(
         &mut self,
         wall: SystemTime,
+        transport: Transport,
         key: &TransactionKey,
         req: &Request,
         (caller, callee): (Party, Party),
@@ -269,6 +279,8 @@ impl B2bua {
             hangup_cause_code: cause.code(),
             sip_status: code,
             hangup_side: Side::System,
+            caller_transport: transport.as_str(),
+            callee_transport: None,
             media: None,
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));

@@ -174,6 +174,10 @@ fn seed_call_bob_to_alice_and_alice_hangs_up() {
     );
     assert_eq!(cdr.sip_status, 200);
     assert_eq!(cdr.hangup_side, crate::cdr::Side::Callee);
+    assert_eq!(
+        (cdr.caller_transport, cdr.callee_transport),
+        ("UDP", Some("UDP"))
+    );
     net.assert_drained();
 }
 
