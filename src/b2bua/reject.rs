@@ -65,6 +65,38 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Every refusal, for tests and listings.
+    pub const ALL: [Reject; 25] = {
+        use Reject::*;
+        [
+            MalformedRequestUri,
+            MalformedFrom,
+            MalformedCredentials,
+            MalformedContact,
+            MalformedToOrRequestUri,
+            NoUserInTo,
+            Forbidden,
+            DomainNotServed,
+            RelayingDenied,
+            ContactNotAllowed,
+            TooManyContacts,
+            NotFound,
+            NotRegistered,
+            NoSuchDialog,
+            LoopDetected,
+            TooManyHops,
+            UserOverLimit,
+            RequestTerminated,
+            NotAcceptableHere,
+            RequestPending,
+            NotImplemented,
+            Unavailable,
+            TooManyCalls,
+            ShuttingDown,
+            NoMediaPorts,
+        ]
+    };
+
     pub fn status(self) -> u16 {
         use Reject::*;
         match self {
@@ -148,34 +180,7 @@ mod tests {
 
     #[test]
     fn every_refusal_is_a_4xx_or_5xx_with_its_headers() {
-        use Reject::*;
-        for r in [
-            MalformedRequestUri,
-            MalformedFrom,
-            MalformedCredentials,
-            MalformedContact,
-            MalformedToOrRequestUri,
-            NoUserInTo,
-            Forbidden,
-            DomainNotServed,
-            RelayingDenied,
-            ContactNotAllowed,
-            TooManyContacts,
-            NotFound,
-            NotRegistered,
-            NoSuchDialog,
-            LoopDetected,
-            TooManyHops,
-            UserOverLimit,
-            RequestTerminated,
-            NotAcceptableHere,
-            RequestPending,
-            NotImplemented,
-            Unavailable,
-            TooManyCalls,
-            ShuttingDown,
-            NoMediaPorts,
-        ] {
+        for r in Reject::ALL {
             assert!((400..600).contains(&r.status()), "{r}");
             assert!(
                 r.phrase()
