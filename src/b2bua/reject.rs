@@ -189,10 +189,10 @@ mod tests {
             );
         }
         let mut h = Headers::new();
-        TooManyCalls.add_headers(&mut h);
+        Reject::TooManyCalls.add_headers(&mut h);
         assert_eq!(h.get_str(&HeaderName::RetryAfter), Some("5"));
         let mut h = Headers::new();
-        NotImplemented.add_headers(&mut h);
+        Reject::NotImplemented.add_headers(&mut h);
         assert_eq!(h.get_str(&HeaderName::Allow), Some(ALLOW));
     }
 }
