@@ -21,6 +21,7 @@ pub mod config;
 pub mod dialog;
 pub mod engine;
 pub mod net;
+pub mod persist;
 pub mod registrar;
 pub mod security;
 pub mod sip;

@@ -1,12 +1,15 @@
 //! The main configuration file (`conf/ferroswitch.toml`): strict TOML into raw structs, then
 //! validation into the typed settings, collecting every problem with its line and key.
 //!
-//! Reads no files itself except to check that the users directory exists; never applies
-//! settings (binding sockets, setting log levels is the daemon's job).
+//! Reads no files itself except to check that the users directory exists and that the
+//! registrations database can be written; never applies settings (binding sockets, setting
+//! log levels, opening the database is the daemon's job).
 
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
-use super::{CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, TcpConfig};
+use super::{
+    CallsConfig, LogConfig, LogLevel, RegistrarConfig, ServerConfig, StoreConfig, TcpConfig,
+};
 use crate::auth::Algorithm;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -77,6 +80,7 @@ struct RawRegistrar {
     contact_deny: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_bind_source: Option<bool>,
     nat_keepalive: Option<Spanned<i64>>,
+    store: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,6 +321,7 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         None => d.contact_deny.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
+    let store = store(p, r.store);
     RegistrarConfig {
         min_expires: min_v,
         max_expires: max_v,
@@ -328,7 +333,97 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         contact_deny,
         nonce_bind_source: r.nonce_bind_source.unwrap_or(d.nonce_bind_source),
         nat_keepalive,
+        store,
     }
+}
+
+/// `[registrar] store`: `"memory"` or `"sqlite:PATH"`, the path relative to the config file's
+/// directory. The database must be creatable or writable now: the daemon would refuse to
+/// start later anyway, and `check-config` (run by the systemd unit) says why first.
+fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
+    const KEY: &str = "registrar.store";
+    let base = p.file.parent().unwrap_or(Path::new("."));
+    let (value, span) = match &raw {
+        None => (format!("sqlite:{}", StoreConfig::DEFAULT_FILE), None),
+        Some(v) => (v.get_ref().trim().to_string(), Some(v.span())),
+    };
+    let config = if value == "memory" {
+        StoreConfig::Memory
+    } else if let Some(path) = value
+        .strip_prefix("sqlite:")
+        .filter(|p| !p.trim().is_empty())
+    {
+        StoreConfig::Sqlite(base.join(path.trim()))
+    } else {
+        let msg = format!("{value:?} is neither \"memory\" nor \"sqlite:PATH\"");
+        p.bad(span, KEY, msg);
+        return StoreConfig::Memory;
+    };
+    if let StoreConfig::Sqlite(path) = &config {
+        if let Err(why) = writable(path) {
+            let what = if span.is_some() {
+                ""
+            } else {
+                " (the default; set registrar.store)"
+            };
+            let msg = format!(
+                "{}: {why}{what}; relative paths start at the config file's directory",
+                path.display()
+            );
+            p.bad(span, KEY, msg);
+        }
+    }
+    config
+}
+
+/// Whether the daemon can open `path` for writing, or create it: an existing file must open
+/// read-write; else its directory must exist and allow creating files.
+fn writable(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        if path.is_dir() {
+            return Err("is a directory".into());
+        }
+        return std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot be opened for writing: {e}"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    if !dir_writable(dir) {
+        return Err(format!("directory {} is not writable", dir.display()));
+    }
+    Ok(())
+}
+
+/// `access(2)` with the effective ids: may this process create files in `dir`?
+#[cfg(unix)]
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; faccessat reads it and keeps nothing.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
+#[cfg(not(unix))]
+fn dir_writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// A list of CIDR networks (`"10.0.0.0/8"`, `"2001:db8::/32"`, a bare address); host names
