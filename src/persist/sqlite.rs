@@ -237,10 +237,14 @@ impl LocationStore for SqliteStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let batch = std::mem::take(&mut *self.pending());
-        if batch.is_empty() {
-            return Ok(());
-        }
+        let batch = {
+            let mut pending = self.pending();
+            if pending.is_empty() {
+                // The common case between batches: no lock on the database, no clock read.
+                return Ok(());
+            }
+            std::mem::take(&mut *pending)
+        };
         self.commit(&batch).map_err(|e| {
             // Keep the writes for the next flush, unless a newer list came meanwhile.
             let mut pending = self.pending();
