@@ -251,3 +251,25 @@ fn a_missing_directory_is_an_error_naming_the_path() {
         .expect("cannot create a database in a missing directory");
     assert_eq!(e.location, path.display().to_string());
 }
+
+#[test]
+fn a_second_store_on_the_same_file_is_refused_while_the_first_is_open() {
+    let dir = Dir::new("locked");
+    let t0 = Instant::now();
+    let (first, _) = SqliteStore::open(&dir.db(), t0, SystemTime::now()).unwrap();
+    set(
+        &first,
+        "a@d",
+        t0,
+        vec![binding("sip:a@1", t0 + secs(600), Transport::Udp, false)],
+    );
+    first.flush().unwrap();
+    let e = SqliteStore::open(&dir.db(), t0, SystemTime::now())
+        .err()
+        .expect("a second daemon on the same database must not start");
+    assert!(e.to_string().contains("locked"), "{e}");
+    drop(first);
+    let (again, report) = SqliteStore::open(&dir.db(), t0, SystemTime::now()).unwrap();
+    assert_eq!(report.loaded, 1);
+    drop(again);
+}
