@@ -703,6 +703,50 @@ nonce_bind_source = false
     }
 
     #[test]
+    fn registrar_store_is_memory_or_a_writable_sqlite_path() {
+        let dir =
+            std::env::temp_dir().join(format!("ferroswitch-cfg-store-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let path = dir.join("ferroswitch.toml");
+        let store = |text: &str| {
+            let p = parse(text, &path).unwrap();
+            let errors: Vec<String> = p
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .filter(|e| e.contains("registrar.store"))
+                .collect();
+            (p.registrar.store, errors)
+        };
+        // Default: registrations.db beside the config file.
+        let (s, errors) = store("");
+        assert_eq!(s, StoreConfig::Sqlite(dir.join("registrations.db")));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (s, errors) = store("[registrar]\nstore = \"memory\"\n");
+        assert_eq!((s, errors.len()), (StoreConfig::Memory, 0));
+        let (s, errors) = store("[registrar]\nstore = \"sqlite:state/r.db\"\n");
+        assert_eq!(s, StoreConfig::Sqlite(dir.join("state/r.db")));
+        assert!(errors.is_empty(), "{errors:?}");
+        // Wrong scheme, empty path, missing directory, a directory: one error each, with the
+        // line and the key.
+        for (text, why) in [
+            ("[registrar]\nstore = \"redis:x\"\n", "neither"),
+            ("[registrar]\nstore = \"sqlite:\"\n", "neither"),
+            (
+                "[registrar]\nstore = \"sqlite:nope/r.db\"\n",
+                "does not exist",
+            ),
+            ("[registrar]\nstore = \"sqlite:state\"\n", "is a directory"),
+        ] {
+            let (_, errors) = store(text);
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert!(errors[0].contains(":2: registrar.store"), "{errors:?}");
+            assert!(errors[0].contains(why), "{text}: {errors:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn registrar_nat_keepalive_is_0_or_10_to_3600_seconds() {
         let path = Path::new("/nonexistent/ferroswitch.toml");
         let d = parse("", path).unwrap();
@@ -711,7 +755,7 @@ nonce_bind_source = false
             let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
             let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
             assert!(
-                !errors.iter().any(|e| e.contains("registrar")),
+                !errors.iter().any(|e| e.contains("registrar.nat_keepalive")),
                 "{v}: {:?}",
                 p.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
             );
@@ -720,7 +764,10 @@ nonce_bind_source = false
         for v in [-1, 1, 9, 3601] {
             let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
             let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
-            let errors: Vec<&String> = errors.iter().filter(|e| e.contains("registrar")).collect();
+            let errors: Vec<&String> = errors
+                .iter()
+                .filter(|e| e.contains("registrar.nat_keepalive"))
+                .collect();
             assert!(
                 errors.len() == 1
                     && errors[0].contains("registrar.nat_keepalive")
