@@ -75,8 +75,8 @@ echo "     SIPp logged a 200 OK for $OK_USERS of 1000 users before the kill"
 kill_was_mid_run() { [ "$OK_USERS" -gt 0 ] && [ "$OK_USERS" -lt 1000 ]; }
 check "the kill -9 landed mid-run (some users registered, not all)" kill_was_mid_run
 
-# Every user with a 200 is in the database, read with python3's sqlite3 while no daemon runs
-# (a running daemon holds the file's lock; the killed one's lock died with it).
+# Every user with a 200 is in the database, read with python3's sqlite3 as the kill left it,
+# before any daemon opens it again.
 all_in_store() {
   python3 - "$DB" "$WORK/ok-users" <<'PY'
 import sqlite3, sys
