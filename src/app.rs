@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::dialog::SessionTimerConfig;
 use crate::engine::{CallSettings, Engine, EngineConfig, EngineStats};
 use crate::net::{Transport, TransportError, TransportEvent};
-use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
+use crate::registrar::{LocationStore, RegistrarConfig, StoreError};
 use crate::transaction::TransactionConfig;
 use crate::transport::{Sockets, TlsSetup, TransportConfig, TransportHandle, TransportStats};
 use std::net::SocketAddr;
@@ -144,8 +144,18 @@ pub fn bind(config: &Config) -> Result<Sockets, TransportError> {
     Sockets::bind(&listen)
 }
 
+/// Why the daemon did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The registrations database cannot be opened or read (never started empty instead).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
-pub fn start(config: &Config, sockets: Sockets) -> Result<Running, TransportError> {
+pub fn start(config: &Config, sockets: Sockets) -> Result<Running, StartError> {
     start_with(config, sockets, transport_config(config))
 }
 
@@ -165,7 +175,19 @@ pub fn start_with(
     config: &Config,
     sockets: Sockets,
     transport_config: TransportConfig,
-) -> Result<Running, TransportError> {
+) -> Result<Running, StartError> {
+    // Before anything listens: a database that cannot be read stops the start.
+    let store = crate::persist::open(&config.registrar.store, Instant::now(), SystemTime::now())?;
+    start_with_store(config, sockets, transport_config, store)
+}
+
+/// `start_with` on a location store opened by the caller (tests watch what it is asked).
+pub fn start_with_store(
+    config: &Config,
+    sockets: Sockets,
+    transport_config: TransportConfig,
+    store: Arc<dyn LocationStore>,
+) -> Result<Running, StartError> {
     let cdr = match &config.calls.cdr_file {
         Some(path) => match CdrWriter::open(path) {
             Ok(w) => Some(w),
@@ -179,7 +201,6 @@ pub fn start_with(
         },
         None => None,
     };
-    let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
     let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
     let media_wake = start_media(config, &mut engine);
     let tls = match &config.tls {
@@ -199,6 +220,7 @@ pub fn start_with(
     // --- end operations ---
     let driver = tokio::spawn(drive(
         engine,
+        store.clone(),
         transport.clone(),
         events,
         shutdown_rx,
@@ -360,6 +382,7 @@ fn served_hosts(c: &Config) -> crate::registrar::ServedHosts {
 #[allow(clippy::too_many_arguments)] // the driver owns each channel it selects on
 async fn drive(
     mut engine: Engine,
+    store: Arc<dyn LocationStore>,
     transport: TransportHandle,
     mut events: mpsc::Receiver<TransportEvent>,
     mut shutdown: watch::Receiver<Stop>,
@@ -376,6 +399,8 @@ async fn drive(
     let mut give_up: Option<Instant> = None;
     // The guard's ban list as last handed to the transport.
     let mut bans_seen = 0;
+    // Whether the last store flush failed (logged once per failing spell, not per batch).
+    let mut store_failing = false;
     loop {
         let deadline = [engine.poll_timeout(), give_up].into_iter().flatten().min();
         let sleep = async {
@@ -423,6 +448,22 @@ async fn drive(
                     None => std::future::pending().await,
                 }
             } => engine.handle_media(Instant::now(), SystemTime::now()),
+        }
+        // Group commit: the bindings this batch wrote become durable before any of its
+        // responses leaves, so a 200 OK that was sent survives a kill of the daemon.
+        match store.flush() {
+            Ok(()) if store_failing => {
+                store_failing = false;
+                tracing::warn!("location store writes again; bindings are durable again");
+            }
+            Ok(()) => {}
+            Err(e) if !store_failing => {
+                store_failing = true;
+                // Calls and registrations go on from memory; the writes are kept and
+                // retried at every batch, but bindings made meanwhile die with the process.
+                tracing::error!("{e}; serving from memory until a write succeeds");
+            }
+            Err(_) => {}
         }
         flush(&mut engine, &transport);
         while let Some(rec) = engine.poll_cdr() {

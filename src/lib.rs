@@ -24,6 +24,7 @@ pub mod engine;
 pub mod media;
 pub mod metrics;
 pub mod net;
+pub mod persist;
 pub mod registrar;
 pub mod security;
 pub mod sip;

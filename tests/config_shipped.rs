@@ -168,3 +168,15 @@ fn systemd_unit_runs_the_daemon_with_its_config() {
     ));
     assert!(unit.contains("\n[Install]\nWantedBy=multi-user.target\n"));
 }
+
+/// Issue 13: the registrations database needs a writable directory under the unit's
+/// ProtectSystem=strict; StateDirectory gives it one, and the install steps point the store
+/// there.
+#[test]
+fn systemd_unit_gives_the_registrations_database_a_state_directory() {
+    let unit = std::fs::read_to_string(conf().join("ferroswitch.service")).unwrap();
+    assert!(unit.contains("\nStateDirectory=ferroswitch\n"));
+    assert!(unit.contains("store = \"sqlite:/var/lib/ferroswitch/registrations.db\""));
+    let shipped = std::fs::read_to_string(conf().join("ferroswitch.toml")).unwrap();
+    assert!(shipped.contains("\nstore = \"sqlite:registrations.db\"\n"));
+}

@@ -76,6 +76,8 @@ min_expires = 60
 max_expires = 3600
 default_expires = 3600
 digest_algorithms = ["MD5"]
+# FERRO_STORE: "memory" or "sqlite:FILE" (the daemon's default, beside this file).
+store = "${FERRO_STORE:-sqlite:registrations.db}"
 
 [calls]
 auth_calls = true

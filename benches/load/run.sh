@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark: ferroswitch side by side with Kamailio, same run, same machine (issue 6).
 #
-#   benches/load/run.sh [--smoke | --memory-only] [--calls|--no-calls]
+#   benches/load/run.sh [--smoke | --memory-only | --store-ab] [--calls|--no-calls]
 #                       [--servers "ferroswitch kamailio"] [--out DIR] [--keep]
 #
 # For each server in turn (each pinned to core 0, SIPp to core 1, everything on 127.0.0.1):
@@ -15,6 +15,11 @@
 #      on a freshly started server (a server that already carried the load tests reuses the
 #      heap it grew there, and would show almost nothing per call). --memory-only runs just
 #      this step (at MEM_RATE, default 500 calls/s) for each server.
+# --store-ab runs none of these: it compares ferroswitch's location stores, memory against
+# SQLite (`[registrar] store`), registering at one fixed STORE_RATE for STORE_SECS, in
+# STORE_PAIRS pairs on fresh servers, the order alternating (memory first, then SQLite first,
+# ...) so drift on a shared machine falls on both alike; reports registrations/s and server CPU
+# per registration of each and their ratio per pair. It measures, it does not pass or fail.
 # A step is clean with 0 failed calls, 0 UDP receive-buffer errors (nstat UdpRcvbufErrors
 # delta) and SIPp reaching 90 % of the asked rate. Prints one table with both servers and the
 # ratios and writes it as markdown + an SVG chart into --out (default benches/results/ for the
@@ -28,18 +33,19 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP= MEMORY_ONLY= MEDIA=${MEDIA:-}
+MODE=full CALLS=auto SERVERS="ferroswitch kamailio" OUT= KEEP= MEMORY_ONLY= STORE_AB= MEDIA=${MEDIA:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) MODE=smoke ;;
     --memory-only) MEMORY_ONLY=1 ;;
+    --store-ab) STORE_AB=1 ;;
     --calls) CALLS=yes ;;
     --no-calls) CALLS=no ;;
     --servers) SERVERS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
     --media) MEDIA=1 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -325,6 +331,58 @@ print(f"{server:>11} memory: {rec['bytes_per_call']} bytes per held call "
 PY
   sleep "$SETTLE"
 }
+
+# Memory against SQLite store, paired (see --store-ab at the top).
+store_ab() {
+  local rate=${STORE_RATE:-8000} secs=${STORE_SECS:-8} pairs=${STORE_PAIRS:-4} i kind order
+  say "store A/B: $pairs pairs at $rate registrations/s for $secs s each"
+  for i in $(seq 1 "$pairs"); do
+    if [ $((i % 2)) -eq 1 ]; then order="memory sqlite"; else order="sqlite memory"; fi
+    for kind in $order; do
+      rm -f "$WORK/ferroswitch/registrations.db"*
+      if [ "$kind" = memory ]; then FERRO_STORE=memory; else FERRO_STORE=sqlite:registrations.db; fi
+      export FERRO_STORE
+      start_server ferroswitch || return 1
+      SERVER_NAME=ferroswitch-$kind
+      step register "$rate" "$secs" "store-$kind-$i" -sf "$HERE/scenarios/register.xml" \
+        -inf "$WORK/callers.csv" -key contact_port 5060 -default_behaviors all,-bye
+      SERVER_NAME=ferroswitch
+      stop_server
+    done
+  done
+  mkdir -p "$OUT"
+  python3 - "$RESULTS" "$OUT/$(date -u +%Y%m%dT%H%M)-store.md" "$rate" "$secs" <<'PY'
+import json, statistics, sys
+results, out, rate, secs = sys.argv[1:]
+steps = [json.loads(l) for l in open(results) if l.strip()]
+runs = {"memory": [], "sqlite": []}
+for r in steps:
+    if r.get("test") == "register" and r.get("server", "").startswith("ferroswitch-"):
+        runs[r["server"].split("-", 1)[1]].append(r)
+lines = [f"# Location store A/B: memory vs SQLite at {rate} registrations/s, {secs} s steps", "",
+         "| pair | memory reg/s | memory CPU µs/reg | SQLite reg/s | SQLite CPU µs/reg | CPU ratio | clean (m/s) | other load (server core busy %, m/s) |",
+         "|---|---|---|---|---|---|---|---|"]
+ratios = []
+for i, (m, s) in enumerate(zip(runs["memory"], runs["sqlite"]), 1):
+    ratio = s["cpu_us_per"] / m["cpu_us_per"] if m.get("cpu_us_per") and s.get("cpu_us_per") else None
+    if ratio: ratios.append(ratio)
+    lines.append(f"| {i} | {m['achieved']:.0f} | {m['cpu_us_per']} | {s['achieved']:.0f} | {s['cpu_us_per']} | "
+                 f"{ratio:.3f} | {m['clean']}/{s['clean']} | {m.get('server_core_busy_pct')}/{s.get('server_core_busy_pct')} |")
+def med(kind, key):
+    v = [r[key] for r in runs[kind] if r.get(key) is not None]
+    return statistics.median(v) if v else float("nan")
+lines += ["", f"Median: memory {med('memory', 'achieved'):.0f} reg/s at {med('memory', 'cpu_us_per'):.1f} µs/reg; "
+          f"SQLite {med('sqlite', 'achieved'):.0f} reg/s at {med('sqlite', 'cpu_us_per'):.1f} µs/reg; "
+          f"median CPU ratio SQLite/memory {statistics.median(ratios) if ratios else float('nan'):.3f}."]
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print(text)
+PY
+}
+if [ -n "$STORE_AB" ]; then
+  store_ab || { say "store A/B could not run"; exit 1; }
+  exit 0
+fi
 
 say "work dir $WORK; mode $MODE; servers: $SERVERS"
 for s in $SERVERS; do

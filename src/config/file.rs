@@ -1,15 +1,16 @@
 //! The main configuration file (`conf/ferroswitch.toml`): strict TOML into raw structs, then
 //! validation into the typed settings, collecting every problem with its line and key.
 //!
-//! Reads no files itself except to check that the users directory exists; never applies
-//! settings (binding sockets, setting log levels is the daemon's job).
+//! Reads no files itself except to check that the users directory exists and that the
+//! registrations database can be written; never applies settings (binding sockets, setting
+//! log levels, opening the database is the daemon's job).
 
 use super::error::ConfigError;
 use super::listen::{default_listen, ListenAddr};
 use super::tls::{TlsSettings, TlsVersion};
 use super::{
     CallsConfig, ControlConfig, LogConfig, LogLevel, MetricsConfig, RegistrarConfig, ServerConfig,
-    TcpConfig,
+    StoreConfig, TcpConfig,
 };
 use crate::auth::Algorithm;
 use crate::net::Transport;
@@ -111,6 +112,7 @@ struct RawRegistrar {
     contact_deny: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_bind_source: Option<bool>,
     nat_keepalive: Option<Spanned<i64>>,
+    store: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -362,6 +364,7 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         None => d.contact_deny.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
+    let store = store(p, r.store);
     RegistrarConfig {
         min_expires: min_v,
         max_expires: max_v,
@@ -373,7 +376,97 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         contact_deny,
         nonce_bind_source: r.nonce_bind_source.unwrap_or(d.nonce_bind_source),
         nat_keepalive,
+        store,
     }
+}
+
+/// `[registrar] store`: `"memory"` or `"sqlite:PATH"`, the path relative to the config file's
+/// directory. The database must be creatable or writable now: the daemon would refuse to
+/// start later anyway, and `check-config` (run by the systemd unit) says why first.
+fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
+    const KEY: &str = "registrar.store";
+    let base = p.file.parent().unwrap_or(Path::new("."));
+    let (value, span) = match &raw {
+        None => (format!("sqlite:{}", StoreConfig::DEFAULT_FILE), None),
+        Some(v) => (v.get_ref().trim().to_string(), Some(v.span())),
+    };
+    let config = if value == "memory" {
+        StoreConfig::Memory
+    } else if let Some(path) = value
+        .strip_prefix("sqlite:")
+        .filter(|p| !p.trim().is_empty())
+    {
+        StoreConfig::Sqlite(base.join(path.trim()))
+    } else {
+        let msg = format!("{value:?} is neither \"memory\" nor \"sqlite:PATH\"");
+        p.bad(span, KEY, msg);
+        return StoreConfig::Memory;
+    };
+    if let StoreConfig::Sqlite(path) = &config {
+        if let Err(why) = writable(path) {
+            let what = if span.is_some() {
+                ""
+            } else {
+                " (the default; set registrar.store)"
+            };
+            let msg = format!(
+                "{}: {why}{what}; relative paths start at the config file's directory",
+                path.display()
+            );
+            p.bad(span, KEY, msg);
+        }
+    }
+    config
+}
+
+/// Whether the daemon can open `path` for writing, or create it: an existing file must open
+/// read-write; else its directory must exist and allow creating files.
+fn writable(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        if path.is_dir() {
+            return Err("is a directory".into());
+        }
+        return std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("cannot be opened for writing: {e}"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("directory {} does not exist", dir.display()));
+    }
+    if !dir_writable(dir) {
+        return Err(format!("directory {} is not writable", dir.display()));
+    }
+    Ok(())
+}
+
+/// `access(2)` with the effective ids: may this process create files in `dir`?
+#[cfg(unix)]
+fn dir_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; faccessat reads it and keeps nothing.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
+#[cfg(not(unix))]
+fn dir_writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// A list of CIDR networks (`"10.0.0.0/8"`, `"2001:db8::/32"`, a bare address); host names
@@ -755,6 +848,50 @@ nonce_bind_source = false
     }
 
     #[test]
+    fn registrar_store_is_memory_or_a_writable_sqlite_path() {
+        let dir =
+            std::env::temp_dir().join(format!("ferroswitch-cfg-store-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let path = dir.join("ferroswitch.toml");
+        let store = |text: &str| {
+            let p = parse(text, &path).unwrap();
+            let errors: Vec<String> = p
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .filter(|e| e.contains("registrar.store"))
+                .collect();
+            (p.registrar.store, errors)
+        };
+        // Default: registrations.db beside the config file.
+        let (s, errors) = store("");
+        assert_eq!(s, StoreConfig::Sqlite(dir.join("registrations.db")));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (s, errors) = store("[registrar]\nstore = \"memory\"\n");
+        assert_eq!((s, errors.len()), (StoreConfig::Memory, 0));
+        let (s, errors) = store("[registrar]\nstore = \"sqlite:state/r.db\"\n");
+        assert_eq!(s, StoreConfig::Sqlite(dir.join("state/r.db")));
+        assert!(errors.is_empty(), "{errors:?}");
+        // Wrong scheme, empty path, missing directory, a directory: one error each, with the
+        // line and the key.
+        for (text, why) in [
+            ("[registrar]\nstore = \"redis:x\"\n", "neither"),
+            ("[registrar]\nstore = \"sqlite:\"\n", "neither"),
+            (
+                "[registrar]\nstore = \"sqlite:nope/r.db\"\n",
+                "does not exist",
+            ),
+            ("[registrar]\nstore = \"sqlite:state\"\n", "is a directory"),
+        ] {
+            let (_, errors) = store(text);
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert!(errors[0].contains(":2: registrar.store"), "{errors:?}");
+            assert!(errors[0].contains(why), "{text}: {errors:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn registrar_nat_keepalive_is_0_or_10_to_3600_seconds() {
         let path = Path::new("/nonexistent/ferroswitch.toml");
         let d = parse("", path).unwrap();
@@ -763,7 +900,7 @@ nonce_bind_source = false
             let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
             let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
             assert!(
-                !errors.iter().any(|e| e.contains("registrar")),
+                !errors.iter().any(|e| e.contains("registrar.nat_keepalive")),
                 "{v}: {:?}",
                 p.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
             );
@@ -772,7 +909,10 @@ nonce_bind_source = false
         for v in [-1, 1, 9, 3601] {
             let p = parse(&format!("[registrar]\nnat_keepalive = {v}\n"), path).unwrap();
             let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
-            let errors: Vec<&String> = errors.iter().filter(|e| e.contains("registrar")).collect();
+            let errors: Vec<&String> = errors
+                .iter()
+                .filter(|e| e.contains("registrar.nat_keepalive"))
+                .collect();
             assert!(
                 errors.len() == 1
                     && errors[0].contains("registrar.nat_keepalive")

@@ -156,6 +156,33 @@ pub struct RegistrarConfig {
     /// OPTIONS to NAT'd UDP bindings this often, to keep the router's mapping open
     /// (default 30 s, like FreeSWITCH's `nat-options-ping`); zero: off.
     pub nat_keepalive: Duration,
+    /// Where bindings are kept: `"sqlite:PATH"` (default `registrations.db` beside the
+    /// config file), or `"memory"`.
+    pub store: StoreConfig,
+}
+
+/// `[registrar] store`: where registrations are kept (see `crate::persist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Only in the process: lost on restart.
+    Memory,
+    /// An SQLite database at this path (resolved against the config file's directory), the
+    /// durable copy of the in-memory store.
+    Sqlite(PathBuf),
+}
+
+impl StoreConfig {
+    /// The default database file name, beside the config file.
+    pub const DEFAULT_FILE: &'static str = "registrations.db";
+}
+
+impl fmt::Display for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("memory"),
+            StoreConfig::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+        }
+    }
 }
 
 impl Default for RegistrarConfig {
@@ -171,6 +198,7 @@ impl Default for RegistrarConfig {
             contact_deny: Vec::new(),
             nonce_bind_source: true,
             nat_keepalive: Duration::from_secs(25),
+            store: StoreConfig::Sqlite(PathBuf::from(StoreConfig::DEFAULT_FILE)),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! Memory is proportional to the live bindings: one expiry entry per address-of-record.
 //!
 //! `LocationStore` is a trait so that a shared or persistent store can replace the in-memory
-//! one; the B2BUA only ever calls `lookup`.
+//! one; the B2BUA only ever calls `lookup`. A persistent store (`crate::persist`) keeps the
+//! writes of the current batch and makes them durable in `flush`, which the driver calls
+//! before it sends the responses of that batch.
 
 use crate::net::Peer;
 use dashmap::DashMap;
@@ -67,6 +69,22 @@ pub trait LocationStore: Send + Sync {
     fn list(&self, _now: Instant) -> Vec<(String, Binding)> {
         Vec::new()
     }
+
+    /// Makes every write so far durable. The driver calls it after the engine has handled a
+    /// batch and before it sends the batch's transmits, so no 200 OK leaves before its
+    /// binding is stored. Nothing to do for a store that only lives in memory.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A location store could not read or write its durable copy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("location store {location}: {message}")]
+pub struct StoreError {
+    /// What failed: the database file's path, for a file store.
+    pub location: String,
+    pub message: String,
 }
 
 /// In-memory store: a concurrent map of AOR → bindings plus an ordered index of expiries

@@ -116,6 +116,19 @@ impl Ua {
         }
     }
 
+    /// A second handle on this UA's UDP socket (the same receive queue), for a test to peek
+    /// at what has arrived without taking it.
+    pub fn udp_dup(&self) -> std::net::UdpSocket {
+        use std::os::fd::AsFd;
+        match &self.link {
+            Link::Udp(sock) => {
+                let fd = sock.as_fd().try_clone_to_owned().expect("dup the socket");
+                std::net::UdpSocket::from(fd)
+            }
+            Link::Tcp { .. } => panic!("udp_dup on a TCP UA"),
+        }
+    }
+
     pub fn transport(&self) -> Transport {
         match self.link {
             Link::Udp(_) => Transport::Udp,
