@@ -17,15 +17,16 @@ use bytes::Bytes;
 use ferroswitch::auth::{parse_challenges, Answer, Challenge, DigestCredentials, NonceSecret};
 use ferroswitch::clock::from_unix;
 use ferroswitch::config::Config;
+use ferroswitch::engine::sim::{received, Sim};
 use ferroswitch::engine::Engine;
-use ferroswitch::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, Transport};
+use ferroswitch::net::{ConnectionId, Origin, Peer, Transport};
 use ferroswitch::registrar::{LocationStore, MemoryStore};
 use ferroswitch::sip::{parse_datagram, parse_framed, Frame, HeaderName, Message, StreamFramer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 const SEP: &[u8] = b"\n\x00\x00\n";
 const SERVER: &str = "192.0.2.1:5060";
@@ -137,11 +138,11 @@ fn config() -> &'static Config {
     })
 }
 
+/// The engine on the shared virtual network (`engine::sim::Sim`, as the engine's own scenario
+/// tests use it) plus what a fuzzing peer remembers.
 struct Harness {
-    engine: Engine,
+    sim: Sim,
     store: Arc<MemoryStore>,
-    t0: Instant,
-    now: Instant,
     framer: StreamFramer,
     /// Last 401/407 sent to each peer: (status, challenge header values).
     challenged: [Option<(u16, Vec<String>)>; 4],
@@ -162,12 +163,10 @@ impl Harness {
             NonceSecret::from_bytes([7; 32]),
             StdRng::seed_from_u64(3261),
         );
-        let t0 = Instant::now();
+        let local = SERVER.parse().expect("server address");
         Harness {
-            engine,
+            sim: Sim::new(engine, local, from_unix(WALL0)),
             store,
-            t0,
-            now: t0,
             framer: StreamFramer::default(),
             challenged: Default::default(),
             nc: 0,
@@ -175,28 +174,20 @@ impl Harness {
         }
     }
 
-    fn wall(&self) -> SystemTime {
-        from_unix(WALL0) + (self.now - self.t0)
-    }
-
-    /// Moves the clock to `until`, firing each timer at its deadline (bounded: a timer that
-    /// keeps re-arming in the past would otherwise spin).
+    /// Moves the clock on by `by`, firing each timer at its deadline (bounded by `Sim`).
     fn advance(&mut self, by: Duration) {
-        let until = self.now + by;
-        for _ in 0..100_000 {
-            let Some(deadline) = self.engine.poll_timeout().filter(|d| *d <= until) else {
-                break;
-            };
-            self.now = self.now.max(deadline);
-            let (now, wall) = (self.now, self.wall());
-            self.engine.handle_timeout(now, wall);
-            self.drain();
-        }
-        self.now = until;
+        let sent = self.sim.advance(by);
+        self.check(sent);
     }
 
     fn drain(&mut self) {
-        while let Some(t) = self.engine.poll_transmit() {
+        let sent = self.sim.drain();
+        self.check(sent);
+    }
+
+    /// Checks what the engine sent and remembers the challenges each peer got.
+    fn check(&mut self, sent: Vec<ferroswitch::transaction::Transmit>) {
+        for t in sent {
             check_wire(&t.bytes, t.key.is_none(), self.answering);
             let Some(i) = PEERS.iter().position(|(tr, a)| {
                 t.to == Peer::new(*tr, a.parse::<SocketAddr>().expect("peer address"))
@@ -266,7 +257,7 @@ impl Harness {
         let origin = Origin {
             transport,
             source,
-            local: SERVER.parse().expect("server address"),
+            local: self.sim.local,
             connection: (transport == Transport::Tcp).then_some(ConnectionId(1)),
         };
         if transport == Transport::Tcp {
@@ -276,9 +267,10 @@ impl Harness {
             loop {
                 match self.framer.pop() {
                     Ok(Some(Frame::Message(m))) => {
-                        let payload = payload(parse_framed(m.clone()), &m, source);
+                        let payload = received(parse_framed(m.clone()), &m, source);
                         self.answering = Some(m.len());
-                        self.inbound(payload, origin);
+                        self.sim.handle(payload, origin);
+                        self.drain();
                     }
                     Ok(Some(Frame::Ping | Frame::Pong)) => {}
                     Ok(None) => break,
@@ -289,37 +281,12 @@ impl Harness {
                 }
             }
         } else {
-            let payload = payload(parse_datagram(raw), raw, source);
+            let payload = received(parse_datagram(raw), raw, source);
             self.answering = Some(raw.len());
-            self.inbound(payload, origin);
+            self.sim.handle(payload, origin);
+            self.drain();
         }
         self.answering = None;
-    }
-
-    fn inbound(&mut self, payload: Payload, origin: Origin) {
-        let (now, wall) = (self.now, self.wall());
-        self.engine
-            .handle_inbound(now, wall, Inbound { payload, origin });
-        self.drain();
-    }
-}
-
-fn payload(
-    parsed: Result<Message, ferroswitch::sip::ParseError>,
-    raw: &[u8],
-    source: SocketAddr,
-) -> Payload {
-    match parsed {
-        Ok(mut m) => {
-            if let Message::Request(r) = &mut m {
-                let _ = stamp_received(&mut r.headers, source);
-            }
-            Payload::Message(m)
-        }
-        Err(error) => Payload::Malformed {
-            raw: Bytes::copy_from_slice(raw),
-            error,
-        },
     }
 }
 
@@ -368,12 +335,12 @@ pub fn check(data: &[u8]) {
         }
     }
     if debug() {
-        eprintln!("{:?}", h.engine.stats());
+        eprintln!("{:?}", h.sim.engine.stats());
     }
     // Long enough for every transaction timer and the longest registration (max_expires).
     h.advance(Duration::from_secs(2 * 3600));
     assert_eq!(
-        h.engine.transactions().len(),
+        h.sim.engine.transactions().len(),
         0,
         "transactions left after 2 h"
     );

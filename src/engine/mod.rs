@@ -36,6 +36,7 @@ mod keepalive;
 mod register;
 mod respond;
 mod shutdown;
+pub mod sim;
 mod traffic;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};

@@ -32,7 +32,7 @@ use crate::auth::{Answer, Secret};
 use crate::auth::{Challenge, DigestChallenge, DigestCredentials, NonceSecret};
 use crate::clock::from_unix;
 use crate::config::{User, Users};
-use crate::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Peer, Transport};
+use crate::net::{Peer, Transport};
 use crate::registrar::{LocationStore, MemoryStore, RegistrarConfig};
 use crate::sip::{parse_datagram, HeaderName, Message, Response};
 use crate::transaction::{TransactionConfig, Transmit};
@@ -42,7 +42,7 @@ use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The seed's server and Zoiper's address.
 const SERVER: &str = "192.168.4.4:5060";
@@ -95,13 +95,24 @@ fn config() -> EngineConfig {
     }
 }
 
-/// The engine plus a virtual clock and the store it writes.
+/// The engine on the shared virtual network (`engine::sim::Sim`: `engine`, `now`, `wall()`,
+/// `deliver`, `drain`, `run_until`, `advance` come from there) plus the store it writes.
 struct Net {
-    engine: Engine,
+    sim: super::sim::Sim,
     store: Arc<MemoryStore>,
-    t0: Instant,
-    now: Instant,
-    local: SocketAddr,
+}
+
+impl std::ops::Deref for Net {
+    type Target = super::sim::Sim;
+    fn deref(&self) -> &super::sim::Sim {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut super::sim::Sim {
+        &mut self.sim
+    }
 }
 
 impl Net {
@@ -121,54 +132,9 @@ impl Net {
             NonceSecret::from_bytes([7; 32]),
             StdRng::seed_from_u64(3261),
         );
-        let t0 = Instant::now();
-        Net {
-            engine,
-            store,
-            t0,
-            now: t0,
-            local: addr(SERVER),
-        }
-    }
-
-    /// Wall time moves with the virtual clock, starting at the seed's Date.
-    fn wall(&self) -> SystemTime {
-        from_unix(SEED_WALL) + (self.now - self.t0)
-    }
-
-    /// Hands `raw` to the engine as the transport would (parsed, top Via stamped, or
-    /// `Malformed`) and returns everything it sends at once.
-    fn deliver(
-        &mut self,
-        transport: Transport,
-        source: SocketAddr,
-        connection: Option<u64>,
-        raw: &[u8],
-    ) -> Vec<Transmit> {
-        let payload = match parse_datagram(raw) {
-            Ok(mut m) => {
-                if let Message::Request(r) = &mut m {
-                    // As the transport does; a request without a usable Via is the
-                    // engine's to reject.
-                    let _ = stamp_received(&mut r.headers, source);
-                }
-                Payload::Message(m)
-            }
-            Err(error) => Payload::Malformed {
-                raw: Bytes::copy_from_slice(raw),
-                error,
-            },
-        };
-        let origin = Origin {
-            transport,
-            source,
-            local: self.local,
-            connection: connection.map(ConnectionId),
-        };
-        let (now, wall) = (self.now, self.wall());
-        self.engine
-            .handle_inbound(now, wall, Inbound { payload, origin });
-        self.drain()
+        // Wall time starts at the seed's Date.
+        let sim = super::sim::Sim::new(engine, addr(SERVER), from_unix(SEED_WALL));
+        Net { sim, store }
     }
 
     fn udp(&mut self, source: SocketAddr, raw: &str) -> Vec<Transmit> {
@@ -181,29 +147,6 @@ impl Net {
         assert_eq!(out.len(), 1, "expected one response, got {out:?}");
         assert_eq!(out[0].to, Peer::new(Transport::Udp, source));
         response(&out[0])
-    }
-
-    fn drain(&mut self) -> Vec<Transmit> {
-        std::iter::from_fn(|| self.engine.poll_transmit()).collect()
-    }
-
-    /// Moves the clock to `until`, firing every timer on its own deadline on the way.
-    /// Returns what the timers sent.
-    fn run_until(&mut self, until: Instant) -> Vec<Transmit> {
-        let mut out = Vec::new();
-        while let Some(deadline) = self.engine.poll_timeout().filter(|d| *d <= until) {
-            // A deadline already in the past fires "now", as a late driver would.
-            self.now = self.now.max(deadline);
-            let (now, wall) = (self.now, self.wall());
-            self.engine.handle_timeout(now, wall);
-            out.extend(self.drain());
-        }
-        self.now = until;
-        out
-    }
-
-    fn advance(&mut self, d: Duration) -> Vec<Transmit> {
-        self.run_until(self.now + d)
     }
 
     fn aor_contacts(&self, aor: &str) -> Vec<String> {
