@@ -202,6 +202,8 @@ pub fn start_with_store(
         None => None,
     };
     let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
+    // Bindings a persistent store brought back get their NAT keep-alives again.
+    engine.resume_keepalives(Instant::now());
     let media_wake = start_media(config, &mut engine);
     let tls = match &config.tls {
         Some(settings) => Some(tls_setup(settings).map_err(|e| {

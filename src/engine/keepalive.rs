@@ -122,6 +122,20 @@ impl Engine {
         }
     }
 
+    /// The bindings a persistent store brought back at start (`[registrar] store`): their
+    /// NAT keep-alives start again as if each had just registered, so a phone whose router
+    /// forgets idle mappings stays reachable across a restart without waiting for its next
+    /// REGISTER. The driver calls this once, before serving.
+    pub fn resume_keepalives(&mut self, now: Instant) {
+        let mut by_aor: std::collections::BTreeMap<String, Vec<Binding>> = Default::default();
+        for (aor, b) in self.store.list(now) {
+            by_aor.entry(aor).or_default().push(b);
+        }
+        for (aor, bindings) in by_aor {
+            self.keepalive_registered(&aor, &bindings, now);
+        }
+    }
+
     /// Sends the pings that are due (at most `MAX_PINGS_PER_CALL`).
     pub(super) fn handle_keepalive_timers(&mut self, now: Instant) {
         let Some(interval) = self.keepalive_interval() else {

@@ -288,3 +288,36 @@ fn pings_due_together_leave_at_most_64_per_timeout_call() {
     assert_eq!(net.drain().len(), 36);
     assert!(net.engine.poll_timeout().is_some_and(|t| t > due));
 }
+
+/// A restart with a persistent store: the loaded NAT binding is pinged one interval after
+/// the new engine starts, without waiting for the phone's next REGISTER.
+#[test]
+fn keepalives_resume_for_bindings_loaded_at_start() {
+    let mut net = net30();
+    nat_alice(&mut net);
+    // A new engine over the same store, as after a restart.
+    let store: Arc<dyn LocationStore> = net.store.clone();
+    let mut cfg = config();
+    cfg.registrar.nat_keepalive = Duration::from_secs(30);
+    let engine = Engine::with_secret(
+        cfg,
+        users(),
+        store,
+        NonceSecret::from_bytes([7; 32]),
+        StdRng::seed_from_u64(99),
+    );
+    net.sim.engine = engine;
+    let started = net.now;
+    assert_eq!(
+        net.engine
+            .poll_timeout()
+            .filter(|t| *t < started + Duration::from_secs(3000)),
+        None,
+        "nothing scheduled before resuming"
+    );
+    net.sim.engine.resume_keepalives(started);
+    let out = net.run_until(started + Duration::from_secs(30));
+    let ping = the_ping(&out);
+    assert_eq!(out[0].to, Peer::new(Transport::Udp, addr(NAT_SOURCE)));
+    assert_eq!(ping.method, Method::Options);
+}
