@@ -124,6 +124,12 @@ impl Collector for Snapshot {
         gauge(&mut enc, "calls_up", "Calls in progress", s.calls_up as u64)?;
         gauge(
             &mut enc,
+            "media_sessions",
+            "Media relay sessions open (anchored calls; back to 0 when they all ended)",
+            s.engine.media_sessions,
+        )?;
+        gauge(
+            &mut enc,
             "registrations_up",
             "Registered contacts (bindings) in the location store",
             s.registrations.1 as u64,
@@ -321,6 +327,7 @@ mod tests {
         s.calls.ended(HangupCause::UserBusy);
         s.calls.post_dial_delay(Duration::from_millis(120));
         s.calls_up = 2;
+        s.engine.media_sessions = 4;
         s.registrations = (4, 5);
         let text = encode(&s);
         for line in [
@@ -330,6 +337,7 @@ mod tests {
             "ferroswitch_calls_started_total 3",
             "ferroswitch_calls_ended_total{cause=\"USER_BUSY\"} 1",
             "ferroswitch_calls_up 2",
+            "ferroswitch_media_sessions 4",
             "ferroswitch_registrations_up 5",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"0.1\"} 0",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"0.25\"} 1",

@@ -105,6 +105,7 @@ async fn status_registrations_unregister_text_and_json() {
         (Some(1), Some(0))
     );
     assert_eq!(s["users"], 4);
+    assert_eq!(s["media_sessions"], 0, "no anchored call up");
 
     let (ok, text, _) = ctl(&dir, &["registrations"]);
     assert!(ok);
