@@ -23,7 +23,7 @@ sed -e 's|/usr/local/bin/ferroswitch|/usr/bin/ferroswitch|g' \
     conf/ferroswitch.service > "$tmp/ferroswitch.service"
 sed -i '1i # systemd unit for ferroswitch, installed by its Debian package. Config: /etc/ferroswitch/.' "$tmp/ferroswitch.service"
 grep -q '^ExecStart=/usr/bin/ferroswitch --config /etc/ferroswitch/ferroswitch.toml$' "$tmp/ferroswitch.service"
-! grep -q /usr/local "$tmp/ferroswitch.service"
+if grep -q /usr/local "$tmp/ferroswitch.service"; then echo "unit still names /usr/local" >&2; exit 1; fi
 
 # The fail2ban jail ships disabled: a package must not change the firewall (nor, with
 # backend = systemd and no python3-systemd, stop fail2ban from starting) until asked to.
