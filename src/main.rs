@@ -16,14 +16,10 @@ use tracing_subscriber::EnvFilter;
     about = "SIP softswitch: registrar and B2BUA"
 )]
 struct Cli {
-    /// Configuration file.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        default_value = "conf/ferroswitch.toml"
-    )]
-    config: PathBuf,
+    /// Configuration file [default: conf/ferroswitch.toml, or /etc/ferroswitch/ferroswitch.toml
+    /// when there is no conf/ here and the package installed one].
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
     /// More log output (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -40,6 +36,23 @@ struct Cli {
     sip_trace: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    /// `--config`, else the working copy's `conf/ferroswitch.toml`, else the packaged
+    /// `/etc/ferroswitch/ferroswitch.toml` when only that exists.
+    fn config_path(&self) -> PathBuf {
+        if let Some(p) = &self.config {
+            return p.clone();
+        }
+        let local = PathBuf::from("conf/ferroswitch.toml");
+        let packaged = PathBuf::from("/etc/ferroswitch/ferroswitch.toml");
+        if !local.exists() && packaged.exists() {
+            packaged
+        } else {
+            local
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -102,7 +115,7 @@ fn main() -> ExitCode {
 }
 
 fn check_config(cli: &Cli) -> ExitCode {
-    let report = config::check(&cli.config);
+    let report = config::check(&cli.config_path());
     for e in &report.errors {
         eprintln!("error: {e}");
     }
@@ -114,7 +127,7 @@ fn check_config(cli: &Cli) -> ExitCode {
             let listen: Vec<String> = c.server.listen.iter().map(|l| l.to_string()).collect();
             println!(
                 "{}: OK ({} users, listening on {}, {} warnings)",
-                cli.config.display(),
+                cli.config_path().display(),
                 c.users.len(),
                 listen.join(" "),
                 report.warnings.len()
@@ -122,7 +135,11 @@ fn check_config(cli: &Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{}: {} errors", cli.config.display(), report.errors.len());
+            eprintln!(
+                "{}: {} errors",
+                cli.config_path().display(),
+                report.errors.len()
+            );
             ExitCode::FAILURE
         }
     }
@@ -154,7 +171,7 @@ fn ctl(cli: &Cli, socket: Option<&std::path::Path>, json: bool, cmd: &CtlCommand
         CtlCommand::Unban { addr } => CtlRequest::Unban { addr: addr.clone() },
         CtlCommand::Reload => CtlRequest::Reload,
     };
-    let path = control::client_socket_path(socket, &cli.config);
+    let path = control::client_socket_path(socket, &cli.config_path());
     match control::call(&path, &req) {
         Ok(v) if json => {
             println!("{v}");
@@ -220,7 +237,7 @@ fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool) {
 }
 
 fn run(cli: &Cli) -> ExitCode {
-    let config = match Config::load(&cli.config) {
+    let config = match Config::load(&cli.config_path()) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -228,7 +245,7 @@ fn run(cli: &Cli) -> ExitCode {
             }
             eprintln!(
                 "{}: not started, fix the errors above (try `ferroswitch check-config`)",
-                cli.config.display()
+                cli.config_path().display()
             );
             return ExitCode::FAILURE;
         }

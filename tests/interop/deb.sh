@@ -90,6 +90,8 @@ check "packaged config keeps state in /var/lib/ferroswitch" bash -c "
 check "fail2ban jail ships disabled" grep -q '^enabled  = false' /etc/fail2ban/jail.d/ferroswitch.conf
 check "check-config passes on the installed config" \
   bash -c "/usr/bin/ferroswitch check-config --config /etc/ferroswitch/ferroswitch.toml >'$WORK/check.log' 2>&1 || { cat '$WORK/check.log'; exit 1; }"
+check "without --config the installed binary finds /etc/ferroswitch/ferroswitch.toml" \
+  bash -c "cd / && /usr/bin/ferroswitch check-config >'$WORK/check0.log' 2>&1 && grep -q /etc/ferroswitch/ferroswitch.toml '$WORK/check0.log' || { cat '$WORK/check0.log'; exit 1; }"
 check "check-config passes as the ferroswitch user" bash -c "
   setpriv --reuid=ferroswitch --regid=ferroswitch --init-groups \
     /usr/bin/ferroswitch check-config --config /etc/ferroswitch/ferroswitch.toml >'$WORK/check2.log' 2>&1 ||
