@@ -124,8 +124,16 @@ pub fn render_ladder(v: &Value, full: bool) -> String {
             .unwrap_or_default()
     );
     let head_caller = format!("caller({caller})");
+    // The time column: "+0.000" and two spaces, wider for long calls.
+    let offset = |r: &Row| format!("+{:.3}", r.us.saturating_sub(t0) as f64 / 1e6);
+    let tw = rows
+        .iter()
+        .map(|r| offset(r).len() + 2)
+        .max()
+        .unwrap_or(8)
+        .max(8);
     out += &format!(
-        "{:8}{:<w$}{:<w$}callee({})\n",
+        "{:tw$}{:<w$}{:<w$}callee({})\n",
         "",
         head_caller,
         "ferroswitch",
@@ -133,17 +141,16 @@ pub fn render_ladder(v: &Value, full: bool) -> String {
         w = W + 2
     );
     for r in &rows {
-        let off = r.us.saturating_sub(t0) as f64 / 1e6;
         let label = summary(r.text);
         let cell = match (r.a_leg, r.inbound) {
             (true, true) => arrow(&label, true),
             (true, false) => arrow(&label, false),
             (false, inbound) => format!("{:w$}{}", "", arrow(&label, !inbound), w = W + 2),
         };
-        out += &format!("{:<8}{cell}\n", format!("+{off:.3}"));
+        out += &format!("{:<tw$}{cell}\n", offset(r));
         if full {
             for line in r.text.lines() {
-                out += &format!("{:8}| {line}\n", "");
+                out += &format!("{:tw$}| {line}\n", "");
             }
         }
     }
