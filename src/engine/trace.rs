@@ -101,6 +101,8 @@ pub struct Tracer {
     order: VecDeque<CallId>,
     pending: FastMap<String, Pending>,
     pending_order: VecDeque<(Instant, String)>,
+    /// Octets in `pending`: at most a quarter of `max_bytes`, oldest Call-IDs dropped first.
+    pending_bytes: usize,
     bytes: usize,
     /// The last instants the engine saw: transmits are stamped with them.
     pub(crate) now: Option<Instant>,
@@ -146,19 +148,18 @@ impl Tracer {
             return self.push(id, rec, true);
         }
         self.expire_pending(now);
+        let len = rec.bytes.len();
         if let Some(p) = self.pending.get_mut(&rec.call_id) {
             if p.records.len() < PENDING_MESSAGES {
                 p.records.push(rec);
+                self.pending_bytes += len;
+                self.bound_pending(0);
             }
             return;
         }
         if starts {
-            while self.pending.len() >= PENDING_CALL_IDS {
-                match self.pending_order.pop_front() {
-                    Some((_, cid)) => self.pending.remove(&cid),
-                    None => break,
-                };
-            }
+            self.bound_pending(len);
+            self.pending_bytes += len;
             self.pending_order.push_back((now, rec.call_id.clone()));
             self.pending.insert(
                 rec.call_id.clone(),
@@ -175,10 +176,28 @@ impl Tracer {
             if now.saturating_duration_since(*t) < PENDING_AGE {
                 break;
             }
-            let (t, cid) = self.pending_order.pop_front().expect("front checked");
-            // A Call-ID opened again later has a newer entry: only remove the one this was.
-            if self.pending.get(&cid).is_some_and(|p| p.since == t) {
-                self.pending.remove(&cid);
+            self.drop_oldest_pending();
+        }
+    }
+
+    /// Drops the oldest pending Call-IDs until one more entry of `extra` octets fits.
+    fn bound_pending(&mut self, extra: usize) {
+        while !self.pending_order.is_empty()
+            && (self.pending.len() + usize::from(extra > 0) > PENDING_CALL_IDS
+                || self.pending_bytes + extra > self.cfg.max_bytes / 4)
+        {
+            self.drop_oldest_pending();
+        }
+    }
+
+    fn drop_oldest_pending(&mut self) {
+        let Some((t, cid)) = self.pending_order.pop_front() else {
+            return;
+        };
+        // A Call-ID opened again later has a newer entry: only remove the one this was.
+        if self.pending.get(&cid).is_some_and(|p| p.since == t) {
+            if let Some(p) = self.pending.remove(&cid) {
+                self.pending_bytes -= p.records.iter().map(|r| r.bytes.len()).sum::<usize>();
             }
         }
     }
@@ -194,6 +213,7 @@ impl Tracer {
             .remove(a_call_id)
             .map(|p| p.records)
             .unwrap_or_default();
+        self.pending_bytes -= earlier.iter().map(|r| r.bytes.len()).sum::<usize>();
         self.calls.insert(
             id,
             CallTrace {

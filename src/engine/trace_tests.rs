@@ -216,3 +216,42 @@ fn header_value_reads_long_and_compact_names() {
         None
     );
 }
+
+#[test]
+fn messages_before_a_call_are_bounded_by_a_quarter_of_max_bytes() {
+    let mut tr = tracer(10, 65_536);
+    let now = t0();
+    for i in 0..100 {
+        let cid = format!("p{i}");
+        tr.record(
+            now,
+            msg(&cid, Direction::In, "INVITE sip:b@x SIP/2.0", 1000),
+            true,
+        );
+        tr.record(
+            now,
+            msg(
+                &cid,
+                Direction::Out,
+                "SIP/2.0 407 Proxy Authentication Required",
+                1000,
+            ),
+            false,
+        );
+        assert!(
+            tr.pending_bytes <= 16_384,
+            "{} octets pending",
+            tr.pending_bytes
+        );
+    }
+    assert!(tr.wants("p99") && !tr.wants("p0"), "the oldest go first");
+    tr.attach(1, "p99", &[]);
+    assert_eq!(tr.get(1).unwrap().records.len(), 2);
+    let left: usize = tr
+        .pending
+        .values()
+        .flat_map(|p| &p.records)
+        .map(|r| r.bytes.len())
+        .sum();
+    assert_eq!(tr.pending_bytes, left, "accounting follows what is kept");
+}
