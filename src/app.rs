@@ -363,6 +363,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
         },
         security: c.security.clone(),
         user_agent: c.server.user_agent.clone(),
+        trace: c.trace,
     }
 }
 

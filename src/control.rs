@@ -16,9 +16,17 @@
 //! {"cmd":"unregister","user":"alice"}      {"cmd":"unregister","user":"alice","contact":"sip:…"}
 //! {"cmd":"bans"}                           {"cmd":"unban","addr":"192.0.2.7"}
 //! {"cmd":"reload"}
+//! {"cmd":"trace","call":"3"}               {"cmd":"trace","call":"<a- or b-leg Call-ID>"}
 //! → {"ok":true,"result":…}  or  {"ok":false,"error":"no call 3 (see `ferroswitch ctl calls`)"}
 //! ```
 //! so `echo '{"cmd":"calls"}' | socat - UNIX-CONNECT:/run/ferroswitch/ctl.sock` scripts it.
+//!
+//! `trace` answers with the SIP the daemon kept of a recent call (`[trace]`; both legs, and
+//! the a-leg's messages from before the call existed: the first INVITE, its 407, the ACK):
+//! `{"call":3,"a_call_id":…,"b_call_ids":[…],"status":486,"dropped":0,"messages":[{"time_us":…,
+//! "dir":"in"|"out","leg":"a"|"b","transport":"UDP","remote":"ip:port","local":…,"call_id":…,
+//! "text":"INVITE sip:…"}…]}`; `ferroswitch ctl trace` draws it as a ladder (`crate::ladder`),
+//! `--full` with each message, `--pcap FILE` writes it as a pcap file.
 //!
 //! The server never touches the engine: each request goes over a channel to the driver task
 //! (`app::drive`), which owns the engine, calls it (`engine::control`) and answers; the
@@ -69,6 +77,10 @@ pub enum CtlRequest {
         addr: String,
     },
     Reload,
+    /// The SIP kept of a recent call: our call id or a leg's Call-ID.
+    Trace {
+        call: String,
+    },
 }
 
 /// What the driver is asked (`app::drive` answers).
@@ -301,6 +313,9 @@ pub(crate) fn answer(
             engine.unban(now, ip).map_err(err)?;
             Ok(json!({"addr": ip.to_string()}))
         }
+        CtlRequest::Trace { call } => Ok(crate::ladder::trace_json(
+            engine.call_trace(&call).map_err(err)?,
+        )),
         // Read from disk by `ControlHandle::reload`, never here.
         CtlRequest::Reload => Err("reload goes through ControlHandle::reload".into()),
     }
@@ -674,6 +689,7 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
             table(&["ADDRESS", "REMAINING"], r, "no bans")
         }
         CtlRequest::Unban { .. } => format!("{} unbanned\n", s(&v["addr"])),
+        CtlRequest::Trace { .. } => crate::ladder::render_ladder(v, false),
         CtlRequest::Reload => format!(
             "reloaded: {} users, {} binding(s) of removed or disabled users removed{}\n",
             s(&v["users"]),

@@ -98,6 +98,17 @@ enum CtlCommand {
     Unban { addr: String },
     /// Read the users files again (like SIGHUP, which also reopens the CDR file).
     Reload,
+    /// The SIP of recent call CALL (an id from `calls`, or a leg's Call-ID) as a ladder
+    /// diagram: caller | ferroswitch | callee(s), one row per message.
+    Trace {
+        call: String,
+        /// Each message's full text under its row.
+        #[arg(long)]
+        full: bool,
+        /// Also write the call's SIP to FILE as a pcap capture (Wireshark, tshark -r).
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -170,15 +181,27 @@ fn ctl(cli: &Cli, socket: Option<&std::path::Path>, json: bool, cmd: &CtlCommand
         CtlCommand::Bans => CtlRequest::Bans,
         CtlCommand::Unban { addr } => CtlRequest::Unban { addr: addr.clone() },
         CtlCommand::Reload => CtlRequest::Reload,
+        CtlCommand::Trace { call, .. } => CtlRequest::Trace { call: call.clone() },
     };
     let path = control::client_socket_path(socket, &cli.config_path());
     match control::call(&path, &req) {
-        Ok(v) if json => {
-            println!("{v}");
-            ExitCode::SUCCESS
-        }
         Ok(v) => {
-            print!("{}", control::render(&req, &v));
+            if let CtlCommand::Trace {
+                pcap: Some(file), ..
+            } = cmd
+            {
+                if let Err(e) = std::fs::write(file, ferroswitch::ladder::pcap(&v)) {
+                    eprintln!("error: writing {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            match cmd {
+                _ if json => println!("{v}"),
+                CtlCommand::Trace { full: true, .. } => {
+                    print!("{}", ferroswitch::ladder::render_ladder(&v, true))
+                }
+                _ => print!("{}", control::render(&req, &v)),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -58,4 +58,19 @@ impl B2bua {
             })
             .collect()
     }
+
+    /// The call the caller's INVITE on server transaction `key` created, with the Call-IDs
+    /// of its b-legs (for the engine's trace of the call).
+    pub fn call_of_invite(
+        &self,
+        key: &crate::transaction::TransactionKey,
+    ) -> Option<(CallId, Vec<String>)> {
+        let c = self.calls.get(self.calls.by_a_invite(key)?)?;
+        let b = c.b.iter();
+        Some((
+            c.id,
+            b.filter_map(|l| l.invite.headers.call_id().map(str::to_string))
+                .collect(),
+        ))
+    }
 }

@@ -43,6 +43,8 @@ struct RawFile {
     control: RawControl,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    trace: super::trace::RawTrace,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,6 +136,7 @@ pub(crate) struct Parsed {
     pub tls: Option<TlsSettings>,
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
+    pub trace: crate::engine::TraceConfig,
     pub errors: Vec<ConfigError>,
 }
 
@@ -177,7 +180,9 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     let media = super::media::media(&mut p, raw.media);
     let tls = tls(&mut p, raw.tls, &server.listen);
     let (control, metrics) = operations(&mut p, raw.control, raw.metrics, file);
+    let trace = super::trace::trace(&mut p, raw.trace);
     Ok(Parsed {
+        trace,
         control,
         metrics,
         server,

@@ -11,6 +11,7 @@ mod file;
 pub mod listen;
 mod media;
 pub mod tls;
+mod trace;
 pub mod users;
 pub mod weak;
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// `[trace]`: the SIP of recent calls kept for `ctl trace`.
+    pub trace: crate::engine::TraceConfig,
     pub users: Users,
 }
 
@@ -329,6 +332,7 @@ impl Config {
                 tls: parsed.tls,
                 control: parsed.control,
                 metrics: parsed.metrics,
+                trace: parsed.trace,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),

@@ -47,8 +47,15 @@ impl Engine {
             self.b2bua
                 .handle_message(now, key, req, arrival, adm, route);
         } else {
+            let traced = self.trace.is_on().then(|| {
+                let call_id = req.headers.call_id().unwrap_or_default().to_string();
+                (key.clone(), call_id)
+            });
             self.b2bua
                 .handle_invite(now, wall, key, req, arrival, adm, route);
+            if let Some((key, call_id)) = traced {
+                self.trace_call_started(&key, &call_id);
+            }
         }
     }
 

@@ -39,6 +39,10 @@ pub enum ControlError {
     NotRegistered(String),
     #[error("{0} is not banned")]
     NotBanned(IpAddr),
+    #[error("no trace of call {0:?}: no such call id or Call-ID, or it is older than the calls kept (`[trace] calls`)")]
+    NoTrace(String),
+    #[error("tracing is off (`[trace] calls = 0`)")]
+    TracingOff,
 }
 
 /// Every counter at one instant, copied out for the metrics exporter.
@@ -92,6 +96,7 @@ impl Engine {
         id: CallId,
         cause: HangupCause,
     ) -> Result<(), ControlError> {
+        self.trace.tick(now, wall);
         if !self.b2bua.hang_up_call(wall, id, cause) {
             return Err(ControlError::NoSuchCall(id));
         }

@@ -46,6 +46,10 @@ impl Engine {
                 crate::security::Verdict::Allow => {}
             }
         }
+        self.trace.tick(now, wall);
+        if let Payload::Message(m) = &inbound.payload {
+            self.trace_inbound(now, wall, &origin, m);
+        }
         match inbound.payload {
             Payload::Malformed { raw, error } => self.handle_malformed(&origin, &raw, &error),
             Payload::Message(Message::Request(req)) => {

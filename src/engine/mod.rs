@@ -38,6 +38,7 @@ mod register;
 mod respond;
 mod shutdown;
 pub mod sim;
+pub mod trace;
 mod traffic;
 
 use crate::auth::{NonceManager, NonceSecret, Verifier};
@@ -58,6 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
+pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord};
 pub use traffic::{TrafficStats, METHODS};
 
 /// Everything the engine needs to know from the configuration.
@@ -73,6 +75,8 @@ pub struct EngineConfig {
     pub security: crate::security::SecurityConfig,
     /// The `Server`/`User-Agent` value we put on messages; empty: none (`push_user_agent`).
     pub user_agent: String,
+    /// `[trace]`: the SIP of recent calls kept for `ctl trace` (`trace`).
+    pub trace: TraceConfig,
 }
 
 /// Counters the driver may publish.
@@ -133,6 +137,8 @@ pub struct Engine {
     trusted_conns: crate::FastSet<ConnectionId>,
     /// NAT keep-alive pings of registered phones (`keepalive`).
     keepalives: keepalive::KeepAlives,
+    /// The SIP of recent calls (`trace`): fed in `handle_inbound` and `poll_transmit`.
+    trace: trace::Tracer,
 }
 
 /// A request handed to the transaction layer, with what the engine learnt of it before:
@@ -185,6 +191,7 @@ impl Engine {
         );
         Engine {
             guard: crate::security::Guard::new(cfg.security.clone()),
+            trace: trace::Tracer::new(cfg.trace),
             txl: TransactionLayer::new(cfg.transactions),
             cfg,
             users,
@@ -213,6 +220,7 @@ impl Engine {
     /// The media relay has something to report (a media timeout): the driver calls this when
     /// the relay wakes it, besides `handle_timeout`.
     pub fn handle_media(&mut self, now: Instant, wall: SystemTime) {
+        self.trace.tick(now, wall);
         self.b2bua.handle_media(now, wall);
         self.run_commands(now, wall);
     }
@@ -270,7 +278,9 @@ impl Engine {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.pop_front().or_else(|| self.txl.poll_transmit())
+        let t = self.out.pop_front().or_else(|| self.txl.poll_transmit())?;
+        self.trace_transmit(&t);
+        Some(t)
     }
 
     /// When `handle_timeout` must be called next.
@@ -289,6 +299,7 @@ impl Engine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.trace.tick(now, wall);
         self.txl.handle_timeout(now);
         self.guard.handle_timeout(now);
         self.drain_events(now, wall, None);

@@ -92,6 +92,7 @@ fn config() -> EngineConfig {
             ..Default::default()
         },
         user_agent: "ferroswitch-test".into(),
+        trace: super::TraceConfig::default(),
     }
 }
 

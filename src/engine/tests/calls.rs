@@ -24,6 +24,7 @@ mod loss;
 mod media;
 mod reinvite;
 mod shutdown;
+mod trace;
 mod transfer;
 
 use super::*;
