@@ -6,7 +6,8 @@
 //! `cargo bench --bench media_relay -- [streams] [seconds] [threads]` (defaults 500, 5, 1).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a short smoke run.
 
-use ferroswitch::media::{Direction, MediaConfig, MediaRelay, PortRange, Side, SideSignal};
+use ferroswitch::media::{Direction, MediaConfig, PortRange, Side, SideSignal};
+use ferroswitch::transport::MediaRelay;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 

@@ -270,7 +270,7 @@ fn start_media(config: &Config, engine: &mut Engine) -> Option<Arc<tokio::sync::
     if config.media.mode != crate::media::MediaMode::Relay {
         return None;
     }
-    match crate::media::MediaRelay::start(config.media.clone()) {
+    match crate::transport::MediaRelay::start(config.media.clone()) {
         Ok(relay) => {
             let wake = Arc::new(tokio::sync::Notify::new());
             let w = wake.clone();

@@ -3,9 +3,8 @@
 //! release gives every port back, and a media timeout comes out as an event. Timing itself is
 //! tested on the virtual clock in `src/media/stream_tests.rs`; here only threads and sockets.
 
-use ferroswitch::media::{
-    Direction, MediaConfig, MediaEvent, MediaRelay, PortRange, Side, SideSignal,
-};
+use ferroswitch::media::{Direction, MediaConfig, MediaEvent, PortRange, Side, SideSignal};
+use ferroswitch::transport::MediaRelay;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -165,7 +165,7 @@ impl Harness {
         );
         let local = SERVER.parse().expect("server address");
         Harness {
-            sim: Sim::new(engine, local, from_unix(WALL0)),
+            sim: Sim::new(engine, local, std::time::Instant::now(), from_unix(WALL0)),
             store,
             framer: StreamFramer::default(),
             challenged: Default::default(),

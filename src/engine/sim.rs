@@ -4,8 +4,8 @@
 //! moves only when the caller says so, timer by timer in deadline order (quinn's
 //! `tests/util.rs` way), and what the engine sends comes back as `Transmit`s.
 //!
-//! Never reads a clock and never sleeps: `t0` is whatever `Instant` the caller gives, the wall
-//! clock starts at `wall0` and moves with it.
+//! Never reads a clock and never sleeps: the virtual clock starts at the `t0` the caller gives,
+//! the wall clock at `wall0`, and both move only through `run_until`/`advance`.
 
 use super::Engine;
 use crate::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Transport};
@@ -49,8 +49,7 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(engine: Engine, local: SocketAddr, wall0: SystemTime) -> Sim {
-        let t0 = Instant::now();
+    pub fn new(engine: Engine, local: SocketAddr, t0: Instant, wall0: SystemTime) -> Sim {
         Sim {
             engine,
             t0,

@@ -134,7 +134,7 @@ impl Net {
             StdRng::seed_from_u64(3261),
         );
         // Wall time starts at the seed's Date.
-        let sim = super::sim::Sim::new(engine, addr(SERVER), from_unix(SEED_WALL));
+        let sim = super::sim::Sim::new(engine, addr(SERVER), Instant::now(), from_unix(SEED_WALL));
         Net { sim, store }
     }
 

@@ -1,5 +1,5 @@
 //! The handle the B2BUA drives: [`MediaControl`], one trait for the thread-backed relay
-//! ([`MediaRelay`](super::MediaRelay)) and for [`MemoryRelay`], which applies the same rules
+//! (`transport::MediaRelay`) and for [`MemoryRelay`], which applies the same rules
 //! to packets and time handed in, so call-flow tests on a virtual clock need no sockets.
 //!
 //! Calling contract (the module doc of `media` tells when): `allocate` at the offer,

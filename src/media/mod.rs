@@ -9,10 +9,10 @@
 //!   RTP-bleed protection, counters, loss from sequence numbers, the media timeout;
 //! - [`control`] is the handle the B2BUA drives ([`MediaControl`]), with the in-memory
 //!   implementation [`MemoryRelay`] for virtual-clock tests;
-//! - [`relay`] is the only file that touches sockets: [`MediaRelay`], worker threads
+//! - the socket side lives in the transport layer: `transport::MediaRelay`, worker threads
 //!   forwarding with `recvmmsg`/`sendmmsg` and epoll.
 //!
-//! Everything but `relay` is sans-IO: no sockets, no threads, no clock reads (`now` is passed
+//! Everything here is sans-IO: no sockets, no threads, no clock reads (`now` is passed
 //! in), no tokio (`tests/layering.rs` checks it). No file here ever panics on what a peer
 //! sends: a malformed SDP is an [`SdpError`], a stray packet is dropped and counted.
 //!
@@ -47,7 +47,6 @@
 pub mod control;
 pub mod loss;
 pub mod pool;
-pub mod relay;
 pub mod rewrite;
 pub mod sdp;
 pub mod stream;
@@ -60,7 +59,6 @@ pub use control::{
     SessionId, SessionStats, Transmit,
 };
 pub use pool::{PoolError, PortPair, PortPool};
-pub use relay::MediaRelay;
 pub use rewrite::{rewrite, LegOrigin, RtcpPlan, StreamPlan};
 pub use sdp::{Connection, Direction, MediaDescription, SdpError, SessionDescription};
 pub use stream::{Channel, DropReason, LegStats, SideSignal, StreamRelay, StreamStats, Verdict};

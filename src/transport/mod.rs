@@ -18,6 +18,7 @@
 mod bind;
 mod handle;
 mod icmp;
+mod rtp;
 mod stats;
 mod table;
 mod tcp;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use bind::Sockets;
 pub use handle::TransportHandle;
+pub use rtp::MediaRelay;
 pub use stats::TransportStats;
 pub use tls::{crypto_provider, TlsSetup, TlsSetupError};
 

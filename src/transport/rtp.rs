@@ -1,7 +1,7 @@
 //! The media relay's I/O, the one file of `media` with sockets and threads: [`MediaRelay`]
 //! binds a session's sockets when it is allocated (RTP and RTCP for each side of each stream;
 //! a muxing phone simply uses the RTP one) and `[media] threads` worker threads forward
-//! between the two sides, applying the rules of [`StreamRelay`](super::StreamRelay).
+//! between the two sides, applying the rules of [`StreamRelay`](crate::media::StreamRelay).
 //!
 //! Plain std threads, never the tokio SIP thread: per worker one epoll set (level-triggered)
 //! over its sessions' sockets and an eventfd to stop it; packets come in `recvmmsg` batches
@@ -15,11 +15,13 @@
 //! holds an `Arc` of a session while it forwards for it, so a release never closes a socket
 //! under it. Nothing here panics on what a peer sends.
 
-use super::control::{addresses, Allocation, LocalPorts, MediaControl, MediaError, MediaEvent};
-use super::control::{SessionId, SessionRules, SessionStats};
-use super::pool::{PortPair, PortPool};
-use super::stream::{Channel, SideSignal, Verdict};
-use super::{MediaConfig, Side};
+use crate::media::control::{
+    addresses, Allocation, LocalPorts, MediaControl, MediaError, MediaEvent,
+};
+use crate::media::control::{SessionId, SessionRules, SessionStats};
+use crate::media::pool::{PortPair, PortPool};
+use crate::media::stream::{Channel, SideSignal, Verdict};
+use crate::media::{MediaConfig, Side};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::mem::{size_of, zeroed};
