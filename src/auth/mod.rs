@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod digest;
 pub mod nonce;
 pub mod params;
+pub mod uac;
 pub mod verify;
 
 pub use challenge::{parse_challenges, Challenge, DigestChallenge};

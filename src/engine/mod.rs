@@ -32,10 +32,12 @@ mod admit;
 mod auth;
 mod calls;
 mod control;
+mod gateways;
 mod inbound;
 mod keepalive;
 mod register;
 mod respond;
+mod routing;
 mod shutdown;
 pub mod sim;
 pub mod trace;
@@ -59,6 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
+pub use gateways::{GatewayRoute, GatewaySpec};
 pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord};
 pub use traffic::{TrafficStats, METHODS};
 
@@ -77,6 +80,8 @@ pub struct EngineConfig {
     pub user_agent: String,
     /// `[trace]`: the SIP of recent calls kept for `ctl trace` (`trace`).
     pub trace: TraceConfig,
+    /// `[[gateway]]`: trunks to providers (`gateways`).
+    pub gateways: Vec<GatewaySpec>,
 }
 
 /// Counters the driver may publish.
@@ -139,6 +144,11 @@ pub struct Engine {
     keepalives: keepalive::KeepAlives,
     /// The SIP of recent calls (`trace`): fed in `handle_inbound` and `poll_transmit`.
     trace: trace::Tracer,
+    /// Where calls go (`routing`): the builtin plan (every number is a user) unless a
+    /// dialplan file is configured.
+    dialplan: Arc<crate::routing::Dialplan>,
+    /// Trunks: where they are, whether they are up (`gateways`).
+    gateways: gateways::Gateways,
 }
 
 /// A request handed to the transaction layer, with what the engine learnt of it before:
@@ -180,6 +190,7 @@ impl Engine {
             &cfg.digest_algorithms,
             nonce_rng,
         );
+        let cfg_gateways = cfg.gateways.clone();
         let b2bua = B2bua::new(
             B2buaConfig {
                 calls: cfg.calls,
@@ -208,7 +219,35 @@ impl Engine {
             trusted: VecDeque::new(),
             trusted_conns: Default::default(),
             keepalives: keepalive::KeepAlives::default(),
+            dialplan: Arc::new(crate::routing::Dialplan::builtin()),
+            gateways: gateways::Gateways::new(&cfg_gateways),
         }
+    }
+
+    /// The dialplan new calls are routed by (at start and on reload; calls in progress keep
+    /// the decisions already taken).
+    pub fn set_dialplan(&mut self, dialplan: Arc<crate::routing::Dialplan>) {
+        self.dialplan = dialplan;
+    }
+
+    /// The driver resolved gateway `name` (RFC 3263): where its requests go and our address
+    /// as it reaches us. False for an unknown name.
+    pub fn set_gateway_route(&mut self, name: &str, route: GatewayRoute) -> bool {
+        let Some(g) = self.gateways.get_mut(name) else {
+            return false;
+        };
+        g.targets = route
+            .targets
+            .iter()
+            .map(|&(addr, transport)| Peer::new(transport, addr))
+            .collect();
+        g.advertised = Some(route.advertised);
+        true
+    }
+
+    /// The configured gateways (what the driver resolves).
+    pub fn gateway_specs(&self) -> impl Iterator<Item = &GatewaySpec> {
+        self.gateways.list.iter().map(|g| &g.spec)
     }
 
     /// Anchors the media of new calls in `relay` (`[media] mode = "relay"`; without it SDP
@@ -406,6 +445,10 @@ impl Engine {
                     key: None,
                 }),
                 Command::Cdr(rec) => self.cdrs.push_back(*rec),
+                Command::Route(lookup) => {
+                    let route = self.route_lookup(now, &lookup);
+                    self.b2bua.continue_call(now, wall, lookup.call, route);
+                }
             }
         }
     }

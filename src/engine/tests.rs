@@ -57,6 +57,11 @@ fn addr(s: &str) -> SocketAddr {
 
 fn user(id: &str, password: &str, enabled: bool) -> User {
     User {
+        forward_all: None,
+        forward_busy: None,
+        forward_no_answer: None,
+        no_answer_timeout: None,
+        context: None,
         id: id.into(),
         secret: Secret::Password(password.into()),
         display_name: None,
@@ -93,6 +98,7 @@ fn config() -> EngineConfig {
         },
         user_agent: "ferroswitch-test".into(),
         trace: super::TraceConfig::default(),
+        gateways: Vec::new(),
     }
 }
 
