@@ -166,7 +166,14 @@ impl UacAuth {
             stale_in_a_row,
             touched: self.counter,
         };
-        let value = render(creds, &space, challenged.method.as_str(), uri, &challenged.body, cnonce);
+        let value = render(
+            creds,
+            &space,
+            challenged.method.as_str(),
+            uri,
+            &challenged.body,
+            cnonce,
+        );
         match at {
             Some(i) => self.spaces[i] = space,
             None => self.spaces.push(space),
@@ -222,7 +229,10 @@ impl UacAuth {
         s.nc = s.nc.saturating_add(1);
         s.fresh = false;
         let s = &self.spaces[i];
-        (s.header.clone(), render(creds, s, method, uri, body, cnonce))
+        (
+            s.header.clone(),
+            render(creds, s, method, uri, body, cnonce),
+        )
     }
 }
 
@@ -334,12 +344,12 @@ fn realm_of(value: &[u8]) -> Option<String> {
 
 /// The nonce `req` answered `realm` with in its `header` lines, if it carried credentials.
 fn sent_nonce(req: &Request, header: &HeaderName, realm: &str) -> Option<String> {
-    req.headers.get_all(header).find_map(|h| {
-        match parse_credentials(h.value_str()?) {
+    req.headers
+        .get_all(header)
+        .find_map(|h| match parse_credentials(h.value_str()?) {
             Ok(Credentials::Digest(c)) if c.realm == realm => Some(c.nonce),
             _ => None,
-        }
-    })
+        })
 }
 
 /// The retry of a challenged request (RFC 3261 §22.2, §8.1.3.5): a copy with CSeq + 1, the top

@@ -18,7 +18,8 @@ fn register() -> Request {
         "SIP/2.0/UDP 192.0.2.10:5060;rport;branch=z9hG4bKfirst",
     );
     r.headers.push(HeaderName::MaxForwards, "70");
-    r.headers.push(HeaderName::From, "<sip:acct@sip.example.net>;tag=f1");
+    r.headers
+        .push(HeaderName::From, "<sip:acct@sip.example.net>;tag=f1");
     r.headers.push(HeaderName::To, "<sip:acct@sip.example.net>");
     r.headers.push(HeaderName::CallId, "c1@192.0.2.10");
     r.headers.push(HeaderName::CSeq, "7 REGISTER");
@@ -85,8 +86,12 @@ fn answers_reproduce_the_digest_vectors() {
         if !row["userhash"].is_empty() {
             ch.push_str(", userhash=true");
         }
-        let mut req = Request::new(Method::from_token(&row["method"]), row["digest_uri"].clone());
-        req.headers.push(HeaderName::CSeq, format!("1 {}", row["method"]));
+        let mut req = Request::new(
+            Method::from_token(&row["method"]),
+            row["digest_uri"].clone(),
+        );
+        req.headers
+            .push(HeaderName::CSeq, format!("1 {}", row["method"]));
         let mut auth = UacAuth::default();
         let c = creds(&row["username"], &row["password"]);
         let (name, mut value) = auth
@@ -134,7 +139,10 @@ fn nc_counts_on_one_nonce_and_restarts_on_a_new_one() {
         .answer(&c, &sent, &challenge(401, &[stale]), "cn4")
         .unwrap();
     let d = digest_of(&v);
-    assert_eq!((d.nonce.as_str(), d.nc.unwrap().text.as_str()), ("n2", "00000001"));
+    assert_eq!(
+        (d.nonce.as_str(), d.nc.unwrap().text.as_str()),
+        ("n2", "00000001")
+    );
 }
 
 #[test]
@@ -150,7 +158,10 @@ fn a_second_challenge_on_the_same_nonce_gives_up() {
         .answer(&c, &second, &challenge(401, &[MD5_CH]), "cn")
         .unwrap_err();
     assert!(matches!(err, UacAuthError::Rejected { ref realm, .. } if realm == "sip.example.net"));
-    assert!(!err.to_string().contains("Xyzzy-42"), "no password in {err}");
+    assert!(
+        !err.to_string().contains("Xyzzy-42"),
+        "no password in {err}"
+    );
 }
 
 #[test]
@@ -165,7 +176,8 @@ fn a_new_nonce_without_stale_after_a_fresh_answer_gives_up_but_stale_retries() {
     // pjsip answers a wrong password with a fresh nonce and no stale: not another loop.
     let n2 = r#"Digest realm="sip.example.net", nonce="n2", qop="auth""#;
     assert!(matches!(
-        auth.clone().answer(&c, &second, &challenge(401, &[n2]), "cn"),
+        auth.clone()
+            .answer(&c, &second, &challenge(401, &[n2]), "cn"),
         Err(UacAuthError::Rejected { .. })
     ));
     // stale=true: the answer was right, the nonce old; retry, up to MAX_STALE_IN_A_ROW.
@@ -246,7 +258,10 @@ fn sha256_is_preferred_and_unusable_challenges_are_skipped() {
     let d = digest_of(&v);
     assert_eq!((d.algorithm, d.nonce.as_str()), (Algorithm::Sha256, "s"));
     assert_eq!(d.response.len(), 64);
-    let only_odd = challenge(401, &[r#"Basic realm="x", Digest realm="r", nonce="a", algorithm=SHA-1"#]);
+    let only_odd = challenge(
+        401,
+        &[r#"Basic realm="x", Digest realm="r", nonce="a", algorithm=SHA-1"#],
+    );
     assert_eq!(
         UacAuth::default().answer(&c, &register(), &only_odd, "cn"),
         Err(UacAuthError::Unsupported("Basic, Digest(SHA-1)".into()))
@@ -278,8 +293,10 @@ fn malformed_or_missing_challenges_are_errors_not_panics() {
         );
     }
     let mut resp = challenge(401, &[]);
-    resp.headers
-        .push(HeaderName::WwwAuthenticate, &b"Digest realm=\"\xff\", nonce=\"n\""[..]);
+    resp.headers.push(
+        HeaderName::WwwAuthenticate,
+        &b"Digest realm=\"\xff\", nonce=\"n\""[..],
+    );
     assert!(matches!(
         auth.answer(&c, &req, &resp, "cn"),
         Err(UacAuthError::Malformed(_))
@@ -355,9 +372,15 @@ fn rfc3261_22_3_proxy_then_registrar_keeps_both_credentials() {
         .unwrap();
     let fourth = retry(&third, h, "z9hG4bK4");
     assert_eq!(fourth.headers.count(&HeaderName::ProxyAuthorization), 1);
-    let pa = fourth.headers.get_str(&HeaderName::ProxyAuthorization).unwrap();
+    let pa = fourth
+        .headers
+        .get_str(&HeaderName::ProxyAuthorization)
+        .unwrap();
     assert_eq!(digest_of(pa).nonce, "p2");
-    assert_eq!(realms(&fourth, &HeaderName::Authorization), ["sip.example.net"]);
+    assert_eq!(
+        realms(&fourth, &HeaderName::Authorization),
+        ["sip.example.net"]
+    );
     // A refresh sends both, each with its next nc.
     let all = auth.preemptive_all(&c, "REGISTER", "sip:sip.example.net", b"", "cn5");
     let names: Vec<_> = all.iter().map(|(n, _)| n.clone()).collect();
@@ -391,10 +414,17 @@ fn retry_bumps_cseq_rebranches_and_keeps_the_dialog_identifiers() {
     assert_eq!(r.headers.count(&HeaderName::Authorization), 2);
     // A Via line with several values keeps the others.
     let mut two = register();
-    two.headers
-        .set(HeaderName::Via, "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2");
+    two.headers.set(
+        HeaderName::Via,
+        "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2",
+    );
     let r = retry(&two, (HeaderName::Authorization, "x".into()), "z9hG4bK3");
-    let vias: Vec<_> = r.headers.vias().iter().map(|v| v.branch().unwrap().to_string()).collect();
+    let vias: Vec<_> = r
+        .headers
+        .vias()
+        .iter()
+        .map(|v| v.branch().unwrap().to_string())
+        .collect();
     assert_eq!(vias, ["z9hG4bK3", "z9hG4bK2"]);
 }
 
