@@ -20,11 +20,6 @@ pub struct User {
     pub display_name: Option<String>,
     /// Disabled users are refused with 403 like a wrong password.
     pub enabled: bool,
-    pub forward_all: Option<String>,
-    pub forward_busy: Option<String>,
-    pub forward_no_answer: Option<String>,
-    pub no_answer_timeout: Option<std::time::Duration>,
-    pub context: Option<String>,
     /// Where it was defined, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -167,11 +162,6 @@ pub fn parse_users_file(
         };
         if let Some(secret) = secret {
             users.push(User {
-                forward_all: None,
-                forward_busy: None,
-                forward_no_answer: None,
-                no_answer_timeout: None,
-                context: None,
                 id,
                 secret,
                 display_name: r.display_name,

@@ -143,11 +143,6 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &(id, p, enabled))| crate::config::User {
-                forward_all: None,
-                forward_busy: None,
-                forward_no_answer: None,
-                no_answer_timeout: None,
-                context: None,
                 id: id.into(),
                 secret: pw(p),
                 display_name: None,

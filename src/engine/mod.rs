@@ -61,7 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
-pub use gateways::{GatewayRoute, GatewaySpec};
+pub use gateways::{GatewayRoute, GatewaySpec, GatewayStatus};
 pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord};
 pub use traffic::{TrafficStats, METHODS};
 
@@ -242,6 +242,9 @@ impl Engine {
             .map(|&(addr, transport)| Peer::new(transport, addr))
             .collect();
         g.advertised = Some(route.advertised);
+        if let Some(i) = self.gateways.list.iter().position(|g| g.spec.name == name) {
+            self.gateway_resolved(i);
+        }
         true
     }
 
@@ -331,6 +334,7 @@ impl Engine {
             self.b2bua.media_timeout_at(),
             self.guard.poll_timeout(),
             self.keepalives.poll_timeout(),
+            self.gateways_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -350,6 +354,9 @@ impl Engine {
             tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
         self.handle_keepalive_timers(now);
+        if !self.draining {
+            self.poll_gateways(now);
+        }
         self.drain_events(now, wall, None);
     }
 
@@ -494,6 +501,9 @@ impl Engine {
         key: TransactionKey,
         resp: Response,
     ) {
+        if self.on_gateway_response(now, &key, &resp) {
+            return;
+        }
         // Any answer to a keep-alive, even 404 or 501, proves the phone is there.
         if self.is_keepalive(&key) {
             if resp.status >= 200 {
@@ -513,7 +523,7 @@ impl Engine {
         key: &TransactionKey,
         status: u16,
     ) {
-        if self.on_keepalive_end(now, key, false) {
+        if self.on_keepalive_end(now, key, false) || self.on_gateway_failure(now, key, status) {
             return;
         }
         self.b2bua.handle_client_failure(now, wall, key, status);

@@ -57,11 +57,6 @@ fn addr(s: &str) -> SocketAddr {
 
 fn user(id: &str, password: &str, enabled: bool) -> User {
     User {
-        forward_all: None,
-        forward_busy: None,
-        forward_no_answer: None,
-        no_answer_timeout: None,
-        context: None,
         id: id.into(),
         secret: Secret::Password(password.into()),
         display_name: None,
