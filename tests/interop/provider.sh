@@ -76,6 +76,9 @@ start_kamailio() {
 # kam_count PATTERN: lines of Kamailio's log matching the extended regex.
 kam_count() { grep -cE "$1" "$KLOG" 2>/dev/null || true; }
 
+# kam_tail: Kamailio's last marker lines, for a failing check's report.
+kam_tail() { grep -oE 'PROVIDER-.*' "$KLOG" | tail -"${1:-8}" | sed 's/^/     k /'; }
+
 # INVITEs Kamailio received from anyone but the PSTN side (i.e. from ferroswitch).
 invites_from_customer() {
   local all pstn
@@ -316,7 +319,7 @@ f_registers() {
     sleep 0.1
   done
   echo "     no binding for $ACCOUNT at 127.0.0.1:$PORT in Kamailio after 10 s; Kamailio saw:"
-  grep -E 'PROVIDER-(REGISTER|AUTH-FAIL)' "$KLOG" | tail -5 | sed 's/^/     | /'
+  kam_tail 5
   return 1
 }
 check "2. ferroswitch registers to Kamailio as $ACCOUNT (digest) within 10 s" f_registers
@@ -341,7 +344,7 @@ f_call_out() {
   [ $urc -eq 0 ] || { echo "     PSTN UAS: rc=$urc"; show pstn-uas; }
   local after; after=$(kam_count "PROVIDER-INVITE-AUTHED user=$ACCOUNT ruri=sip:\\$EXPECTED@")
   echo "     caller rc=$rc, PSTN UAS rc=$urc, INVITEs for $EXPECTED through Kamailio's auth: $((after - before))"
-  [ $rc -eq 0 ] && [ $urc -eq 0 ] && [ $((after - before)) -ge 1 ]
+  [ $rc -eq 0 ] && [ $urc -eq 0 ] && [ $((after - before)) -ge 1 ] || { kam_tail; return 1; }
 }
 check "3. 1000 dials $DIALLED: the PSTN gets $EXPECTED with PAI $DID via Kamailio's auth" f_call_out
 
@@ -357,7 +360,7 @@ f_did() {
   wait_rc "$uas" 5; local urc=$?
   [ $urc -eq 0 ] || { echo "     user 1000's UAS: rc=$urc"; show u1000-uas; }
   echo "     PSTN caller rc=$rc, user 1000 rc=$urc; $(grep -o 'PROVIDER-TO-DID.*' "$KLOG" | tail -1)"
-  [ $rc -eq 0 ] && [ $urc -eq 0 ]
+  [ $rc -eq 0 ] && [ $urc -eq 0 ] || { kam_tail; return 1; }
 }
 check "4. the PSTN calls $DID through Kamailio: user 1000 rings and answers" f_did
 
