@@ -549,16 +549,23 @@ fn spawn_gateway_resolver(
         return rx;
     }
     tokio::spawn(async move {
+        let resolver = crate::transport::Resolver::system();
         let mut last: std::collections::HashMap<String, Vec<(SocketAddr, Transport)>> =
             Default::default();
         loop {
             let mut failed = false;
             for g in &specs {
-                let targets = match resolve_gateway(g).await {
+                let host = g.host.trim_start_matches('[').trim_end_matches(']');
+                let targets = match resolver.resolve(host, g.port, g.transport).await {
                     Ok(t) if !t.is_empty() => t,
-                    Ok(_) | Err(_) => {
+                    Ok(_) => {
                         failed = true;
-                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, "cannot resolve the gateway's address; retrying");
+                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, "the gateway's name has no address; retrying");
+                        continue;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, error = %e, "cannot resolve the gateway's address; retrying");
                         continue;
                     }
                 };
@@ -589,25 +596,6 @@ fn spawn_gateway_resolver(
         }
     });
     rx
-}
-
-/// A gateway's targets, best first.
-async fn resolve_gateway(
-    g: &crate::engine::GatewaySpec,
-) -> Result<Vec<(SocketAddr, Transport)>, String> {
-    let port = g.port.unwrap_or(5060);
-    if let Ok(ip) = g
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Ok(vec![(SocketAddr::new(ip, port), g.transport)]);
-    }
-    let addrs = tokio::net::lookup_host((g.host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(addrs.map(|a| (a, g.transport)).collect())
 }
 
 /// Our `host:port` as seen from `target`: the listening socket of `transport` in its address

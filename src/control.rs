@@ -76,6 +76,8 @@ pub enum CtlRequest {
     Unban {
         addr: String,
     },
+    /// Trunks: where each is, its registration with the provider, up or down.
+    Gateways,
     Reload,
     /// The SIP kept of a recent call: our call id or a leg's Call-ID.
     Trace {
@@ -147,7 +149,7 @@ impl ControlHandle {
                 for e in &errors.0 {
                     tracing::error!("reload: {e}");
                 }
-                tracing::error!("reload: the users files or the dialplan have errors; the old ones stay in force");
+                tracing::error!("reload: the users files or the dialplan have errors; the old users stay in force (and the old dialplan)");
                 let first = errors.0.first().map(|e| e.to_string()).unwrap_or_default();
                 let more = match errors.0.len() {
                     0 | 1 => String::new(),
@@ -316,6 +318,21 @@ pub(crate) fn answer(
                 .ban_list(now)
                 .into_iter()
                 .map(|(ip, left)| json!({"addr": ip.to_string(), "remaining_secs": left.as_secs()}))
+                .collect(),
+        )),
+        CtlRequest::Gateways => Ok(Value::Array(
+            engine
+                .gateways(now)
+                .into_iter()
+                .map(|g| {
+                    json!({
+                        "name": g.name,
+                        "target": g.target.map(|a| a.to_string()),
+                        "registration": g.registration,
+                        "expires_in": g.expires_in,
+                        "up": g.up,
+                    })
+                })
                 .collect(),
         )),
         CtlRequest::Unban { addr } => {
@@ -705,6 +722,20 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
             table(&["ADDRESS", "REMAINING"], r, "no bans")
         }
         CtlRequest::Unban { .. } => format!("{} unbanned\n", s(&v["addr"])),
+        CtlRequest::Gateways => {
+            let mut r = rows(v, &["name", "target", "registration", "expires_in", "up"]);
+            for row in &mut r {
+                if let Ok(n) = row[3].parse() {
+                    row[3] = human_secs(n);
+                }
+                row[4] = if row[4] == "true" { "up" } else { "down" }.to_string();
+            }
+            table(
+                &["GATEWAY", "TARGET", "REGISTRATION", "EXPIRES IN", "STATE"],
+                r,
+                "no gateways",
+            )
+        }
         CtlRequest::Trace { .. } => crate::ladder::render_ladder(v, false),
         CtlRequest::Reload => format!(
             "reloaded: {} users, {} binding(s) of removed or disabled users removed{}\n",
