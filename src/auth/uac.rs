@@ -228,6 +228,8 @@ impl UacAuth {
         let s = &mut self.spaces[i];
         s.nc = s.nc.saturating_add(1);
         s.fresh = false;
+        // A new request starts a new chain: earlier stale nonces were answered fine.
+        s.stale_in_a_row = 0;
         let s = &self.spaces[i];
         (
             s.header.clone(),

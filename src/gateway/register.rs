@@ -10,7 +10,10 @@
 //! for; the refresh goes out at half of that up to 120 s, else `max(60 s, 10 %)` before the
 //! end (600 s → 540 s, as Kamailio's uac module refreshes at 90 %; 3600 s → 3240 s). Anything
 //! else (a refused password, 403, 5xx, 6xx, a timeout) is a failure retried after 30 s, 60 s,
-//! 120 s … capped at 30 min, ±10 % jitter, or after Retry-After when that is longer.
+//! 120 s … capped at 30 min, ±10 % jitter, or after Retry-After when that is longer; but a
+//! refresh lost to a timeout or a 5xx without Retry-After while the binding still holds is
+//! retried at half the time left (at least 1 s) when that is sooner, so one lost refresh
+//! does not let the binding lapse.
 //!
 //! State changes are logged once on target `ferroswitch::gateway` (registered; failed with a
 //! status; unregistered), never once per retry: a provider that refuses us every 30 minutes
@@ -367,17 +370,29 @@ impl Registration {
     /// Schedules the next attempt after a failure (or stops, for an un-REGISTER).
     fn fail(&mut self, now: Instant, f: &InFlight, status: u16, reason: &str, wait: Option<u32>) {
         self.rounds = 0;
-        // Start the next attempt without credentials: a refused nonce is not worth reusing.
-        self.auth = UacAuth::default();
+        let transient = status == 408 || (500..600).contains(&status);
+        if !transient {
+            // Start the next attempt without credentials: refused ones are not worth reusing.
+            self.auth = UacAuth::default();
+        }
         if f.expires == 0 || self.stopping {
             tracing::debug!(target: TARGET, gateway = %self.cfg.gateway, status, reason, "un-REGISTER failed");
             self.stopped();
             return;
         }
-        self.failures = self.failures.saturating_add(1);
-        let mut delay = backoff(self.failures, &mut self.rng);
+        let mut delay = backoff(self.failures.saturating_add(1), &mut self.rng);
         if let Some(w) = wait {
             delay = delay.max(Duration::from_secs(u64::from(w)).min(MAX_BACKOFF));
+        }
+        // A refresh lost to the network or a server hiccup while the binding still holds:
+        // try again before it lapses (half the time left, at least 1 s), without growing
+        // the back-off. Bounded: the time left halves with each try.
+        let left = self.bound_until.and_then(|t| t.checked_duration_since(now));
+        match left {
+            Some(left) if transient && wait.is_none() && left / 2 < delay => {
+                delay = (left / 2).max(Duration::from_secs(1));
+            }
+            _ => self.failures = self.failures.saturating_add(1),
         }
         let retry_at = now + delay;
         self.state = RegState::Failed { status, retry_at };
