@@ -12,12 +12,10 @@ use ferroswitch::net::Transport;
 use ferroswitch::sip::{response_to, set_to_tag, HeaderName, Request, Response, Uri};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
+
+mod log_capture;
+use log_capture::Capture;
 
 const REALM: &str = "sip.example.net";
 const PASSWORD: &str = "s3cret-Pw";
@@ -236,33 +234,14 @@ fn survives_a_lossy_link_and_short_nonces() {
     assert!(r.registrar.registers < 4 * (HOURS * 3600 / 540) as usize);
 }
 
-/// The events of target `ferroswitch::gateway`, level and fields.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(tracing::Level, String)>>>);
-
-struct Fields(String);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, "{}={:?} ", field.name(), value);
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Captured {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let meta = event.metadata();
-        if meta.target() == "ferroswitch::gateway" {
-            let mut f = Fields(String::new());
-            event.record(&mut f);
-            self.0.lock().unwrap().push((*meta.level(), f.0));
-        }
-    }
-}
-
 #[test]
 fn a_wrong_password_costs_few_registers_and_one_warning() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(captured.clone());
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
     let r = tracing::subscriber::with_default(subscriber, || {
         let t0 = Instant::now();
         run(
@@ -280,14 +259,16 @@ fn a_wrong_password_costs_few_registers_and_one_warning() {
     // 30 + 60 + … + 960 s, then every 30 min: about 18 attempts of two REGISTERs each.
     let n = r.registrar.registers;
     assert!((30..=45).contains(&n), "{n} REGISTERs in {HOURS} h");
-    let events = captured.0.lock().unwrap();
-    let warnings: Vec<_> = events
-        .iter()
-        .filter(|(l, _)| *l == tracing::Level::WARN)
+    let log = capture.text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("ferroswitch::gateway"))
         .collect();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].1.contains("provider") && warnings[0].1.contains("403"));
-    assert!(events
-        .iter()
-        .all(|(_, text)| !text.contains("not-the-password")));
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("gateway=provider") && warnings[0].contains("status=403"));
+    assert!(
+        log.matches("failed again").count() >= 15,
+        "each retry is logged at debug: {log}"
+    );
+    assert!(!log.contains("not-the-password"));
 }
