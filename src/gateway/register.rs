@@ -73,6 +73,18 @@ pub enum RegState {
     Failed { status: u16, retry_at: Instant },
 }
 
+impl RegState {
+    /// A short name for logs and the control interface.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RegState::Idle => "idle",
+            RegState::Registering => "registering",
+            RegState::Registered { .. } => "registered",
+            RegState::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// When `poll_request` has a REGISTER to give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Due {
@@ -203,7 +215,8 @@ impl Registration {
     }
 
     /// When `poll_request` has something to send; `None` while a REGISTER is in flight (its
-    /// transaction times out instead) or when nothing is left to do.
+    /// transaction times out instead), when nothing is left to do, and before the first
+    /// `poll_request` (which the engine makes at start).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.in_flight.is_some() {
             return None;
@@ -429,6 +442,8 @@ impl Registration {
     /// A new REGISTER asking for `expires`, with the credentials we hold (nc + 1).
     fn build(&mut self, expires: u32) -> InFlight {
         self.cseq = self.cseq.saturating_add(1);
+        // This one carries the current contact.
+        self.contact_changed = false;
         let branch = new_branch_with(&mut self.rng);
         let cfg = &self.cfg;
         let uri = cfg.registrar_uri.as_str().to_string();
