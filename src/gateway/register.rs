@@ -51,7 +51,7 @@ pub struct RegistrationConfig {
     /// Our Contact: `sip:username@advertised-host:port;transport=…`. Its host and port are
     /// the Via's sent-by too.
     pub contact: Uri,
-    /// Expires we ask for, in seconds.
+    /// Expires we ask for, in seconds; 0 is taken as 1 (0 would be an un-REGISTER).
     pub expires: u32,
     pub creds: UacCredentials,
     pub transport: Transport,
@@ -154,7 +154,7 @@ impl Registration {
         let call_id = new_call_id_with(&mut rng, Some(cfg.contact.host()));
         let from_tag = new_tag_with(&mut rng);
         Registration {
-            expires: cfg.expires,
+            expires: cfg.expires.max(1),
             cfg,
             rng,
             call_id,
