@@ -444,3 +444,21 @@ fn the_password_stays_out_of_debug_output() {
     let c = creds("acct", "s3cret");
     assert!(!format!("{c:?}").contains("s3cret"));
 }
+
+#[test]
+fn a_realm_per_challenge_does_not_grow_the_preemptive_set() {
+    let c = creds("acct", "pw");
+    let mut auth = UacAuth::default();
+    for i in 0..20 {
+        let ch = format!(r#"Digest realm="r{i}", nonce="n{i}", qop="auth""#);
+        auth.answer(&c, &register(), &challenge(401, &[&ch]), "cn")
+            .unwrap();
+    }
+    let all = auth.preemptive_all(&c, "REGISTER", "sip:sip.example.net", b"", "cn");
+    assert_eq!(all.len(), MAX_SPACES);
+    assert_eq!(digest_of(&all[MAX_SPACES - 1].1).realm, "r19");
+    let (_, v) = auth
+        .preemptive(&c, "REGISTER", "sip:sip.example.net", b"", "cn")
+        .unwrap();
+    assert_eq!(digest_of(&v).realm, "r19");
+}
