@@ -95,6 +95,8 @@ pub(crate) enum DriverRequest {
 pub(crate) struct Reloaded {
     pub users: Users,
     pub cdr: Option<CdrWriter>,
+    /// The dialplan read again and validated against the new users.
+    pub dialplan: Option<crate::routing::Dialplan>,
 }
 
 /// Handle on the running daemon for the control server, the metrics exporter and SIGHUP.
@@ -125,20 +127,27 @@ impl ControlHandle {
     pub async fn reload(&self) -> Result<Value, String> {
         let config = self.config.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let users = config.reload_users();
+            // The dialplan is checked against the users as they will be: a rule naming a
+            // user the new files dropped refuses the whole reload.
+            let users = config.reload_users().and_then(|users| {
+                let mut next = (*config).clone();
+                next.users = users;
+                let dialplan = next.load_dialplan()?;
+                Ok((next.users, dialplan))
+            });
             let cdr = config.calls.cdr_file.as_deref().map(CdrWriter::open);
             (users, cdr)
         })
         .await
         .map_err(|e| format!("reload failed: {e}"))?;
         let (users, cdr) = read;
-        let users = match users {
+        let (users, dialplan) = match users {
             Ok(u) => u,
             Err(errors) => {
                 for e in &errors.0 {
                     tracing::error!("reload: {e}");
                 }
-                tracing::error!("reload: the users files have errors; the old users stay in force");
+                tracing::error!("reload: the users files or the dialplan have errors; the old ones stay in force");
                 let first = errors.0.first().map(|e| e.to_string()).unwrap_or_default();
                 let more = match errors.0.len() {
                     0 | 1 => String::new(),
@@ -158,7 +167,11 @@ impl ControlHandle {
             None => None,
         };
         let (tx, rx) = oneshot::channel();
-        let reloaded = Box::new(Reloaded { users, cdr });
+        let reloaded = Box::new(Reloaded {
+            users,
+            cdr,
+            dialplan: Some(dialplan),
+        });
         self.send(DriverRequest::Reload(reloaded, tx)).await?;
         rx.await.map_err(|_| "the daemon is stopping".to_string())?
     }
@@ -330,6 +343,9 @@ pub(crate) fn apply_reload(
 ) -> Value {
     let users = reloaded.users.len();
     let removed = engine.replace_users(now, reloaded.users);
+    if let Some(d) = reloaded.dialplan {
+        engine.set_dialplan(std::sync::Arc::new(d));
+    }
     let reopened = reloaded.cdr.is_some();
     if let Some(w) = reloaded.cdr {
         *cdr = Some(w);

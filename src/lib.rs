@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod net;
 pub mod persist;
 pub mod registrar;
+pub mod routing;
 pub mod security;
 pub mod sip;
 pub mod transaction;

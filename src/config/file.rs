@@ -45,6 +45,8 @@ struct RawFile {
     metrics: RawMetrics,
     #[serde(default)]
     trace: super::trace::RawTrace,
+    #[serde(default)]
+    gateway: Vec<Spanned<super::gateway::RawGateway>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +101,7 @@ struct RawServer {
     users: Option<Spanned<String>>,
     aliases: Option<Spanned<Vec<Spanned<String>>>>,
     user_agent: Option<Spanned<String>>,
+    dialplan: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,6 +140,8 @@ pub(crate) struct Parsed {
     pub control: ControlConfig,
     pub metrics: MetricsConfig,
     pub trace: crate::engine::TraceConfig,
+    pub dialplan: Option<PathBuf>,
+    pub gateways: Vec<super::GatewayConfig>,
     pub errors: Vec<ConfigError>,
 }
 
@@ -156,15 +161,34 @@ impl Problems<'_> {
         let e = ConfigError::invalid(self.file, self.text, span, key, message);
         self.errors.push(e);
     }
+
+    /// The same, for a line already known.
+    pub(super) fn bad_at(&mut self, line: usize, key: &str, message: String) {
+        self.errors.push(ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            line: Some(line),
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    pub(super) fn errors_len(&self) -> usize {
+        self.errors.len()
+    }
+
+    pub(super) fn line_of(&self, span: &Range<usize>) -> usize {
+        super::error::line_of(self.text, span.start)
+    }
 }
 
 pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
-    let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::syntax(file, text, &e))?;
+    let mut raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::syntax(file, text, &e))?;
     let mut p = Problems {
         file,
         text,
         errors: Vec::new(),
     };
+    let dialplan = dialplan(&mut p, raw.server.dialplan.take());
     let server = server(&mut p, raw.server);
     let registrar = registrar(&mut p, raw.registrar);
     let log = log(&mut p, raw.log);
@@ -181,7 +205,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
     let tls = tls(&mut p, raw.tls, &server.listen);
     let (control, metrics) = operations(&mut p, raw.control, raw.metrics, file);
     let trace = super::trace::trace(&mut p, raw.trace);
+    let gateways = super::gateway::gateways(&mut p, raw.gateway);
     Ok(Parsed {
+        dialplan,
+        gateways,
         trace,
         control,
         metrics,
@@ -195,6 +222,30 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Parsed, ConfigError> {
         tls,
         errors: p.errors,
     })
+}
+
+/// `[server] dialplan`: a file, relative to the config file's directory like `users`.
+fn dialplan(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> Option<PathBuf> {
+    let v = raw?;
+    if v.get_ref().trim().is_empty() {
+        let msg = "must not be empty (leave it out to route every number to the user of that \
+                   name)";
+        p.bad(Some(v.span()), "server.dialplan", msg.into());
+        return None;
+    }
+    let path = p
+        .file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(v.get_ref().trim());
+    if !path.is_file() {
+        let msg = format!(
+            "{} is not a file; relative paths start at the config file's directory",
+            path.display()
+        );
+        p.bad(Some(v.span()), "server.dialplan", msg);
+    }
+    Some(path)
 }
 
 fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
@@ -674,7 +725,7 @@ fn log(p: &mut Problems<'_>, raw: RawLog) -> LogConfig {
 }
 
 /// Why `s` is not a host we can serve as a domain and realm, if it is not.
-fn bad_host(s: &str) -> Option<&'static str> {
+pub(super) fn bad_host(s: &str) -> Option<&'static str> {
     if s.is_empty() {
         return Some("is empty (leave domain out to serve any local address)");
     }

@@ -8,6 +8,7 @@
 
 pub mod error;
 mod file;
+pub mod gateway;
 pub mod listen;
 mod media;
 pub mod tls;
@@ -16,6 +17,7 @@ pub mod users;
 pub mod weak;
 
 pub use error::{ConfigError, ConfigErrors, Warning};
+pub use gateway::GatewayConfig;
 pub use listen::{default_listen, ListenAddr};
 pub use users::{load_dir, parse_users_file, User, Users};
 pub use weak::weak_password_reasons;
@@ -49,6 +51,11 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[trace]`: the SIP of recent calls kept for `ctl trace`.
     pub trace: crate::engine::TraceConfig,
+    /// `[server] dialplan`, resolved against the config file's directory; `None`: the
+    /// builtin dialplan (every number is a user). Loaded by [`Config::load_dialplan`].
+    pub dialplan: Option<PathBuf>,
+    /// `[[gateway]]`: the trunks dialplan rules may send calls to.
+    pub gateways: Vec<GatewayConfig>,
     pub users: Users,
 }
 
@@ -333,6 +340,8 @@ impl Config {
                 control: parsed.control,
                 metrics: parsed.metrics,
                 trace: parsed.trace,
+                dialplan: parsed.dialplan,
+                gateways: parsed.gateways,
                 users,
             }),
             _ => Err(ConfigErrors(errors)),
@@ -352,6 +361,23 @@ impl Config {
             Ok(users)
         } else {
             Err(ConfigErrors(weak))
+        }
+    }
+
+    /// The dialplan: the builtin one when `[server] dialplan` is unset, else the file loaded
+    /// and validated against this config's users and gateways. Also checks the users'
+    /// forwards and contexts against it. Reusable for a reload: the caller keeps the old
+    /// dialplan when this fails.
+    pub fn load_dialplan(&self) -> Result<crate::routing::Dialplan, ConfigErrors> {
+        let dialplan = match &self.dialplan {
+            None => crate::routing::Dialplan::builtin(),
+            Some(path) => crate::routing::Dialplan::load(path)?,
+        };
+        let errors = dialplan.validate(&self.users, &self.gateways);
+        if errors.is_empty() {
+            Ok(dialplan)
+        } else {
+            Err(ConfigErrors(errors))
         }
     }
 
@@ -429,7 +455,7 @@ impl Config {
 /// Everything `check-config` reports.
 #[derive(Debug)]
 pub struct Report {
-    /// The configuration, when there were no errors.
+    /// The configuration, when it loaded (`errors` may still hold its dialplan's).
     pub config: Option<Config>,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<Warning>,
@@ -442,12 +468,17 @@ impl Report {
 }
 
 /// Validates the configuration at `path` and reports every error and warning.
+/// The dialplan (`[server] dialplan`) is loaded and validated too.
 pub fn check(path: &Path) -> Report {
     match Config::load(path) {
         Ok(config) => Report {
             warnings: config.warnings(),
+            errors: config
+                .load_dialplan()
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default(),
             config: Some(config),
-            errors: Vec::new(),
         },
         Err(e) => Report {
             config: None,

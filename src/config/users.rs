@@ -1,5 +1,6 @@
 //! The users directory: every `*.toml` file in it holds `[[user]]` tables
-//! (`id`, `password` or `ha1`, optional `display_name`, optional `enabled`).
+//! (`id`, `password` or `ha1`, optional `display_name`, `enabled`, the routing keys `context`,
+//! `forward_all`, `forward_busy`, `forward_no_answer` and `no_answer_timeout`).
 //!
 //! Loads and validates accounts and reports every problem at once (a typo in one file must
 //! not hide a duplicate in another). Never logs or prints a password.
@@ -10,6 +11,7 @@ use crate::auth::Secret;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use toml::Spanned;
 
 /// One account.
@@ -20,6 +22,18 @@ pub struct User {
     pub display_name: Option<String>,
     /// Disabled users are refused with 403 like a wrong password.
     pub enabled: bool,
+    /// Forward every call to this number (run through the user's context).
+    pub forward_all: Option<String>,
+    /// Forward calls when the user is busy (486 from every phone).
+    pub forward_busy: Option<String>,
+    /// Forward calls the user does not answer within `no_answer_timeout`.
+    pub forward_no_answer: Option<String>,
+    /// How long the user's phones ring before `forward_no_answer`; `None`: the call's
+    /// timeout (`[calls] call_timeout`).
+    pub no_answer_timeout: Option<Duration>,
+    /// The dialplan context of this user's calls; `None`: `"default"` (FreeSWITCH's
+    /// `user_context`).
+    pub context: Option<String>,
     /// Where it was defined, for messages.
     pub file: PathBuf,
     pub line: usize,
@@ -95,7 +109,15 @@ struct RawUser {
     display_name: Option<String>,
     #[serde(default = "default_enabled")]
     enabled: bool,
+    forward_all: Option<Spanned<String>>,
+    forward_busy: Option<Spanned<String>>,
+    forward_no_answer: Option<Spanned<String>>,
+    no_answer_timeout: Option<Spanned<i64>>,
+    context: Option<Spanned<String>>,
 }
+
+/// Longest `no_answer_timeout`, in seconds (as `[calls] call_timeout`).
+const MAX_NO_ANSWER_TIMEOUT: i64 = 3600;
 
 fn default_enabled() -> bool {
     true
@@ -160,12 +182,56 @@ pub fn parse_users_file(
                 None
             }
         };
+        // A forward is a number dialled from the user's context: a SIP user part.
+        let mut forward = |v: Option<Spanned<String>>, key: &str| {
+            let v = v?;
+            let s = v.get_ref();
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                let msg = format!(
+                    "{s:?} must be a number without spaces (leave it out for no forwarding)"
+                );
+                errors.push(err(v.span(), key, msg));
+                return None;
+            }
+            Some(v.into_inner())
+        };
+        let forward_all = forward(r.forward_all, "forward_all");
+        let forward_busy = forward(r.forward_busy, "forward_busy");
+        let forward_no_answer = forward(r.forward_no_answer, "forward_no_answer");
+        let no_answer_timeout = r.no_answer_timeout.and_then(|t| {
+            if (1..=MAX_NO_ANSWER_TIMEOUT).contains(t.get_ref()) {
+                return Some(Duration::from_secs(*t.get_ref() as u64));
+            }
+            let msg = format!(
+                "{} is out of range (1 to {MAX_NO_ANSWER_TIMEOUT} seconds)",
+                t.get_ref()
+            );
+            errors.push(err(t.span(), "no_answer_timeout", msg));
+            None
+        });
+        let context = r.context.and_then(|c| {
+            let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+            if !c.get_ref().is_empty() && c.get_ref().bytes().all(ok) {
+                return Some(c.into_inner());
+            }
+            let msg = format!(
+                "{:?} is not a context name (letters, digits, '_' and '-')",
+                c.get_ref()
+            );
+            errors.push(err(c.span(), "context", msg));
+            None
+        });
         if let Some(secret) = secret {
             users.push(User {
                 id,
                 secret,
                 display_name: r.display_name,
                 enabled: r.enabled,
+                forward_all,
+                forward_busy,
+                forward_no_answer,
+                no_answer_timeout,
+                context,
                 file: file.to_path_buf(),
                 line: super::error::line_of(text, id_span.start),
             });

@@ -147,6 +147,11 @@ mod tests {
                 secret: pw(p),
                 display_name: None,
                 enabled,
+                forward_all: None,
+                forward_busy: None,
+                forward_no_answer: None,
+                no_answer_timeout: None,
+                context: None,
                 file: "users/u.toml".into(),
                 line: i + 1,
             })

@@ -61,6 +61,11 @@ fn user(id: &str, password: &str, enabled: bool) -> User {
         secret: Secret::Password(password.into()),
         display_name: None,
         enabled,
+        forward_all: None,
+        forward_busy: None,
+        forward_no_answer: None,
+        no_answer_timeout: None,
+        context: None,
         file: PathBuf::from("test-users.toml"),
         line: 1,
     }
@@ -93,6 +98,7 @@ fn config() -> EngineConfig {
         },
         user_agent: "ferroswitch-test".into(),
         trace: super::TraceConfig::default(),
+        gateways: Vec::new(),
     }
 }
 
