@@ -25,6 +25,9 @@ use thiserror::Error;
 /// (a server that calls every nonce stale would otherwise keep us busy forever).
 pub const MAX_STALE_IN_A_ROW: u8 = 3;
 
+/// Protection spaces remembered at most (a proxy's and a registrar's is the real need).
+pub const MAX_SPACES: usize = 4;
+
 /// What a gateway authenticates with. The password never appears in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UacCredentials {
@@ -176,7 +179,18 @@ impl UacAuth {
         );
         match at {
             Some(i) => self.spaces[i] = space,
-            None => self.spaces.push(space),
+            None => {
+                // A peer inventing a realm per challenge must not grow what every refresh
+                // carries: the least recently challenged space goes.
+                if self.spaces.len() >= MAX_SPACES {
+                    if let Some(oldest) =
+                        (0..self.spaces.len()).min_by_key(|&i| self.spaces[i].touched)
+                    {
+                        self.spaces.remove(oldest);
+                    }
+                }
+                self.spaces.push(space);
+            }
         }
         Ok((answers, value))
     }
@@ -228,6 +242,8 @@ impl UacAuth {
         let s = &mut self.spaces[i];
         s.nc = s.nc.saturating_add(1);
         s.fresh = false;
+        // A new request starts a new chain: earlier stale nonces were answered fine.
+        s.stale_in_a_row = 0;
         let s = &self.spaces[i];
         (
             s.header.clone(),

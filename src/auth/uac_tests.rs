@@ -191,9 +191,20 @@ fn a_new_nonce_without_stale_after_a_fresh_answer_gives_up_but_stale_retries() {
     }
     let ch = r#"Digest realm="sip.example.net", nonce="s9", stale=TRUE"#;
     assert!(matches!(
-        auth.answer(&c, &req, &challenge(401, &[ch]), "cn"),
+        auth.clone().answer(&c, &req, &challenge(401, &[ch]), "cn"),
         Err(UacAuthError::TooManyStale(_))
     ));
+    // A nonce going stale now and then over a long registration is no run: a request that
+    // reused the nonce starts the count again.
+    for i in 0..2 * MAX_STALE_IN_A_ROW {
+        let h = auth
+            .preemptive(&c, "REGISTER", "sip:sip.example.net", b"", "cn")
+            .unwrap();
+        let refresh = retry(&req, h, "z9hG4bKr");
+        let ch = format!(r#"Digest realm="sip.example.net", nonce="h{i}", stale=true"#);
+        auth.answer(&c, &refresh, &challenge(401, &[&ch]), "cn")
+            .unwrap();
+    }
 }
 
 #[test]
@@ -432,4 +443,22 @@ fn retry_bumps_cseq_rebranches_and_keeps_the_dialog_identifiers() {
 fn the_password_stays_out_of_debug_output() {
     let c = creds("acct", "s3cret");
     assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn a_realm_per_challenge_does_not_grow_the_preemptive_set() {
+    let c = creds("acct", "pw");
+    let mut auth = UacAuth::default();
+    for i in 0..20 {
+        let ch = format!(r#"Digest realm="r{i}", nonce="n{i}", qop="auth""#);
+        auth.answer(&c, &register(), &challenge(401, &[&ch]), "cn")
+            .unwrap();
+    }
+    let all = auth.preemptive_all(&c, "REGISTER", "sip:sip.example.net", b"", "cn");
+    assert_eq!(all.len(), MAX_SPACES);
+    assert_eq!(digest_of(&all[MAX_SPACES - 1].1).realm, "r19");
+    let (_, v) = auth
+        .preemptive(&c, "REGISTER", "sip:sip.example.net", b"", "cn")
+        .unwrap();
+    assert_eq!(digest_of(&v).realm, "r19");
 }

@@ -6,9 +6,13 @@
 //!   un-REGISTER on shutdown.
 //! - [`Pinger`] sends OPTIONS every `ping` seconds and says whether the gateway is up.
 //! - Answering a provider's challenge to a call (a b-leg INVITE through the trunk) needs no
-//!   state machine of its own: `crate::auth::uac` ([`UacAuth`](crate::auth::UacAuth) per
-//!   call, [`retry`](crate::auth::retry)) does it with the gateway's credentials, never the
-//!   caller's.
+//!   state machine of its own: `crate::auth::uac` does it with the gateway's credentials,
+//!   never the caller's. Per b-leg, keep a [`UacAuth`](crate::auth::UacAuth); on a 401/407
+//!   final response call `answer(&gateway_creds, &invite, &resp, cnonce)`, then
+//!   [`retry`](crate::auth::retry)`(&invite, header, fresh_branch)` and send the result as a
+//!   new INVITE client transaction (same Call-ID and From tag, CSeq + 1; the ACK for the
+//!   407 is the transaction layer's, §17.1.1.3). An `Err` (a second challenge on the same
+//!   nonce, a realm we do not answer) ends the b-leg like any other failure response.
 //!
 //! # How the engine drives them
 //!

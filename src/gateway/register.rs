@@ -10,7 +10,10 @@
 //! for; the refresh goes out at half of that up to 120 s, else `max(60 s, 10 %)` before the
 //! end (600 s → 540 s, as Kamailio's uac module refreshes at 90 %; 3600 s → 3240 s). Anything
 //! else (a refused password, 403, 5xx, 6xx, a timeout) is a failure retried after 30 s, 60 s,
-//! 120 s … capped at 30 min, ±10 % jitter, or after Retry-After when that is longer.
+//! 120 s … capped at 30 min, ±10 % jitter, or after Retry-After when that is longer; but a
+//! refresh lost to a timeout or a 5xx without Retry-After while the binding still holds is
+//! retried at half the time left (at least 1 s) when that is sooner, so one lost refresh
+//! does not let the binding lapse.
 //!
 //! State changes are logged once on target `ferroswitch::gateway` (registered; failed with a
 //! status; unregistered), never once per retry: a provider that refuses us every 30 minutes
@@ -48,7 +51,7 @@ pub struct RegistrationConfig {
     /// Our Contact: `sip:username@advertised-host:port;transport=…`. Its host and port are
     /// the Via's sent-by too.
     pub contact: Uri,
-    /// Expires we ask for, in seconds.
+    /// Expires we ask for, in seconds; 0 is taken as 1 (0 would be an un-REGISTER).
     pub expires: u32,
     pub creds: UacCredentials,
     pub transport: Transport,
@@ -68,6 +71,18 @@ pub enum RegState {
     /// The last attempt failed with `status` (408 for a timeout); the next one is at
     /// `retry_at`.
     Failed { status: u16, retry_at: Instant },
+}
+
+impl RegState {
+    /// A short name for logs and the control interface.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RegState::Idle => "idle",
+            RegState::Registering => "registering",
+            RegState::Registered { .. } => "registered",
+            RegState::Failed { .. } => "failed",
+        }
+    }
 }
 
 /// When `poll_request` has a REGISTER to give.
@@ -139,7 +154,7 @@ impl Registration {
         let call_id = new_call_id_with(&mut rng, Some(cfg.contact.host()));
         let from_tag = new_tag_with(&mut rng);
         Registration {
-            expires: cfg.expires,
+            expires: cfg.expires.max(1),
             cfg,
             rng,
             call_id,
@@ -200,7 +215,8 @@ impl Registration {
     }
 
     /// When `poll_request` has something to send; `None` while a REGISTER is in flight (its
-    /// transaction times out instead) or when nothing is left to do.
+    /// transaction times out instead), when nothing is left to do, and before the first
+    /// `poll_request` (which the engine makes at start).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.in_flight.is_some() {
             return None;
@@ -367,17 +383,29 @@ impl Registration {
     /// Schedules the next attempt after a failure (or stops, for an un-REGISTER).
     fn fail(&mut self, now: Instant, f: &InFlight, status: u16, reason: &str, wait: Option<u32>) {
         self.rounds = 0;
-        // Start the next attempt without credentials: a refused nonce is not worth reusing.
-        self.auth = UacAuth::default();
+        let transient = status == 408 || (500..600).contains(&status);
+        if !transient {
+            // Start the next attempt without credentials: refused ones are not worth reusing.
+            self.auth = UacAuth::default();
+        }
         if f.expires == 0 || self.stopping {
             tracing::debug!(target: TARGET, gateway = %self.cfg.gateway, status, reason, "un-REGISTER failed");
             self.stopped();
             return;
         }
-        self.failures = self.failures.saturating_add(1);
-        let mut delay = backoff(self.failures, &mut self.rng);
+        let mut delay = backoff(self.failures.saturating_add(1), &mut self.rng);
         if let Some(w) = wait {
             delay = delay.max(Duration::from_secs(u64::from(w)).min(MAX_BACKOFF));
+        }
+        // A refresh lost to the network or a server hiccup while the binding still holds:
+        // try again before it lapses (half the time left, at least 1 s), without growing
+        // the back-off. Bounded: the time left halves with each try.
+        let left = self.bound_until.and_then(|t| t.checked_duration_since(now));
+        match left {
+            Some(left) if transient && wait.is_none() && left / 2 < delay => {
+                delay = (left / 2).max(Duration::from_secs(1));
+            }
+            _ => self.failures = self.failures.saturating_add(1),
         }
         let retry_at = now + delay;
         self.state = RegState::Failed { status, retry_at };
@@ -414,6 +442,8 @@ impl Registration {
     /// A new REGISTER asking for `expires`, with the credentials we hold (nc + 1).
     fn build(&mut self, expires: u32) -> InFlight {
         self.cseq = self.cseq.saturating_add(1);
+        // This one carries the current contact.
+        self.contact_changed = false;
         let branch = new_branch_with(&mut self.rng);
         let cfg = &self.cfg;
         let uri = cfg.registrar_uri.as_str().to_string();

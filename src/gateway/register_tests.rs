@@ -269,12 +269,70 @@ fn a_timeout_backs_off_and_a_success_resets_the_back_off() {
     let r = reg.poll_request(again).unwrap();
     reg.handle_response(again, &ok(&r, 600));
     assert!(matches!(reg.state(), RegState::Registered { .. }));
-    let r = reg.poll_request(again + secs(540)).unwrap();
-    reg.handle_failure(again + secs(572), 408);
+    let _ = reg.poll_request(again + secs(540)).unwrap();
+    reg.handle_failure(again + secs(540), 503);
     let RegState::Failed { retry_at, .. } = *reg.state() else {
         panic!()
     };
-    assert!(retry_at <= again + secs(572 + 33), "back to 30 s: {r:?}");
+    let wait = retry_at - (again + secs(540));
+    assert!(
+        wait >= secs(27) && wait <= secs(33),
+        "back to 30 s: {wait:?}"
+    );
+}
+
+#[test]
+fn a_lost_refresh_is_retried_before_the_binding_lapses() {
+    let mut reg = Registration::new(cfg(), 12);
+    let t = Instant::now();
+    let r = reg.poll_request(t).unwrap();
+    reg.handle_response(t, &challenge(&r, "n1"));
+    let r = reg.poll_request(t).unwrap();
+    reg.handle_response(t, &ok(&r, 600));
+    let _ = reg.poll_request(t + secs(540)).unwrap();
+    // Timer F: 28 s of the binding left, so the retry goes in 14 s, not 30.
+    reg.handle_failure(t + secs(572), 408);
+    assert!(
+        matches!(reg.state(), RegState::Failed { status: 408, retry_at } if *retry_at == t + secs(586))
+    );
+    let r = reg.poll_request(t + secs(586)).unwrap();
+    assert!(
+        authorized(&r, "s3cret"),
+        "the nonce is kept after a timeout"
+    );
+    assert_eq!(nc(&r).as_deref(), Some("00000003"));
+    // Lost again: 14 s left, 7 s; never less than 1 s; then the binding is gone: back-off.
+    reg.handle_failure(t + secs(586), 408);
+    assert!(matches!(reg.state(), RegState::Failed { retry_at, .. } if *retry_at == t + secs(593)));
+    let _ = reg.poll_request(t + secs(593)).unwrap();
+    reg.handle_failure(t + secs(599) + Duration::from_millis(900), 408);
+    assert!(
+        matches!(reg.state(), RegState::Failed { retry_at, .. } if *retry_at == t + secs(600) + Duration::from_millis(900))
+    );
+    let _ = reg.poll_request(t + secs(601)).unwrap();
+    reg.handle_failure(t + secs(633), 408);
+    let RegState::Failed { retry_at, .. } = *reg.state() else {
+        panic!()
+    };
+    let wait = retry_at - (t + secs(633));
+    assert!(
+        wait >= secs(27) && wait <= secs(33),
+        "the quick tries did not grow the back-off: {wait:?}"
+    );
+    // A 401 on a refresh is no hiccup: the usual back-off, and credentials start afresh.
+    let mut reg = Registration::new(cfg(), 13);
+    let r = reg.poll_request(t).unwrap();
+    reg.handle_response(t, &challenge(&r, "n1"));
+    let r = reg.poll_request(t).unwrap();
+    reg.handle_response(t, &ok(&r, 600));
+    let r = reg.poll_request(t + secs(540)).unwrap();
+    reg.handle_response(t + secs(540), &reply(&r, 403));
+    let RegState::Failed { retry_at, .. } = *reg.state() else {
+        panic!()
+    };
+    assert!(retry_at >= t + secs(540 + 27));
+    let r = reg.poll_request(retry_at).unwrap();
+    assert!(r.headers.get(&HeaderName::Authorization).is_none());
 }
 
 #[test]
