@@ -181,3 +181,14 @@ async fn a_dead_name_server_is_a_lookup_error_not_a_hang() {
         .unwrap_err();
     assert!(matches!(e, ResolveError::Lookup { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn the_system_resolver_builds_without_network_use_for_literals() {
+    // Whatever /etc/resolv.conf says (or without one), building it and resolving a literal
+    // sends no query.
+    let r = Resolver::system();
+    let t = resolve(&r, "127.0.0.1", None, Transport::Udp)
+        .await
+        .unwrap();
+    assert_eq!(addrs(&t), ["127.0.0.1:5060"]);
+}

@@ -249,7 +249,8 @@ if [ ! -x "$BIN" ]; then
   (cd "$ROOT" && cargo build --release --quiet) || exit 1
 fi
 PORT=$(free_port)      # ferroswitch
-U1000=$(free_port)     # user 1000: registers and calls from here, then answers here
+U1000=$(free_port)     # user 1000's registered contact: its phone answers here (check 4)
+UCALL=$(free_port)     # user 1000 places its call from here (check 3), with its credentials
 
 write_config() { # PASSWORD
   make_config "$WORK" "$PORT" 1000 1001
@@ -338,7 +339,9 @@ f_call_out() {
   local uas=$BG_PID
   sleep 0.3
   user_csv 1000 "$DIALLED"
-  sipp_once call-out 20 "127.0.0.1:$PORT" -sf "$HERE/uac_auth.xml" -inf "$WORK/u-1000.csv" -p "$U1000"
+  # From another port than the registered contact, so late retransmissions to the caller
+  # (should this call fail) cannot disturb the callee of check 4.
+  sipp_once call-out 20 "127.0.0.1:$PORT" -sf "$HERE/uac_auth.xml" -inf "$WORK/u-1000.csv" -p "$UCALL"
   local rc=$?
   wait_rc "$uas" 5; local urc=$?
   [ $urc -eq 0 ] || { echo "     PSTN UAS: rc=$urc"; show pstn-uas; }
@@ -350,7 +353,7 @@ check "3. 1000 dials $DIALLED: the PSTN gets $EXPECTED with PAI $DID via Kamaili
 
 f_did() {
   need_daemon || return 1
-  # 1000's registered contact is U1000 (check 3): a UAS there answers.
+  # 1000's registered contact is U1000 (registered in check 3): a UAS there answers.
   start_bg u1000-uas sipp -i 127.0.0.1 -p "$U1000" -sf "$PROV/callee_uas.xml" -m 1 -nostdin \
     -timeout 20s -timeout_error -trace_err -error_file "$WORK/u1000-uas.err"
   local uas=$BG_PID
