@@ -682,6 +682,11 @@ impl B2bua {
         }
         crate::sip::set_to_tag(&mut r, &a.local_tag);
         if (101..300).contains(&status) {
+            // RFC 3261 §12.1.1: the caller's proxies (a provider's edge) stay on the path of
+            // its in-dialog requests only if the dialog-creating answer lists them again.
+            for rr in a.invite.headers.get_all(&HeaderName::RecordRoute) {
+                r.headers.push_header(rr.clone());
+            }
             let tp = a.peer.transport.uri_param();
             let contact = format!("<sip:{}@{}{tp}>", call.callee.user, a.advertised);
             r.headers.push(HeaderName::Contact, contact.clone());

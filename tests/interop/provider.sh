@@ -435,6 +435,8 @@ check "5. toll fraud: unauthenticated INVITEs for 9… and + numbers get 4xx, no
 
 f_wrong_password() {
   stop_daemon
+  # The first daemon's log, for a failing check above (start_daemon starts a new one).
+  cp "$WORK/daemon.log" "$WORK/daemon-first.log" 2>/dev/null
   write_config "wrong-$PASSWORD"
   local before; before=$(kam_count "PROVIDER-AUTH-FAIL method=REGISTER .* user=$ACCOUNT")
   start_daemon "$WORK" "$PORT" >"$WORK/start-bad.out" 2>&1 || { sed 's/^/     | /' "$WORK/start-bad.out" | tail -20; return 1; }
