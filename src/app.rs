@@ -213,6 +213,12 @@ pub fn start_with_store(
         None => None,
     };
     let (transport, events) = TransportHandle::start_with_tls(sockets, transport_config, tls)?;
+    // Trunks: resolved off the driver (RFC 3263), handed in as they come, again every few
+    // minutes (a provider's DNS changes).
+    let gw_routes = spawn_gateway_resolver(
+        engine.gateway_specs().cloned().collect(),
+        transport.local_addrs(),
+    );
     let (shutdown, shutdown_rx) = watch::channel(Stop::Run);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
     // --- operations (issue 13) ---
@@ -230,6 +236,7 @@ pub fn start_with_store(
         cdr,
         media_wake,
         ctl_rx,
+        gw_routes,
     ));
     Ok(Running {
         transport,
@@ -364,6 +371,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
         security: c.security.clone(),
         user_agent: c.server.user_agent.clone(),
         trace: c.trace,
+        gateways: Vec::new(),
     }
 }
 
@@ -393,6 +401,7 @@ async fn drive(
     mut cdr: Option<CdrWriter>,
     media_wake: Option<Arc<tokio::sync::Notify>>,
     mut ctl: mpsc::Receiver<crate::control::DriverRequest>,
+    mut gw_routes: mpsc::Receiver<(String, crate::engine::GatewayRoute)>,
 ) -> bool {
     // --- operations (issue 13) ---
     let started = Instant::now();
@@ -433,6 +442,10 @@ async fn drive(
                 control_request(&mut engine, &info, &mut cdr, req);
             }
             // --- end operations ---
+            Some((name, route)) = gw_routes.recv() => {
+                engine.set_gateway_route(&name, route);
+                engine.handle_timeout(Instant::now(), SystemTime::now());
+            }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let (now, wall) = (Instant::now(), SystemTime::now());
@@ -497,6 +510,104 @@ async fn drive(
         }
     }
     false
+}
+
+/// How often a gateway's addresses are looked up again; sooner after a failed lookup.
+const GATEWAY_RESOLVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+const GATEWAY_RESOLVE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Resolves every gateway now and then again every `GATEWAY_RESOLVE_EVERY`, sending each
+/// result to the driver (only when it changed). An IP literal never touches DNS.
+fn spawn_gateway_resolver(
+    specs: Vec<crate::engine::GatewaySpec>,
+    locals: Vec<(Transport, SocketAddr)>,
+) -> mpsc::Receiver<(String, crate::engine::GatewayRoute)> {
+    let (tx, rx) = mpsc::channel(16);
+    if specs.is_empty() {
+        return rx;
+    }
+    tokio::spawn(async move {
+        let mut last: std::collections::HashMap<String, Vec<(SocketAddr, Transport)>> =
+            Default::default();
+        loop {
+            let mut failed = false;
+            for g in &specs {
+                let targets = match resolve_gateway(g).await {
+                    Ok(t) if !t.is_empty() => t,
+                    Ok(_) | Err(_) => {
+                        failed = true;
+                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, "cannot resolve the gateway's address; retrying");
+                        continue;
+                    }
+                };
+                if last.get(&g.name) == Some(&targets) {
+                    continue;
+                }
+                let Some(advertised) = advertised_toward(targets[0].0, g.transport, &locals) else {
+                    failed = true;
+                    tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, transport = g.transport.as_str(), "no local socket of the gateway's transport and address family");
+                    continue;
+                };
+                tracing::info!(target: "ferroswitch::gateway", gateway = %g.name, target = %targets[0].0, %advertised, "gateway resolved");
+                last.insert(g.name.clone(), targets.clone());
+                let route = crate::engine::GatewayRoute {
+                    targets,
+                    advertised,
+                };
+                if tx.send((g.name.clone(), route)).await.is_err() {
+                    return;
+                }
+            }
+            let wait = if failed {
+                GATEWAY_RESOLVE_RETRY
+            } else {
+                GATEWAY_RESOLVE_EVERY
+            };
+            tokio::time::sleep(wait).await;
+        }
+    });
+    rx
+}
+
+/// A gateway's targets, best first.
+async fn resolve_gateway(
+    g: &crate::engine::GatewaySpec,
+) -> Result<Vec<(SocketAddr, Transport)>, String> {
+    let port = g.port.unwrap_or(5060);
+    if let Ok(ip) = g
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(vec![(SocketAddr::new(ip, port), g.transport)]);
+    }
+    let addrs = tokio::net::lookup_host((g.host.as_str(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(addrs.map(|a| (a, g.transport)).collect())
+}
+
+/// Our `host:port` as seen from `target`: the listening socket of `transport` in its address
+/// family, with the source address the kernel would use toward `target` when that socket is
+/// bound to a wildcard address.
+fn advertised_toward(
+    target: SocketAddr,
+    transport: Transport,
+    locals: &[(Transport, SocketAddr)],
+) -> Option<String> {
+    let local = locals
+        .iter()
+        .find(|(t, a)| *t == transport && a.is_ipv4() == target.is_ipv4())?
+        .1;
+    let ip = if local.ip().is_unspecified() {
+        let probe = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0)).ok()?;
+        probe.connect(target).ok()?;
+        probe.local_addr().ok()?.ip()
+    } else {
+        local.ip()
+    };
+    Some(SocketAddr::new(ip, local.port()).to_string())
 }
 
 // --- operations (issue 13) ---

@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod dialog;
 pub mod engine;
+pub mod gateway;
 pub mod ladder;
 pub mod media;
 pub mod metrics;

@@ -14,6 +14,7 @@ const SANS_IO: &[&str] = &[
     "src/dialog",
     "src/registrar",
     "src/auth",
+    "src/gateway",
     "src/sip",
     "src/transaction",
     "src/net",

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod digest;
 pub mod nonce;
 pub mod params;
+pub mod uac;
 pub mod verify;
 
 pub use challenge::{parse_challenges, Challenge, DigestChallenge};
@@ -18,6 +19,7 @@ pub use credentials::{parse_credentials, Answer, Credentials, DigestCredentials,
 pub use digest::{hash_password, Algorithm, Qop};
 pub use nonce::{NcTracker, NonceManager, NonceSecret, NonceStatus};
 pub use params::{AuthParam, AuthValue, HeaderError};
+pub use uac::{retry, UacAuth, UacAuthError, UacCredentials};
 pub use verify::{
     check_response, verify, Account, Action, AuthError, DigestRequest, Outcome, Secret, Verifier,
     VerifierStats,

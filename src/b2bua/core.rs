@@ -93,6 +93,8 @@ pub enum Command {
     Transmit { to: Peer, bytes: Bytes },
     /// A finished call's record, for the CDR file.
     Cdr(Box<CdrRecord>),
+    /// Route a call's next step (`plan`): answer with `continue_call` before anything else.
+    Route(super::plan::Lookup),
 }
 
 /// Read access to the transaction layer, for the one decision that needs it: a 2xx no call

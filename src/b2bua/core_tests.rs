@@ -14,15 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 const CALLER: &str = "192.0.2.10:5062";
 
-fn peer(s: &str) -> Peer {
+pub(super) fn peer(s: &str) -> Peer {
     Peer::new(Transport::Udp, s.parse().expect("test address"))
 }
 
-fn core() -> B2bua {
+pub(super) fn core() -> B2bua {
     core_with(|_| {})
 }
 
-fn core_with(f: impl FnOnce(&mut CallSettings)) -> B2bua {
+pub(super) fn core_with(f: impl FnOnce(&mut CallSettings)) -> B2bua {
     let mut calls = CallSettings::default();
     f(&mut calls);
     B2bua::new(
@@ -36,7 +36,7 @@ fn core_with(f: impl FnOnce(&mut CallSettings)) -> B2bua {
     )
 }
 
-fn invite() -> Request {
+pub(super) fn invite() -> Request {
     let text = "INVITE sip:alice@example.com SIP/2.0\r\n\
         Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKcaller1;rport\r\n\
         Max-Forwards: 70\r\n\
@@ -53,7 +53,7 @@ fn invite() -> Request {
     }
 }
 
-fn binding(contact_port: u16) -> Binding {
+pub(super) fn binding(contact_port: u16) -> Binding {
     let addr = format!("198.51.100.7:{contact_port}");
     Binding {
         contact: format!("sip:alice@{addr}"),
@@ -71,7 +71,7 @@ fn binding(contact_port: u16) -> Binding {
     }
 }
 
-fn admitted() -> Admitted {
+pub(super) fn admitted() -> Admitted {
     Admitted {
         ruri: invite().request_uri().expect("test URI"),
         realm: "example.com".into(),
@@ -80,10 +80,13 @@ fn admitted() -> Admitted {
             display_name: Some("Bob".into()),
         },
         authenticated: true,
+        context: "default".into(),
+        number: "alice".into(),
+        trunk: None,
     }
 }
 
-fn arrival() -> Arrival {
+pub(super) fn arrival() -> Arrival {
     Arrival {
         from: peer(CALLER),
         local: "203.0.113.1:5060".parse().expect("test address"),
@@ -102,17 +105,17 @@ fn alice(bindings: Vec<Binding>) -> Route {
     }
 }
 
-fn a_key() -> TransactionKey {
+pub(super) fn a_key() -> TransactionKey {
     TransactionKey::server_for_request(&invite()).expect("a key")
 }
 
 /// Every command the core has queued.
-fn drain(core: &mut B2bua) -> Vec<Command> {
+pub(super) fn drain(core: &mut B2bua) -> Vec<Command> {
     std::iter::from_fn(|| core.poll_command()).collect()
 }
 
 /// A response of the callee to one of our b-leg INVITEs.
-fn answer(req: &Request, status: u16, tag: &str, sdp: bool) -> Response {
+pub(super) fn answer(req: &Request, status: u16, tag: &str, sdp: bool) -> Response {
     let mut r = crate::sip::response_to(req, status, crate::sip::reason_phrase(status));
     crate::sip::set_to_tag(&mut r, tag);
     r.headers

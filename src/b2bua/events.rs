@@ -29,6 +29,17 @@ impl B2bua {
         // The caller's dialog starts with the first 18x/2xx we send it: post-dial delay.
         let waiting = self.calls.get(id).filter(|c| c.a.dialog.is_none());
         let start = waiting.map(|c| c.start);
+        if matches!(status, 401 | 407) && self.answer_challenge(id, leg, &resp) {
+            return;
+        }
+        if (300..400).contains(&status) {
+            self.follow_redirect(id, &resp);
+        }
+        let status = match status {
+            // A trunk that refuses our credentials: the caller can do nothing about it.
+            401 | 407 if self.is_trunk_leg(id, leg) => 503,
+            s => s,
+        };
         match status {
             100 => {}
             101..=199 => self.b_provisional(now, id, leg, &resp),
@@ -227,6 +238,19 @@ impl B2bua {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
+        if let Some(plan) = call.plan.as_ref() {
+            // Groups, forwarding, redirects: the step decides what follows (`plan`).
+            if call.winner.is_none() && call.state == CallState::Ringing && !call.cancelled {
+                let start = plan.step_start.min(call.b.len());
+                let step_pending = call.b[start..]
+                    .iter()
+                    .any(|l| matches!(l.state, BLegState::Calling | BLegState::Early));
+                if !step_pending {
+                    self.step_failed(wall, id);
+                }
+            }
+            return self.maybe_finish(wall, id);
+        }
         if call.winner.is_none() && call.state == CallState::Ringing && call.all_b_legs_done() {
             let best = call.best_failure().unwrap_or(480);
             if call.end.is_none() {
@@ -413,7 +437,8 @@ impl B2bua {
         for (id, timer) in self.calls.pop_due(now) {
             let _span = self.enter(id);
             match timer {
-                CallTimer::NoAnswer => self.no_answer(wall, id),
+                CallTimer::NoAnswer => self.no_answer(now, wall, id),
+                CallTimer::Step => self.step_timeout(now, wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
                 CallTimer::ReinviteOk => self.retransmit_reinvite_ok(now, wall, id),
                 CallTimer::Expire(side) => {
@@ -436,12 +461,16 @@ impl B2bua {
         }
     }
 
-    fn no_answer(&mut self, wall: SystemTime, id: CallId) {
+    fn no_answer(&mut self, now: Instant, wall: SystemTime, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         if call.state != CallState::Ringing {
             return;
+        }
+        // Forwarding on no answer, a group's next member: the step ends, the call goes on.
+        if call.plan.as_ref().is_some_and(|p| !p.next.is_empty()) {
+            return self.step_timeout(now, wall, id);
         }
         call.cancelled = true;
         call.state = CallState::Ending;

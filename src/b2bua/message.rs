@@ -63,6 +63,10 @@ impl B2bua {
         let (callee, bindings) = match route {
             Route::NoSuchUser { .. } => return self.refuse(&key, &req, Reject::NotFound),
             Route::User { callee, bindings } => (callee.user, bindings),
+            // Messages go to users only: the dialplan's trunks and groups are for calls.
+            Route::Plan(_) | Route::Reject { .. } | Route::Redirect { .. } => {
+                return self.refuse(&key, &req, Reject::NotFound)
+            }
         };
         if bindings.is_empty() {
             return self.refuse(&key, &req, Reject::NotRegistered);

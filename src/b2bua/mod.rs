@@ -28,6 +28,7 @@ mod in_dialog;
 mod limits;
 mod media;
 mod message;
+pub mod plan;
 mod refresh;
 mod reinvite;
 mod reject;
@@ -43,6 +44,7 @@ pub use self::core::{
 };
 pub use limits::{Hold, Limits, Over};
 pub use media::{CallMedia, RelayHandle};
+pub use plan::{CallerId, GatewayLeg, LegTarget, Lookup, Next, Plan, Query, MAX_HOPS};
 pub use reject::Reject;
 pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
 pub use setup::{advertised, binding_peer, identity, Arrival, Route};
@@ -62,6 +64,14 @@ pub struct Admitted {
     pub caller: Party,
     /// Digest verified: only then may the caller's identity be asserted to anyone.
     pub authenticated: bool,
+    /// The dialplan context the call runs in: the user's (`default` unless set), `public`
+    /// for trunks and unauthenticated callers.
+    pub context: String,
+    /// The number dialled: the Request-URI's user, or To's for a call from a trunk to our
+    /// registration's Contact.
+    pub number: String,
+    /// The `[[gateway]]` it came from, when it came from a trunk.
+    pub trunk: Option<String>,
 }
 
 use crate::cdr::{HangupCause, Party, Side};
@@ -138,6 +148,8 @@ pub struct BLeg {
     pub answer_sdp: Option<Bytes>,
     /// Its 2xx allowed UPDATE (RFC 4028 refreshes then use UPDATE without a body).
     pub allows_update: bool,
+    /// A leg toward a trunk: the credentials its 401/407 are answered with (`plan`).
+    pub auth: Option<Box<plan::LegAuth>>,
 }
 
 /// A re-INVITE relayed from one leg to the other and answered with a 2xx. Our 2xx on
@@ -222,6 +234,10 @@ pub struct Call {
     pub media: Option<Box<CallMedia>>,
     /// Our address on the caller's SIP leg: where relay sockets bind unless `rtp_ip` says.
     pub media_ip: std::net::IpAddr,
+    /// The dialplan context the caller's calls run in (a callee's 3xx is routed there).
+    pub context: String,
+    /// Groups, forwarding, redirects: what follows a failed step (`plan`).
+    pub plan: Option<Box<plan::PlanState>>,
 }
 
 impl Call {
@@ -305,3 +321,5 @@ mod tests {
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod plan_tests;

@@ -8,8 +8,9 @@
 
 use super::core::B2bua;
 use super::headers::{clean_value, quoted, uri_user};
+use super::plan::{LegTarget, PlanState};
 use super::respond::{ALLOW, SUPPORTED};
-use super::{ALeg, Admitted, BLeg, BLegState, Call, CallState, CallTimer, Command, Over, Reject};
+use super::{ALeg, Admitted, Call, CallState, Command, Over, Reject};
 use crate::cdr::{CdrRecord, HangupCause, Party, Side};
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::{NextHop, SessionTimer, ViaSpec};
@@ -45,6 +46,34 @@ pub enum Route {
         callee: Party,
         bindings: Vec<Binding>,
     },
+    /// The dialplan's richer answers: groups, trunks, forwarding (`plan`).
+    Plan(Box<super::plan::Plan>),
+    /// The dialplan refuses the call with `status` (and `reason`, else the standard phrase).
+    Reject {
+        callee: Party,
+        status: u16,
+        reason: Option<String>,
+    },
+    /// The dialplan redirects the caller (302 with this Contact).
+    Redirect { callee: Party, contact: String },
+}
+
+/// Why a call is refused before anything rings.
+enum Refusal {
+    Reject(Reject),
+    /// A dialplan `reject` action.
+    Dialplan {
+        status: u16,
+        reason: Option<String>,
+    },
+    /// A dialplan `redirect` action: 302 with this Contact.
+    Redirect(String),
+}
+
+impl From<Reject> for Refusal {
+    fn from(r: Reject) -> Refusal {
+        Refusal::Reject(r)
+    }
 }
 
 /// Header values we copy from the caller's INVITE to the callee's.
@@ -66,7 +95,7 @@ impl B2bua {
         route: Route,
     ) {
         let (ruri, realm, caller_party) = (adm.ruri, adm.realm, adm.caller);
-        let (callee_party, bindings) = match route {
+        let (callee_party, legs, plan) = match route {
             Route::NoSuchUser { user } => {
                 let callee = Party {
                     user,
@@ -78,10 +107,37 @@ impl B2bua {
                     &key,
                     &req,
                     (caller_party, callee),
-                    Reject::NotFound,
+                    Refusal::from(Reject::NotFound),
                 );
             }
-            Route::User { callee, bindings } => (callee, bindings),
+            Route::Reject {
+                callee,
+                status,
+                reason,
+            } => {
+                let refusal = Refusal::Dialplan { status, reason };
+                let parties = (caller_party, callee);
+                return self.refuse_call(wall, arrival.transport, &key, &req, parties, refusal);
+            }
+            Route::Redirect { callee, contact } => {
+                let refusal = Refusal::Redirect(contact);
+                let parties = (caller_party, callee);
+                return self.refuse_call(wall, arrival.transport, &key, &req, parties, refusal);
+            }
+            Route::User { callee, bindings } => {
+                let legs: Vec<LegTarget> = bindings.iter().map(LegTarget::from).collect();
+                (callee, legs, None)
+            }
+            Route::Plan(p) => {
+                let p = *p;
+                let state = PlanState {
+                    next: p.next.into_iter().collect(),
+                    caller_id: p.caller_id,
+                    routed_failure: p.legs.is_empty().then_some(p.empty_status),
+                    ..Default::default()
+                };
+                (p.callee, p.legs, Some((Box::new(state), p.timeout)))
+            }
         };
         if self.calls.len() >= self.cfg.calls.max_calls {
             let resp = self.reject_response(&req, Reject::TooManyCalls);
@@ -97,16 +153,16 @@ impl B2bua {
                 return self.send_response(&key, resp);
             }
         };
-        if bindings.is_empty() {
+        if legs.is_empty() && plan.as_ref().is_none_or(|(p, _)| p.next.is_empty()) {
+            let rej = match plan.as_ref().and_then(|(p, _)| p.routed_failure) {
+                Some(status) if status != 480 => Refusal::Dialplan {
+                    status,
+                    reason: None,
+                },
+                _ => Refusal::from(Reject::NotRegistered),
+            };
             let parties = (caller_party, callee_party);
-            return self.refuse_call(
-                wall,
-                arrival.transport,
-                &key,
-                &req,
-                parties,
-                Reject::NotRegistered,
-            );
+            return self.refuse_call(wall, arrival.transport, &key, &req, parties, rej);
         }
         let limited_user = adm.authenticated.then_some(caller_party.user.as_str());
         let hold = match self
@@ -126,6 +182,7 @@ impl B2bua {
                 Err(rej) => {
                     self.call_limits.release(hold);
                     let parties = (caller_party, callee_party);
+                    let rej = Refusal::from(rej);
                     return self.refuse_call(wall, arrival.transport, &key, &req, parties, rej);
                 }
             };
@@ -149,7 +206,7 @@ impl B2bua {
                 ok_give_up: None,
                 session_timer: a_timer,
             },
-            b: Vec::with_capacity(bindings.len()),
+            b: Vec::with_capacity(legs.len()),
             winner: None,
             caller: caller_party,
             callee: callee_party,
@@ -173,6 +230,8 @@ impl B2bua {
             span: tracing::info_span!(target: "ferroswitch::call", "call", id),
             media,
             media_ip: arrival.local.ip(),
+            context: adm.context,
+            plan: None,
         };
         if let Some(m) = &call.media {
             self.media_calls.insert(m.alloc.id, id);
@@ -181,38 +240,27 @@ impl B2bua {
         tracing::info!(
             target: "ferroswitch::call",
             call = id, caller = %crate::security::log_escape(&call.caller.user), callee = %crate::security::log_escape(&call.callee.user),
-            contacts = bindings.len(), "new call"
+            contacts = legs.len(), "new call"
         );
-        for b in &bindings {
-            let invite = self.b_leg_invite(&call, b, &b_body);
-            let peer = binding_peer(b);
-            call.first_b_call_id
-                .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
-            let advertised = b.advertised.clone();
-            match self.send_request(invite.clone(), peer) {
-                Some(bkey) => {
-                    self.calls.add_b_invite(bkey.clone(), id, call.b.len());
-                    call.b.push(BLeg {
-                        key: bkey,
-                        invite,
-                        peer,
-                        advertised,
-                        state: BLegState::Calling,
-                        dialog: None,
-                        ack: None,
-                        ack_waits_for_caller: false,
-                        session_timer: None,
-                        answer_sdp: None,
-                        allows_update: false,
-                    });
-                }
-                None => {
-                    tracing::warn!(target: "ferroswitch::call", call = id, "b-leg INVITE without a branch")
-                }
+        let step_timeout = match plan {
+            Some((mut state, timeout)) => {
+                state.offer = Some(b_body.clone());
+                call.plan = Some(state);
+                timeout
             }
-        }
-        if call.b.is_empty() {
+            None => None,
+        };
+        call.no_answer_at = None;
+        self.calls.insert(call);
+        self.start_legs(now, id, &legs, step_timeout, &b_body);
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        if call.b.is_empty() && call.plan.as_ref().is_none_or(|p| p.next.is_empty()) {
             // No b-leg could be built: nothing rings.
+            let Some(mut call) = self.calls.remove(id) else {
+                return;
+            };
             if let Some(h) = call.hold.take() {
                 self.call_limits.release(h);
             }
@@ -226,11 +274,11 @@ impl B2bua {
             let key = call.a.invite_key.clone();
             return self.send_response(&key, resp);
         }
-        if let Some(at) = call.no_answer_at {
-            self.calls.schedule(at, id, CallTimer::NoAnswer);
-        }
         self.stats.calls.started += 1;
-        self.calls.insert(call);
+        if call.b.is_empty() {
+            // Routed to nobody who can ring now, but something follows (forwarding).
+            self.step_failed(wall, id);
+        }
     }
 
     /// A call that passed authentication but reaches no phone (404 no such user, 480 not
@@ -243,22 +291,48 @@ impl B2bua {
         key: &TransactionKey,
         req: &Request,
         (caller, callee): (Party, Party),
-        rej: Reject,
+        refusal: Refusal,
     ) {
-        let code = rej.status();
-        let cause = match rej {
-            Reject::NotFound => HangupCause::UnallocatedNumber,
-            Reject::NotRegistered => HangupCause::UserNotRegistered,
-            Reject::NotAcceptableHere => HangupCause::IncompatibleDestination,
-            Reject::NoMediaPorts => HangupCause::SwitchCongestion,
-            _ => HangupCause::from_sip_status(code),
+        let (code, cause, resp) = match refusal {
+            Refusal::Reject(rej) => {
+                let code = rej.status();
+                let cause = match rej {
+                    Reject::NotFound => HangupCause::UnallocatedNumber,
+                    Reject::NotRegistered => HangupCause::UserNotRegistered,
+                    Reject::NotAcceptableHere => HangupCause::IncompatibleDestination,
+                    Reject::NoMediaPorts => HangupCause::SwitchCongestion,
+                    _ => HangupCause::from_sip_status(code),
+                };
+                (code, cause, self.reject_response(req, rej))
+            }
+            Refusal::Dialplan { status, reason } => {
+                let phrase = reason
+                    .as_deref()
+                    .and_then(|r| clean_value(r.as_bytes()))
+                    .map(|r| String::from_utf8_lossy(&r).into_owned())
+                    .unwrap_or_else(|| crate::sip::reason_phrase(status).to_string());
+                let cause = HangupCause::from_sip_status(status);
+                (status, cause, self.response(req, status, &phrase))
+            }
+            Refusal::Redirect(contact) => {
+                let mut r = self.response(req, 302, "Moved Temporarily");
+                if let Some(c) = clean_value(contact.as_bytes()) {
+                    let c = String::from_utf8_lossy(&c).into_owned();
+                    let c = if c.starts_with('<') {
+                        c
+                    } else {
+                        format!("<{c}>")
+                    };
+                    r.headers.push(HeaderName::Contact, c);
+                }
+                (302, HangupCause::NormalUnspecified, r)
+            }
         };
         tracing::info!(
             target: "ferroswitch::call",
-            caller = %caller.user, callee = %callee.user, code, cause = cause.name(),
+            caller = %crate::security::log_escape(&caller.user), callee = %crate::security::log_escape(&callee.user), code, cause = cause.name(),
             "call refused"
         );
-        let resp = self.reject_response(req, rej);
         self.send_response(key, resp);
         if !self.cfg.calls.cdrs {
             return;
@@ -338,69 +412,130 @@ impl B2bua {
         }
     }
 
-    /// The INVITE of a new b-leg to one registered contact.
-    fn b_leg_invite(&mut self, call: &Call, b: &Binding, body: &bytes::Bytes) -> Request {
+    /// The INVITE of a new b-leg to `t`: a registered contact, or a trunk.
+    pub(super) fn b_leg_invite(
+        rng: &mut rand::rngs::StdRng,
+        cfg: &super::B2buaConfig,
+        branch: String,
+        call: &Call,
+        t: &LegTarget,
+        body: &bytes::Bytes,
+    ) -> Request {
         let a = &call.a.invite;
-        let mut r = Request::new(crate::sip::Method::Invite, b.contact.clone());
-        let branch = self.our_branch();
-        let transport = binding_peer(b).transport;
-        let via = ViaSpec::new(transport, b.advertised.clone(), branch);
+        let mut r = Request::new(crate::sip::Method::Invite, t.ruri.clone());
+        let transport = t.peer.transport;
+        let via = ViaSpec::new(transport, t.advertised.clone(), branch);
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
         let mf = a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
         h.push(HeaderName::MaxForwards, mf.to_string());
-        let caller = identity(&call.caller, &call.domain);
-        let tag = new_tag_with(&mut self.rng);
-        // RFC 3323 §4.1 / RFC 3325 §7: the callee is a phone, not a trusted node, so a caller
-        // asking for privacy is anonymous to it.
-        let from = if call.caller_private {
-            ANONYMOUS
-        } else {
-            &caller
+        // The caller as the route presents it (a company number toward a trunk).
+        let presented = match call.plan.as_ref().and_then(|p| p.caller_id.as_ref()) {
+            Some(cid) => Party {
+                user: cid
+                    .number
+                    .clone()
+                    .unwrap_or_else(|| call.caller.user.clone()),
+                display_name: cid
+                    .name
+                    .clone()
+                    .or_else(|| call.caller.display_name.clone()),
+            },
+            None => call.caller.clone(),
         };
-        h.push(HeaderName::From, format!("{from};tag={tag}"));
-        h.push(HeaderName::To, identity(&call.callee, &call.domain));
-        let call_id = new_call_id_with(&mut self.rng, None);
-        h.push(HeaderName::CallId, call_id);
-        let seq: u32 = self.rng.gen_range(1..10_000);
-        h.push(HeaderName::CSeq, format!("{seq} INVITE"));
+        let domain = t
+            .gateway
+            .as_ref()
+            .map_or(call.domain.as_str(), |g| g.domain.as_str());
+        let caller = identity(&presented, domain);
+        let tag = new_tag_with(rng);
         let tp = transport.uri_param();
-        let contact_user = if call.caller_private {
-            "anonymous".to_string()
-        } else {
-            uri_user(&call.caller.user)
+        let contact_user = match &t.gateway {
+            Some(g) => {
+                // Toward a trunk: From names our account (or the caller's number where the
+                // provider allows it), the asserted identity carries the caller ID.
+                let from_party = Party {
+                    user: if g.caller_id_in_from {
+                        presented.user.clone()
+                    } else {
+                        g.from_user.clone()
+                    },
+                    display_name: presented.display_name.clone(),
+                };
+                let from = if call.caller_private {
+                    ANONYMOUS.to_string()
+                } else {
+                    identity(&from_party, domain)
+                };
+                h.push(HeaderName::From, format!("{from};tag={tag}"));
+                h.push(
+                    HeaderName::To,
+                    format!("<sip:{}@{domain}>", uri_user(&g.number)),
+                );
+                uri_user(&g.from_user)
+            }
+            None => {
+                // RFC 3323 §4.1 / RFC 3325 §7: the callee is a phone, not a trusted node, so
+                // a caller asking for privacy is anonymous to it.
+                let from = if call.caller_private {
+                    ANONYMOUS
+                } else {
+                    &caller
+                };
+                h.push(HeaderName::From, format!("{from};tag={tag}"));
+                h.push(HeaderName::To, identity(&call.callee, &call.domain));
+                if call.caller_private {
+                    "anonymous".to_string()
+                } else {
+                    uri_user(&presented.user)
+                }
+            }
         };
+        let call_id = new_call_id_with(rng, None);
+        h.push(HeaderName::CallId, call_id);
+        let seq: u32 = rng.gen_range(1..10_000);
+        h.push(HeaderName::CSeq, format!("{seq} INVITE"));
         h.push(
             HeaderName::Contact,
-            format!("<sip:{contact_user}@{}{tp}>", b.advertised),
+            format!("<sip:{contact_user}@{}{tp}>", t.advertised),
         );
         // Only a caller whose digest we verified is asserted (RFC 3325: screened identity);
-        // with `auth_calls = false` the From is a claim, passed on as `screen=no`.
-        match (call.caller_private, call.caller_authenticated) {
-            (true, _) => {
+        // with `auth_calls = false` the From is a claim, passed on as `screen=no`. A trunk is
+        // a trusted network (RFC 3325 §5): it gets the identity with `Privacy: id` when the
+        // caller asked for privacy.
+        match (
+            call.caller_private,
+            call.caller_authenticated,
+            t.gateway.is_some(),
+        ) {
+            (true, true, true) => {
+                h.push(HeaderName::PAssertedIdentity, caller);
+                h.push(HeaderName::Other("Privacy".into()), "id");
+            }
+            (true, _, _) => {
                 h.push(
                     HeaderName::RemotePartyId,
                     format!("{ANONYMOUS};party=calling;screen=no;privacy=full"),
                 );
                 h.push(HeaderName::Other("Privacy".into()), "id");
             }
-            (false, true) => {
+            (false, true, _) => {
                 h.push(
                     HeaderName::RemotePartyId,
                     format!("{caller};party=calling;screen=yes;privacy=off"),
                 );
                 h.push(HeaderName::PAssertedIdentity, caller);
             }
-            (false, false) => h.push(
+            (false, false, _) => h.push(
                 HeaderName::RemotePartyId,
                 format!("{caller};party=calling;screen=no;privacy=off"),
             ),
         }
         h.push(HeaderName::Allow, ALLOW);
         h.push(HeaderName::Supported, SUPPORTED);
-        super::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
+        super::respond::push_user_agent(h, HeaderName::UserAgent, &cfg.user_agent);
         // RFC 4028 on the b-leg: we offer and ask the callee to refresh.
-        let se = self.cfg.calls.session;
+        let se = cfg.calls.session;
         h.push(
             HeaderName::SessionExpires,
             format!("{};refresher=uas", se.session_expires),

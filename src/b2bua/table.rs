@@ -33,6 +33,8 @@ pub enum CallTimer {
     /// 64·T1 after a callee's 2xx: it has stopped retransmitting it (RFC 6026 Timer L), so
     /// the stored ACK that answered the retransmissions can go.
     AckWindowOver,
+    /// The current step of a group or of forwarding rang long enough (`plan`).
+    Step,
 }
 
 #[derive(Debug, Default)]
@@ -137,6 +139,10 @@ impl Calls {
         self.by_b_invite.insert(key, (call, leg));
     }
 
+    pub fn remove_b_invite(&mut self, key: &TransactionKey) {
+        self.by_b_invite.remove(key);
+    }
+
     pub fn by_b_invite(&self, key: &TransactionKey) -> Option<(CallId, usize)> {
         self.by_b_invite.get(key).copied()
     }
@@ -221,6 +227,7 @@ impl Calls {
                 CallTimer::Expire(i) => call.expire_at[i],
                 // Clearing stored ACKs is harmless at any time: never stale.
                 CallTimer::AckWindowOver => Some(at),
+                CallTimer::Step => call.plan.as_ref().and_then(|p| p.step_at),
             };
             if current == Some(at) {
                 due.push((id, timer));

@@ -54,6 +54,42 @@ impl Engine {
             return Err(Reject::LoopDetected.into());
         }
         let ruri = req.request_uri().map_err(|_| Reject::MalformedRequestUri)?;
+        let from = req.headers.from().map_err(|_| Reject::MalformedFrom)?;
+        // A call from one of our trunks: no digest (the provider authenticated its caller),
+        // and it runs in `public`, which reaches only our own users.
+        let source = self.current.map(|o| o.source);
+        if let Some(g) = self.trunk_of(source, ruri.user()) {
+            let by_contact = ruri.user() == Some(g.username.as_str());
+            let number = if by_contact {
+                req.headers
+                    .to()
+                    .ok()
+                    .and_then(|t| t.uri.user().map(str::to_string))
+                    .unwrap_or_default()
+            } else {
+                ruri.user().unwrap_or_default().to_string()
+            };
+            let trunk = g.name.clone();
+            let realm = match &self.cfg.domain {
+                Some(d) => d.clone(),
+                None => canonical_host(ruri.host()),
+            };
+            return Ok(Admitted {
+                ruri,
+                realm,
+                caller: Party {
+                    user: from.uri.user().unwrap_or_default().to_string(),
+                    display_name: from
+                        .display_name_lossy()
+                        .and_then(|d| clean_value(d.as_bytes()))
+                        .map(|d| String::from_utf8_lossy(&d).into_owned()),
+                },
+                authenticated: false,
+                context: crate::routing::PUBLIC_CONTEXT.to_string(),
+                number,
+                trunk: Some(trunk),
+            });
+        }
         // With no domain configured only our own hosts are served (issue 17.3), in the one
         // spelling the registrar files bindings under; refused before any digest work.
         let realm = match &self.cfg.domain {
@@ -61,7 +97,6 @@ impl Engine {
             None if self.serves_host(ruri.host()) => canonical_host(ruri.host()),
             None => return Err(Reject::DomainNotServed.into()),
         };
-        let from = req.headers.from().map_err(|_| Reject::MalformedFrom)?;
         let from_display = from
             .display_name_lossy()
             .and_then(|d| clean_value(d.as_bytes()))
@@ -95,11 +130,23 @@ impl Engine {
                 return Err(Reject::RelayingDenied.into());
             }
         }
+        let authenticated = self.cfg.calls.auth_calls;
+        let context = if authenticated {
+            self.users
+                .get(&caller.user)
+                .and_then(|u| u.context.clone())
+                .unwrap_or_else(|| crate::routing::DEFAULT_CONTEXT.to_string())
+        } else {
+            crate::routing::PUBLIC_CONTEXT.to_string()
+        };
         Ok(Admitted {
+            number: ruri.user().unwrap_or_default().to_string(),
             ruri,
             realm,
             caller,
-            authenticated: self.cfg.calls.auth_calls,
+            authenticated,
+            context,
+            trunk: None,
         })
     }
 

@@ -34,14 +34,16 @@ impl Engine {
                 return self.send_response(now, &key, resp);
             }
         };
-        let route = self.route(now, &adm);
+        let route = self.route(now, &adm, req.method == Method::Message);
         let arrival = Arrival {
             from,
             local: origin.map_or(from.addr, |o| o.local),
             transport: origin.map_or(from.transport, |o| o.transport),
             limited_source: origin
                 .map(|o| o.source.ip())
-                .filter(|ip| !self.guard.is_allow_listed(*ip)),
+                .filter(|ip| !self.guard.is_allow_listed(*ip))
+                // A trunk carries many callers: its calls are not counted per source.
+                .filter(|_| adm.trunk.is_none()),
         };
         if req.method == Method::Message {
             self.b2bua
@@ -59,20 +61,25 @@ impl Engine {
         }
     }
 
-    /// Where the Request-URI's user leads: an enabled user of ours and the contacts
-    /// registered for it now.
-    fn route(&self, now: Instant, adm: &Admitted) -> Route {
-        let user = adm.ruri.user().map(str::to_string).unwrap_or_default();
-        let Some(u) = self.users.get(&user).filter(|u| u.enabled) else {
-            return Route::NoSuchUser { user };
-        };
-        let bindings = self.store.lookup(&format!("{user}@{}", adm.realm), now);
-        Route::User {
-            callee: Party {
-                user: u.id.clone(),
-                display_name: u.display_name.clone(),
-            },
-            bindings,
+    /// Where the call goes: the dialled number through the caller's context of the dialplan
+    /// (`routing`); a MESSAGE goes to the user the Request-URI names.
+    fn route(&self, now: Instant, adm: &Admitted, message: bool) -> Route {
+        if message {
+            let user = adm.ruri.user().unwrap_or_default();
+            let Some(u) = self.users.get(user).filter(|u| u.enabled) else {
+                return Route::NoSuchUser {
+                    user: user.to_string(),
+                };
+            };
+            let bindings = self.store.lookup(&format!("{user}@{}", adm.realm), now);
+            return Route::User {
+                callee: Party {
+                    user: u.id.clone(),
+                    display_name: u.display_name.clone(),
+                },
+                bindings,
+            };
         }
+        self.route_call(now, &adm.context, &adm.number, &adm.realm)
     }
 }

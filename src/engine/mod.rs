@@ -32,10 +32,12 @@ mod admit;
 mod auth;
 mod calls;
 mod control;
+mod gateways;
 mod inbound;
 mod keepalive;
 mod register;
 mod respond;
+mod routing;
 mod shutdown;
 pub mod sim;
 pub mod trace;
@@ -59,6 +61,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
+pub use gateways::{GatewayRoute, GatewaySpec, GatewayStatus};
 pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord};
 pub use traffic::{TrafficStats, METHODS};
 
@@ -77,6 +80,8 @@ pub struct EngineConfig {
     pub user_agent: String,
     /// `[trace]`: the SIP of recent calls kept for `ctl trace` (`trace`).
     pub trace: TraceConfig,
+    /// `[[gateway]]`: trunks to providers (`gateways`).
+    pub gateways: Vec<GatewaySpec>,
 }
 
 /// Counters the driver may publish.
@@ -139,6 +144,11 @@ pub struct Engine {
     keepalives: keepalive::KeepAlives,
     /// The SIP of recent calls (`trace`): fed in `handle_inbound` and `poll_transmit`.
     trace: trace::Tracer,
+    /// Where calls go (`routing`): the builtin plan (every number is a user) unless a
+    /// dialplan file is configured.
+    dialplan: Arc<crate::routing::Dialplan>,
+    /// Trunks: where they are, whether they are up (`gateways`).
+    gateways: gateways::Gateways,
 }
 
 /// A request handed to the transaction layer, with what the engine learnt of it before:
@@ -180,6 +190,7 @@ impl Engine {
             &cfg.digest_algorithms,
             nonce_rng,
         );
+        let cfg_gateways = cfg.gateways.clone();
         let b2bua = B2bua::new(
             B2buaConfig {
                 calls: cfg.calls,
@@ -208,7 +219,38 @@ impl Engine {
             trusted: VecDeque::new(),
             trusted_conns: Default::default(),
             keepalives: keepalive::KeepAlives::default(),
+            dialplan: Arc::new(crate::routing::Dialplan::builtin()),
+            gateways: gateways::Gateways::new(&cfg_gateways),
         }
+    }
+
+    /// The dialplan new calls are routed by (at start and on reload; calls in progress keep
+    /// the decisions already taken).
+    pub fn set_dialplan(&mut self, dialplan: Arc<crate::routing::Dialplan>) {
+        self.dialplan = dialplan;
+    }
+
+    /// The driver resolved gateway `name` (RFC 3263): where its requests go and our address
+    /// as it reaches us. False for an unknown name.
+    pub fn set_gateway_route(&mut self, name: &str, route: GatewayRoute) -> bool {
+        let Some(g) = self.gateways.get_mut(name) else {
+            return false;
+        };
+        g.targets = route
+            .targets
+            .iter()
+            .map(|&(addr, transport)| Peer::new(transport, addr))
+            .collect();
+        g.advertised = Some(route.advertised);
+        if let Some(i) = self.gateways.list.iter().position(|g| g.spec.name == name) {
+            self.gateway_resolved(i);
+        }
+        true
+    }
+
+    /// The configured gateways (what the driver resolves).
+    pub fn gateway_specs(&self) -> impl Iterator<Item = &GatewaySpec> {
+        self.gateways.list.iter().map(|g| &g.spec)
     }
 
     /// Anchors the media of new calls in `relay` (`[media] mode = "relay"`; without it SDP
@@ -292,6 +334,7 @@ impl Engine {
             self.b2bua.media_timeout_at(),
             self.guard.poll_timeout(),
             self.keepalives.poll_timeout(),
+            self.gateways_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -311,6 +354,9 @@ impl Engine {
             tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
         self.handle_keepalive_timers(now);
+        if !self.draining {
+            self.poll_gateways(now);
+        }
         self.drain_events(now, wall, None);
     }
 
@@ -406,6 +452,10 @@ impl Engine {
                     key: None,
                 }),
                 Command::Cdr(rec) => self.cdrs.push_back(*rec),
+                Command::Route(lookup) => {
+                    let route = self.route_lookup(now, &lookup);
+                    self.b2bua.continue_call(now, wall, lookup.call, route);
+                }
             }
         }
     }
@@ -451,6 +501,9 @@ impl Engine {
         key: TransactionKey,
         resp: Response,
     ) {
+        if self.on_gateway_response(now, &key, &resp) {
+            return;
+        }
         // Any answer to a keep-alive, even 404 or 501, proves the phone is there.
         if self.is_keepalive(&key) {
             if resp.status >= 200 {
@@ -470,7 +523,7 @@ impl Engine {
         key: &TransactionKey,
         status: u16,
     ) {
-        if self.on_keepalive_end(now, key, false) {
+        if self.on_keepalive_end(now, key, false) || self.on_gateway_failure(now, key, status) {
             return;
         }
         self.b2bua.handle_client_failure(now, wall, key, status);

@@ -29,6 +29,7 @@ impl Engine {
             return;
         }
         self.draining = true;
+        self.unregister_gateways(now);
         self.b2bua.end_all(wall);
         self.run_commands(now, wall);
         self.drain_events(now, wall, None);

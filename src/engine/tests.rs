@@ -98,6 +98,7 @@ fn config() -> EngineConfig {
         },
         user_agent: "ferroswitch-test".into(),
         trace: super::TraceConfig::default(),
+        gateways: Vec::new(),
     }
 }
 

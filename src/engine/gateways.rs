@@ -1,0 +1,407 @@
+//! Trunks (`[[gateway]]`), the engine's part: where each one is (addresses the driver
+//! resolved, RFC 3263, and our address as it reaches us), whether it is up, the b-leg toward
+//! it for a dialled number, and recognising the requests it sends us.
+
+use super::Engine;
+use crate::auth::uac::UacCredentials;
+use crate::b2bua::{GatewayLeg, LegTarget};
+use crate::gateway::{PingConfig, Pinger, RegState, Registration, RegistrationConfig};
+use crate::net::{Peer, Transport};
+use crate::sip::{Response, Uri};
+use crate::transaction::TransactionKey;
+use rand::Rng;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One `[[gateway]]`, as the engine needs it (`app::engine_config` maps the config onto it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySpec {
+    pub name: String,
+    /// The provider's host: the domain of our URIs toward it, and what the driver resolves.
+    pub host: String,
+    /// An explicit port (no SRV lookup then).
+    pub port: Option<u16>,
+    pub transport: Transport,
+    pub username: String,
+    pub password: String,
+    /// Answer only this realm's challenges.
+    pub realm: Option<String>,
+    pub register: bool,
+    pub expires: u32,
+    pub from_user: Option<String>,
+    pub caller_id_in_from: bool,
+    /// OPTIONS keep-alive interval in seconds; 0: never pinged, always taken as up.
+    pub ping: u32,
+}
+
+impl GatewaySpec {
+    /// The host as it goes into a URI (an IPv6 literal in brackets).
+    pub fn host_for_uri(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// `host[:port]` as it goes into URIs.
+    pub fn hostport(&self) -> String {
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct GatewayRt {
+    pub spec: GatewaySpec,
+    /// Where requests go, best first (resolved by the driver); empty until resolved.
+    pub targets: Vec<Peer>,
+    /// Our `host:port` as the provider reaches us (Via, Contact).
+    pub advertised: Option<String>,
+    /// The registration we keep with it (`register = true`), once it is resolved.
+    pub reg: Option<Registration>,
+    /// Its OPTIONS keep-alive (`ping` > 0), once it is resolved.
+    pub pinger: Option<Pinger>,
+}
+
+impl GatewayRt {
+    /// False while its OPTIONS keep-alive goes unanswered.
+    pub fn is_up(&self) -> bool {
+        self.pinger.as_ref().is_none_or(Pinger::is_up)
+    }
+}
+
+/// Which machine of which gateway a client transaction belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GwTx {
+    Register(usize),
+    Ping(usize),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Gateways {
+    pub list: Vec<GatewayRt>,
+    /// Client transactions of the registrations and keep-alives.
+    pub keys: crate::FastMap<TransactionKey, GwTx>,
+}
+
+impl Gateways {
+    pub fn new(specs: &[GatewaySpec]) -> Gateways {
+        Gateways {
+            list: specs
+                .iter()
+                .map(|s| GatewayRt {
+                    spec: s.clone(),
+                    targets: Vec::new(),
+                    advertised: None,
+                    reg: None,
+                    pinger: None,
+                })
+                .collect(),
+            keys: Default::default(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&GatewayRt> {
+        self.list.iter().find(|g| g.spec.name == name)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut GatewayRt> {
+        self.list.iter_mut().find(|g| g.spec.name == name)
+    }
+
+    /// The b-leg toward gateway `name` for `number`; `None` when it is unknown, not
+    /// resolved yet, or down.
+    pub fn leg(&self, name: &str, number: &str) -> Option<LegTarget> {
+        let g = self.get(name)?;
+        let peer = *g.targets.first()?;
+        let advertised = g.advertised.clone()?;
+        if !g.is_up() {
+            return None;
+        }
+        let s = &g.spec;
+        let user = crate::b2bua::headers::uri_user(number);
+        Some(LegTarget {
+            ruri: format!("sip:{user}@{}{}", s.hostport(), s.transport.uri_param()),
+            peer,
+            advertised,
+            gateway: Some(Arc::new(GatewayLeg {
+                name: s.name.clone(),
+                domain: s.host.clone(),
+                number: number.to_string(),
+                creds: UacCredentials {
+                    username: s.username.clone(),
+                    password: s.password.clone(),
+                    realm: s.realm.clone(),
+                },
+                from_user: s.from_user.clone().unwrap_or_else(|| s.username.clone()),
+                caller_id_in_from: s.caller_id_in_from,
+            })),
+        })
+    }
+
+    /// The gateway a request comes from: its source is one of a gateway's resolved
+    /// addresses (address and port), or it is addressed to the account we register with.
+    pub fn recognise(
+        &self,
+        source: Option<SocketAddr>,
+        ruri_user: Option<&str>,
+    ) -> Option<&GatewaySpec> {
+        if let Some(src) = source {
+            if let Some(g) = self
+                .list
+                .iter()
+                .find(|g| g.targets.iter().any(|p| p.addr == src))
+            {
+                return Some(&g.spec);
+            }
+        }
+        let user = ruri_user?;
+        self.list
+            .iter()
+            .find(|g| g.spec.register && g.spec.username == user)
+            .map(|g| &g.spec)
+    }
+}
+
+/// What the driver learnt of a gateway's whereabouts.
+#[derive(Debug, Clone)]
+pub struct GatewayRoute {
+    pub targets: Vec<(SocketAddr, Transport)>,
+    /// Our `host:port` as that gateway reaches us.
+    pub advertised: String,
+}
+
+/// One gateway's state, for `ctl gateways` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub name: String,
+    /// Where its requests go now; `None` until resolved.
+    pub target: Option<SocketAddr>,
+    /// `unregistered`, `registering`, `registered`, `failed 403`, or `-` without `register`.
+    pub registration: String,
+    /// Seconds until the binding at the provider expires, when registered.
+    pub expires_in: Option<u64>,
+    pub up: bool,
+}
+
+impl Engine {
+    /// Every gateway's state now.
+    pub fn gateways(&self, now: Instant) -> Vec<GatewayStatus> {
+        self.gateways
+            .list
+            .iter()
+            .map(|g| {
+                let (registration, expires_in) = match g.reg.as_ref().map(Registration::state) {
+                    None if g.spec.register => ("unresolved".to_string(), None),
+                    None => ("-".to_string(), None),
+                    Some(RegState::Idle) => ("unregistered".to_string(), None),
+                    Some(RegState::Registering) => ("registering".to_string(), None),
+                    Some(RegState::Registered { expires_at }) => (
+                        "registered".to_string(),
+                        Some(expires_at.saturating_duration_since(now).as_secs()),
+                    ),
+                    Some(RegState::Failed { status, .. }) => (format!("failed {status}"), None),
+                };
+                GatewayStatus {
+                    name: g.spec.name.clone(),
+                    target: g.targets.first().map(|p| p.addr),
+                    registration,
+                    expires_in,
+                    up: g.is_up(),
+                }
+            })
+            .collect()
+    }
+
+    /// A gateway was (re)resolved: its registration and keep-alive start, or learn our new
+    /// Contact.
+    pub(super) fn gateway_resolved(&mut self, i: usize) {
+        let seed_reg: u64 = self.rng.gen();
+        let seed_ping: u64 = self.rng.gen();
+        let ua = self.cfg.user_agent.clone();
+        let Some(g) = self.gateways.list.get_mut(i) else {
+            return;
+        };
+        let Some(adv) = g.advertised.clone() else {
+            return;
+        };
+        let s = &g.spec;
+        let tp = s.transport.uri_param();
+        let user = crate::b2bua::headers::uri_user(&s.username);
+        let parse = |t: String| Uri::parse(&t).ok();
+        let (Some(registrar), Some(aor), Some(contact)) = (
+            parse(format!("sip:{}{tp}", s.hostport())),
+            parse(format!("sip:{user}@{}", s.host_for_uri())),
+            parse(format!("sip:{user}@{adv}{tp}")),
+        ) else {
+            tracing::warn!(target: "ferroswitch::gateway", gateway = %s.name, "gateway URIs do not parse");
+            return;
+        };
+        if s.register {
+            match g.reg.as_mut() {
+                Some(r) => r.update_contact(contact.clone()),
+                None => {
+                    g.reg = Some(Registration::new(
+                        RegistrationConfig {
+                            gateway: s.name.clone(),
+                            registrar_uri: registrar.clone(),
+                            aor: aor.clone(),
+                            contact: contact.clone(),
+                            expires: s.expires,
+                            creds: UacCredentials {
+                                username: s.username.clone(),
+                                password: s.password.clone(),
+                                realm: s.realm.clone(),
+                            },
+                            transport: s.transport,
+                            user_agent: ua.clone(),
+                        },
+                        seed_reg,
+                    ))
+                }
+            }
+        }
+        if s.ping > 0 && g.pinger.is_none() {
+            g.pinger = Some(Pinger::new(
+                PingConfig {
+                    gateway: s.name.clone(),
+                    target: registrar,
+                    from: aor,
+                    contact,
+                    transport: s.transport,
+                    interval: Duration::from_secs(u64::from(s.ping)),
+                    user_agent: ua,
+                },
+                seed_ping,
+            ));
+        }
+    }
+
+    /// Sends whatever the registrations and keep-alives have due.
+    pub(super) fn poll_gateways(&mut self, now: Instant) {
+        for i in 0..self.gateways.list.len() {
+            loop {
+                let g = &mut self.gateways.list[i];
+                let Some(&peer) = g.targets.first() else {
+                    break;
+                };
+                let (req, kind) = match (
+                    g.reg.as_mut().and_then(|r| r.poll_request(now)),
+                    g.pinger.as_mut(),
+                ) {
+                    (Some(r), _) => (r, GwTx::Register(i)),
+                    (None, Some(p)) => match p.poll_request(now) {
+                        Some(r) => (r, GwTx::Ping(i)),
+                        None => break,
+                    },
+                    (None, None) => break,
+                };
+                let Ok(key) = TransactionKey::client_for_request(&req) else {
+                    break;
+                };
+                match self.txl.send_request(now, req, peer) {
+                    Ok(_) => {
+                        self.gateways.keys.insert(key, kind);
+                    }
+                    Err(e) => {
+                        tracing::debug!(target: "ferroswitch::gateway", e = %crate::security::log_escape(&e), "gateway request not sent");
+                        self.gateway_tx_failed(now, kind, 503);
+                    }
+                }
+            }
+        }
+    }
+
+    /// When a registration or keep-alive wants to send next.
+    pub(super) fn gateways_timeout(&self) -> Option<Instant> {
+        self.gateways
+            .list
+            .iter()
+            .filter(|g| !g.targets.is_empty())
+            .flat_map(|g| {
+                [
+                    g.reg.as_ref().and_then(Registration::poll_timeout),
+                    g.pinger.as_ref().and_then(Pinger::poll_timeout),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// A response on a client transaction: true when it was a gateway's.
+    pub(super) fn on_gateway_response(&mut self, now: Instant, key: &TransactionKey, resp: &Response) -> bool {
+        let Some(&kind) = self.gateways.keys.get(key) else {
+            return false;
+        };
+        if resp.status < 200 {
+            return true;
+        }
+        self.gateways.keys.remove(key);
+        match kind {
+            GwTx::Register(i) => {
+                if let Some(r) = self.gateways.list.get_mut(i).and_then(|g| g.reg.as_mut()) {
+                    r.handle_response(now, resp);
+                }
+            }
+            GwTx::Ping(i) => {
+                if let Some(p) = self.gateways.list.get_mut(i).and_then(|g| g.pinger.as_mut()) {
+                    p.handle_response(now, resp);
+                }
+            }
+        }
+        self.poll_gateways(now);
+        true
+    }
+
+    /// A client transaction failed (408, 503): true when it was a gateway's.
+    pub(super) fn on_gateway_failure(&mut self, now: Instant, key: &TransactionKey, status: u16) -> bool {
+        let Some(kind) = self.gateways.keys.remove(key) else {
+            return false;
+        };
+        self.gateway_tx_failed(now, kind, status);
+        self.poll_gateways(now);
+        true
+    }
+
+    fn gateway_tx_failed(&mut self, now: Instant, kind: GwTx, status: u16) {
+        match kind {
+            GwTx::Register(i) => {
+                if let Some(r) = self.gateways.list.get_mut(i).and_then(|g| g.reg.as_mut()) {
+                    r.handle_failure(now, status);
+                }
+            }
+            GwTx::Ping(i) => {
+                if let Some(p) = self.gateways.list.get_mut(i).and_then(|g| g.pinger.as_mut()) {
+                    p.handle_failure(now, status);
+                }
+            }
+        }
+    }
+
+    /// Shutdown: every registration is withdrawn (Expires: 0), not waited for.
+    pub(super) fn unregister_gateways(&mut self, now: Instant) {
+        for i in 0..self.gateways.list.len() {
+            let g = &mut self.gateways.list[i];
+            let Some(&peer) = g.targets.first() else {
+                continue;
+            };
+            let Some(req) = g.reg.as_mut().and_then(|r| r.unregister(now)) else {
+                continue;
+            };
+            if let Ok(key) = TransactionKey::client_for_request(&req) {
+                if self.txl.send_request(now, req, peer).is_ok() {
+                    self.gateways.keys.insert(key, GwTx::Register(i));
+                }
+            }
+        }
+    }
+}
