@@ -14,6 +14,7 @@
 //! places, rings or rejects anything, and reads no file except in [`Dialplan::load`].
 
 mod dialplan;
+mod parse;
 mod show;
 mod template;
 #[cfg(test)]
