@@ -155,8 +155,15 @@ fn check_config(cli: &Cli) -> ExitCode {
     match &report.config {
         Some(c) if report.is_ok() => {
             let listen: Vec<String> = c.server.listen.iter().map(|l| l.to_string()).collect();
+            let mut routing = String::new();
+            if let Some(d) = &c.dialplan {
+                routing.push_str(&format!(", dialplan {}", d.display()));
+            }
+            if !c.gateways.is_empty() {
+                routing.push_str(&format!(", {} gateways", c.gateways.len()));
+            }
             println!(
-                "{}: OK ({} users, listening on {}, {} warnings)",
+                "{}: OK ({} users, listening on {}{routing}, {} warnings)",
                 cli.config_path().display(),
                 c.users.len(),
                 listen.join(" "),

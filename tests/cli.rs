@@ -350,8 +350,19 @@ fn route_and_check_config_refuse_an_invalid_dialplan_naming_file_line_and_key() 
     let out = run(cmd, b"", WAIT);
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains(&want), "{}", out.stderr);
-    // Valid but naming a gateway the config does not have: refused too.
+    // Fixed, check-config says which dialplan it checked.
     dir.write("dialplan.toml", DIALPLAN);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!(", dialplan {}, 1 gateways, ", dialplan.display())),
+        "{}",
+        out.stdout
+    );
+    // Valid but naming a gateway the config does not have: refused too.
     let no_gateway = ROUTE_CONFIG.split("[[gateway]]").next().unwrap_or_default();
     let path = write_config(&dir, no_gateway, USERS_TOML);
     let (code, _, stderr) = route(&path, &["1000"]);
