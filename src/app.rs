@@ -152,6 +152,9 @@ pub enum StartError {
     /// The registrations database cannot be opened or read (never started empty instead).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The dialplan does not load or does not validate against the users and gateways.
+    #[error("{0}")]
+    Dialplan(crate::config::ConfigErrors),
 }
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
@@ -202,6 +205,9 @@ pub fn start_with_store(
         None => None,
     };
     let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
+    engine.set_dialplan(Arc::new(
+        config.load_dialplan().map_err(StartError::Dialplan)?,
+    ));
     // Bindings a persistent store brought back get their NAT keep-alives again.
     engine.resume_keepalives(Instant::now());
     let media_wake = start_media(config, &mut engine);
@@ -371,7 +377,24 @@ pub fn engine_config(c: &Config) -> EngineConfig {
         security: c.security.clone(),
         user_agent: c.server.user_agent.clone(),
         trace: c.trace,
-        gateways: Vec::new(),
+        gateways: c
+            .gateways
+            .iter()
+            .map(|g| crate::engine::GatewaySpec {
+                name: g.name.clone(),
+                host: g.host.clone(),
+                port: g.port,
+                transport: g.transport,
+                username: g.username.clone(),
+                password: g.password.clone(),
+                realm: g.realm.clone(),
+                register: g.register,
+                expires: g.expires,
+                from_user: g.from_user.clone(),
+                caller_id_in_from: g.caller_id_in_from,
+                ping: g.ping,
+            })
+            .collect(),
     }
 }
 
@@ -443,8 +466,7 @@ async fn drive(
             }
             // --- end operations ---
             Some((name, route)) = gw_routes.recv() => {
-                engine.set_gateway_route(&name, route);
-                engine.handle_timeout(Instant::now(), SystemTime::now());
+                engine.set_gateway_route(Instant::now(), &name, route);
             }
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
@@ -527,16 +549,23 @@ fn spawn_gateway_resolver(
         return rx;
     }
     tokio::spawn(async move {
+        let resolver = crate::transport::Resolver::system();
         let mut last: std::collections::HashMap<String, Vec<(SocketAddr, Transport)>> =
             Default::default();
         loop {
             let mut failed = false;
             for g in &specs {
-                let targets = match resolve_gateway(g).await {
+                let host = g.host.trim_start_matches('[').trim_end_matches(']');
+                let targets = match resolver.resolve(host, g.port, g.transport).await {
                     Ok(t) if !t.is_empty() => t,
-                    Ok(_) | Err(_) => {
+                    Ok(_) => {
                         failed = true;
-                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, "cannot resolve the gateway's address; retrying");
+                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, "the gateway's name has no address; retrying");
+                        continue;
+                    }
+                    Err(e) => {
+                        failed = true;
+                        tracing::warn!(target: "ferroswitch::gateway", gateway = %g.name, host = %g.host, error = %e, "cannot resolve the gateway's address; retrying");
                         continue;
                     }
                 };
@@ -567,25 +596,6 @@ fn spawn_gateway_resolver(
         }
     });
     rx
-}
-
-/// A gateway's targets, best first.
-async fn resolve_gateway(
-    g: &crate::engine::GatewaySpec,
-) -> Result<Vec<(SocketAddr, Transport)>, String> {
-    let port = g.port.unwrap_or(5060);
-    if let Ok(ip) = g
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Ok(vec![(SocketAddr::new(ip, port), g.transport)]);
-    }
-    let addrs = tokio::net::lookup_host((g.host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(addrs.map(|a| (a, g.transport)).collect())
 }
 
 /// Our `host:port` as seen from `target`: the listening socket of `transport` in its address

@@ -76,6 +76,8 @@ pub enum CtlRequest {
     Unban {
         addr: String,
     },
+    /// Trunks: where each is, its registration with the provider, up or down.
+    Gateways,
     Reload,
     /// The SIP kept of a recent call: our call id or a leg's Call-ID.
     Trace {
@@ -95,6 +97,8 @@ pub(crate) enum DriverRequest {
 pub(crate) struct Reloaded {
     pub users: Users,
     pub cdr: Option<CdrWriter>,
+    /// The dialplan read again and validated against the new users.
+    pub dialplan: Option<crate::routing::Dialplan>,
 }
 
 /// Handle on the running daemon for the control server, the metrics exporter and SIGHUP.
@@ -125,20 +129,27 @@ impl ControlHandle {
     pub async fn reload(&self) -> Result<Value, String> {
         let config = self.config.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let users = config.reload_users();
+            // The dialplan is checked against the users as they will be: a rule naming a
+            // user the new files dropped refuses the whole reload.
+            let users = config.reload_users().and_then(|users| {
+                let mut next = (*config).clone();
+                next.users = users;
+                let dialplan = next.load_dialplan()?;
+                Ok((next.users, dialplan))
+            });
             let cdr = config.calls.cdr_file.as_deref().map(CdrWriter::open);
             (users, cdr)
         })
         .await
         .map_err(|e| format!("reload failed: {e}"))?;
         let (users, cdr) = read;
-        let users = match users {
+        let (users, dialplan) = match users {
             Ok(u) => u,
             Err(errors) => {
                 for e in &errors.0 {
                     tracing::error!("reload: {e}");
                 }
-                tracing::error!("reload: the users files have errors; the old users stay in force");
+                tracing::error!("reload: the users files or the dialplan have errors; the old users stay in force (and the old dialplan)");
                 let first = errors.0.first().map(|e| e.to_string()).unwrap_or_default();
                 let more = match errors.0.len() {
                     0 | 1 => String::new(),
@@ -158,7 +169,11 @@ impl ControlHandle {
             None => None,
         };
         let (tx, rx) = oneshot::channel();
-        let reloaded = Box::new(Reloaded { users, cdr });
+        let reloaded = Box::new(Reloaded {
+            users,
+            cdr,
+            dialplan: Some(dialplan),
+        });
         self.send(DriverRequest::Reload(reloaded, tx)).await?;
         rx.await.map_err(|_| "the daemon is stopping".to_string())?
     }
@@ -305,6 +320,21 @@ pub(crate) fn answer(
                 .map(|(ip, left)| json!({"addr": ip.to_string(), "remaining_secs": left.as_secs()}))
                 .collect(),
         )),
+        CtlRequest::Gateways => Ok(Value::Array(
+            engine
+                .gateways(now)
+                .into_iter()
+                .map(|g| {
+                    json!({
+                        "name": g.name,
+                        "target": g.target.map(|a| a.to_string()),
+                        "registration": g.registration,
+                        "expires_in": g.expires_in,
+                        "up": g.up,
+                    })
+                })
+                .collect(),
+        )),
         CtlRequest::Unban { addr } => {
             let ip: std::net::IpAddr = addr
                 .trim()
@@ -330,6 +360,9 @@ pub(crate) fn apply_reload(
 ) -> Value {
     let users = reloaded.users.len();
     let removed = engine.replace_users(now, reloaded.users);
+    if let Some(d) = reloaded.dialplan {
+        engine.set_dialplan(std::sync::Arc::new(d));
+    }
     let reopened = reloaded.cdr.is_some();
     if let Some(w) = reloaded.cdr {
         *cdr = Some(w);
@@ -689,6 +722,20 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
             table(&["ADDRESS", "REMAINING"], r, "no bans")
         }
         CtlRequest::Unban { .. } => format!("{} unbanned\n", s(&v["addr"])),
+        CtlRequest::Gateways => {
+            let mut r = rows(v, &["name", "target", "registration", "expires_in", "up"]);
+            for row in &mut r {
+                if let Ok(n) = row[3].parse() {
+                    row[3] = human_secs(n);
+                }
+                row[4] = if row[4] == "true" { "up" } else { "down" }.to_string();
+            }
+            table(
+                &["GATEWAY", "TARGET", "REGISTRATION", "EXPIRES IN", "STATE"],
+                r,
+                "no gateways",
+            )
+        }
         CtlRequest::Trace { .. } => crate::ladder::render_ladder(v, false),
         CtlRequest::Reload => format!(
             "reloaded: {} users, {} binding(s) of removed or disabled users removed{}\n",

@@ -110,6 +110,8 @@ enum CtlCommand {
     Bans,
     /// Lift the ban on ADDR.
     Unban { addr: String },
+    /// Trunks: target, registration with the provider, up or down.
+    Gateways,
     /// Read the users files again (like SIGHUP, which also reopens the CDR file).
     Reload,
     /// The SIP of recent call CALL (an id from `calls`, or a leg's Call-ID) as a ladder
@@ -244,6 +246,7 @@ fn ctl(cli: &Cli, socket: Option<&std::path::Path>, json: bool, cmd: &CtlCommand
             contact: contact.clone(),
         },
         CtlCommand::Bans => CtlRequest::Bans,
+        CtlCommand::Gateways => CtlRequest::Gateways,
         CtlCommand::Unban { addr } => CtlRequest::Unban { addr: addr.clone() },
         CtlCommand::Reload => CtlRequest::Reload,
         CtlCommand::Trace { call, .. } => CtlRequest::Trace { call: call.clone() },

@@ -338,7 +338,12 @@ impl Engine {
     }
 
     /// A response on a client transaction: true when it was a gateway's.
-    pub(super) fn on_gateway_response(&mut self, now: Instant, key: &TransactionKey, resp: &Response) -> bool {
+    pub(super) fn on_gateway_response(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        resp: &Response,
+    ) -> bool {
         let Some(&kind) = self.gateways.keys.get(key) else {
             return false;
         };
@@ -353,7 +358,12 @@ impl Engine {
                 }
             }
             GwTx::Ping(i) => {
-                if let Some(p) = self.gateways.list.get_mut(i).and_then(|g| g.pinger.as_mut()) {
+                if let Some(p) = self
+                    .gateways
+                    .list
+                    .get_mut(i)
+                    .and_then(|g| g.pinger.as_mut())
+                {
                     p.handle_response(now, resp);
                 }
             }
@@ -363,7 +373,12 @@ impl Engine {
     }
 
     /// A client transaction failed (408, 503): true when it was a gateway's.
-    pub(super) fn on_gateway_failure(&mut self, now: Instant, key: &TransactionKey, status: u16) -> bool {
+    pub(super) fn on_gateway_failure(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        status: u16,
+    ) -> bool {
         let Some(kind) = self.gateways.keys.remove(key) else {
             return false;
         };
@@ -380,7 +395,12 @@ impl Engine {
                 }
             }
             GwTx::Ping(i) => {
-                if let Some(p) = self.gateways.list.get_mut(i).and_then(|g| g.pinger.as_mut()) {
+                if let Some(p) = self
+                    .gateways
+                    .list
+                    .get_mut(i)
+                    .and_then(|g| g.pinger.as_mut())
+                {
                     p.handle_failure(now, status);
                 }
             }

@@ -232,7 +232,9 @@ impl Engine {
 
     /// The driver resolved gateway `name` (RFC 3263): where its requests go and our address
     /// as it reaches us. False for an unknown name.
-    pub fn set_gateway_route(&mut self, name: &str, route: GatewayRoute) -> bool {
+    /// Its registration and keep-alive start (or go on with our new Contact) at once: drain
+    /// `poll_transmit` after this as after any input.
+    pub fn set_gateway_route(&mut self, now: Instant, name: &str, route: GatewayRoute) -> bool {
         let Some(g) = self.gateways.get_mut(name) else {
             return false;
         };
@@ -244,6 +246,9 @@ impl Engine {
         g.advertised = Some(route.advertised);
         if let Some(i) = self.gateways.list.iter().position(|g| g.spec.name == name) {
             self.gateway_resolved(i);
+        }
+        if !self.draining {
+            self.poll_gateways(now);
         }
         true
     }

@@ -4,7 +4,8 @@
 //! `Payload`, `SendFailure`, `CloseReason`, `TransportEvent`), the errors a send can meet
 //! (`TransportError`), and the two decisions that need no socket: stamping a received request's
 //! top Via (`stamp_received`, §18.2.1 and RFC 3581) and choosing where a response goes
-//! (`route_response`, §18.2.2).
+//! (`route_response`, §18.2.2); and where a request to a gateway goes, given DNS answers
+//! (`rfc3263`: NAPTR, SRV, A/AAAA target selection, RFC 3263 §4).
 //!
 //! Plain data and pure functions, unit-tested without sockets. This module must never import
 //! tokio, open a socket or read a clock: the engine depends on it, and the engine stays
@@ -14,6 +15,7 @@
 mod error;
 mod event;
 mod peer;
+pub mod rfc3263;
 pub mod route;
 pub mod via;
 

@@ -5,7 +5,8 @@
 //! where they came from (`Inbound`, with the top Via of requests fixed up per §18.2.1 and
 //! RFC 3581), sends bytes to peers (reusing a TCP connection to that peer when one exists) and
 //! reports transport failures as events so the transaction layer can answer 503/408. It keeps
-//! a bounded connection table with idle timeouts and a per-connection framer.
+//! a bounded connection table with idle timeouts and a per-connection framer. It also does the
+//! DNS lookups that locate a gateway (`Resolver`, RFC 3263; the rules are `net::rfc3263`).
 //!
 //! It must never interpret SIP beyond that: no retransmissions, no transaction or dialog
 //! state, no answers of its own (the 400 for a malformed request is the engine's business;
@@ -16,6 +17,7 @@
 //! only drives them. Nothing of `net` is re-exported: one path per item.
 
 mod bind;
+mod dns;
 mod handle;
 mod icmp;
 mod rtp;
@@ -29,6 +31,7 @@ mod wire;
 use std::time::Duration;
 
 pub use bind::Sockets;
+pub use dns::{ResolveError, Resolver};
 pub use handle::TransportHandle;
 pub use rtp::MediaRelay;
 pub use stats::TransportStats;

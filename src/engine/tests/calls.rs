@@ -23,6 +23,7 @@ mod in_dialog;
 mod loss;
 mod media;
 mod reinvite;
+mod routing;
 mod shutdown;
 mod trace;
 mod transfer;
