@@ -1,5 +1,6 @@
-//! The `ferroswitch` command: run the daemon, check a configuration, hash a password, and
-//! `ctl`, the client of a running daemon's control socket (`ferroswitch::control`).
+//! The `ferroswitch` command: run the daemon, check a configuration, hash a password, show
+//! where the dialplan sends a number (`route`), and `ctl`, the client of a running daemon's
+//! control socket (`ferroswitch::control`).
 //! Only argument parsing, logging set-up and signal handling live here; see `app`.
 
 use clap::{Parser, Subcommand};
@@ -59,6 +60,19 @@ impl Cli {
 enum Command {
     /// Validate the configuration and the users directory; exit 0 when usable.
     CheckConfig,
+    /// Show which dialplan rule NUMBER hits and where the call would go, without placing it.
+    /// Exit 0 when a rule matched, 2 when none did, 1 when the configuration is invalid.
+    Route {
+        /// The context to route in: "default" is our users' calls, "public" the trunks' and
+        /// other unauthenticated callers'.
+        #[arg(long, default_value = ferroswitch::routing::DEFAULT_CONTEXT)]
+        context: String,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The dialled number (the user part of the Request-URI).
+        number: String,
+    },
     /// Read a password on stdin and print the HA1 (MD5 of USER:REALM:PASSWORD) to store as
     /// `ha1 = "..."` instead of the password.
     HashPassword { user: String, realm: String },
@@ -118,6 +132,11 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig) => check_config(&cli),
         Some(Command::HashPassword { user, realm }) => hash_password(user, realm),
+        Some(Command::Route {
+            context,
+            json,
+            number,
+        }) => route(&cli, context, *json, number),
         Some(Command::Ctl {
             socket,
             json,
@@ -138,8 +157,15 @@ fn check_config(cli: &Cli) -> ExitCode {
     match &report.config {
         Some(c) if report.is_ok() => {
             let listen: Vec<String> = c.server.listen.iter().map(|l| l.to_string()).collect();
+            let mut routing = String::new();
+            if let Some(d) = &c.dialplan {
+                routing.push_str(&format!(", dialplan {}", d.display()));
+            }
+            if !c.gateways.is_empty() {
+                routing.push_str(&format!(", {} gateways", c.gateways.len()));
+            }
             println!(
-                "{}: OK ({} users, listening on {}, {} warnings)",
+                "{}: OK ({} users, listening on {}{routing}, {} warnings)",
                 cli.config_path().display(),
                 c.users.len(),
                 listen.join(" "),
@@ -155,6 +181,45 @@ fn check_config(cli: &Cli) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+fn route(cli: &Cli, context: &str, json: bool, number: &str) -> ExitCode {
+    let path = cli.config_path();
+    let loaded = Config::load(&path).and_then(|c| c.load_dialplan().map(|d| (c, d)));
+    let (config, dialplan) = match loaded {
+        Ok(both) => both,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} errors", path.display(), errors.0.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    if !dialplan.has_context(context) {
+        let known: Vec<&str> = dialplan.contexts().collect();
+        eprintln!(
+            "note: the dialplan has no context {context:?} (it has: {})",
+            known.join(", ")
+        );
+    }
+    let decision = dialplan.route(context, number);
+    if json {
+        match serde_json::to_string(&decision) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        println!("{}", decision.describe(number, &config.users));
+    }
+    if decision.matched() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

@@ -209,6 +209,190 @@ fn check_config_refuses_a_broken_config_naming_file_and_key() {
     assert!(out.stderr.contains("min_expire"), "{}", out.stderr);
 }
 
+/// Issue 12: a config with a dialplan and the gateway it names, for `ferroswitch route`.
+const ROUTE_CONFIG: &str = r#"
+[server]
+listen = ["udp:127.0.0.1:0"]
+dialplan = "dialplan.toml"
+
+[[gateway]]
+name = "provider"
+proxy = "sip.provider.example"
+username = "acct1234"
+password = "s3cret-provider"
+"#;
+
+const DIALPLAN: &str = r#"
+[[context.default.route]]
+name = "extensions"
+match = '^(1\d{3})$'
+to = { user = "$1" }
+
+[[context.default.route]]
+name = "outbound"
+match = '^9(\d{7,15})$'
+to = { gateway = "provider", number = "+1$1" }
+caller_id = { number = "+15551230000", name = "Example Ltd" }
+
+[[context.default.route]]
+name = "people"
+match = '^(alice|bob|carol)$'
+to = { user = "$1" }
+
+[[context.public.route]]
+name = "main number"
+match = '^\+?15551230000$'
+to = { group = ["1000", "alice"], strategy = "sequential", timeout = 15 }
+"#;
+
+/// `ferroswitch route ARGS… --config PATH`: exit code, stdout, stderr.
+fn route(path: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = ferroswitch();
+    cmd.arg("route").args(args).arg("--config").arg(path);
+    let out = run(cmd, b"", WAIT);
+    (out.status.code(), out.stdout, out.stderr)
+}
+
+#[test]
+fn route_prints_the_rule_and_target_and_exits_0_on_a_match_2_on_none() {
+    let dir = TempDir::new("cli-route");
+    let dialplan = dir.write("dialplan.toml", DIALPLAN);
+    let path = write_config(&dir, ROUTE_CONFIG, USERS_TOML);
+    let at = |line: usize| format!("({}:{line})", dialplan.display());
+
+    let (code, stdout, stderr) = route(&path, &["95551234567"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "default: rule \"outbound\" {} -> gateway provider, number +15551234567; caller id \
+             \"Example Ltd\" <+15551230000>\n",
+            at(7)
+        )
+    );
+    let (code, stdout, _) = route(&path, &["1000"]);
+    assert_eq!(
+        (code, stdout),
+        (
+            Some(0),
+            format!("default: rule \"extensions\" {} -> user 1000\n", at(2))
+        )
+    );
+    // A rule matched, so exit 0, but the line says the engine would answer 404.
+    let (code, stdout, _) = route(&path, &["1999"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.ends_with("-> user 1999 (no such user: 404)\n"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = route(&path, &["carol"]);
+    assert!(
+        stdout.ends_with("-> user carol (disabled: 404)\n"),
+        "{stdout}"
+    );
+
+    // The public context: only its own rules; nothing else matches.
+    let (code, stdout, _) = route(&path, &["--context", "public", "+15551230000"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.ends_with("-> sequential group: 1000, alice; 15 s each\n"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = route(&path, &["--context", "public", "95551234567"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(2), "public: no rule matches 95551234567 -> 404\n")
+    );
+    // A context the file lacks: no match, and a note naming the ones it has.
+    let (code, _, stderr) = route(&path, &["--context", "office", "1000"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("no context \"office\" (it has: default, public)"),
+        "{stderr}"
+    );
+
+    // --json: the Decision.
+    let (code, stdout, _) = route(&path, &["--json", "--context", "public", "15551230000"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(v["context"], "public");
+    assert_eq!(v["rule"]["name"], "main number");
+    assert_eq!(v["rule"]["line"], 18);
+    assert_eq!(
+        v["target"]["group"],
+        serde_json::json!({"members": ["1000", "alice"], "strategy": "sequential", "timeout": 15})
+    );
+    let (code, stdout, _) = route(&path, &["--json", "12"]);
+    assert_eq!(code, Some(2));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!(
+        (v["target"].clone(), v["rule"].clone()),
+        ("no_match".into(), serde_json::Value::Null)
+    );
+}
+
+#[test]
+fn route_and_check_config_refuse_an_invalid_dialplan_naming_file_line_and_key() {
+    let dir = TempDir::new("cli-route-bad");
+    let bad = DIALPLAN.replace("to = { user = \"$1\" }", "to = { user = \"$2\" }");
+    let dialplan = dir.write("dialplan.toml", &bad);
+    let path = write_config(&dir, ROUTE_CONFIG, USERS_TOML);
+    let (code, stdout, stderr) = route(&path, &["1000"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let want = format!(
+        "error: {}:5: context.default.route[0].to.user: \"$2\" refers to group 2",
+        dialplan.display()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+    // Fixed, check-config says which dialplan it checked.
+    dir.write("dialplan.toml", DIALPLAN);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!(", dialplan {}, 1 gateways, ", dialplan.display())),
+        "{}",
+        out.stdout
+    );
+    // Valid but naming a gateway the config does not have: refused too.
+    let no_gateway = ROUTE_CONFIG.split("[[gateway]]").next().unwrap_or_default();
+    let path = write_config(&dir, no_gateway, USERS_TOML);
+    let (code, _, stderr) = route(&path, &["1000"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            ":10: context.default.route[1].to.gateway: no [[gateway]] named \"provider\""
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn route_with_the_shipped_config_sends_every_number_to_its_user() {
+    let (code, stdout, stderr) = route(&shipped_config(), &["1000"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        "default: no dialplan, every number is a user -> user 1000 (Extension 1000)\n"
+    );
+    let (code, stdout, _) = route(&shipped_config(), &["--context", "public", "alice"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            Some(0),
+            "public: no dialplan, every number is a user -> user alice (disabled: 404)\n"
+        )
+    );
+}
+
 #[test]
 fn hash_password_prints_the_ha1_the_seed_was_made_with() {
     let mut cmd = ferroswitch();

@@ -1,12 +1,15 @@
 //! Every configuration file shipped in `conf/` parses, and says what the README and issue 3
 //! promise: UDP and TCP on 0.0.0.0:5060, no domain (any local address), registrar defaults,
 //! the seed's alice and bob (shipped disabled: their password is public and weak) and
-//! extensions 1000-1019 (not flagged).
+//! extensions 1000-1019 (not flagged). The commented dialplan and gateway examples work once
+//! uncommented.
 
 use ferroswitch::auth::{
     parse_credentials, verify, Account, Credentials, DigestRequest, NonceStatus, Outcome,
 };
 use ferroswitch::config::{check, parse_users_file, Config, LogLevel};
+use ferroswitch::net::Transport;
+use ferroswitch::routing::{Dialplan, Strategy, Target, DEFAULT_CONTEXT, PUBLIC_CONTEXT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +39,8 @@ fn every_shipped_toml_file_parses() {
         if in_users_dir {
             let users = parse_users_file(&text, &f, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(!users.is_empty(), "{} holds no users", f.display());
+        } else if f.file_name() == Some("dialplan.toml".as_ref()) {
+            Dialplan::parse(&text, &f).unwrap_or_else(|e| panic!("{e}"));
         } else {
             Config::from_toml(&text, &f).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -179,4 +184,129 @@ fn systemd_unit_gives_the_registrations_database_a_state_directory() {
     assert!(unit.contains("store = \"sqlite:/var/lib/ferroswitch/registrations.db\""));
     let shipped = std::fs::read_to_string(conf().join("ferroswitch.toml")).unwrap();
     assert!(shipped.contains("\nstore = \"sqlite:registrations.db\"\n"));
+}
+
+/// Issue 12: the shipped config sets no dialplan (the builtin one: every number is a user) and
+/// no gateway, so it behaves as before dialplans existed.
+#[test]
+fn shipped_config_routes_every_number_to_a_user() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    assert_eq!(c.dialplan, None);
+    assert!(c.gateways.is_empty());
+    let d = c.load_dialplan().unwrap();
+    assert!(d.is_builtin());
+    assert_eq!(
+        d.route(DEFAULT_CONTEXT, "1000").target,
+        Target::User("1000".into())
+    );
+    assert_eq!(
+        d.route(PUBLIC_CONTEXT, "bob").target,
+        Target::User("bob".into())
+    );
+}
+
+/// The shipped dialplan validates against the shipped users, and with the commented
+/// `dialplan` line, `[[gateway]]` example and outbound rule uncommented, everything still
+/// loads, validates and routes as the comments say.
+#[test]
+fn shipped_dialplan_and_gateway_examples_validate_once_uncommented() {
+    let c = Config::load(&conf().join("ferroswitch.toml")).unwrap();
+    let path = conf().join("dialplan.toml");
+    let d = Dialplan::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let errors = d.validate(&c.users, &c.gateways);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        d.route(DEFAULT_CONTEXT, "1019").target,
+        Target::User("1019".into())
+    );
+    let r = d.route(DEFAULT_CONTEXT, "95551234567");
+    assert_eq!(
+        r.target,
+        Target::Reject {
+            status: 404,
+            reason: None
+        }
+    );
+    assert_eq!(r.rule.unwrap().name, "not found");
+    let did = d.route(PUBLIC_CONTEXT, "+15551230000").target;
+    assert!(
+        matches!(
+            did,
+            Target::Group {
+                strategy: Strategy::Sequential,
+                ..
+            }
+        ),
+        "{did:?}"
+    );
+
+    // Uncommented: `# key = ...` lines become `key = ...`, `# [[...]]` headers become tables.
+    let uncomment = |text: &str, from: &str| -> String {
+        let start = text
+            .find(from)
+            .unwrap_or_else(|| panic!("{from:?} not shipped"));
+        let (head, tail) = text.split_at(start);
+        let mut out = head.to_string();
+        for line in tail.lines() {
+            let l = line.strip_prefix("# ").unwrap_or(line);
+            let is_code = l.starts_with('[')
+                || l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                });
+            out.push_str(if is_code { l } else { line });
+            out.push('\n');
+        }
+        out
+    };
+    let main = std::fs::read_to_string(conf().join("ferroswitch.toml")).unwrap();
+    let main = main.replace(
+        "# dialplan = \"dialplan.toml\"",
+        "dialplan = \"dialplan.toml\"",
+    );
+    let main = uncomment(&main, "# [[gateway]]");
+    let c = Config::from_toml(&main, &conf().join("ferroswitch.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.dialplan.as_deref(), Some(path.as_path()));
+    assert_eq!(c.gateways.len(), 1);
+    let g = &c.gateways[0];
+    assert_eq!(
+        (g.name.as_str(), g.host.as_str(), g.port, g.transport),
+        ("provider", "sip.provider.example", None, Transport::Udp)
+    );
+    assert_eq!(
+        (g.register, g.expires, g.ping, g.realm.clone()),
+        (true, 600, 30, None)
+    );
+    assert_eq!(c.load_dialplan().unwrap().file(), Some(path.as_path()));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = uncomment(&text, "# [[context.default.route]]\n# name = \"outbound\"");
+    let d = Dialplan::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    let errors = d.validate(&c.users, &c.gateways);
+    assert!(errors.is_empty(), "{errors:?}");
+    let r = d.route(DEFAULT_CONTEXT, "95551234567");
+    assert_eq!(
+        r.target,
+        Target::Gateway {
+            gateway: "provider".into(),
+            number: "+15551234567".into()
+        }
+    );
+    assert_eq!(r.caller_id.unwrap().name.as_deref(), Some("Example Ltd"));
+    assert!(matches!(
+        d.route(DEFAULT_CONTEXT, "200").target,
+        Target::Group {
+            strategy: Strategy::Parallel,
+            ..
+        }
+    ));
+    // Without the gateway, the outbound rule is an error naming it.
+    let e = d.validate(&c.users, &[]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].to_string()
+            .contains("no [[gateway]] named \"provider\""),
+        "{}",
+        e[0]
+    );
 }

@@ -369,11 +369,20 @@ impl Config {
     /// forwards and contexts against it. Reusable for a reload: the caller keeps the old
     /// dialplan when this fails.
     pub fn load_dialplan(&self) -> Result<crate::routing::Dialplan, ConfigErrors> {
+        self.load_dialplan_for(&self.users)
+    }
+
+    /// [`Config::load_dialplan`], validated against `users` instead of the users loaded at
+    /// start: for a reload, with the users just read by [`Config::reload_users`].
+    pub fn load_dialplan_for(
+        &self,
+        users: &Users,
+    ) -> Result<crate::routing::Dialplan, ConfigErrors> {
         let dialplan = match &self.dialplan {
             None => crate::routing::Dialplan::builtin(),
             Some(path) => crate::routing::Dialplan::load(path)?,
         };
-        let errors = dialplan.validate(&self.users, &self.gateways);
+        let errors = dialplan.validate(users, &self.gateways);
         if errors.is_empty() {
             Ok(dialplan)
         } else {

@@ -14,6 +14,8 @@
 //! places, rings or rejects anything, and reads no file except in [`Dialplan::load`].
 
 mod dialplan;
+mod parse;
+mod show;
 mod template;
 #[cfg(test)]
 mod tests;

@@ -427,7 +427,7 @@ fn regexes_are_size_limited() {
         r"(?i)^sip-user-[a-z0-9]{1,64}$",
         r"^(?:00|\+)(?:1|44|49|33)(\d{6,14})$",
     ] {
-        assert!(super::dialplan::compile(p).is_ok(), "{p}");
+        assert!(super::parse::compile(p).is_ok(), "{p}");
     }
     // Unicode \w a hundred times is megabytes once compiled: the regex crate's own default
     // limit (10 MiB) would build it, ours refuses it.

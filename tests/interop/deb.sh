@@ -61,7 +61,7 @@ check "package holds fail2ban filter and jail, logrotate snippet" bash -c "
 conffiles_ok() {
   local f
   for f in /etc/ferroswitch/ferroswitch.toml /etc/ferroswitch/users/extensions.toml \
-           /etc/ferroswitch/users/demo.toml /etc/fail2ban/filter.d/ferroswitch.conf \
+           /etc/ferroswitch/dialplan.toml /etc/ferroswitch/users/demo.toml /etc/fail2ban/filter.d/ferroswitch.conf \
            /etc/fail2ban/jail.d/ferroswitch.conf /etc/logrotate.d/ferroswitch; do
     grep -qx "$f" "$WORK/control/conffiles" || { echo "not a conffile: $f"; return 1; }
   done
@@ -83,6 +83,7 @@ check "/var/lib/ferroswitch is owned by ferroswitch, 0750" \
   bash -c '[ "$(stat -c %U:%G:%a /var/lib/ferroswitch)" = ferroswitch:ferroswitch:750 ]'
 check "config readable by group ferroswitch only" bash -c '
   [ "$(stat -c %U:%G:%a /etc/ferroswitch/ferroswitch.toml)" = root:ferroswitch:640 ] &&
+  [ "$(stat -c %U:%G:%a /etc/ferroswitch/dialplan.toml)" = root:ferroswitch:640 ] &&
   [ "$(stat -c %U:%G:%a /etc/ferroswitch/users)" = root:ferroswitch:750 ]'
 check "packaged config keeps state in /var/lib/ferroswitch" bash -c "
   grep -q '^store = \"sqlite:/var/lib/ferroswitch/registrations.db\"' /etc/ferroswitch/ferroswitch.toml &&
