@@ -70,6 +70,7 @@ impl B2bua {
         wall: SystemTime,
         key: TransactionKey,
         req: Request,
+        router: super::Router<'_>,
     ) {
         let found = DialogKey::for_received_request(&req)
             .ok()
@@ -79,6 +80,10 @@ impl B2bua {
             return self.send_response(&key, resp);
         };
         let _span = self.enter(id);
+        // The leg of a transferor the switch has released (`transfer`).
+        if self.on_released_transferor(id, leg, &key, &req) {
+            return;
+        }
         let verdict = match self.leg_dialog(id, leg) {
             Some(d) => d.handle_request(&req),
             None => RequestVerdict::Reject(crate::dialog::DialogRejection::NoDialog),
@@ -99,6 +104,10 @@ impl B2bua {
                 if req.method == Method::Bye {
                     let resp = self.dialog_response(id, leg, &req, 200, "OK");
                     self.send_response(&key, resp);
+                    // A transferor leaving while its target rings: the call goes on.
+                    if self.transferor_leaves(id, leg) {
+                        return;
+                    }
                     let ringing = self
                         .calls
                         .get(id)
@@ -112,6 +121,12 @@ impl B2bua {
                         _ => {}
                     }
                     return self.hang_up(wall, id, side, HangupCause::NormalClearing);
+                }
+                // A blind transfer from the callee is the switch's to carry out (`transfer`).
+                if req.method == Method::Refer
+                    && self.handle_refer(now, id, leg, &key, &req, router)
+                {
+                    return;
                 }
                 self.relay(now, id, leg, key, req);
             }
@@ -131,7 +146,7 @@ impl B2bua {
     }
 
     /// Our response to a request received in `leg`'s dialog.
-    fn dialog_response(
+    pub(super) fn dialog_response(
         &mut self,
         id: CallId,
         leg: LegRef,
@@ -149,7 +164,7 @@ impl B2bua {
     }
 
     /// Refuses `req`, received in `leg`'s dialog on server transaction `key`.
-    fn dialog_reject(
+    pub(super) fn dialog_reject(
         &mut self,
         id: CallId,
         leg: LegRef,

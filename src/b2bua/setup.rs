@@ -9,7 +9,9 @@
 use super::core::B2bua;
 use super::headers::{clean_value, quoted, uri_user};
 use super::respond::{ALLOW, SUPPORTED};
-use super::{ALeg, Admitted, BLeg, BLegState, Call, CallState, CallTimer, Command, Over, Reject};
+use super::{
+    ALeg, Admitted, BLeg, BLegState, Call, CallId, CallState, CallTimer, Command, Over, Reject,
+};
 use crate::cdr::{CdrRecord, HangupCause, Party, Side};
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::{NextHop, SessionTimer, ViaSpec};
@@ -46,6 +48,21 @@ pub enum Route {
         bindings: Vec<Binding>,
     },
 }
+
+/// What the call core asks the router in the middle of a call (a transfer's Refer-To):
+/// where `dialled` leads, from `context` (the transferring user's dialplan context;
+/// `"default"` for every user today), for a call of `domain`.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteQuery<'a> {
+    pub dialled: &'a str,
+    pub context: &'a str,
+    pub domain: &'a str,
+}
+
+/// The engine's routing as the call core sees it: the engine passes one in with every
+/// in-dialog request (`B2bua::handle_dialog_request`), so the core never calls the engine.
+/// Today the users directory and the location store; the dialplan takes its place.
+pub type Router<'a> = &'a mut dyn FnMut(RouteQuery<'_>) -> Route;
 
 /// Header values we copy from the caller's INVITE to the callee's.
 const COPIED: &[HeaderName] = &[HeaderName::ContentType, HeaderName::Subject];
@@ -134,6 +151,8 @@ impl B2bua {
         let a_adv = advertised(arrival.local, ruri.host(), arrival.transport);
         let id = self.calls.next_id();
         let local_tag = new_tag_with(&mut self.rng);
+        let a_sdp = (media.is_none() && super::media::is_sdp(&req.headers, &req.body))
+            .then(|| req.body.clone());
         let mut call = Call {
             id,
             state: CallState::Ringing,
@@ -171,8 +190,10 @@ impl B2bua {
             caller_authenticated: adm.authenticated,
             caller_private,
             span: tracing::info_span!(target: "ferroswitch::call", "call", id),
+            bypass_sdp: [a_sdp, None],
             media,
             media_ip: arrival.local.ip(),
+            transfer: None,
         };
         if let Some(m) = &call.media {
             self.media_calls.insert(m.alloc.id, id);
@@ -183,34 +204,12 @@ impl B2bua {
             call = id, caller = %crate::security::log_escape(&call.caller.user), callee = %crate::security::log_escape(&call.callee.user),
             contacts = bindings.len(), "new call"
         );
-        for b in &bindings {
-            let invite = self.b_leg_invite(&call, b, &b_body);
-            let peer = binding_peer(b);
-            call.first_b_call_id
-                .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
-            let advertised = b.advertised.clone();
-            match self.send_request(invite.clone(), peer) {
-                Some(bkey) => {
-                    self.calls.add_b_invite(bkey.clone(), id, call.b.len());
-                    call.b.push(BLeg {
-                        key: bkey,
-                        invite,
-                        peer,
-                        advertised,
-                        state: BLegState::Calling,
-                        dialog: None,
-                        ack: None,
-                        ack_waits_for_caller: false,
-                        session_timer: None,
-                        answer_sdp: None,
-                        allows_update: false,
-                    });
-                }
-                None => {
-                    tracing::warn!(target: "ferroswitch::call", call = id, "b-leg INVITE without a branch")
-                }
-            }
-        }
+        let who = LegIdentity::of(&call, &call.callee);
+        call.b = self.send_b_invites(id, &who, &bindings, &b_body, 0);
+        call.first_b_call_id = call
+            .b
+            .first()
+            .map(|b| b.invite.headers.call_id().unwrap_or_default().to_string());
         if call.b.is_empty() {
             // No b-leg could be built: nothing rings.
             if let Some(h) = call.hold.take() {
@@ -282,6 +281,8 @@ impl B2bua {
             caller_transport: transport.as_str(),
             callee_transport: None,
             media: None,
+            transferred_to: None,
+            transferred_by: None,
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));
     }
@@ -338,26 +339,63 @@ impl B2bua {
         }
     }
 
+    /// Calls `bindings` (the contacts a `Route` gave) for call `id`: one b-leg INVITE each,
+    /// sent in parallel and indexed from b-leg number `first` on. The one place b-leg
+    /// INVITEs leave for a route, for a new call and for a transfer's target alike; a route
+    /// to a gateway will grow here.
+    pub(super) fn send_b_invites(
+        &mut self,
+        id: CallId,
+        who: &LegIdentity,
+        bindings: &[Binding],
+        body: &bytes::Bytes,
+        first: usize,
+    ) -> Vec<BLeg> {
+        let mut legs = Vec::with_capacity(bindings.len());
+        for b in bindings {
+            let invite = self.b_leg_invite(who, b, body);
+            let peer = binding_peer(b);
+            let advertised = b.advertised.clone();
+            match self.send_request(invite.clone(), peer) {
+                Some(bkey) => {
+                    self.calls
+                        .add_b_invite(bkey.clone(), id, first + legs.len());
+                    legs.push(BLeg {
+                        key: bkey,
+                        invite,
+                        peer,
+                        advertised,
+                        state: BLegState::Calling,
+                        dialog: None,
+                        ack: None,
+                        ack_waits_for_caller: false,
+                        session_timer: None,
+                        answer_sdp: None,
+                        allows_update: false,
+                    });
+                }
+                None => {
+                    tracing::warn!(target: "ferroswitch::call", call = id, "b-leg INVITE without a branch")
+                }
+            }
+        }
+        legs
+    }
+
     /// The INVITE of a new b-leg to one registered contact.
-    fn b_leg_invite(&mut self, call: &Call, b: &Binding, body: &bytes::Bytes) -> Request {
-        let a = &call.a.invite;
+    fn b_leg_invite(&mut self, call: &LegIdentity, b: &Binding, body: &bytes::Bytes) -> Request {
         let mut r = Request::new(crate::sip::Method::Invite, b.contact.clone());
         let branch = self.our_branch();
         let transport = binding_peer(b).transport;
         let via = ViaSpec::new(transport, b.advertised.clone(), branch);
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
-        let mf = a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
-        h.push(HeaderName::MaxForwards, mf.to_string());
+        h.push(HeaderName::MaxForwards, call.max_forwards.to_string());
         let caller = identity(&call.caller, &call.domain);
         let tag = new_tag_with(&mut self.rng);
         // RFC 3323 §4.1 / RFC 3325 §7: the callee is a phone, not a trusted node, so a caller
         // asking for privacy is anonymous to it.
-        let from = if call.caller_private {
-            ANONYMOUS
-        } else {
-            &caller
-        };
+        let from = if call.private { ANONYMOUS } else { &caller };
         h.push(HeaderName::From, format!("{from};tag={tag}"));
         h.push(HeaderName::To, identity(&call.callee, &call.domain));
         let call_id = new_call_id_with(&mut self.rng, None);
@@ -365,7 +403,7 @@ impl B2bua {
         let seq: u32 = self.rng.gen_range(1..10_000);
         h.push(HeaderName::CSeq, format!("{seq} INVITE"));
         let tp = transport.uri_param();
-        let contact_user = if call.caller_private {
+        let contact_user = if call.private {
             "anonymous".to_string()
         } else {
             uri_user(&call.caller.user)
@@ -376,7 +414,7 @@ impl B2bua {
         );
         // Only a caller whose digest we verified is asserted (RFC 3325: screened identity);
         // with `auth_calls = false` the From is a claim, passed on as `screen=no`.
-        match (call.caller_private, call.caller_authenticated) {
+        match (call.private, call.authenticated) {
             (true, _) => {
                 h.push(
                     HeaderName::RemotePartyId,
@@ -406,16 +444,55 @@ impl B2bua {
             format!("{};refresher=uas", se.session_expires),
         );
         h.push(HeaderName::MinSe, se.min_se.to_string());
-        for name in COPIED {
-            for v in a.headers.get_all(name) {
-                // Control octets (a bare CR) would start a header of the caller's choosing.
-                if let Some(v) = clean_value(&v.value) {
-                    h.push(name.clone(), v);
-                }
-            }
+        for (name, v) in &call.copied {
+            h.push(name.clone(), v.clone());
+        }
+        if !body.is_empty() && h.get(&HeaderName::ContentType).is_none() {
+            h.push(HeaderName::ContentType, "application/sdp");
         }
         r.body = body.clone();
         r
+    }
+}
+
+/// Who a b-leg INVITE says is calling whom, copied out of the call so that INVITEs can be
+/// built while the call is borrowed (or not yet in the table).
+pub(super) struct LegIdentity {
+    pub caller: Party,
+    pub callee: Party,
+    pub domain: String,
+    pub private: bool,
+    pub authenticated: bool,
+    /// The caller's Max-Forwards less one (70 less one once the INVITE was compacted).
+    pub max_forwards: u32,
+    /// `COPIED` headers of the caller's INVITE, without control octets.
+    pub copied: Vec<(HeaderName, bytes::Bytes)>,
+}
+
+impl LegIdentity {
+    /// The caller of `call` calling `callee` (the call's own callee, or a transfer target).
+    pub(super) fn of(call: &Call, callee: &Party) -> LegIdentity {
+        let a = &call.a.invite;
+        let copied = COPIED
+            .iter()
+            .flat_map(|name| {
+                // Control octets (a bare CR) would start a header of the caller's choosing.
+                a.headers
+                    .get_all(name)
+                    .filter_map(|v| clean_value(&v.value))
+                    .map(|v| (name.clone(), v))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        LegIdentity {
+            caller: call.caller.clone(),
+            callee: callee.clone(),
+            domain: call.domain.clone(),
+            private: call.caller_private,
+            authenticated: call.caller_authenticated,
+            max_forwards: a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1,
+            copied,
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub enum CallTimer {
     /// 64·T1 after a callee's 2xx: it has stopped retransmitting it (RFC 6026 Timer L), so
     /// the stored ACK that answered the retransmissions can go.
     AckWindowOver,
+    /// `call_timeout` passed while a transfer's target rang: its legs are cancelled.
+    TransferNoAnswer,
 }
 
 #[derive(Debug, Default)]
@@ -221,6 +223,7 @@ impl Calls {
                 CallTimer::Expire(i) => call.expire_at[i],
                 // Clearing stored ACKs is harmless at any time: never stale.
                 CallTimer::AckWindowOver => Some(at),
+                CallTimer::TransferNoAnswer => call.transfer.as_ref().and_then(|t| t.no_answer_at),
             };
             if current == Some(at) {
                 due.push((id, timer));

@@ -5,9 +5,11 @@
 //! over to the call core (`b2bua`), which does the rest.
 
 use super::{Engine, Handled};
-use crate::b2bua::{Admitted, Arrival, Route};
+use crate::b2bua::{Arrival, Route};
 use crate::cdr::Party;
+use crate::config::Users;
 use crate::net::Peer;
+use crate::registrar::LocationStore;
 use crate::sip::{Method, Request};
 use crate::transaction::TransactionKey;
 use std::time::{Instant, SystemTime};
@@ -34,7 +36,8 @@ impl Engine {
                 return self.send_response(now, &key, resp);
             }
         };
-        let route = self.route(now, &adm);
+        let user = adm.ruri.user().unwrap_or_default();
+        let route = route_user(&self.users, &*self.store, now, user, &adm.realm);
         let arrival = Arrival {
             from,
             local: origin.map_or(from.addr, |o| o.local),
@@ -58,21 +61,30 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Where the Request-URI's user leads: an enabled user of ours and the contacts
-    /// registered for it now.
-    fn route(&self, now: Instant, adm: &Admitted) -> Route {
-        let user = adm.ruri.user().map(str::to_string).unwrap_or_default();
-        let Some(u) = self.users.get(&user).filter(|u| u.enabled) else {
-            return Route::NoSuchUser { user };
+/// Where a dialled user part leads in `realm`: an enabled user of ours and the contacts
+/// registered for it now. The engine's router today (the dialplan replaces it): a new call's
+/// Request-URI user, and a transfer's Refer-To user (`b2bua::RouteQuery`, asked by the call
+/// core through the closure `Engine::router` hands it).
+pub(super) fn route_user(
+    users: &Users,
+    store: &dyn LocationStore,
+    now: Instant,
+    user: &str,
+    realm: &str,
+) -> Route {
+    let Some(u) = users.get(user).filter(|u| u.enabled) else {
+        return Route::NoSuchUser {
+            user: user.to_string(),
         };
-        let bindings = self.store.lookup(&format!("{user}@{}", adm.realm), now);
-        Route::User {
-            callee: Party {
-                user: u.id.clone(),
-                display_name: u.display_name.clone(),
-            },
-            bindings,
-        }
+    };
+    let bindings = store.lookup(&format!("{user}@{realm}"), now);
+    Route::User {
+        callee: Party {
+            user: u.id.clone(),
+            display_name: u.display_name.clone(),
+        },
+        bindings,
     }
 }

@@ -424,7 +424,14 @@ impl Engine {
             Method::Options => self.options_response(&req),
             Method::Ack | Method::Cancel => return,
             _ if req.headers.to_tag().is_some() => {
-                return self.b2bua.handle_dialog_request(now, wall, key, req);
+                // The call core asks where a transfer's Refer-To leads (`b2bua::RouteQuery`).
+                let (users, store) = (&self.users, &*self.store);
+                let mut router = |q: crate::b2bua::RouteQuery<'_>| {
+                    calls::route_user(users, store, now, q.dialled, q.domain)
+                };
+                return self
+                    .b2bua
+                    .handle_dialog_request(now, wall, key, req, &mut router);
             }
             Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
             Method::Invite | Method::Message => {
