@@ -1,9 +1,10 @@
 //! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
-//! MESSAGE, REFER and the NOTIFYs of its subscription … cross over to the other leg with the
-//! headers that carry their meaning (a blind transfer's Refer-To names a user of ours, whom
-//! the transferee then calls through us with a new INVITE), and the answer comes back the
-//! same way (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
+//! MESSAGE, NOTIFY … cross over to the other leg with the headers that carry their meaning,
+//! and the answer comes back the same way. A REFER from the answered callee is the switch's
+//! to carry out (`transfer`, hooked in below, as are the transferor's BYEs); a REFER from
+//! the caller, or with Replaces, still crosses over (the transferee then calls the target
+//! through us with a new INVITE) (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
 //! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
 use super::core::{request_command, B2bua, Command};
@@ -124,7 +125,7 @@ impl B2bua {
                 }
                 // A blind transfer from the callee is the switch's to carry out (`transfer`).
                 if req.method == Method::Refer
-                    && self.handle_refer(now, id, leg, &key, &req, router)
+                    && self.handle_refer(now, wall, id, leg, &key, &req, router)
                 {
                     return;
                 }

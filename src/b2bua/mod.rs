@@ -13,7 +13,8 @@
 //! - `in_dialog`: BYE, re-INVITE, UPDATE, INFO, NOTIFY … across the two legs;
 //! - `transfer`: a REFER answered by the switch itself (RFC 3515 blind transfer): 202, the
 //!   target routed through the `Router` the engine hands in, a new b-leg for it, NOTIFYs of
-//!   its progress to the transferor, and the swap of legs when it answers;
+//!   its progress to the transferor, and the swap of legs when it answers; `attended`: a
+//!   REFER with Replaces joining the transferor's two calls (RFC 3891);
 //! - `reinvite`: after a relayed re-INVITE's 2xx (ACKs, retransmissions, late offer);
 //! - `refresh`: RFC 4028 refreshes we send ourselves;
 //! - `message`: out-of-dialog MESSAGE (RFC 3428) to every contact of the callee;
@@ -24,6 +25,7 @@
 //!
 //! Never does I/O and never reads a clock; bounded by `max_calls`.
 
+mod attended;
 mod core;
 mod events;
 pub mod headers;

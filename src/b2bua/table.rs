@@ -98,6 +98,15 @@ impl Calls {
         self.calls.get_mut(&id).map(|c| &mut **c)
     }
 
+    /// Two different calls at once (an attended transfer joins them); `None` unless both
+    /// exist and differ.
+    pub fn get_disjoint_mut(&mut self, ids: [CallId; 2]) -> Option<[&mut Call; 2]> {
+        match self.calls.get_disjoint_mut([&ids[0], &ids[1]]) {
+            [Some(a), Some(b)] => Some([&mut **a, &mut **b]),
+            _ => None,
+        }
+    }
+
     pub fn ids(&self) -> Vec<CallId> {
         self.calls.keys().copied().collect()
     }
@@ -107,7 +116,14 @@ impl Calls {
         let call = self.calls.remove(&id)?;
         self.by_a_invite.remove(&call.a.invite_key);
         for leg in &call.b {
-            self.by_b_invite.remove(&leg.key);
+            // A leg that moved to another call (attended transfer) stays indexed there.
+            if self
+                .by_b_invite
+                .get(&leg.key)
+                .is_some_and(|(c, _)| *c == id)
+            {
+                self.by_b_invite.remove(&leg.key);
+            }
         }
         for k in self.keys_of.remove(&id).unwrap_or_default() {
             match k {

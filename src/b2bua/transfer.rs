@@ -22,8 +22,9 @@
 //! BLIND_TRANSFER, `transferred_to`); the call's record keeps its caller and names the
 //! target and the transferor.
 //!
-//! Not here yet: a REFER from the caller (relayed to the callee as before, who then calls
-//! the target through us) and REFER with Replaces (attended transfer, also relayed).
+//! A REFER with Replaces naming the transferor's other call is an attended transfer
+//! (`attended`). Not here yet: a REFER from the caller, and a Replaces of another shape
+//! (both relayed to the other phone as before, which then calls the target through us).
 //! Never panics on what a peer sends; a route it cannot use is a NOTIFY with an error status.
 
 use super::core::{request_command, B2bua, Command};
@@ -91,7 +92,7 @@ fn transfer_target(route: Route) -> Result<(Party, Vec<Binding>), u16> {
 
 /// `body` with every stream's direction set back to sendrecv: a transferor that held the
 /// transferee left `sendonly`/`recvonly` in the last SDP, which the new party must not get.
-fn sendrecv(body: &Bytes) -> Bytes {
+pub(super) fn sendrecv(body: &Bytes) -> Bytes {
     let text = String::from_utf8_lossy(body);
     if !["a=sendonly", "a=recvonly", "a=inactive"]
         .iter()
@@ -120,9 +121,11 @@ impl B2bua {
 
     /// A REFER accepted by `leg`'s dialog. True when the switch carries the transfer out (it
     /// has answered the REFER); false to relay it as before (from the caller, or attended).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_refer(
         &mut self,
         now: Instant,
+        wall: SystemTime,
         id: CallId,
         leg: LegRef,
         key: &TransactionKey,
@@ -145,14 +148,19 @@ impl B2bua {
             self.dialog_reject(id, leg, key, req, Reject::BadReferTo);
             return true;
         };
-        if target
+        let replaces = target
             .uri
             .header_pairs()
-            .any(|(k, _)| k.eq_ignore_ascii_case("Replaces"))
-        {
-            // Attended transfer: relayed, the transferee sends the INVITE with Replaces.
+            .find(|(k, _)| k.eq_ignore_ascii_case("Replaces"))
+            .map(|(_, v)| v.to_string());
+        if replaces.as_deref().is_some_and(|r| !self.can_join(id, r)) {
+            // An attended transfer of another shape: relayed, the transferee then sends the
+            // INVITE with Replaces.
             return false;
         }
+        let Some(call) = self.calls.get(id) else {
+            return false;
+        };
         let busy = call.state != CallState::Connected
             || call
                 .transfer
@@ -177,6 +185,10 @@ impl B2bua {
                 .push(HeaderName::from_wire("Refer-Sub"), "false");
         }
         self.send_response(key, resp);
+        if let Some(r) = replaces {
+            self.join_calls(now, wall, id, leg, &r, (refer_seq, notify));
+            return true;
+        }
 
         let dialled = target
             .uri
@@ -255,7 +267,14 @@ impl B2bua {
     /// NOTIFY of the REFER's implicit subscription on `leg` (RFC 3515 §2.4.4): `status` as a
     /// sipfrag status line; `terminated` ends the subscription. Not tracked: its answer
     /// changes nothing.
-    fn send_notify(&mut self, id: CallId, leg: LegRef, refer_seq: u32, status: u16, done: bool) {
+    pub(super) fn send_notify(
+        &mut self,
+        id: CallId,
+        leg: LegRef,
+        refer_seq: u32,
+        status: u16,
+        done: bool,
+    ) {
         let branch = self.our_branch();
         let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(id) else {
@@ -418,7 +437,7 @@ impl B2bua {
             if let Some(c) = self.calls.get_mut(id) {
                 c.bypass_sdp[1] = Some(resp.body.clone());
             }
-            self.reoffer_caller(id, resp.body.clone());
+            self.reoffer(id, LegRef::A, resp.body.clone());
             Some(resp.body.clone())
         } else {
             None
@@ -438,14 +457,9 @@ impl B2bua {
             b.answer_sdp = answer_sdp.or_else(|| b.answer_sdp.take());
         }
         tracing::info!(target: "ferroswitch::call", call = id, leg, "transfer answered");
-        self.transferor_cdr(wall, id);
+        self.transferor_cdr(wall, id, HangupCause::BlindTransfer);
         if !gone {
-            // The dialog stays indexed: a BYE of the transferor's crossing ours gets a 200.
-            let key = self.leg_dialog(id, transferor).map(|d| d.key().clone());
-            self.bye_leg(id, transferor, HangupCause::NormalClearing);
-            if let Some(key) = key {
-                self.calls.add_dialog(key, id, transferor);
-            }
+            self.release_transferor(id, transferor);
         }
         if let Some(call) = self.calls.get_mut(id) {
             call.winner = Some(leg);
@@ -576,23 +590,51 @@ impl B2bua {
         true
     }
 
-    /// Bypass: a re-INVITE to the caller with the new party's SDP, so its media goes there.
-    /// Sent and answered like an RFC 4028 refresh (`refresh`: the 2xx is ACKed, 408/481
-    /// end the call).
-    fn reoffer_caller(&mut self, id: CallId, sdp: Bytes) {
+    /// BYE to the transferor on `leg` (`Reason: Q.850;cause=16`). Its dialog stays indexed:
+    /// a BYE of the transferor's crossing ours gets a 200 (`on_released_transferor`).
+    pub(super) fn release_transferor(&mut self, id: CallId, leg: LegRef) {
+        let key = self.leg_dialog(id, leg).map(|d| d.key().clone());
+        self.bye_leg(id, leg, HangupCause::NormalClearing);
+        if let Some(key) = key {
+            self.calls.add_dialog(key, id, leg);
+        }
+    }
+
+    /// A re-INVITE on `leg` (the answered callee's or the caller's) offering `sdp`, so its
+    /// media goes to a new party. Sent and answered like an RFC 4028 refresh (`refresh`:
+    /// the 2xx is ACKed and its SDP followed by the relay, 408/481 end the call).
+    pub(super) fn reoffer(&mut self, id: CallId, leg: LegRef, sdp: Bytes) {
         let branch = self.our_branch();
         let ua = self.cfg.user_agent.clone();
         let session = self.cfg.calls.session;
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let (peer, adv, timer) = (call.a.peer, call.a.advertised.clone(), call.a.session_timer);
-        let Some(d) = call.a.dialog.as_mut() else {
+        let (side, peer, adv, timer, dialog) = match leg {
+            LegRef::A => (
+                0,
+                call.a.peer,
+                call.a.advertised.clone(),
+                call.a.session_timer,
+                call.a.dialog.as_mut(),
+            ),
+            LegRef::B(i) => match call.b.get_mut(i) {
+                Some(b) => (
+                    1,
+                    b.peer,
+                    b.advertised.clone(),
+                    b.session_timer,
+                    b.dialog.as_mut(),
+                ),
+                None => return,
+            },
+        };
+        let Some(d) = dialog else {
             return;
         };
         let via = ViaSpec::new(peer.transport, adv, branch);
         let Ok(mut req) = d.new_request(Method::Invite, &via) else {
-            tracing::debug!(target: "ferroswitch::call", call = id, "caller not re-INVITEd after the transfer: an INVITE is pending");
+            tracing::debug!(target: "ferroswitch::call", call = id, ?leg, "not re-INVITEd after the transfer: an INVITE is pending");
             return;
         };
         if let Some(t) = timer {
@@ -602,12 +644,12 @@ impl B2bua {
         req.headers.push(HeaderName::ContentType, "application/sdp");
         req.body = sdp;
         if let Some(key) = self.send_request(req, peer) {
-            self.calls.add_refresh(key, id, 0);
+            self.calls.add_refresh(key, id, side);
         }
     }
 
     /// The transferor's own record: its part of the call, ended by the transfer.
-    fn transferor_cdr(&mut self, wall: SystemTime, id: CallId) {
+    pub(super) fn transferor_cdr(&mut self, wall: SystemTime, id: CallId, cause: HangupCause) {
         if !self.cfg.calls.cdrs {
             return;
         }
@@ -639,8 +681,8 @@ impl B2bua {
             end_time: crate::clock::rfc3339(wall),
             duration: seconds_between(call.start, wall),
             billsec: call.answer.map_or(0, |a| seconds_between(a, wall)),
-            hangup_cause: HangupCause::BlindTransfer.name(),
-            hangup_cause_code: HangupCause::BlindTransfer.code(),
+            hangup_cause: cause.name(),
+            hangup_cause_code: cause.code(),
             sip_status: 200,
             hangup_side: Side::Callee,
             caller_transport: call.a.peer.transport.as_str(),

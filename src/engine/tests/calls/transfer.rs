@@ -422,3 +422,113 @@ fn rfc3515_refer_from_the_caller_reaches_the_callee_with_refer_to() {
     net.send(BOB, &bob.ua.respond(&n, 200, &[], ""));
     bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
 }
+
+/// `v` %-escaped for a URI header (RFC 3261 §19.1.1).
+fn escaped(v: &str) -> String {
+    v.bytes()
+        .map(|c| match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (c as char).to_string()
+            }
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn rfc5589_7_attended_transfer_joins_the_caller_and_the_consulted_party() {
+    let mut net = net_with_dave();
+    let (mut bob, mut alice, dave) = (Caller::bob(), Ua::alice(), dave());
+    let (mut a, mut b, _inv) = connect(&mut net, &mut bob, &mut alice);
+    // alice (bob's callee) consults dave in a call of her own.
+    let mut consult = Caller::as_user("alice", ZOIPER);
+    consult.ua.branches = 100;
+    let msg = consult.invite_to("dave", &[], "");
+    let r407 = net.send(ZOIPER, &msg).response(ZOIPER, 407);
+    consult.learn(&r407);
+    net.send(ZOIPER, &consult.ack_non2xx(&r407));
+    let sent = net.send(
+        ZOIPER,
+        &consult.invite_to("dave", &[], &sdp("alice", 9002, "")),
+    );
+    let to_dave = sent.request(DAVE, Method::Invite);
+    let dave_sdp = sdp("dave", 9400, "");
+    let sent = net.send(DAVE, &dave.respond(&to_dave, 200, &[], &dave_sdp));
+    let ok = sent.response(ZOIPER, 200);
+    let c2 = consult.dialog(&ok);
+    assert!(net.send(ZOIPER, &consult.ack(&c2, "")).is_empty());
+
+    // REFER on bob's call naming the consultation (RFC 3891 from alice's view).
+    let ours = ok.headers.to_tag().expect("our tag");
+    let replaces = format!("{};to-tag={ours};from-tag={}", c2.call_id, consult.ua.tag);
+    let refer_to = format!(
+        "Refer-To: <sip:dave@192.168.4.4?Replaces={}>",
+        escaped(&replaces)
+    );
+    let sent = net.send(
+        ZOIPER,
+        &alice.in_dialog(&mut b, "REFER", None, &[refer_to.as_str()], ""),
+    );
+    assert_eq!(
+        sent.ladder(),
+        [
+            "alice<-202 REFER",
+            "alice<-NOTIFY",
+            "alice<-BYE",
+            "dave<-INVITE",
+            "bob<-INVITE",
+            "alice<-BYE"
+        ],
+        "both of alice's legs end; bob and dave are re-INVITEd with each other"
+    );
+    let n = sent.request(ZOIPER, Method::Notify);
+    assert_eq!(notified(&n).0, "SIP/2.0 200 OK");
+    let to_d = sent.request(DAVE, Method::Invite);
+    assert_eq!(
+        to_d.headers.call_id(),
+        to_dave.headers.call_id(),
+        "dave's own dialog"
+    );
+    assert_eq!(&to_d.body[..], sdp("bob", 8000, "").as_bytes());
+    let to_b = sent.request(BOB, Method::Invite);
+    assert_eq!(&to_b.body[..], dave_sdp.as_bytes());
+    for r in sent.requests(ZOIPER, Method::Bye) {
+        net.send(ZOIPER, &alice.respond(&r, 200, &[], ""));
+    }
+    net.send(ZOIPER, &alice.respond(&n, 200, &[], ""));
+    let sent = net.send(DAVE, &dave.respond(&to_d, 200, &[], &dave_sdp));
+    assert_eq!(sent.ladder(), ["dave<-ACK"]);
+    let sent = net.send(BOB, &bob.ua.respond(&to_b, 200, &[], &sdp("bob", 8000, "")));
+    assert_eq!(sent.ladder(), ["bob<-ACK"]);
+    let mine = net.engine.poll_cdr().expect("alice's part of bob's call");
+    assert_eq!(mine.hangup_cause, "ATTENDED_TRANSFER");
+    assert_eq!(mine.transferred_to.as_deref(), Some("dave"));
+    let consultation = net.engine.poll_cdr().expect("the consultation's CDR");
+    assert_eq!(
+        (
+            consultation.caller.user.as_str(),
+            consultation.callee.user.as_str()
+        ),
+        ("alice", "dave")
+    );
+    assert_eq!(consultation.hangup_cause, "ATTENDED_TRANSFER");
+
+    // bob and dave talk; dave hangs up.
+    let mut d = dave.uas_dialog(&to_dave);
+    let mut dave = dave;
+    let sent = net.send(DAVE, &dave.in_dialog(&mut d, "BYE", None, &[], ""));
+    assert_eq!(sent.ladder(), ["dave<-200 BYE", "bob<-BYE"]);
+    net.send(
+        BOB,
+        &bob.ua
+            .respond(&sent.request(BOB, Method::Bye), 200, &[], ""),
+    );
+    let rec = net.cdr();
+    assert_eq!(
+        (rec.caller.user.as_str(), rec.callee.user.as_str()),
+        ("bob", "dave")
+    );
+    assert_eq!(rec.transferred_by.as_deref(), Some("alice"));
+    let _ = &mut a;
+    net.assert_drained();
+}
