@@ -13,8 +13,9 @@
 //! `Subscription-State: terminated;reason=noresource` and a BYE (`Reason: Q.850;cause=16`),
 //! and the new leg becomes the call's answered b-leg. With a relay the new party's answer
 //! only re-targets the callee side of the relay (the caller keeps our ports and its codecs
-//! as negotiated; no re-INVITE); in bypass the caller gets a re-INVITE with the new party's
-//! SDP. A failure (busy, 404, no answer within `call_timeout`) is NOTIFYed with its status
+//! as negotiated; no re-INVITE, except for a caller the transferor had put on hold, which is
+//! offered the new party sendrecv); in bypass the caller gets a re-INVITE with the new
+//! party's SDP. A failure (busy, 404, no answer within `call_timeout`) is NOTIFYed with its status
 //! line and the call stays as it was. A transferor that hangs up first gets its 200 and the
 //! transfer goes on; its BYE racing ours after the answer gets a 200 too.
 //!
@@ -428,11 +429,22 @@ impl B2bua {
             self.cancel_b(id, i);
         }
         // The media: with a relay, the callee side now points at the new party (the caller
-        // keeps our ports, so it needs no re-INVITE); in bypass, the caller is re-INVITEd
-        // with the new party's SDP.
+        // keeps our ports, so it needs no re-INVITE, unless the transferor had put it on
+        // hold: then it is offered the new party, sendrecv); in bypass, the caller is
+        // re-INVITEd with the new party's SDP.
         let sdp = super::media::is_sdp(&resp.headers, &resp.body);
+        let held = self
+            .calls
+            .get(id)
+            .and_then(|c| c.media.as_ref())
+            .and_then(|m| m.last_sent[0].as_ref())
+            .is_some_and(|b| sendrecv(b) != *b);
         let answer_sdp = if sdp && self.anchors_media() {
-            Some(self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body))
+            let to_a = self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body);
+            if held {
+                self.reoffer(id, LegRef::A, sendrecv(&to_a));
+            }
+            Some(to_a)
         } else if sdp {
             if let Some(c) = self.calls.get_mut(id) {
                 c.bypass_sdp[1] = Some(resp.body.clone());

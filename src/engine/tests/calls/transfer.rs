@@ -532,3 +532,53 @@ fn rfc5589_7_attended_transfer_joins_the_caller_and_the_consulted_party() {
     let _ = &mut a;
     net.assert_drained();
 }
+
+#[test]
+fn a_caller_held_by_the_transferor_is_taken_off_hold_when_the_target_answers() {
+    let (mut net, _relay) = relayed_net(|_| {});
+    net.register_contact("dave", DAVE, DAVE_CONTACT);
+    let (mut bob, mut alice, dave) = (Caller::bob(), Ua::alice(), dave());
+    let (to_bob, _to_alice, mut a, mut b) = anchored_call(&mut net, &mut bob, &mut alice);
+    // alice holds bob before transferring him.
+    let hold = sdp("alice", 9000, "a=sendonly\r\n");
+    let sent = net.send(ZOIPER, &alice.in_dialog(&mut b, "INVITE", None, &[], &hold));
+    let reinv = sent.request(BOB, Method::Invite);
+    let held = sdp("bob", 8000, "a=recvonly\r\n");
+    let sent = net.send(BOB, &bob.ua.respond(&reinv, 200, &[], &held));
+    let ok = sent.response(ZOIPER, 200);
+    let seq = ok.headers.cseq().map(|c| c.seq);
+    net.send(
+        ZOIPER,
+        &alice.in_dialog(&mut b.clone(), "ACK", seq, &[], ""),
+    );
+
+    let sent = net.send(ZOIPER, &refer(&mut alice, &mut b, "dave", &[]));
+    answer_notify(&mut net, &alice, &sent);
+    let to_dave = sent.request(DAVE, Method::Invite);
+    let offer = std::str::from_utf8(&to_dave.body).unwrap();
+    assert!(
+        offer.contains("a=sendrecv") && !offer.contains("a=recvonly"),
+        "dave is not offered a held call: {offer}"
+    );
+    let sent = net.send(
+        DAVE,
+        &dave.respond(&to_dave, 200, &[], &sdp("dave", 9400, "")),
+    );
+    assert_eq!(
+        sent.ladder(),
+        ["dave<-ACK", "bob<-INVITE", "alice<-NOTIFY", "alice<-BYE"]
+    );
+    let unhold = sent.request(BOB, Method::Invite);
+    assert_eq!(audio_port(&unhold.body), to_bob, "bob keeps his relay port");
+    assert!(!std::str::from_utf8(&unhold.body)
+        .unwrap()
+        .contains("sendonly"));
+    let sent = net.send(
+        BOB,
+        &bob.ua.respond(&unhold, 200, &[], &sdp("bob", 8000, "")),
+    );
+    assert_eq!(sent.ladder(), ["bob<-ACK"]);
+    let _ = net.engine.poll_cdr();
+    let sent = net.send(BOB, &bob.ua.in_dialog(&mut a, "BYE", None, &[], ""));
+    assert_eq!(sent.ladder(), ["bob<-200 BYE", "dave<-BYE"]);
+}
