@@ -102,7 +102,8 @@ def linphone_transferee(port, work, lp_port, ctrl_bob, ctrl_carol):
         time.sleep(1)
         bob.send("transfer", f"sip:1000@127.0.0.1:{port}")
         step(carol.wait("CALL_ESTABLISHED", 20), "carol answers the transferred call")
-        step(carol.wait("CALL_RTPESTAB", 10), "carol gets alice's RTP through the relay")
+        # linphonec sends no RTP in this setup (bob gets none either): carol's RTP reaching
+        # alice through the relay is checked from the CDR's counters (transfer.sh).
         step(bob.wait("CALL_CLOSED", 15), "bob's call with alice is released after the transfer")
         time.sleep(1)
         with lp.lock:

@@ -75,6 +75,15 @@ transfer() { # MODE (see transfer.py)
     || { echo "     no BLIND_TRANSFER CDR alice -> bob with transferred_to 1000"; return 1; }
   cdr_has alice 1000 '"media":{.*"transferred_to":"1000","transferred_by":"bob"' \
     || { echo "     no CDR of the transferred call alice -> 1000 (with media, transferred_by bob)"; return 1; }
+  # carol's RTP reached alice through the relay: it sent her more than a baresip transferor's
+  # ~1 s before the transfer (50 packets/s); a linphonec transferor sends none here.
+  local tx min=100
+  [ "$mode" = baresip-transferee ] && min=25
+  tx=$(grep '"callee":{"user":"1000"' "$WORK/new-cdrs" \
+    | grep -o '"media":{"caller":{"rx_packets":[0-9]*,"rx_bytes":[0-9]*,"tx_packets":[0-9]*' \
+    | grep -o '[0-9]*$')
+  [ "${tx:-0}" -ge "$min" ] \
+    || { echo "     the relay sent alice ${tx:-0} RTP packets: carol's media did not reach her"; return 1; }
   [ "$(wc -l < "$WORK/new-cdrs")" -eq 2 ] \
     || { echo "     expected 2 CDRs: the transferee placed a call of its own?"; return 1; }
   grep -q "blind transfer" "$WORK/daemon.log" \
