@@ -476,6 +476,8 @@ impl B2bua {
         if let Some(call) = self.calls.get_mut(id) {
             call.winner = Some(leg);
             call.callee = target;
+            // The new leg's INVITE is kept as lean as the first callee's.
+            call.compact();
         }
         self.arm_session_timers(now, id);
     }
