@@ -30,11 +30,16 @@ pub enum HangupCause {
     UserNotRegistered,
     /// The request is for a domain we do not serve.
     NoRouteDestination,
+    /// The party ended its part of the call by transferring it (REFER, RFC 3515): the
+    /// transferor's own record. FreeSWITCH's name and code, outside Q.850.
+    BlindTransfer,
+    /// The same for an attended transfer (REFER with Replaces, RFC 3891).
+    AttendedTransfer,
 }
 
 impl HangupCause {
     /// Every cause, in a fixed order (metrics label them by `name`).
-    pub const ALL: [HangupCause; 18] = [
+    pub const ALL: [HangupCause; 20] = [
         HangupCause::NormalClearing,
         HangupCause::UserBusy,
         HangupCause::NoUserResponse,
@@ -53,6 +58,8 @@ impl HangupCause {
         HangupCause::MediaTimeout,
         HangupCause::UserNotRegistered,
         HangupCause::NoRouteDestination,
+        HangupCause::BlindTransfer,
+        HangupCause::AttendedTransfer,
     ];
 
     /// Position in [`HangupCause::ALL`].
@@ -91,6 +98,8 @@ impl HangupCause {
             HangupCause::MediaTimeout => "MEDIA_TIMEOUT",
             HangupCause::UserNotRegistered => "USER_NOT_REGISTERED",
             HangupCause::NoRouteDestination => "NO_ROUTE_DESTINATION",
+            HangupCause::BlindTransfer => "BLIND_TRANSFER",
+            HangupCause::AttendedTransfer => "ATTENDED_TRANSFER",
         }
     }
 
@@ -116,6 +125,8 @@ impl HangupCause {
             // FreeSWITCH's own code for it, outside Q.850 like 487 and 604.
             HangupCause::UserNotRegistered => 606,
             HangupCause::NoRouteDestination => 3,
+            HangupCause::BlindTransfer => 800,
+            HangupCause::AttendedTransfer => 801,
         }
     }
 
@@ -191,6 +202,14 @@ pub struct CdrRecord {
     /// RTP/RTCP through the relay, per leg, when the call's media was anchored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<CdrMedia>,
+    /// The call was transferred (REFER handled by the switch): the target the transferor
+    /// named (its user part) and the transferor. In the transferor's own record (cause
+    /// BLIND_TRANSFER / ATTENDED_TRANSFER, `call_id` with a `-t<n>` suffix) and in the record of
+    /// the call that went on with its caller. Absent when there was no transfer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transferred_by: Option<String>,
 }
 
 /// What the media relay counted for a call (`[media] mode = "relay"`).
@@ -292,8 +311,14 @@ mod tests {
             caller_transport: "UDP",
             callee_transport: Some("TLS"),
             media: None,
+            transferred_to: None,
+            transferred_by: None,
         };
         let line = rec.to_json_line();
+        assert!(
+            !line.contains("transferred"),
+            "absent fields keep old records as they were"
+        );
         assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["hangup_cause"], "USER_BUSY");

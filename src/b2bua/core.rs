@@ -405,15 +405,18 @@ impl B2bua {
         self.calls.ids()
     }
 
-    /// A request with a To tag (not ACK/CANCEL) on server transaction `key`.
+    /// A request with a To tag (not ACK/CANCEL) on server transaction `key`. `router` says
+    /// where a number dialled in the middle of a call leads (a transfer's Refer-To); the core
+    /// never routes by itself.
     pub fn handle_dialog_request(
         &mut self,
         now: Instant,
         wall: SystemTime,
         key: TransactionKey,
         req: Request,
+        router: super::Router<'_>,
     ) {
-        self.handle_in_dialog(now, wall, key, req);
+        self.handle_in_dialog(now, wall, key, req, router);
     }
 }
 

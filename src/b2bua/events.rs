@@ -25,6 +25,10 @@ impl B2bua {
         resp: Response,
     ) {
         let _span = self.enter(id);
+        if self.is_transfer_leg(id, leg) {
+            // A leg calling a transfer's target (`transfer`), not one of the first ring.
+            return self.on_transfer_response(now, wall, id, leg, resp);
+        }
         let status = resp.status;
         // The caller's dialog starts with the first 18x/2xx we send it: post-dial delay.
         let waiting = self.calls.get(id).filter(|c| c.a.dialog.is_none());
@@ -54,6 +58,35 @@ impl B2bua {
     }
 
     fn b_provisional(&mut self, now: Instant, id: CallId, leg: usize, resp: &Response) {
+        self.b_early_dialog(id, leg, resp);
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(b) = call.b.get_mut(leg) else {
+            return;
+        };
+        if b.state == BLegState::Calling {
+            b.state = BLegState::Early;
+        }
+        if call.state != CallState::Ringing || call.cancelled {
+            return;
+        }
+        let anchored;
+        let resp = if self.anchors_media() && !resp.body.is_empty() {
+            let mut r = resp.clone();
+            r.body = self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body);
+            anchored = r;
+            &anchored
+        } else {
+            resp
+        };
+        let out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
+        self.send_a(id, out);
+    }
+
+    /// A provisional response with a To tag on b-leg `leg`: its early dialog starts (or
+    /// follows the response).
+    pub(super) fn b_early_dialog(&mut self, id: CallId, leg: usize, resp: &Response) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -76,27 +109,6 @@ impl B2bua {
                 }
             }
         }
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let b = &mut call.b[leg];
-        if b.state == BLegState::Calling {
-            b.state = BLegState::Early;
-        }
-        if call.state != CallState::Ringing || call.cancelled {
-            return;
-        }
-        let anchored;
-        let resp = if self.anchors_media() && !resp.body.is_empty() {
-            let mut r = resp.clone();
-            r.body = self.anchor(now, id, LegRef::B(leg), &resp.headers, &resp.body);
-            anchored = r;
-            &anchored
-        } else {
-            resp
-        };
-        let out = self.a_response(id, resp.status, &phrase_of(resp), Some(resp));
-        self.send_a(id, out);
     }
 
     fn b_answered(
@@ -148,6 +160,9 @@ impl B2bua {
         b.session_timer = SessionTimer::negotiate_uac(&resp.headers).ok().flatten();
         b.answer_sdp = (!resp.body.is_empty()).then(|| resp.body.clone());
         b.allows_update = super::refresh::allows_update(&resp.headers);
+        if self.media.is_none() && super::media::is_sdp(&resp.headers, &resp.body) {
+            call.bypass_sdp[1] = Some(resp.body.clone());
+        }
         let lost = call.winner.is_some() || call.cancelled || call.state != CallState::Ringing;
         self.calls.add_dialog(dkey, id, LegRef::B(leg));
         let window = self.cfg.timers.t1 * 64;
@@ -300,7 +315,12 @@ impl B2bua {
     }
 
     /// ACKs the 2xx of b-leg `leg` (with the caller's SDP answer for a late offer).
-    fn ack_b(&mut self, id: CallId, leg: usize, body: Option<(bytes::Bytes, Option<String>)>) {
+    pub(super) fn ack_b(
+        &mut self,
+        id: CallId,
+        leg: usize,
+        body: Option<(bytes::Bytes, Option<String>)>,
+    ) {
         let branch = self.our_branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -352,7 +372,7 @@ impl B2bua {
 
     /// BYE on one leg's dialog with `Reason: Q.850;cause=…` (as in the seed); the dialog
     /// leaves the index at once (§15.1.1: the session is over when the BYE is sent).
-    fn bye_leg(&mut self, id: CallId, leg: LegRef, cause: HangupCause) {
+    pub(super) fn bye_leg(&mut self, id: CallId, leg: LegRef, cause: HangupCause) {
         let branch = self.our_branch();
         let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(id) else {
@@ -399,6 +419,8 @@ impl B2bua {
         call.ok_next = None;
         call.reinvite_ok_next = None;
         let winner = call.winner;
+        // A transfer's target still ringing is given up with the call.
+        self.cancel_transfer_legs(id);
         if by != Side::Caller {
             self.bye_a(id, cause);
         }
@@ -446,6 +468,7 @@ impl B2bua {
                     self.hang_up(wall, id, Side::System, HangupCause::RecoveryOnTimerExpire)
                 }
                 CallTimer::Refresh(side) => self.send_refresh(wall, id, side),
+                CallTimer::TransferNoAnswer => self.transfer_no_answer(id),
                 CallTimer::AckWindowOver => {
                     // A body-less ACK is rebuilt from the dialog if a 2xx ever comes again;
                     // a late-offer ACK (it carries the caller's answer) is kept.
@@ -587,6 +610,10 @@ impl B2bua {
                 // No CDR file: nobody reads the record, so it is not built.
                 return self.forget_if_done(id);
             }
+            let done = call
+                .transfer
+                .as_deref()
+                .filter(|t| t.state == super::TransferState::Done);
             let b_call_id = call
                 .winner
                 .and_then(|w| call.b[w].invite.headers.call_id().map(str::to_string))
@@ -619,6 +646,9 @@ impl B2bua {
                     .and_then(|w| call.b.get(w))
                     .map(|b| b.peer.transport.as_str()),
                 media: media.as_ref().map(super::media::cdr_media),
+                // The call went on after a transfer: who sent it where (`transfer`).
+                transferred_to: done.map(|t| t.target.user.clone()),
+                transferred_by: done.map(|t| t.by.user.clone()),
             };
             self.out.push_back(Command::Cdr(Box::new(rec)));
         }
@@ -751,6 +781,10 @@ impl B2bua {
     ) {
         if let Some((id, leg)) = self.calls.by_b_invite(key) {
             let established = self.calls.get(id).is_some_and(|c| c.winner == Some(leg));
+            if !established && self.is_transfer_leg(id, leg) {
+                let _span = self.enter(id);
+                return self.transfer_leg_failed(wall, id, leg, status);
+            }
             if !established {
                 return self.b_failed(wall, id, leg, status);
             }

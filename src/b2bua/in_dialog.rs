@@ -1,9 +1,10 @@
 //! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
-//! MESSAGE, REFER and the NOTIFYs of its subscription … cross over to the other leg with the
-//! headers that carry their meaning (a blind transfer's Refer-To names a user of ours, whom
-//! the transferee then calls through us with a new INVITE), and the answer comes back the
-//! same way (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
+//! MESSAGE, NOTIFY … cross over to the other leg with the headers that carry their meaning,
+//! and the answer comes back the same way. A REFER from the answered callee is the switch's
+//! to carry out (`transfer`, hooked in below, as are the transferor's BYEs); a REFER from
+//! the caller, or with Replaces, still crosses over (the transferee then calls the target
+//! through us with a new INVITE) (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
 //! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
 use super::core::{request_command, B2bua, Command};
@@ -70,6 +71,7 @@ impl B2bua {
         wall: SystemTime,
         key: TransactionKey,
         req: Request,
+        router: super::Router<'_>,
     ) {
         let found = DialogKey::for_received_request(&req)
             .ok()
@@ -79,6 +81,10 @@ impl B2bua {
             return self.send_response(&key, resp);
         };
         let _span = self.enter(id);
+        // The leg of a transferor the switch has released (`transfer`).
+        if self.on_released_transferor(id, leg, &key, &req) {
+            return;
+        }
         let verdict = match self.leg_dialog(id, leg) {
             Some(d) => d.handle_request(&req),
             None => RequestVerdict::Reject(crate::dialog::DialogRejection::NoDialog),
@@ -99,6 +105,10 @@ impl B2bua {
                 if req.method == Method::Bye {
                     let resp = self.dialog_response(id, leg, &req, 200, "OK");
                     self.send_response(&key, resp);
+                    // A transferor leaving while its target rings: the call goes on.
+                    if self.transferor_leaves(id, leg) {
+                        return;
+                    }
                     let ringing = self
                         .calls
                         .get(id)
@@ -112,6 +122,12 @@ impl B2bua {
                         _ => {}
                     }
                     return self.hang_up(wall, id, side, HangupCause::NormalClearing);
+                }
+                // A blind transfer from the callee is the switch's to carry out (`transfer`).
+                if req.method == Method::Refer
+                    && self.handle_refer(now, wall, id, leg, &key, &req, router)
+                {
+                    return;
                 }
                 self.relay(now, id, leg, key, req);
             }
@@ -131,7 +147,7 @@ impl B2bua {
     }
 
     /// Our response to a request received in `leg`'s dialog.
-    fn dialog_response(
+    pub(super) fn dialog_response(
         &mut self,
         id: CallId,
         leg: LegRef,
@@ -149,7 +165,7 @@ impl B2bua {
     }
 
     /// Refuses `req`, received in `leg`'s dialog on server transaction `key`.
-    fn dialog_reject(
+    pub(super) fn dialog_reject(
         &mut self,
         id: CallId,
         leg: LegRef,

@@ -169,6 +169,12 @@ impl B2bua {
         headers: &Headers,
         body: &Bytes,
     ) -> Bytes {
+        if self.media.is_none() && is_sdp(headers, body) {
+            // Bypass: remembered for a transfer, which offers it to the new party.
+            if let Some(call) = self.calls.get_mut(id) {
+                call.bypass_sdp[side_of(leg).index()] = Some(body.clone());
+            }
+        }
         if self.media.is_none() || !is_sdp(headers, body) {
             return body.clone();
         }

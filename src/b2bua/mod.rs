@@ -10,7 +10,11 @@
 //!   the b-leg INVITEs (identity, privacy, headers cleaned by `headers`), 404/480 with a CDR;
 //! - `events`: the callee's answers relayed to the caller, ACKs, CANCEL, the no-answer timer,
 //!   the 2xx retransmissions, the end of a call and its CDR;
-//! - `in_dialog`: BYE, re-INVITE, UPDATE, INFO, REFER, NOTIFY … across the two legs;
+//! - `in_dialog`: BYE, re-INVITE, UPDATE, INFO, NOTIFY … across the two legs;
+//! - `transfer`: a REFER answered by the switch itself (RFC 3515 blind transfer): 202, the
+//!   target routed through the `Router` the engine hands in, a new b-leg for it, NOTIFYs of
+//!   its progress to the transferor, and the swap of legs when it answers; `attended`: a
+//!   REFER with Replaces joining the transferor's two calls (RFC 3891);
 //! - `reinvite`: after a relayed re-INVITE's 2xx (ACKs, retransmissions, late offer);
 //! - `refresh`: RFC 4028 refreshes we send ourselves;
 //! - `message`: out-of-dialog MESSAGE (RFC 3428) to every contact of the callee;
@@ -21,6 +25,7 @@
 //!
 //! Never does I/O and never reads a clock; bounded by `max_calls`.
 
+mod attended;
 mod core;
 mod events;
 pub mod headers;
@@ -38,6 +43,7 @@ mod shutdown;
 mod snapshot;
 mod stats;
 mod table;
+mod transfer;
 
 pub use self::core::{
     B2bua, B2buaConfig, B2buaStats, CallSettings, Command, TxView, BRANCH_PREFIX,
@@ -47,10 +53,11 @@ pub use media::{CallMedia, RelayHandle};
 pub use plan::{CallerId, GatewayLeg, LegTarget, Lookup, Next, Plan, Query, MAX_HOPS};
 pub use reject::Reject;
 pub use respond::{ACCEPT, ALLOW, SUPPORTED, SUPPORTED_TAGS};
-pub use setup::{advertised, binding_peer, identity, Arrival, Route};
+pub use setup::{advertised, binding_peer, identity, Arrival, Route, RouteQuery, Router};
 pub use snapshot::CallInfo;
 pub use stats::{CallStats, PDD_BUCKETS_MS};
 pub use table::{CallTimer, Calls, LegRef};
+pub use transfer::{Transfer, TransferState};
 
 /// Who sends a request that passed admission (the engine's `admit`: Max-Forwards, loops,
 /// digest, the served domain).
@@ -238,6 +245,12 @@ pub struct Call {
     pub context: String,
     /// Groups, forwarding, redirects: what follows a failed step (`plan`).
     pub plan: Option<Box<plan::PlanState>>,
+    /// A transfer the switch runs for this call (REFER, `transfer`): in progress, or the
+    /// last one done (what the CDR reports, and whose transferor's late BYE gets a 200).
+    pub transfer: Option<Box<transfer::Transfer>>,
+    /// Without a relay (`mode = "bypass"`): the last SDP each phone sent (0 caller, 1
+    /// callee), what a transfer offers the new party. With a relay, `media.last_sent` is.
+    pub bypass_sdp: [Option<Bytes>; 2],
 }
 
 impl Call {

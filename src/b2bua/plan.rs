@@ -202,32 +202,21 @@ impl B2bua {
         body: &bytes::Bytes,
     ) {
         let call_timeout = self.cfg.calls.call_timeout;
-        let branches: Vec<String> = legs.iter().map(|_| self.our_branch()).collect();
         let Some(call) = self.calls.get(id) else {
             return;
         };
-        let mut built = Vec::with_capacity(legs.len());
-        for (t, branch) in legs.iter().zip(branches) {
-            let invite = B2bua::b_leg_invite(&mut self.rng, &self.cfg, branch, call, t, body);
-            built.push((invite, t.clone()));
+        let who = super::setup::LegIdentity::of(call, &call.callee);
+        let first = call.b.len();
+        let new = self.send_b_invites(id, &who, legs, body, first);
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.first_b_call_id.is_none() {
+            call.first_b_call_id = new
+                .first()
+                .map(|b| b.invite.headers.call_id().unwrap_or_default().to_string());
         }
-        for (invite, t) in built {
-            let Some(bkey) = self.send_request(invite.clone(), t.peer) else {
-                continue;
-            };
-            let Some(call) = self.calls.get_mut(id) else {
-                return;
-            };
-            call.first_b_call_id
-                .get_or_insert_with(|| invite.headers.call_id().unwrap_or_default().to_string());
-            let index = call.b.len();
-            self.calls.add_b_invite(bkey.clone(), id, index);
-            let Some(call) = self.calls.get_mut(id) else {
-                return;
-            };
-            tracing::info!(target: "ferroswitch::call", call = id, to = %crate::security::log_escape(&t.ruri), gateway = t.gateway.as_ref().map(|g| g.name.as_str()), "ringing");
-            call.b.push(BLeg::new(bkey, invite, t));
-        }
+        call.b.extend(new);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };

@@ -117,6 +117,11 @@ impl B2bua {
             }
         }
         if (200..300).contains(&status) {
+            // The answer to an offer of ours (a refresh offers the same SDP again; after a
+            // transfer, the other party's): the relay follows it.
+            if let Some(r) = resp.filter(|r| super::media::is_sdp(&r.headers, &r.body)) {
+                let _ = self.anchor(now, id, leg, &r.headers, &r.body);
+            }
             if resp.is_some_and(|r| r.headers.cseq().is_some_and(|c| c.method == Method::Invite)) {
                 if let Some(seq) = resp.and_then(|r| r.headers.cseq()).map(|c| c.seq) {
                     self.ack_leg(id, leg, seq, None);

@@ -23,6 +23,8 @@ pub enum Reject {
     MalformedToOrRequestUri,
     /// 400: a REGISTER whose To has no user.
     NoUserInTo,
+    /// 400: a REFER without exactly one Refer-To that parses (RFC 3515 §2.4.1).
+    BadReferTo,
     /// 403: the credentials are wrong (or the account is locked).
     Forbidden,
     /// 403: the Request-URI names a domain we do not serve.
@@ -66,7 +68,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every refusal, for tests and listings.
-    pub const ALL: [Reject; 25] = {
+    pub const ALL: [Reject; 26] = {
         use Reject::*;
         [
             MalformedRequestUri,
@@ -75,6 +77,7 @@ impl Reject {
             MalformedContact,
             MalformedToOrRequestUri,
             NoUserInTo,
+            BadReferTo,
             Forbidden,
             DomainNotServed,
             RelayingDenied,
@@ -105,7 +108,8 @@ impl Reject {
             | MalformedCredentials
             | MalformedContact
             | MalformedToOrRequestUri
-            | NoUserInTo => 400,
+            | NoUserInTo
+            | BadReferTo => 400,
             Forbidden | DomainNotServed | RelayingDenied | ContactNotAllowed | TooManyContacts => {
                 403
             }
@@ -132,6 +136,7 @@ impl Reject {
             MalformedContact => "Bad Request - Malformed Contact",
             MalformedToOrRequestUri => "Bad Request - Malformed To or Request-URI",
             NoUserInTo => "Bad Request - No User in To",
+            BadReferTo => "Bad Request - Missing or Malformed Refer-To",
             Forbidden => "Forbidden",
             DomainNotServed => "Forbidden - Domain Not Served",
             RelayingDenied => "Forbidden - Relaying Denied",

@@ -10,7 +10,7 @@ use super::core::B2bua;
 use super::headers::{clean_value, quoted, uri_user};
 use super::plan::{LegTarget, PlanState};
 use super::respond::{ALLOW, SUPPORTED};
-use super::{ALeg, Admitted, Call, CallState, Command, Over, Reject};
+use super::{ALeg, Admitted, BLeg, Call, CallId, CallState, Command, Over, Reject};
 use crate::cdr::{CdrRecord, HangupCause, Party, Side};
 use crate::dialog::ids::{new_call_id_with, new_tag_with};
 use crate::dialog::{NextHop, SessionTimer, ViaSpec};
@@ -75,6 +75,22 @@ impl From<Reject> for Refusal {
         Refusal::Reject(r)
     }
 }
+
+/// What the call core asks the router in the middle of a call (a transfer's Refer-To):
+/// where `dialled` leads, from `context` (the transferring user's dialplan context;
+/// `"default"` for every user today), for a call of `domain`.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteQuery<'a> {
+    pub dialled: &'a str,
+    /// The transferring user: its dialplan context applies.
+    pub by: &'a str,
+    pub domain: &'a str,
+}
+
+/// The engine's routing as the call core sees it: the engine passes one in with every
+/// in-dialog request (`B2bua::handle_dialog_request`), so the core never calls the engine.
+/// Today the users directory and the location store; the dialplan takes its place.
+pub type Router<'a> = &'a mut dyn FnMut(RouteQuery<'_>) -> Route;
 
 /// Header values we copy from the caller's INVITE to the callee's.
 const COPIED: &[HeaderName] = &[HeaderName::ContentType, HeaderName::Subject];
@@ -191,6 +207,8 @@ impl B2bua {
         let a_adv = advertised(arrival.local, ruri.host(), arrival.transport);
         let id = self.calls.next_id();
         let local_tag = new_tag_with(&mut self.rng);
+        let a_sdp = (media.is_none() && super::media::is_sdp(&req.headers, &req.body))
+            .then(|| req.body.clone());
         let mut call = Call {
             id,
             state: CallState::Ringing,
@@ -228,10 +246,12 @@ impl B2bua {
             caller_authenticated: adm.authenticated,
             caller_private,
             span: tracing::info_span!(target: "ferroswitch::call", "call", id),
+            bypass_sdp: [a_sdp, None],
             media,
             media_ip: arrival.local.ip(),
             context: adm.context,
             plan: None,
+            transfer: None,
         };
         if let Some(m) = &call.media {
             self.media_calls.insert(m.alloc.id, id);
@@ -356,6 +376,8 @@ impl B2bua {
             caller_transport: transport.as_str(),
             callee_transport: None,
             media: None,
+            transferred_to: None,
+            transferred_by: None,
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));
     }
@@ -412,42 +434,52 @@ impl B2bua {
         }
     }
 
-    /// The INVITE of a new b-leg to `t`: a registered contact, or a trunk.
-    pub(super) fn b_leg_invite(
-        rng: &mut rand::rngs::StdRng,
-        cfg: &super::B2buaConfig,
-        branch: String,
-        call: &Call,
-        t: &LegTarget,
+    /// Calls `targets` for call `id`: one b-leg INVITE each, sent in parallel and indexed
+    /// from b-leg number `first` on. The one place b-leg INVITEs leave, for a new call, a
+    /// routing step (`plan`) and a transfer's target alike.
+    pub(super) fn send_b_invites(
+        &mut self,
+        id: CallId,
+        who: &LegIdentity,
+        targets: &[LegTarget],
         body: &bytes::Bytes,
-    ) -> Request {
-        let a = &call.a.invite;
+        first: usize,
+    ) -> Vec<BLeg> {
+        let mut legs = Vec::with_capacity(targets.len());
+        for t in targets {
+            let invite = self.b_leg_invite(who, t, body);
+            match self.send_request(invite.clone(), t.peer) {
+                Some(bkey) => {
+                    self.calls
+                        .add_b_invite(bkey.clone(), id, first + legs.len());
+                    tracing::info!(target: "ferroswitch::call", call = id, to = %crate::security::log_escape(&t.ruri), gateway = t.gateway.as_ref().map(|g| g.name.as_str()), "ringing");
+                    legs.push(BLeg::new(bkey, invite, t.clone()));
+                }
+                None => {
+                    tracing::warn!(target: "ferroswitch::call", call = id, "b-leg INVITE without a branch")
+                }
+            }
+        }
+        legs
+    }
+
+    /// The INVITE of a new b-leg to `t`: a registered contact, or a trunk.
+    fn b_leg_invite(&mut self, who: &LegIdentity, t: &LegTarget, body: &bytes::Bytes) -> Request {
+        let branch = self.our_branch();
+        let (rng, cfg) = (&mut self.rng, &self.cfg);
         let mut r = Request::new(crate::sip::Method::Invite, t.ruri.clone());
         let transport = t.peer.transport;
         let via = ViaSpec::new(transport, t.advertised.clone(), branch);
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
-        let mf = a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
-        h.push(HeaderName::MaxForwards, mf.to_string());
+        h.push(HeaderName::MaxForwards, who.max_forwards.to_string());
         // The caller as the route presents it (a company number toward a trunk).
-        let presented = match call.plan.as_ref().and_then(|p| p.caller_id.as_ref()) {
-            Some(cid) => Party {
-                user: cid
-                    .number
-                    .clone()
-                    .unwrap_or_else(|| call.caller.user.clone()),
-                display_name: cid
-                    .name
-                    .clone()
-                    .or_else(|| call.caller.display_name.clone()),
-            },
-            None => call.caller.clone(),
-        };
+        let presented = &who.caller;
         let domain = t
             .gateway
             .as_ref()
-            .map_or(call.domain.as_str(), |g| g.domain.as_str());
-        let caller = identity(&presented, domain);
+            .map_or(who.domain.as_str(), |g| g.domain.as_str());
+        let caller = identity(presented, domain);
         let tag = new_tag_with(rng);
         let tp = transport.uri_param();
         let contact_user = match &t.gateway {
@@ -462,7 +494,7 @@ impl B2bua {
                     },
                     display_name: presented.display_name.clone(),
                 };
-                let from = if call.caller_private {
+                let from = if who.private {
                     ANONYMOUS.to_string()
                 } else {
                     identity(&from_party, domain)
@@ -477,14 +509,10 @@ impl B2bua {
             None => {
                 // RFC 3323 §4.1 / RFC 3325 §7: the callee is a phone, not a trusted node, so
                 // a caller asking for privacy is anonymous to it.
-                let from = if call.caller_private {
-                    ANONYMOUS
-                } else {
-                    &caller
-                };
+                let from = if who.private { ANONYMOUS } else { &caller };
                 h.push(HeaderName::From, format!("{from};tag={tag}"));
-                h.push(HeaderName::To, identity(&call.callee, &call.domain));
-                if call.caller_private {
+                h.push(HeaderName::To, identity(&who.callee, &who.domain));
+                if who.private {
                     "anonymous".to_string()
                 } else {
                     uri_user(&presented.user)
@@ -503,11 +531,7 @@ impl B2bua {
         // with `auth_calls = false` the From is a claim, passed on as `screen=no`. A trunk is
         // a trusted network (RFC 3325 §5): it gets the identity with `Privacy: id` when the
         // caller asked for privacy.
-        match (
-            call.caller_private,
-            call.caller_authenticated,
-            t.gateway.is_some(),
-        ) {
+        match (who.private, who.authenticated, t.gateway.is_some()) {
             (true, true, true) => {
                 h.push(HeaderName::PAssertedIdentity, caller);
                 h.push(HeaderName::Other("Privacy".into()), "id");
@@ -541,16 +565,70 @@ impl B2bua {
             format!("{};refresher=uas", se.session_expires),
         );
         h.push(HeaderName::MinSe, se.min_se.to_string());
-        for name in COPIED {
-            for v in a.headers.get_all(name) {
-                // Control octets (a bare CR) would start a header of the caller's choosing.
-                if let Some(v) = clean_value(&v.value) {
-                    h.push(name.clone(), v);
-                }
-            }
+        for (name, v) in &who.copied {
+            h.push(name.clone(), v.clone());
+        }
+        if !body.is_empty() && h.get(&HeaderName::ContentType).is_none() {
+            h.push(HeaderName::ContentType, "application/sdp");
         }
         r.body = body.clone();
         r
+    }
+}
+
+/// Who a b-leg INVITE says is calling whom, copied out of the call so that INVITEs can be
+/// built while the call is borrowed (or not yet in the table).
+pub(super) struct LegIdentity {
+    /// The caller as presented: its own identity, or the route's caller ID.
+    pub caller: Party,
+    pub callee: Party,
+    pub domain: String,
+    pub private: bool,
+    pub authenticated: bool,
+    /// The caller's Max-Forwards less one (70 less one once the INVITE was compacted).
+    pub max_forwards: u32,
+    /// `COPIED` headers of the caller's INVITE, without control octets.
+    pub copied: Vec<(HeaderName, bytes::Bytes)>,
+}
+
+impl LegIdentity {
+    /// The caller of `call` calling `callee` (the call's own callee, or a transfer target).
+    pub(super) fn of(call: &Call, callee: &Party) -> LegIdentity {
+        let a = &call.a.invite;
+        let copied = COPIED
+            .iter()
+            .flat_map(|name| {
+                // Control octets (a bare CR) would start a header of the caller's choosing.
+                a.headers
+                    .get_all(name)
+                    .filter_map(|v| clean_value(&v.value))
+                    .map(|v| (name.clone(), v))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // The caller as the route presents it (a company number toward a trunk).
+        let caller = match call.plan.as_ref().and_then(|p| p.caller_id.as_ref()) {
+            Some(cid) => Party {
+                user: cid
+                    .number
+                    .clone()
+                    .unwrap_or_else(|| call.caller.user.clone()),
+                display_name: cid
+                    .name
+                    .clone()
+                    .or_else(|| call.caller.display_name.clone()),
+            },
+            None => call.caller.clone(),
+        };
+        LegIdentity {
+            caller,
+            callee: callee.clone(),
+            domain: call.domain.clone(),
+            private: call.caller_private,
+            authenticated: call.caller_authenticated,
+            max_forwards: a.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1,
+            copied,
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub enum CallTimer {
     AckWindowOver,
     /// The current step of a group or of forwarding rang long enough (`plan`).
     Step,
+    /// `call_timeout` passed while a transfer's target rang: its legs are cancelled.
+    TransferNoAnswer,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +100,15 @@ impl Calls {
         self.calls.get_mut(&id).map(|c| &mut **c)
     }
 
+    /// Two different calls at once (an attended transfer joins them); `None` unless both
+    /// exist and differ.
+    pub fn get_disjoint_mut(&mut self, ids: [CallId; 2]) -> Option<[&mut Call; 2]> {
+        match self.calls.get_disjoint_mut([&ids[0], &ids[1]]) {
+            [Some(a), Some(b)] => Some([&mut **a, &mut **b]),
+            _ => None,
+        }
+    }
+
     pub fn ids(&self) -> Vec<CallId> {
         self.calls.keys().copied().collect()
     }
@@ -107,7 +118,14 @@ impl Calls {
         let call = self.calls.remove(&id)?;
         self.by_a_invite.remove(&call.a.invite_key);
         for leg in &call.b {
-            self.by_b_invite.remove(&leg.key);
+            // A leg that moved to another call (attended transfer) stays indexed there.
+            if self
+                .by_b_invite
+                .get(&leg.key)
+                .is_some_and(|(c, _)| *c == id)
+            {
+                self.by_b_invite.remove(&leg.key);
+            }
         }
         for k in self.keys_of.remove(&id).unwrap_or_default() {
             match k {
@@ -228,6 +246,7 @@ impl Calls {
                 // Clearing stored ACKs is harmless at any time: never stale.
                 CallTimer::AckWindowOver => Some(at),
                 CallTimer::Step => call.plan.as_ref().and_then(|p| p.step_at),
+                CallTimer::TransferNoAnswer => call.transfer.as_ref().and_then(|t| t.no_answer_at),
             };
             if current == Some(at) {
                 due.push((id, timer));

@@ -60,7 +60,9 @@ impl Engine {
             }
         }
     }
+}
 
+impl Engine {
     /// Where the call goes: the dialled number through the caller's context of the dialplan
     /// (`routing`); a MESSAGE goes to the user the Request-URI names.
     fn route(&self, now: Instant, adm: &Admitted, message: bool) -> Route {

@@ -479,7 +479,21 @@ impl Engine {
             Method::Options => self.options_response(&req),
             Method::Ack | Method::Cancel => return,
             _ if req.headers.to_tag().is_some() => {
-                return self.b2bua.handle_dialog_request(now, wall, key, req);
+                // The call core asks where a transfer's Refer-To leads (`b2bua::RouteQuery`):
+                // through the dialplan, in the transferring user's context.
+                let view = routing::RoutingView {
+                    dialplan: &self.dialplan,
+                    users: &self.users,
+                    store: &*self.store,
+                    gateways: &self.gateways,
+                };
+                let mut router = |q: crate::b2bua::RouteQuery<'_>| {
+                    let context = view.context_of(q.by);
+                    view.route_dial(now, context, q.dialled, q.domain, 0)
+                };
+                return self
+                    .b2bua
+                    .handle_dialog_request(now, wall, key, req, &mut router);
             }
             Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
             Method::Invite | Method::Message => {

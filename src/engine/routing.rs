@@ -6,14 +6,35 @@
 //! `public` context (trunks, unauthenticated callers) never reaches a gateway, whatever the
 //! dialplan says, and forwarding runs in the forwarding user's own context.
 
-use super::gateways::GatewaySpec;
+use super::gateways::{GatewaySpec, Gateways};
 use super::Engine;
 use crate::b2bua::{CallerId, LegTarget, Lookup, Next, Plan, Query, Route, MAX_HOPS};
 use crate::cdr::Party;
+use crate::config::Users;
+use crate::registrar::LocationStore;
+use crate::routing::Dialplan;
 use crate::routing::{Decision, Strategy, Target, DEFAULT_CONTEXT, PUBLIC_CONTEXT};
 use std::time::Instant;
 
+/// What routing reads: borrowed from the engine's fields, so the call core can be handed a
+/// router (a transfer's Refer-To) while the engine lends it the core mutably.
+pub(super) struct RoutingView<'a> {
+    pub dialplan: &'a Dialplan,
+    pub users: &'a Users,
+    pub store: &'a dyn LocationStore,
+    pub gateways: &'a Gateways,
+}
+
 impl Engine {
+    pub(super) fn routing(&self) -> RoutingView<'_> {
+        RoutingView {
+            dialplan: &self.dialplan,
+            users: &self.users,
+            store: &*self.store,
+            gateways: &self.gateways,
+        }
+    }
+
     /// The route of a new call: `number` run through `context`.
     pub(super) fn route_call(
         &self,
@@ -22,19 +43,41 @@ impl Engine {
         number: &str,
         realm: &str,
     ) -> Route {
-        self.route_dial(now, context, number, realm, 0)
+        self.routing().route_dial(now, context, number, realm, 0)
     }
 
     /// The answer to the call core's `Command::Route`.
     pub(super) fn route_lookup(&self, now: Instant, l: &Lookup) -> Route {
         let realm = l.domain.as_str();
+        let view = self.routing();
         match &l.query {
-            Query::User(user) => self.route_user(now, user, realm, l.hops, None),
-            Query::Dial { context, number } => self.route_dial(now, context, number, realm, l.hops),
+            Query::User(user) => view.route_user(now, user, realm, l.hops, None),
+            Query::Dial { context, number } => view.route_dial(now, context, number, realm, l.hops),
         }
     }
 
-    fn route_dial(
+    /// Whether a request comes from one of our trunks: from a gateway's resolved address and
+    /// port, or addressed to the Contact we register with it (its user part is the account).
+    /// Such a call runs in `public`; the number is To's user when it came to our Contact.
+    pub(super) fn trunk_of(
+        &self,
+        source: Option<std::net::SocketAddr>,
+        ruri_user: Option<&str>,
+    ) -> Option<&GatewaySpec> {
+        self.gateways.recognise(source, ruri_user)
+    }
+}
+
+impl RoutingView<'_> {
+    /// The context `user`'s calls (and transfers) run in.
+    pub fn context_of(&self, user: &str) -> &str {
+        self.users
+            .get(user)
+            .and_then(|u| u.context.as_deref())
+            .unwrap_or(DEFAULT_CONTEXT)
+    }
+
+    pub fn route_dial(
         &self,
         now: Instant,
         context: &str,
@@ -208,16 +251,5 @@ impl Engine {
             .iter()
             .map(LegTarget::from)
             .collect()
-    }
-
-    /// Whether a request comes from one of our trunks: from a gateway's resolved address and
-    /// port, or addressed to the Contact we register with it (its user part is the account).
-    /// Such a call runs in `public`; the number is To's user when it came to our Contact.
-    pub(super) fn trunk_of(
-        &self,
-        source: Option<std::net::SocketAddr>,
-        ruri_user: Option<&str>,
-    ) -> Option<&GatewaySpec> {
-        self.gateways.recognise(source, ruri_user)
     }
 }

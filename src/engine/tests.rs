@@ -71,11 +71,13 @@ fn user(id: &str, password: &str, enabled: bool) -> User {
     }
 }
 
-/// alice and bob as shipped (password 1234), and a disabled carol.
+/// alice and bob as shipped (password 1234), a disabled carol, and dave (1234: a transfer's
+/// target).
 fn users() -> Users {
     Users::from_list(vec![
         user("alice", "1234", true),
         user("bob", "1234", true),
+        user("dave", "1234", true),
         user("carol", "carol-secret-99", false),
     ])
     .expect("distinct ids")

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Blind transfer through the daemon with real phones (needs Debian's baresip-core and
-# linphone-cli): A calls B, B transfers A to C (user 1000), C answers, A hangs up. Both ways:
-# linphonec transferee / baresip transferor, and baresip transferee / linphonec transferor.
-# Checks what the phones report and the daemon's CDRs. Ends with "N passed, N failed".
+# Blind transfer carried out by the daemon with real phones (needs Debian's baresip-core and
+# linphone-cli): A calls B, B transfers A to C (user 1000) with its transfer command; the
+# daemon answers the REFER itself (A never sees it), calls C as A, releases B once C answers,
+# and A and C talk through the relay; A hangs up. Both ways: linphonec transferee / baresip
+# transferor, and baresip transferee / linphonec transferor. Checks what the phones report
+# and the daemon's CDRs (B's record BLIND_TRANSFER with transferred_to, the call's record
+# A -> 1000 with transferred_by, and no third call). Ends with "N passed, N failed".
 # Run it under the shared lock: flock /tmp/ferroswitch-interop.lock bash tests/interop/transfer.sh
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -39,10 +42,11 @@ start_baresip() {
   PIDS+=($!)
 }
 
-# cdr_has CALLER CALLEE: a CDR (in $WORK/new-cdrs) of an answered call from CALLER to CALLEE.
+# cdr_has CALLER CALLEE PATTERN: a CDR (in $WORK/new-cdrs) of an answered call from CALLER to
+# CALLEE whose line also matches PATTERN.
 cdr_has() {
   grep "\"caller\":{\"user\":\"$1\"" "$WORK/new-cdrs" 2>/dev/null \
-    | grep "\"callee\":{\"user\":\"$2\"" | grep -q '"answer_time":"'
+    | grep "\"callee\":{\"user\":\"$2\"" | grep '"answer_time":"' | grep -q "$3"
 }
 
 transfer() { # MODE (see transfer.py)
@@ -66,9 +70,24 @@ transfer() { # MODE (see transfer.py)
     return 1
   fi
   tail -n +"$((before + 1))" "$WORK/cdr.jsonl" > "$WORK/new-cdrs"
-  echo "     CDRs: $(grep -o '"caller":{"user":"[^"]*"\|"callee":{"user":"[^"]*"\|"hangup_cause":"[^"]*"' "$WORK/new-cdrs" | tr '\n' ' ')"
-  cdr_has alice bob || { echo "     no CDR of the answered call alice -> bob"; return 1; }
-  cdr_has alice 1000 || { echo "     no CDR of the answered call alice -> 1000 (the transfer)"; return 1; }
+  echo "     CDRs: $(grep -o '"caller":{"user":"[^"]*"\|"callee":{"user":"[^"]*"\|"hangup_cause":"[^"]*"\|"transferred_[a-z]*":"[^"]*"' "$WORK/new-cdrs" | tr '\n' ' ')"
+  cdr_has alice bob '"hangup_cause":"BLIND_TRANSFER".*"transferred_to":"1000","transferred_by":"bob"' \
+    || { echo "     no BLIND_TRANSFER CDR alice -> bob with transferred_to 1000"; return 1; }
+  cdr_has alice 1000 '"media":{.*"transferred_to":"1000","transferred_by":"bob"' \
+    || { echo "     no CDR of the transferred call alice -> 1000 (with media, transferred_by bob)"; return 1; }
+  # carol's RTP reached alice through the relay: it sent her more than a baresip transferor's
+  # ~1 s before the transfer (50 packets/s); a linphonec transferor sends none here.
+  local tx min=100
+  [ "$mode" = baresip-transferee ] && min=25
+  tx=$(grep '"callee":{"user":"1000"' "$WORK/new-cdrs" \
+    | grep -o '"media":{"caller":{"rx_packets":[0-9]*,"rx_bytes":[0-9]*,"tx_packets":[0-9]*' \
+    | grep -o '[0-9]*$')
+  [ "${tx:-0}" -ge "$min" ] \
+    || { echo "     the relay sent alice ${tx:-0} RTP packets: carol's media did not reach her"; return 1; }
+  [ "$(wc -l < "$WORK/new-cdrs")" -eq 2 ] \
+    || { echo "     expected 2 CDRs: the transferee placed a call of its own?"; return 1; }
+  grep -q "blind transfer" "$WORK/daemon.log" \
+    || { echo "     the daemon did not carry out the transfer"; return 1; }
 }
 
 check "linphonec calls baresip, baresip transfers it to 1000, 1000 answers" transfer linphone-transferee

@@ -11,8 +11,8 @@
 //! (483, 482, 503, 404/480 after auth, with their CDRs), `loss` (each single message of the
 //! call lost), `admission` (the stateless 407, `auth_calls` for MESSAGE, per-user and
 //! per-source limits), `identity` (what the callee is told about the caller: header
-//! injection, unauthenticated callers, RFC 3323 privacy), `transfer` (REFER and NOTIFY
-//! relayed in the call).
+//! injection, unauthenticated callers, RFC 3323 privacy), `transfer` (blind transfer carried
+//! out by the switch: REFER answered, NOTIFYs, the target's leg, the transferor released).
 
 mod admission;
 mod checks;
@@ -38,6 +38,9 @@ const ALICE_CONTACT: &str = "sip:alice@192.168.4.4:5090;rinstance=e7d5364c81f2b8
 /// A second phone registered as alice (parallel forking).
 const ALICE2: &str = "192.168.4.4:5092";
 const ALICE2_CONTACT: &str = "sip:alice@192.168.4.4:5092;transport=UDP";
+/// dave's phone: where a transfer sends the caller.
+const DAVE: &str = "192.168.4.4:5094";
+const DAVE_CONTACT: &str = "sip:dave@192.168.4.4:5094;transport=UDP";
 
 const SEED_06: &str = include_str!("../../../tests/data/trace/06-bob-invite-noauth.headers");
 const SEED_08: &str = include_str!("../../../tests/data/trace/08-bob-ack-407.sip");
@@ -183,6 +186,7 @@ fn name_of(a: SocketAddr) -> &'static str {
         BOB => "bob",
         ZOIPER => "alice",
         ALICE2 => "alice2",
+        DAVE => "dave",
         _ => "other",
     }
 }

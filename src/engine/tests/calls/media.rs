@@ -9,10 +9,10 @@ use std::sync::Mutex;
 
 /// The in-memory relay shared between the engine and the test, which delivers packets.
 #[derive(Clone)]
-struct Shared(Arc<Mutex<MemoryRelay>>);
+pub(super) struct Shared(Arc<Mutex<MemoryRelay>>);
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryRelay> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, MemoryRelay> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -55,7 +55,7 @@ impl MediaControl for Shared {
     }
 }
 
-fn relayed_net(tweak: impl FnOnce(&mut MediaConfig)) -> (Net, Shared) {
+pub(super) fn relayed_net(tweak: impl FnOnce(&mut MediaConfig)) -> (Net, Shared) {
     let mut cfg = MediaConfig {
         media_timeout: Duration::from_secs(5),
         hold_timeout: Duration::from_secs(1800),
@@ -70,7 +70,7 @@ fn relayed_net(tweak: impl FnOnce(&mut MediaConfig)) -> (Net, Shared) {
 }
 
 /// The `m=audio` port of an SDP body.
-fn audio_port(body: &[u8]) -> u16 {
+pub(super) fn audio_port(body: &[u8]) -> u16 {
     std::str::from_utf8(body)
         .expect("SDP text")
         .lines()
@@ -81,7 +81,7 @@ fn audio_port(body: &[u8]) -> u16 {
 }
 
 /// An RTP packet (version 2, PCMU) with sequence number `seq`.
-fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+pub(super) fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
     let mut p = vec![0x80, 0x00];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
@@ -92,7 +92,11 @@ fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
 
 /// bob (8000) calls alice (9000) with the relay on; returns the ports the phones were told
 /// (bob's view, alice's view) and the dialogs.
-fn anchored_call(net: &mut Net, bob: &mut Caller, alice: &mut Ua) -> (u16, u16, Dlg, Dlg) {
+pub(super) fn anchored_call(
+    net: &mut Net,
+    bob: &mut Caller,
+    alice: &mut Ua,
+) -> (u16, u16, Dlg, Dlg) {
     let offer = sdp("bob", 8000, "");
     let inv = ring_alice(net, bob, &offer);
     let to_alice = audio_port(&inv.body);
