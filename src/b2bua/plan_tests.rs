@@ -391,3 +391,40 @@ fn a_trunk_leg_answers_the_providers_407_with_the_gateway_credentials_once() {
     assert!(invites(&out).is_empty(), "{out:?}");
     assert_eq!(caller_statuses(&out), vec![503]);
 }
+
+#[test]
+fn forwarding_on_no_answer_cancels_the_user_at_its_timeout_and_rings_the_target() {
+    let mut core = core();
+    let t0 = Instant::now();
+    let wait = Duration::from_secs(20);
+    let next = vec![
+        Next::OnBusy {
+            number: "1002".into(),
+            context: "default".into(),
+        },
+        Next::OnNoAnswer {
+            number: "95551234567".into(),
+            context: "office".into(),
+        },
+    ];
+    let out = start(&mut core, t0, plan(vec![contact(5070)], Some(wait), next));
+    let leg = invites(&out).remove(0);
+    let out = respond(&mut core, t0, &leg, answer(&leg.1, 180, "r", false));
+    assert_eq!(caller_statuses(&out), vec![180]);
+    core.handle_timeout(t0 + wait, WALL);
+    let out = drain(&mut core);
+    assert!(
+        out.iter()
+            .any(|c| matches!(c, Command::Cancel { key } if *key == leg.0)),
+        "{out:?}"
+    );
+    assert_eq!(
+        lookups(&out)[0].query,
+        Query::Dial {
+            context: "office".into(),
+            number: "95551234567".into()
+        },
+        "no answer skips the busy forward and runs the number in the user's context"
+    );
+    assert!(caller_statuses(&out).is_empty(), "the caller keeps ringing");
+}
