@@ -73,6 +73,22 @@ fn labelled(
     Ok(())
 }
 
+/// A gauge per label value (0/1 flags such as a gateway's state).
+fn labelled_gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (l, v) in values {
+        m.encode_family(&[(label, l.as_str())])?
+            .encode_gauge(&(v as i64))?;
+    }
+    Ok(())
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.0;
@@ -134,6 +150,26 @@ impl Collector for Snapshot {
             "Registered contacts (bindings) in the location store",
             s.registrations.1 as u64,
         )?;
+        if !s.gateways.is_empty() {
+            labelled_gauge(
+                &mut enc,
+                "gateway_registered",
+                "1 while the gateway's registration with the provider holds",
+                "gateway",
+                s.gateways
+                    .iter()
+                    .map(|(n, r, _)| (n.clone(), u64::from(*r))),
+            )?;
+            labelled_gauge(
+                &mut enc,
+                "gateway_up",
+                "1 while the gateway answers its OPTIONS keep-alive (or is not pinged)",
+                "gateway",
+                s.gateways
+                    .iter()
+                    .map(|(n, _, u)| (n.clone(), u64::from(*u))),
+            )?;
+        }
         counter(
             &mut enc,
             "auth_failures",
@@ -329,6 +365,7 @@ mod tests {
         s.calls_up = 2;
         s.engine.media_sessions = 4;
         s.registrations = (4, 5);
+        s.gateways = vec![("provider".into(), true, false)];
         let text = encode(&s);
         for line in [
             "ferroswitch_sip_requests_received_total{method=\"INVITE\"} 1",
@@ -339,6 +376,8 @@ mod tests {
             "ferroswitch_calls_up 2",
             "ferroswitch_media_sessions 4",
             "ferroswitch_registrations_up 5",
+            "ferroswitch_gateway_registered{gateway=\"provider\"} 1",
+            "ferroswitch_gateway_up{gateway=\"provider\"} 0",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"0.1\"} 0",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"0.25\"} 1",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"+Inf\"} 1",

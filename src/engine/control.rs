@@ -55,6 +55,8 @@ pub struct EngineSnapshot {
     /// (address-of-records, bindings) in the location store.
     pub registrations: (usize, usize),
     pub calls_up: usize,
+    /// Each gateway: (name, registered with the provider, up by its keep-alive).
+    pub gateways: Vec<(String, bool, bool)>,
 }
 
 /// The user part of an address-of-record (`user@domain`).
@@ -194,6 +196,7 @@ impl Engine {
             transactions: self.txl.stats().clone(),
             registrations: self.store.counts(),
             calls_up: self.b2bua.len(),
+            gateways: self.gateway_flags(),
         }
     }
 }

@@ -222,6 +222,21 @@ impl Engine {
             .collect()
     }
 
+    /// (name, registered, up) of every gateway, for the metrics.
+    pub(super) fn gateway_flags(&self) -> Vec<(String, bool, bool)> {
+        self.gateways
+            .list
+            .iter()
+            .map(|g| {
+                let registered = matches!(
+                    g.reg.as_ref().map(Registration::state),
+                    Some(RegState::Registered { .. })
+                );
+                (g.spec.name.clone(), registered, g.is_up())
+            })
+            .collect()
+    }
+
     /// A gateway was (re)resolved: its registration and keep-alive start, or learn our new
     /// Contact.
     pub(super) fn gateway_resolved(&mut self, i: usize) {
