@@ -315,6 +315,15 @@ f_registers() {
   for _ in $(seq 1 100); do
     if registered "$ACCOUNT" "127\.0\.0\.1:$PORT"; then
       echo "     $(kamcmd -s "unix:$CTL" ul.dump | grep -m1 'Address:' | tr -s ' \t' ' ')"
+      # The operator's view agrees: ctl gateways says registered and up.
+      local gw=""
+      for _ in $(seq 1 20); do
+        gw=$("$BIN" --config "$WORK/ferroswitch.toml" ctl gateways 2>&1)
+        echo "$gw" | grep -qE "^provider +127\.0\.0\.1:$KPORT +registered .* up *$" && break
+        sleep 0.1
+      done
+      echo "$gw" | sed 's/^/     ctl gateways | /'
+      echo "$gw" | grep -qE "^provider +127\.0\.0\.1:$KPORT +registered .* up *$" || return 1
       return 0
     fi
     sleep 0.1

@@ -28,6 +28,16 @@ name = "sales"
 match = '^200$'
 to = { group = ["alice", "bob"], strategy = "sequential", timeout = 10 }
 
+[[context.default.route]]
+name = "barred"
+match = '^666$'
+reject = { status = 403, reason = "Barred Number" }
+
+[[context.default.route]]
+name = "moved"
+match = '^777$'
+to = { redirect = "sip:1000@192.0.2.80" }
+
 [[context.public.route]]
 name = "main number"
 match = '^\+?15551230000$'
@@ -322,4 +332,29 @@ fn forwarding_on_busy_rings_the_forward_target() {
         sent.ladder()
     );
     sent.request("192.168.4.4:26002", Method::Invite);
+}
+
+#[test]
+fn the_dialplans_reject_and_redirect_answer_the_caller_with_a_cdr() {
+    let mut net = routed_net_with(false);
+    let mut bob = Caller::bob();
+    let sent = net.send(BOB, &bob.invite_to("666", &[], ""));
+    let r407 = sent.response(BOB, 407);
+    bob.learn(&r407);
+    net.send(BOB, &bob.ack_non2xx(&r407));
+    let sent = net.send(BOB, &bob.invite_to("666", &[], ""));
+    let r = sent.response(BOB, 403);
+    assert_eq!(r.reason.as_ref(), b"Barred Number");
+    assert_eq!(net.cdr().sip_status, 403);
+    net.send(BOB, &bob.ack_non2xx(&r));
+    let sent = net.send(BOB, &bob.invite_to("777", &[], ""));
+    let r = sent.response(BOB, 302);
+    assert_eq!(
+        r.headers.get_str(&HeaderName::Contact),
+        Some("<sip:1000@192.0.2.80>")
+    );
+    assert!(
+        sent.requests(ZOIPER, Method::Invite).is_empty(),
+        "nothing rings"
+    );
 }
