@@ -18,7 +18,8 @@
 //! `transferred_to`/`transferred_by`; bob's part gets its own record (BLIND_TRANSFER).
 //! Only an authenticated caller's REFER is carried out (the target is routed in its dialplan
 //! context, never a trunk caller's); any other is relayed to the callee as before, as is a
-//! REFER with Replaces from the caller. Never panics on what a peer sends.
+//! REFER with Replaces from the caller, and a REFER from the party that took the caller's
+//! place (it proved nothing; the call's caller is still the first one). Never panics on what a peer sends.
 
 use super::core::B2bua;
 use super::setup::LegIdentity;
@@ -173,6 +174,9 @@ impl B2bua {
             (None, true) => Bytes::copy_from_slice(&resp.body),
             _ => Bytes::new(),
         };
+        // The a side is no longer the party that proved who it is: its REFERs are relayed
+        // (never routed in the first caller's dialplan context) and it is never asserted.
+        call.caller_authenticated = false;
         let refreshes_a = a.session_timer.is_some();
         if let Some(b) = call.b.get_mut(w) {
             // What the new party got from us: what a refresh toward it offers again.

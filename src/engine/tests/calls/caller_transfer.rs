@@ -229,6 +229,21 @@ fn after_a_caller_transfer_the_callee_hangs_up_the_target_and_the_target_reinvit
     let info = sent.request(DAVE, Method::Info);
     let sent = net.send(DAVE, &dave.respond(&info, 200, &[], ""));
     assert_eq!(sent.ladder(), ["alice<-200 INFO"]);
+    // dave is not bob: his REFER is not routed in bob's dialplan context but relayed.
+    let sent = net.send(
+        DAVE,
+        &dave.in_dialog(
+            &mut d,
+            "REFER",
+            None,
+            &["Refer-To: <sip:bob@192.168.4.4>"],
+            "",
+        ),
+    );
+    assert_eq!(sent.ladder(), ["alice<-REFER"]);
+    let relayed = sent.request(ZOIPER, Method::Refer);
+    let sent = net.send(ZOIPER, &alice.respond(&relayed, 603, &[], ""));
+    assert_eq!(sent.ladder(), ["dave<-603 REFER"]);
     // alice hangs up: dave gets the BYE.
     let sent = net.send(ZOIPER, &alice.in_dialog(&mut b, "BYE", None, &[], ""));
     assert_eq!(sent.ladder(), ["alice<-200 BYE", "dave<-BYE"]);
@@ -403,4 +418,33 @@ fn a_callee_held_by_the_transferring_caller_is_taken_off_hold() {
         &alice.respond(&unhold, 200, &[], &sdp("alice", 9000, "")),
     );
     assert_eq!(sent.ladder(), ["alice<-ACK"]);
+}
+
+#[test]
+fn an_unauthenticated_callers_refer_is_relayed_to_the_callee_as_before() {
+    let mut net = Net::calls_with(|c| c.calls.auth_calls = false);
+    net.register_contact("dave", DAVE, DAVE_CONTACT);
+    let (mut bob, alice) = (Caller::bob(), Ua::alice());
+    let msg = bob.invite_to("alice", &[], &sdp("bob", 8000, ""));
+    bob.invite = msg.clone();
+    let sent = net.send(BOB, &msg);
+    let inv = sent.request(ZOIPER, Method::Invite);
+    let sent = net.send(
+        ZOIPER,
+        &alice.respond(&inv, 200, &[], &sdp("alice", 9000, "")),
+    );
+    let mut a = bob.dialog(&sent.response(BOB, 200));
+    assert!(net.send(BOB, &bob.ack(&a, "")).is_empty());
+    // Never routed in anyone's dialplan context: alice gets the REFER and may act on it.
+    let (msg, _) = refer(&mut bob, &mut a, "dave", &[]);
+    let sent = net.send(BOB, &msg);
+    assert_eq!(sent.ladder(), ["alice<-REFER"]);
+    let relayed = sent.request(ZOIPER, Method::Refer);
+    assert_eq!(
+        req_header(&relayed, "Refer-To"),
+        Some("<sip:dave@192.168.4.4>")
+    );
+    let sent = net.send(ZOIPER, &alice.respond(&relayed, 202, &[], ""));
+    assert_eq!(sent.ladder(), ["bob<-202 REFER"]);
+    bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
 }
