@@ -115,12 +115,12 @@ caller_transfer() {
     || { echo "     no BLIND_TRANSFER CDR of alice's part with transferred_to 1000"; return 1; }
   cdr_has alice bob '"hangup_cause":"NORMAL_CLEARING".*"media":{.*"transferred_to":"1000","transferred_by":"alice"' \
     || { echo "     no CDR of the transferred call (alice -> bob, with media, transferred_to 1000)"; return 1; }
-  # carol's RTP reached bob through the relay: 4 s of it (50 packets/s) and more, not only
-  # alice's ~2 s before the transfer.
+  # carol's RTP reached bob through the relay: alice's ~1.5 s before the transfer is ~75
+  # packets (50/s), carol's 3 s after it ~150 more.
   tx=$(grep '"hangup_cause":"NORMAL_CLEARING"' "$WORK/new-cdrs" \
     | grep -o '"callee":{"rx_packets":[0-9]*,"rx_bytes":[0-9]*,"tx_packets":[0-9]*' \
     | grep -o '[0-9]*$')
-  [ "${tx:-0}" -ge 175 ] \
+  [ "${tx:-0}" -ge 150 ] \
     || { echo "     the relay sent bob ${tx:-0} RTP packets: carol's media did not reach him"; return 1; }
   [ "$(wc -l < "$WORK/new-cdrs")" -eq 2 ] \
     || { echo "     expected 2 CDRs: the transferee placed a call of its own?"; return 1; }
