@@ -448,3 +448,26 @@ fn an_unauthenticated_callers_refer_is_relayed_to_the_callee_as_before() {
     assert_eq!(sent.ladder(), ["bob<-202 REFER"]);
     bob_hangs_up(&mut net, &mut bob, &alice, &mut a);
 }
+
+#[test]
+fn a_caller_gone_and_a_busy_target_leave_nobody_for_the_callee_who_gets_a_bye() {
+    let mut net = net_with_dave();
+    let (mut bob, mut alice, dave) = (Caller::bob(), Ua::alice(), dave());
+    let (mut a, _b, _inv) = connect(&mut net, &mut bob, &mut alice);
+    let (msg, _) = refer(&mut bob, &mut a, "dave", &[]);
+    let sent = net.send(BOB, &msg);
+    answer_notify(&mut net, &bob, &sent);
+    let to_dave = sent.request(DAVE, Method::Invite);
+    let sent = net.send(BOB, &bob.ua.in_dialog(&mut a, "BYE", None, &[], ""));
+    assert_eq!(sent.ladder(), ["bob<-200 BYE"]);
+    let sent = net.send(DAVE, &dave.respond(&to_dave, 486, &[], ""));
+    assert_eq!(sent.ladder(), ["dave<-ACK", "alice<-BYE"]);
+    net.send(
+        ZOIPER,
+        &alice.respond(&sent.request(ZOIPER, Method::Bye), 200, &[], ""),
+    );
+    let rec = net.cdr();
+    assert_eq!(rec.hangup_cause, "USER_BUSY");
+    assert_eq!(rec.hangup_side, crate::cdr::Side::Caller);
+    net.assert_drained();
+}
