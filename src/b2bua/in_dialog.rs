@@ -1,9 +1,10 @@
 //! Requests inside a call's dialogs: BYE from either side ends the call (200, then BYE with
 //! `Reason: Q.850;cause=16` to the other side, as in the seed); re-INVITE, UPDATE, INFO,
 //! MESSAGE, NOTIFY … cross over to the other leg with the headers that carry their meaning,
-//! and the answer comes back the same way. A REFER from the answered callee is the switch's
-//! to carry out (`transfer`, hooked in below, as are the transferor's BYEs); a REFER from
-//! the caller, or with Replaces, still crosses over (the transferee then calls the target
+//! and the answer comes back the same way. A REFER from the answered callee or from an
+//! authenticated caller is the switch's to carry out (`transfer`, `caller_transfer`, hooked
+//! in below, as are the transferor's BYEs); a REFER from an unauthenticated caller, or with
+//! a Replaces the switch cannot join, still crosses over (the transferee then calls the target
 //! through us with a new INVITE) (what follows a re-INVITE's 2xx is in `call_reinvite`); stale CSeq gets 500,
 //! unknown dialogs 481, crossing re-INVITEs 491 (all from the dialog layer).
 
@@ -123,7 +124,7 @@ impl B2bua {
                     }
                     return self.hang_up(wall, id, side, HangupCause::NormalClearing);
                 }
-                // A blind transfer from the callee is the switch's to carry out (`transfer`).
+                // A blind transfer is the switch's to carry out (`transfer`).
                 if req.method == Method::Refer
                     && self.handle_refer(now, wall, id, leg, &key, &req, router)
                 {

@@ -14,7 +14,8 @@
 //! - `transfer`: a REFER answered by the switch itself (RFC 3515 blind transfer): 202, the
 //!   target routed through the `Router` the engine hands in, a new b-leg for it, NOTIFYs of
 //!   its progress to the transferor, and the swap of legs when it answers; `attended`: a
-//!   REFER with Replaces joining the transferor's two calls (RFC 3891);
+//!   REFER with Replaces joining the transferor's two calls (RFC 3891); `caller_transfer`:
+//!   the caller's REFER, where the target's leg takes the a side's place when it answers;
 //! - `reinvite`: after a relayed re-INVITE's 2xx (ACKs, retransmissions, late offer);
 //! - `refresh`: RFC 4028 refreshes we send ourselves;
 //! - `message`: out-of-dialog MESSAGE (RFC 3428) to every contact of the callee;
@@ -26,6 +27,7 @@
 //! Never does I/O and never reads a clock; bounded by `max_calls`.
 
 mod attended;
+mod caller_transfer;
 mod core;
 mod events;
 pub mod headers;
@@ -104,7 +106,9 @@ pub enum CallState {
     Ending,
 }
 
-/// The caller's side: we are its UAS.
+/// The caller's side: we are its UAS. After a transfer by the caller it is the side of the
+/// party that took the caller's place (`caller_transfer`): that leg's dialog, address and
+/// session timer (we are its UAC); the INVITE fields stay the original caller's.
 #[derive(Debug)]
 pub struct ALeg {
     /// The INVITE server transaction.

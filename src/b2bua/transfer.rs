@@ -23,9 +23,12 @@
 //! BLIND_TRANSFER, `transferred_to`); the call's record keeps its caller and names the
 //! target and the transferor.
 //!
+//! A REFER from the (authenticated) caller is carried out the same way with the roles
+//! reversed: the callee stays and the target takes the caller's place (`caller_transfer`).
 //! A REFER with Replaces naming the transferor's other call is an attended transfer
-//! (`attended`). Not here yet: a REFER from the caller, and a Replaces of another shape
-//! (both relayed to the other phone as before, which then calls the target through us).
+//! (`attended`). Not here yet: a Replaces of another shape, or from the caller, and a REFER
+//! from an unauthenticated caller (relayed to the other phone as before, which then calls
+//! the target through us).
 //! Never panics on what a peer sends; a route it cannot use is a NOTIFY with an error status.
 
 use super::core::{request_command, B2bua, Command};
@@ -140,8 +143,13 @@ impl B2bua {
         let Some(call) = self.calls.get(id) else {
             return false;
         };
-        // Only the answered callee transfers through us; the caller's REFER is relayed.
-        if !matches!((leg, call.winner), (LegRef::B(i), Some(w)) if i == w) {
+        // The answered callee, or an authenticated caller (`caller_transfer`), transfers
+        // through us; any other REFER is relayed.
+        let by_caller = leg == LegRef::A;
+        let callee_refers = matches!((leg, call.winner), (LegRef::B(i), Some(w)) if i == w);
+        let carried_out =
+            callee_refers || by_caller && super::caller_transfer::caller_may_transfer(call);
+        if !carried_out {
             return false;
         }
         let refer_to: Vec<_> = req.headers.get_all(&HeaderName::ReferTo).collect();
@@ -158,7 +166,9 @@ impl B2bua {
             .header_pairs()
             .find(|(k, _)| k.eq_ignore_ascii_case("Replaces"))
             .map(|(_, v)| v.to_string());
-        if replaces.as_deref().is_some_and(|r| !self.can_join(id, r)) {
+        if replaces.is_some() && by_caller
+            || replaces.as_deref().is_some_and(|r| !self.can_join(id, r))
+        {
             // An attended transfer of another shape: relayed, the transferee then sends the
             // INVITE with Replaces.
             return false;
@@ -204,7 +214,12 @@ impl B2bua {
             return true;
         };
         let domain = call.domain.clone();
-        let by = call.callee.user.clone();
+        // The transferor's dialplan context applies.
+        let by = if by_caller {
+            call.caller.user.clone()
+        } else {
+            call.callee.user.clone()
+        };
         let route = router(RouteQuery {
             dialled: &dialled,
             by: &by,
@@ -212,7 +227,7 @@ impl B2bua {
         });
         tracing::info!(
             target: "ferroswitch::call",
-            call = id, to = %crate::security::log_escape(&dialled), notify, "blind transfer"
+            call = id, to = %crate::security::log_escape(&dialled), notify, by_caller, "blind transfer"
         );
         let (callee, targets) = match transfer_target(route) {
             Ok(t) => t,
@@ -223,17 +238,30 @@ impl B2bua {
                 return true;
             }
         };
-        let by = call.callee.clone();
+        let by = if by_caller {
+            call.caller.clone()
+        } else {
+            call.callee.clone()
+        };
         let count = call.transfer.as_ref().map_or(0, |t| t.count) + 1;
-        // The transferee's current SDP toward the callee side: with a relay, what the callee
-        // side last got from us (our ports); in bypass, the caller's own.
-        let body = match &call.media {
-            Some(m) => m.last_sent[1].clone(),
-            None => call.bypass_sdp[0].clone(),
+        // The transferee's current SDP toward the transferor's side: with a relay, what that
+        // side last got from us (our ports); in bypass, the transferee's own.
+        let body = if by_caller {
+            super::caller_transfer::offer_from_callee(call)
+        } else {
+            match &call.media {
+                Some(m) => m.last_sent[1].clone(),
+                None => call.bypass_sdp[0].clone(),
+            }
         }
         .map(|b| sendrecv(&b))
         .unwrap_or_default();
-        let who = LegIdentity::of(call, &callee);
+        // The new party sees the transferee calling.
+        let who = if by_caller {
+            LegIdentity::of_callee(call, &callee)
+        } else {
+            LegIdentity::of(call, &callee)
+        };
         let first = call.b.len();
         if notify {
             self.send_notify(id, leg, refer_seq, 100, false);
@@ -319,7 +347,7 @@ impl B2bua {
     }
 
     /// NOTIFY of the call's transfer in progress, if its transferor wants them and is there.
-    fn notify_transfer(&mut self, id: CallId, status: u16, done: bool) {
+    pub(super) fn notify_transfer(&mut self, id: CallId, status: u16, done: bool) {
         let Some(t) = self.calls.get(id).and_then(|c| c.transfer.as_deref()) else {
             return;
         };
@@ -433,6 +461,14 @@ impl B2bua {
         for i in others {
             self.cancel_b(id, i);
         }
+        let by_caller = self
+            .calls
+            .get(id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.transferor == LegRef::A);
+        if by_caller {
+            return self.caller_transfer_answered(now, wall, id, leg, resp);
+        }
         // The media: with a relay, the callee side now points at the new party (the caller
         // keeps our ports, so it needs no re-INVITE, unless the transferor had put it on
         // hold: then it is offered the new party, sendrecv); in bypass, the caller is
@@ -524,10 +560,14 @@ impl B2bua {
                 .collect();
             (calling && statuses.len() == t.legs.len()).then(|| {
                 let best = super::best_response(statuses.into_iter()).unwrap_or(480);
-                (if t.timed_out { 408 } else { best }, t.transferor_gone)
+                (
+                    if t.timed_out { 408 } else { best },
+                    t.transferor_gone,
+                    t.transferor,
+                )
             })
         });
-        if let Some((status, gone)) = over {
+        if let Some((status, gone, leg_of_transferor)) = over {
             tracing::info!(target: "ferroswitch::call", call = id, status, "transfer failed");
             if call.end.is_none() {
                 self.notify_transfer(id, status, true);
@@ -537,7 +577,11 @@ impl B2bua {
             }
             if gone {
                 // Nobody is left for the transferee.
-                self.hang_up(wall, id, Side::Callee, HangupCause::from_sip_status(status));
+                let side = match leg_of_transferor {
+                    LegRef::A => Side::Caller,
+                    LegRef::B(_) => Side::Callee,
+                };
+                self.hang_up(wall, id, side, HangupCause::from_sip_status(status));
             }
         }
         self.maybe_finish(wall, id);
@@ -679,9 +723,10 @@ impl B2bua {
         let Some(t) = call.transfer.as_deref() else {
             return;
         };
-        let b = match t.transferor {
-            LegRef::B(i) => call.b.get(i),
-            LegRef::A => None,
+        // The transferor's b-leg, or for a caller the callee's (its part was with it).
+        let (b, side) = match t.transferor {
+            LegRef::B(i) => (call.b.get(i), Side::Callee),
+            LegRef::A => (call.winner.and_then(|w| call.b.get(w)), Side::Caller),
         };
         let rec = CdrRecord {
             call_id: format!("{run_id}-{}-t{}", call.id, t.count),
@@ -703,7 +748,7 @@ impl B2bua {
             hangup_cause: cause.name(),
             hangup_cause_code: cause.code(),
             sip_status: 200,
-            hangup_side: Side::Callee,
+            hangup_side: side,
             caller_transport: call.a.peer.transport.as_str(),
             callee_transport: b.map(|b| b.peer.transport.as_str()),
             media: None,

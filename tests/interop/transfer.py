@@ -8,6 +8,8 @@ usage: transfer.py MODE SIP_PORT WORK LINPHONE_SIP_PORT CTRL_PORT...
       alice to carol (user 1000, baresip), carol answers.
   baresip-transferee CTRL_ALICE CTRL_CAROL: baresip alice calls linphonec bob, bob transfers
       alice to carol, carol answers.
+  caller-transfers CTRL_ALICE CTRL_CAROL CTRL_BOB: baresip alice calls baresip bob, alice (the
+      CALLER) transfers bob to carol, carol answers; bob and carol talk, bob hangs up.
 baresip is driven over ctrl_tcp (baresip_call.Ctrl), linphonec over stdin (its own HOME with
 .local/share/linphone created first, see INTEROP-NOTES). Every wait is bounded; exits 0 when
 carol's call from alice is established and then closed cleanly."""
@@ -142,9 +144,36 @@ def baresip_transferee(port, work, lp_port, ctrl_alice, ctrl_carol):
         lp.close()
 
 
+def caller_transfers(port, work, lp_port, ctrl_alice, ctrl_carol, ctrl_bob):
+    alice, carol = Ctrl("alice", ctrl_alice), Ctrl("carol", ctrl_carol)
+    bob = Ctrl("bob", ctrl_bob)
+    for c in (alice, bob, carol):
+        c.send("reginfo")
+    time.sleep(1.5)
+    alice.send("dial", f"sip:bob@127.0.0.1:{port}")
+    step(alice.wait("CALL_ESTABLISHED", 15), "bob (baresip) answers alice (baresip)")
+    step(bob.wait("CALL_RTPESTAB", 10), "bob gets alice's RTP")
+    time.sleep(1)
+    # The caller transfers its callee.
+    alice.send("transfer", f"sip:1000@127.0.0.1:{port}")
+    step(carol.wait("CALL_ESTABLISHED", 20), "carol answers the transferred call")
+    step(carol.wait("CALL_RTPESTAB", 10), "carol gets bob's RTP through the relay")
+    step(alice.wait("CALL_CLOSED", 15), "alice's call with bob is released after the transfer")
+    step(not bob.wait("CALL_TRANSFER", 0.1), "bob (baresip) never got a REFER")
+    step(not bob.wait("CALL_CLOSED", 0.1), "bob's call goes on")
+    # bob's 5 s tone runs out ~3.5 s after the transfer, when baresip hangs up by itself:
+    # either way bob's BYE ends the call.
+    time.sleep(3)
+    bob.send("hangup")
+    step(carol.wait("CALL_CLOSED", 10), "bob hangs up, carol sees the call closed")
+
+
 def main():
     mode, port, work, lp_port, c1, c2 = sys.argv[1:7]
     port, lp_port, c1, c2 = int(port), int(lp_port), int(c1), int(c2)
+    if mode == "caller-transfers":
+        caller_transfers(port, work, lp_port, c1, c2, int(sys.argv[7]))
+        return 0
     {"linphone-transferee": linphone_transferee,
      "baresip-transferee": baresip_transferee}[mode](port, work, lp_port, c1, c2)
     return 0

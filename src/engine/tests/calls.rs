@@ -15,6 +15,7 @@
 //! out by the switch: REFER answered, NOTIFYs, the target's leg, the transferor released).
 
 mod admission;
+mod caller_transfer;
 mod checks;
 mod endings;
 mod flow;

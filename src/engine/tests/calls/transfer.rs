@@ -2,7 +2,8 @@
 //! (the callee) transfers bob (the caller) to dave. The REFER is answered by us, never seen
 //! by bob; dave is called with bob's identity and SDP; alice hears how it goes in NOTIFYs
 //! and is released with a BYE once dave answers; bob and dave then talk through the call.
-//! A failed target leaves the call as it was. The caller's REFER is still relayed.
+//! A failed target leaves the call as it was. The caller's REFER with Replaces is still
+//! relayed (the caller's blind transfer: `caller_transfer`).
 
 use super::in_dialog::bob_hangs_up;
 use super::media::{anchored_call, audio_port, relayed_net, rtp};
@@ -376,7 +377,7 @@ fn with_the_relay_the_target_gets_our_ports_and_the_caller_no_reinvite() {
 }
 
 #[test]
-fn rfc3515_refer_from_the_caller_reaches_the_callee_with_refer_to() {
+fn rfc3891_a_replaces_refer_from_the_caller_still_reaches_the_callee_with_refer_to() {
     let mut net = Net::calls();
     let (mut bob, mut alice) = (Caller::bob(), Ua::alice());
     let (mut a, mut b, _inv) = connect(&mut net, &mut bob, &mut alice);
