@@ -371,6 +371,9 @@ impl Engine {
                 if let Some(r) = self.gateways.list.get_mut(i).and_then(|g| g.reg.as_mut()) {
                     r.handle_response(now, resp);
                 }
+                if (200..300).contains(&resp.status) {
+                    self.learn_public_address(i, resp);
+                }
             }
             GwTx::Ping(i) => {
                 if let Some(p) = self
@@ -385,6 +388,37 @@ impl Engine {
         }
         self.poll_gateways(now);
         true
+    }
+
+    /// RFC 3581: the provider's answer says where our REGISTER came from (`received`,
+    /// `rport` of the top Via). When that is not the address we advertise (the switch is
+    /// behind NAT), it becomes our Contact and Via toward this gateway: the binding is
+    /// renewed with it at once, and calls through the gateway use it too.
+    fn learn_public_address(&mut self, i: usize, resp: &Response) {
+        let Some(via) = resp.headers.vias().into_iter().next() else {
+            return;
+        };
+        let Some(g) = self.gateways.list.get_mut(i) else {
+            return;
+        };
+        let Some(current) = g.advertised.clone() else {
+            return;
+        };
+        let Ok(adv) = current.parse::<SocketAddr>() else {
+            return;
+        };
+        let ip = via
+            .received()
+            .and_then(|r| r.trim_matches(|c| c == '[' || c == ']').parse().ok())
+            .unwrap_or(adv.ip());
+        let port = via.rport().flatten().unwrap_or(adv.port());
+        let public = SocketAddr::new(ip, port);
+        if public == adv {
+            return;
+        }
+        tracing::info!(target: "ferroswitch::gateway", gateway = %g.spec.name, from = %adv, to = %public, "the provider sees us at another address (NAT): using it in our Contact");
+        g.advertised = Some(public.to_string());
+        self.gateway_resolved(i);
     }
 
     /// A client transaction failed (408, 503): true when it was a gateway's.

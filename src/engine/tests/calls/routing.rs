@@ -358,3 +358,48 @@ fn the_dialplans_reject_and_redirect_answer_the_caller_with_a_cdr() {
         "nothing rings"
     );
 }
+
+#[test]
+fn rfc3581_behind_nat_the_provider_seen_address_becomes_our_contact() {
+    let mut net = routed_net();
+    let sent = Sent::from(net.drain());
+    let reg = sent.request(PROVIDER, Method::Register);
+    let sent = net.send(PROVIDER, &challenge(&reg, 401, "n-nat-1"));
+    let reg2 = sent.request(PROVIDER, Method::Register);
+    let mut ok = crate::sip::response_to(&reg2, 200, "OK");
+    crate::sip::set_to_tag(&mut ok, "prov-reg");
+    let contact = req_header(&reg2, "Contact").expect("Contact").to_string();
+    ok.headers
+        .push(HeaderName::Contact, format!("{contact};expires=600"));
+    // The provider saw the REGISTER come from the router's public address.
+    let nat_ok = text(&ok).replacen(";rport;", ";rport=40000;received=198.51.100.9;", 1);
+    assert!(nat_ok.contains("received=198.51.100.9"), "{nat_ok}");
+    let sent = net.send(PROVIDER, &nat_ok);
+    let reg3 = sent.request(PROVIDER, Method::Register);
+    assert!(
+        req_header(&reg3, "Contact").is_some_and(|c| c.contains("acct1234@198.51.100.9:40000")),
+        "the binding is renewed with the public address: {:?}",
+        req_header(&reg3, "Contact")
+    );
+    // Answered the same way again: stable, nothing more is sent.
+    let mut ok3 = crate::sip::response_to(&reg3, 200, "OK");
+    crate::sip::set_to_tag(&mut ok3, "prov-reg");
+    ok3.headers.push(
+        HeaderName::Contact,
+        format!(
+            "{};expires=600",
+            req_header(&reg3, "Contact").expect("Contact")
+        ),
+    );
+    let text3 = text(&ok3).replacen(";rport;", ";rport=40000;received=198.51.100.9;", 1);
+    assert!(net.send(PROVIDER, &text3).is_empty());
+    // Calls out through the gateway carry it too.
+    let mut bob = Caller::bob();
+    let sent = net.send(BOB, &bob.invite_to("95551234567", &[], ""));
+    let r407 = sent.response(BOB, 407);
+    bob.learn(&r407);
+    net.send(BOB, &bob.ack_non2xx(&r407));
+    let sent = net.send(BOB, &bob.invite_to("95551234567", &[], ""));
+    let inv = sent.request(PROVIDER, Method::Invite);
+    assert!(req_header(&inv, "Contact").is_some_and(|c| c.contains("@198.51.100.9:40000")));
+}
