@@ -111,6 +111,28 @@ impl B2bua {
         }
     }
 
+    /// A 2xx on b-leg `leg` that was answered already is a retransmission: ACKed again
+    /// (RFC 3261 §13.2.2.4, RFC 6026 §7.2) and nothing more. True when it was one.
+    pub(super) fn reack_retransmitted_2xx(&mut self, id: CallId, leg: usize) -> bool {
+        let Some(b) = self.calls.get(id).and_then(|c| c.b.get(leg)) else {
+            return true;
+        };
+        if let Some(ack) = b.ack.clone() {
+            let to = b.peer;
+            self.out.push_back(Command::Transmit { to, bytes: ack });
+            return true;
+        }
+        if b.state != BLegState::Answered {
+            return false;
+        }
+        if !b.ack_waits_for_caller {
+            // Past the 64·T1 window the stored ACK was dropped: build it again.
+            self.ack_b(id, leg, None);
+        }
+        // Late offer: still waiting for the caller's ACK to answer this one.
+        true
+    }
+
     fn b_answered(
         &mut self,
         now: Instant,
@@ -119,28 +141,15 @@ impl B2bua {
         leg: usize,
         resp: &Response,
     ) {
+        if self.reack_retransmitted_2xx(id, leg) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         let Some(b) = call.b.get_mut(leg) else {
             return;
         };
-        // A retransmitted 2xx: re-ACK (RFC 3261 §13.2.2.4, RFC 6026 §7.2).
-        if let Some(ack) = b.ack.clone() {
-            self.out.push_back(Command::Transmit {
-                to: b.peer,
-                bytes: ack,
-            });
-            return;
-        }
-        if b.state == BLegState::Answered {
-            if !b.ack_waits_for_caller {
-                // Past the 64·T1 window the stored ACK was dropped: build it again.
-                self.ack_b(id, leg, None);
-            }
-            // Late offer: still waiting for the caller's ACK to answer this one.
-            return;
-        }
         let dialog = match b.dialog.take() {
             Some(mut d) => {
                 if let Err(e) = d.handle_response(resp) {
@@ -459,8 +468,8 @@ impl B2bua {
         for (id, timer) in self.calls.pop_due(now) {
             let _span = self.enter(id);
             match timer {
-                CallTimer::NoAnswer => self.no_answer(now, wall, id),
-                CallTimer::Step => self.step_timeout(now, wall, id),
+                CallTimer::NoAnswer => self.no_answer(wall, id),
+                CallTimer::Step => self.step_timeout(wall, id),
                 CallTimer::OkRetransmit => self.retransmit_ok(now, wall, id),
                 CallTimer::ReinviteOk => self.retransmit_reinvite_ok(now, wall, id),
                 CallTimer::Expire(side) => {
@@ -484,7 +493,7 @@ impl B2bua {
         }
     }
 
-    fn no_answer(&mut self, now: Instant, wall: SystemTime, id: CallId) {
+    fn no_answer(&mut self, wall: SystemTime, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -493,7 +502,7 @@ impl B2bua {
         }
         // Forwarding on no answer, a group's next member: the step ends, the call goes on.
         if call.plan.as_ref().is_some_and(|p| !p.next.is_empty()) {
-            return self.step_timeout(now, wall, id);
+            return self.step_timeout(wall, id);
         }
         call.cancelled = true;
         call.state = CallState::Ending;

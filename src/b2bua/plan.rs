@@ -237,8 +237,7 @@ impl B2bua {
 
     /// The current step's own deadline: its legs are cancelled and what follows a step that
     /// was not answered runs (or, with nothing to follow, the call ends as unanswered).
-    pub(super) fn step_timeout(&mut self, now: Instant, wall: SystemTime, id: CallId) {
-        let _ = now;
+    pub(super) fn step_timeout(&mut self, wall: SystemTime, id: CallId) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -439,12 +438,11 @@ impl B2bua {
         }
         let number = resp
             .headers
-            .get_all(&crate::sip::HeaderName::Contact)
-            .filter_map(|v| v.value_str())
-            .filter_map(|v| {
-                crate::sip::NameAddr::parse(v.split(',').next().unwrap_or(v).trim().as_bytes()).ok()
-            })
-            .find_map(|na| na.uri.user().map(str::to_string));
+            .contacts()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.address().and_then(|na| na.uri.user().map(str::to_string)));
         let Some(number) = number.filter(|n| !n.is_empty()) else {
             return;
         };

@@ -402,23 +402,15 @@ impl B2bua {
         leg: usize,
         resp: &Response,
     ) {
+        if self.reack_retransmitted_2xx(id, leg) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         let Some(b) = call.b.get_mut(leg) else {
             return;
         };
-        // A retransmitted 2xx: re-ACK (RFC 3261 §13.2.2.4).
-        if let Some(ack) = b.ack.clone() {
-            self.out.push_back(Command::Transmit {
-                to: b.peer,
-                bytes: ack,
-            });
-            return;
-        }
-        if b.state == BLegState::Answered {
-            return self.ack_b(id, leg, None);
-        }
         let dialog = match b.dialog.take() {
             Some(mut d) => {
                 if let Err(e) = d.handle_response(resp) {

@@ -47,11 +47,7 @@ impl GatewaySpec {
 
     /// `host[:port]` as it goes into URIs.
     pub fn hostport(&self) -> String {
-        let host = if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = self.host_for_uri();
         match self.port {
             Some(p) => format!("{host}:{p}"),
             None => host,
