@@ -107,7 +107,9 @@ def linphone_transferee(port, work, lp_port, ctrl_bob, ctrl_carol):
         # linphonec sends no RTP in this setup (bob gets none either): carol's RTP reaching
         # alice through the relay is checked from the CDR's counters (transfer.sh).
         step(bob.wait("CALL_CLOSED", 15), "bob's call with alice is released after the transfer")
-        time.sleep(1)
+        # 2.5 s of carol's RTP (~125 packets at 50/s) before alice hangs up: transfer.sh wants
+        # clearly more than bob's ~1 s before the transfer, even when the machine is loaded.
+        time.sleep(2.5)
         with lp.lock:
             heard = [l for l in lp.lines if re.search(r"(?i)transfer|refer", l)]
         step(not heard, f"alice (linphonec) never got a REFER {heard[:2]}")
@@ -137,7 +139,7 @@ def baresip_transferee(port, work, lp_port, ctrl_alice, ctrl_carol):
         step(lp.wait(r"(?i)ended|terminated|released", 15, mark) is not None,
              "bob (linphonec) is released after the transfer")
         step(not alice.wait("CALL_TRANSFER", 0.1), "alice (baresip) never got a REFER")
-        time.sleep(1)
+        time.sleep(2.5)
         alice.send("hangup")
         step(carol.wait("CALL_CLOSED", 10), "alice hangs up, carol sees the call closed")
     finally:
