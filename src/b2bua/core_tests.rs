@@ -27,6 +27,7 @@ pub(super) fn core_with(f: impl FnOnce(&mut CallSettings)) -> B2bua {
     f(&mut calls);
     B2bua::new(
         B2buaConfig {
+            node_id: None,
             calls,
             timers: TimerConfig::default(),
             user_agent: "ferroswitch-test".into(),
@@ -68,6 +69,7 @@ pub(super) fn binding(contact_port: u16) -> Binding {
         nat: false,
         user_agent: None,
         advertised: "203.0.113.1:5060".into(),
+        path: Vec::new(),
     }
 }
 

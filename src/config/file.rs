@@ -102,6 +102,7 @@ struct RawServer {
     aliases: Option<Spanned<Vec<Spanned<String>>>>,
     user_agent: Option<Spanned<String>>,
     dialplan: Option<Spanned<String>>,
+    node_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +119,8 @@ struct RawRegistrar {
     nonce_bind_source: Option<bool>,
     nat_keepalive: Option<Spanned<i64>>,
     store: Option<Spanned<String>>,
+    trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    nonce_secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -322,12 +325,25 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
             ua.into_inner().trim().to_string()
         }
     };
+    let node_id = raw.node_id.and_then(|n| {
+        let v = n.get_ref();
+        let ok = (1..=32).contains(&v.len())
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if !ok {
+            let msg = format!("{v:?} must be 1 to 32 characters of A-Z a-z 0-9 . _ -");
+            p.bad(Some(n.span()), "server.node_id", msg);
+            return None;
+        }
+        Some(n.into_inner())
+    });
     ServerConfig {
         domain,
         listen,
         users_dir,
         aliases,
         user_agent,
+        node_id,
     }
 }
 
@@ -421,7 +437,24 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
     let store = store(p, r.store);
+    let trusted_proxies = match r.trusted_proxies {
+        None => d.trusted_proxies.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.trusted_proxies"),
+    };
+    let nonce_secret_file = r.nonce_secret_file.and_then(|f| {
+        let base = p.file.parent().unwrap_or(Path::new("."));
+        let path = base.join(f.get_ref().trim());
+        match super::nonce_key::load(&path) {
+            Ok(_) => Some(path),
+            Err(msg) => {
+                p.bad(Some(f.span()), "registrar.nonce_secret_file", msg);
+                None
+            }
+        }
+    });
     RegistrarConfig {
+        trusted_proxies,
+        nonce_secret_file,
         min_expires: min_v,
         max_expires: max_v,
         default_expires: def_v,

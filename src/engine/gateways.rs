@@ -129,6 +129,7 @@ impl Gateways {
             ruri: format!("sip:{user}@{}{}", s.hostport(), s.transport.uri_param()),
             peer,
             advertised,
+            route: Vec::new(),
             gateway: Some(Arc::new(GatewayLeg {
                 name: s.name.clone(),
                 domain: s.host.clone(),

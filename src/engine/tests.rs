@@ -101,6 +101,8 @@ fn config() -> EngineConfig {
         user_agent: "ferroswitch-test".into(),
         trace: super::TraceConfig::default(),
         gateways: Vec::new(),
+        node_id: None,
+        nonce_secret: None,
     }
 }
 
