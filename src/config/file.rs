@@ -1066,4 +1066,65 @@ nonce_bind_source = false
             "{bad:?}"
         );
     }
+
+    #[test]
+    fn cluster_keys_trusted_proxies_node_id_and_nonce_secret_file() {
+        let dir =
+            std::env::temp_dir().join(format!("ferroswitch-cluster-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("nonce.key"), "ab".repeat(32) + "\n").unwrap();
+        std::fs::write(dir.join("short.key"), "abc\n").unwrap();
+        std::fs::create_dir_all(dir.join("users")).unwrap();
+        let file = dir.join("ferroswitch.toml");
+        let good = r#"
+[server]
+node_id = "fs-1.a_b"
+[registrar]
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+nonce_secret_file = "nonce.key"
+"#;
+        let p = parse(good, &file).unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.server.node_id.as_deref(), Some("fs-1.a_b"));
+        let nets: Vec<String> = p
+            .registrar
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(p.registrar.nonce_secret_file, Some(dir.join("nonce.key")));
+
+        let bad = r#"
+[server]
+node_id = "fs 1"
+[registrar]
+trusted_proxies = ["10.0.0.0/33"]
+nonce_secret_file = "short.key"
+"#;
+        let p = parse(bad, &file).unwrap();
+        let errs: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+        for key in [
+            "server.node_id",
+            "registrar.trusted_proxies[0]",
+            "registrar.nonce_secret_file",
+        ] {
+            assert!(errs.iter().any(|e| e.contains(key)), "{key}: {errs:?}");
+        }
+        assert!(
+            errs.iter().any(|e| e.contains("short.key")),
+            "the path is named: {errs:?}"
+        );
+        let missing = "[registrar]\nnonce_secret_file = \"gone.key\"\n";
+        let errs: Vec<String> = parse(missing, &file)
+            .unwrap()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errs.iter().any(|e| e.contains("gone.key")), "{errs:?}");
+        let long = format!("[server]\nnode_id = \"{}\"\n", "n".repeat(33));
+        assert_eq!(parse(&long, &file).unwrap().errors.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
