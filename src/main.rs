@@ -164,6 +164,21 @@ fn check_config(cli: &Cli) -> ExitCode {
             if !c.gateways.is_empty() {
                 routing.push_str(&format!(", {} gateways", c.gateways.len()));
             }
+            if let Some(node) = &c.server.node_id {
+                routing.push_str(&format!(", node {node}"));
+            }
+            if !c.registrar.trusted_proxies.is_empty() {
+                let nets: Vec<String> = c
+                    .registrar
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                routing.push_str(&format!(", trusted proxies {}", nets.join(" ")));
+            }
+            if let Some(f) = &c.registrar.nonce_secret_file {
+                routing.push_str(&format!(", nonce secret from {}", f.display()));
+            }
             println!(
                 "{}: OK ({} users, listening on {}{routing}, {} warnings)",
                 cli.config_path().display(),

@@ -240,6 +240,7 @@ impl Engine {
         let seed_reg: u64 = self.rng.gen();
         let seed_ping: u64 = self.rng.gen();
         let ua = self.cfg.user_agent.clone();
+        let node_id = self.cfg.node_id.clone();
         let Some(g) = self.gateways.list.get_mut(i) else {
             return;
         };
@@ -276,6 +277,7 @@ impl Engine {
                             },
                             transport: s.transport,
                             user_agent: ua.clone(),
+                            node_id: node_id.clone(),
                         },
                         seed_reg,
                     ))
@@ -292,6 +294,7 @@ impl Engine {
                     transport: s.transport,
                     interval: Duration::from_secs(u64::from(s.ping)),
                     user_agent: ua,
+                    node_id,
                 },
                 seed_ping,
             ));
