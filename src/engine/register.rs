@@ -6,8 +6,11 @@
 //! RFC 3327 Path. A Path header lets whoever sends the REGISTER choose where calls to that
 //! user are sent, so it is honoured only on REGISTERs whose source is a trusted edge proxy
 //! (`[registrar] trusted_proxies`). From anyone else it is ignored and logged at debug, not
-//! refused: RFC 3327 §5.3 leaves the registrar's Path policy to local configuration, and a
-//! phone that sends Path on its own is not misbehaving, it just gets no say in routing.
+//! refused: RFC 3327 gives a registrar no status code that would tell a phone what to fix
+//! (420 is for a `Require: path` it does not support, and it does support it), refusing would
+//! cost the phone its registration, and ignoring the Path leaves routing exactly as it is for
+//! a phone registered directly: to the REGISTER's source or Contact, which the
+//! `contact_allow`/`contact_deny` rules already judge.
 //! The Path is stored with every binding the REGISTER adds or refreshes. The 200 echoes it
 //! only when the REGISTER listed `path` in Supported (RFC 3327 §5.3): RFC 3261 §8.2.2.3
 //! forbids a UAS to apply an extension in a response unless the request said it supports
