@@ -841,6 +841,27 @@ mod tests {
     }
 
     #[test]
+    fn registrations_show_the_path_and_status_the_node() {
+        let regs = json!([
+            {"user": "1000", "contact": "sip:1000@192.168.1.20", "source": "10.0.0.1:5060",
+             "transport": "UDP", "expires_in": 60, "user_agent": null,
+             "path": ["<sip:10.0.0.1;lr>", "<sip:core.example;lr>"]},
+            {"user": "1001", "contact": "sip:1001@192.0.2.7", "source": "192.0.2.7:5060",
+             "transport": "UDP", "expires_in": 30, "user_agent": "x", "path": []}
+        ]);
+        let t = render(&CtlRequest::Registrations { user: None }, &regs);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("PATH"), "{t}");
+        assert!(
+            lines[1].ends_with("<sip:10.0.0.1;lr>,<sip:core.example;lr>"),
+            "{t}"
+        );
+        assert!(lines[2].ends_with(" -"), "{t}");
+        let status = render(&CtlRequest::Status, &json!({"node": "fs1"}));
+        assert!(status.contains("node:            fs1"), "{status}");
+    }
+
+    #[test]
     fn tables_align_by_characters() {
         let t = table(
             &["ID", "CALL"],

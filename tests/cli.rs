@@ -571,3 +571,35 @@ fn daemon_answers_options_and_exits_0_on_sigterm() {
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     wait_line(&lines, "stopped", &mut seen);
 }
+
+/// Issue 16: with `[server] node_id` every line the daemon writes starts with the node.
+#[test]
+fn every_log_line_names_the_node() {
+    let dir = TempDir::new("cli-node");
+    let path = write_config(
+        &dir,
+        "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nnode_id = \"fs7\"\n\
+         [registrar]\nstore = \"memory\"\n",
+        USERS_TOML,
+    );
+    let mut cmd = ferroswitch();
+    cmd.arg("--config")
+        .arg(&path)
+        .args(["--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("spawn the daemon"));
+    let lines = stderr_lines(&mut child.0);
+    let mut seen = Vec::new();
+    wait_line(&lines, "listening on udp:", &mut seen);
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.expect("run kill").success());
+    assert_eq!(wait_exit(&mut child.0, WAIT).code(), Some(0));
+    wait_line(&lines, "stopped", &mut seen);
+    assert!(seen.len() >= 2, "{seen:?}");
+    for l in &seen {
+        assert!(l.starts_with("node=fs7 "), "{l}");
+    }
+}
