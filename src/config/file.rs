@@ -118,6 +118,7 @@ struct RawRegistrar {
     nonce_bind_source: Option<bool>,
     nat_keepalive: Option<Spanned<i64>>,
     store: Option<Spanned<String>>,
+    redis_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -420,7 +421,7 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         None => d.contact_deny.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
-    let store = store(p, r.store);
+    let store = store(p, r.store, r.redis_prefix);
     RegistrarConfig {
         min_expires: min_v,
         max_expires: max_v,
@@ -439,8 +440,22 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
 /// `[registrar] store`: `"memory"` or `"sqlite:PATH"`, the path relative to the config file's
 /// directory. The database must be creatable or writable now: the daemon would refuse to
 /// start later anyway, and `check-config` (run by the systemd unit) says why first.
-fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
+fn store(
+    p: &mut Problems<'_>,
+    raw: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+) -> StoreConfig {
     const KEY: &str = "registrar.store";
+    let redis = raw
+        .as_ref()
+        .is_some_and(|v| v.get_ref().trim().starts_with("redis"));
+    if redis {
+        return redis_store(p, raw, prefix);
+    }
+    if let Some(v) = &prefix {
+        let msg = "only with a \"redis://…\" store".to_string();
+        p.bad(Some(v.span()), "registrar.redis_prefix", msg);
+    }
     let base = p.file.parent().unwrap_or(Path::new("."));
     let (value, span) = match &raw {
         None => (format!("sqlite:{}", StoreConfig::DEFAULT_FILE), None),
@@ -454,7 +469,7 @@ fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
     {
         StoreConfig::Sqlite(base.join(path.trim()))
     } else {
-        let msg = format!("{value:?} is neither \"memory\" nor \"sqlite:PATH\"");
+        let msg = format!("{value:?} is neither \"memory\", \"sqlite:PATH\" nor \"redis://HOST…\"");
         p.bad(span, KEY, msg);
         return StoreConfig::Memory;
     };
@@ -473,6 +488,43 @@ fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
         }
     }
     config
+}
+
+/// `[registrar] store = "redis://[:password@]host[:port][/db]"` and `redis_prefix`. The URL
+/// is parsed here (a typo is a config error); whether Redis answers is not checked: a cluster
+/// node must start while Redis is down and wait for it (see `crate::persist::RedisStore`).
+fn redis_store(
+    p: &mut Problems<'_>,
+    raw: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+) -> StoreConfig {
+    let (url, span) = match &raw {
+        Some(v) => (v.get_ref().trim().to_string(), Some(v.span())),
+        None => (String::new(), None),
+    };
+    let shown = crate::config::redact_password(&url);
+    let problem = if !url.starts_with("redis://") {
+        Some("only redis:// is supported (no TLS: keep Redis on a private network)".to_string())
+    } else {
+        redis::Client::open(url.as_str())
+            .err()
+            .map(|e| format!("not a Redis URL: {e}"))
+    };
+    if let Some(why) = problem {
+        p.bad(span, "registrar.store", format!("{shown:?}: {why}"));
+    }
+    let prefix = match prefix {
+        None => StoreConfig::DEFAULT_REDIS_PREFIX.to_string(),
+        Some(v) => {
+            let text = v.get_ref().trim().to_string();
+            if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == ':') {
+                let msg = format!("{text:?}: one word without spaces or ':'");
+                p.bad(Some(v.span()), "registrar.redis_prefix", msg);
+            }
+            text
+        }
+    };
+    StoreConfig::Redis { url, prefix }
 }
 
 /// Whether the daemon can open `path` for writing, or create it: an existing file must open
@@ -930,8 +982,27 @@ nonce_bind_source = false
         assert!(errors.is_empty(), "{errors:?}");
         // Wrong scheme, empty path, missing directory, a directory: one error each, with the
         // line and the key.
+        // Redis: parsed, not connected to; the prefix has a default.
+        let (s, errors) = store("[registrar]\nstore = \"redis://:pw@127.0.0.1:6390/2\"\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.to_string(), "redis://:***@127.0.0.1:6390/2");
+        assert_eq!(
+            s,
+            StoreConfig::Redis {
+                url: "redis://:pw@127.0.0.1:6390/2".into(),
+                prefix: "ferroswitch".into()
+            }
+        );
+        let (s, _) = store("[registrar]\nstore = \"redis://r1\"\nredis_prefix = \"fs2\"\n");
+        assert!(matches!(s, StoreConfig::Redis { prefix, .. } if prefix == "fs2"));
         for (text, why) in [
-            ("[registrar]\nstore = \"redis:x\"\n", "neither"),
+            ("[registrar]\nstore = \"redis:x\"\n", "only redis://"),
+            ("[registrar]\nstore = \"rediss://h\"\n", "only redis://"),
+            (
+                "[registrar]\nstore = \"redis://h:notaport\"\n",
+                "not a Redis URL",
+            ),
+            ("[registrar]\nstore = \"mysql:x\"\n", "neither"),
             ("[registrar]\nstore = \"sqlite:\"\n", "neither"),
             (
                 "[registrar]\nstore = \"sqlite:nope/r.db\"\n",
