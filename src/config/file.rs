@@ -517,8 +517,10 @@ fn redis_store(
         None => StoreConfig::DEFAULT_REDIS_PREFIX.to_string(),
         Some(v) => {
             let text = v.get_ref().trim().to_string();
-            if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == ':') {
-                let msg = format!("{text:?}: one word without spaces or ':'");
+            // The loader SCANs `<prefix>:loc:*`: no glob characters either.
+            let bad = |c: char| c.is_whitespace() || ":*?[]\\".contains(c);
+            if text.is_empty() || text.contains(bad) {
+                let msg = format!("{text:?}: one word without spaces, ':' or glob characters");
                 p.bad(Some(v.span()), "registrar.redis_prefix", msg);
             }
             text
@@ -995,6 +997,30 @@ nonce_bind_source = false
         );
         let (s, _) = store("[registrar]\nstore = \"redis://r1\"\nredis_prefix = \"fs2\"\n");
         assert!(matches!(s, StoreConfig::Redis { prefix, .. } if prefix == "fs2"));
+        for bad in ["", "a b", "a:b", "fs*"] {
+            let text = format!("[registrar]\nstore = \"redis://r1\"\nredis_prefix = \"{bad}\"\n");
+            let p = parse(&text, &path).unwrap();
+            let errors: Vec<String> = p
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .filter(|e| e.contains("registrar."))
+                .collect();
+            assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
+            assert!(
+                errors[0].contains(":3: registrar.redis_prefix"),
+                "{errors:?}"
+            );
+        }
+        let p = parse(
+            "[registrar]\nstore = \"memory\"\nredis_prefix = \"x\"\n",
+            &path,
+        )
+        .unwrap();
+        assert!(p
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("only with a")));
         for (text, why) in [
             ("[registrar]\nstore = \"redis:x\"\n", "only redis://"),
             ("[registrar]\nstore = \"rediss://h\"\n", "only redis://"),
