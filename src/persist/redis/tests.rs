@@ -69,7 +69,7 @@ fn a_diff_names_only_the_fields_that_changed() {
     assert_eq!(d.set.keys().collect::<Vec<_>>(), ["sip:b@2"]);
     assert!(d.del.is_empty());
     // Removed later in the same batch: a delete, no longer a set.
-    d.record(&[a.clone(), b2.clone()], &[a.clone()]);
+    d.record(&[a.clone(), b2.clone()], std::slice::from_ref(&a));
     assert!(d.set.is_empty());
     assert_eq!(d.del.iter().collect::<Vec<_>>(), ["sip:b@2"]);
     // A device keyed by its instance: a new Contact is a set of the same field.
@@ -91,9 +91,9 @@ fn a_kept_diff_goes_under_newer_changes_and_over_what_redis_holds() {
         binding("sip:c@1", None, t),
     );
     let mut older = Diff::default();
-    older.record(&[b.clone()], &[a.clone()]); // set a, delete b
+    older.record(std::slice::from_ref(&b), std::slice::from_ref(&a)); // set a, delete b
     let mut newer = Diff::default();
-    newer.record(&[a.clone()], &[c.clone()]); // delete a, set c
+    newer.record(std::slice::from_ref(&a), std::slice::from_ref(&c)); // delete a, set c
     newer.merge_older(older);
     let mut set: Vec<_> = newer.set.keys().cloned().collect();
     set.sort();
