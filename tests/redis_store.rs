@@ -141,8 +141,9 @@ fn register(store: &RedisStore, aor: &str, b: Binding) {
     });
 }
 
+/// A node; its flushes may wait 2 s (the daemon's 250 ms could fail on a loaded CI machine).
 fn node(redis: &Redis) -> RedisStore {
-    RedisStore::open(&redis.url(), PREFIX).expect("a valid URL")
+    RedisStore::open_with(&redis.url(), PREFIX, Duration::from_secs(2)).expect("a valid URL")
 }
 
 /// Polls `cond` until it holds, at most `limit`.

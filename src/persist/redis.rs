@@ -272,6 +272,7 @@ struct Shared {
     lost: tokio::sync::Notify,
     round_trips: AtomicU64,
     loads: AtomicU64,
+    flush_timeout: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -283,6 +284,16 @@ impl RedisStore {
     /// Parses `url` and starts the supervisor, which connects in the background: the store
     /// is not writable until Redis has answered and the replica is loaded (`is_up`).
     pub fn open(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::open_with(url, prefix, FLUSH_TIMEOUT)
+    }
+
+    /// `open` with another bound on a flush's wait (tests on a loaded machine use a longer
+    /// one; the daemon uses `FLUSH_TIMEOUT`).
+    pub fn open_with(
+        url: &str,
+        prefix: &str,
+        flush_timeout: Duration,
+    ) -> Result<RedisStore, StoreError> {
         let name = crate::config::redact_password(url);
         let client = redis::Client::open(url).map_err(|e| StoreError {
             location: name.clone(),
@@ -304,6 +315,7 @@ impl RedisStore {
             lost: tokio::sync::Notify::new(),
             round_trips: AtomicU64::new(0),
             loads: AtomicU64::new(0),
+            flush_timeout,
         });
         let supervisor = tokio::spawn(supervise(shared.clone()));
         Ok(RedisStore { shared, supervisor })
@@ -396,7 +408,7 @@ impl LocationStore for RedisStore {
         Box::pin(async move {
             let link = lock(&shared.link).clone();
             let written = match link {
-                Some(link) => shared.write(&link, batch, FLUSH_TIMEOUT).await,
+                Some(link) => shared.write(&link, batch, shared.flush_timeout).await,
                 None => Err((batch, "not connected".to_string())),
             };
             written.map_err(|(batch, why)| {
