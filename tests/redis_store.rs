@@ -47,6 +47,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // DEBUG SLEEP makes a slow Redis (`a_slow_redis_…`).
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -320,4 +322,38 @@ async fn a_node_starts_while_redis_is_down_and_comes_up_with_it() {
     assert!(!a.writable(), "not writable before Redis answers");
     redis.restart();
     eventually("A up once Redis is", 2 * WAIT, || a.is_up()).await;
+}
+
+#[tokio::test]
+async fn a_slow_redis_refuses_writes_while_slow_without_a_reconnect() {
+    let redis = Redis::start();
+    let a = RedisStore::open_with(&redis.url(), PREFIX, Duration::from_millis(100))
+        .expect("a valid URL");
+    eventually("A up", WAIT, || a.is_up()).await;
+    // Redis busy for 600 ms (DEBUG SLEEP blocks the server): the flush times out.
+    let url = redis.url();
+    let sleeper = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connection");
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.6")
+            .query(&mut c)
+            .expect("DEBUG SLEEP");
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    register(&a, "alice@d", binding("sip:alice@192.0.2.10", None, 1, 600));
+    assert!(a.flush_async().await.is_err(), "timed out");
+    assert!(!a.writable());
+    assert_eq!(a.pending_len(), 1);
+    tokio::task::spawn_blocking(move || sleeper.join())
+        .await
+        .expect("join")
+        .expect("sleeper");
+    // The next flush gets through on the same connection: up again, nothing reloaded.
+    a.flush_async().await.expect("flush once Redis answers");
+    assert!(a.writable());
+    assert_eq!((a.loads(), a.pending_len()), (1, 0));
+    assert_eq!(redis.hlen("alice@d"), 2);
 }

@@ -25,9 +25,11 @@
 //! - A supervisor task owns the connections: it connects, subscribes, loads everything
 //!   (SCAN + pipelined HGETALL), writes back what a failed flush kept, then declares the store
 //!   up; on a lost connection (pub/sub stream closed, failed flush, failed PING) it declares
-//!   it down and starts over with back-off. Down, `writable` is false and the registrar
-//!   answers REGISTER with 500 + Retry-After; lookups go on from the replica. One log line
-//!   per change of state, never per request.
+//!   it down and starts over with back-off. A flush that only timed out (Redis slow, not
+//!   gone) declares it down too, keeps the connection, and the next write that gets through
+//!   (the driver's next flush, or the supervisor's after its next PING) brings it back up.
+//!   Down, `writable` is false and the registrar answers REGISTER with 500 + Retry-After;
+//!   lookups go on from the replica. One log line per change of state, never per request.
 //!
 //! Time: `Instant`s mean nothing to another process; stored expiries are wall-clock ms,
 //! converted as `sqlite.rs` does. Nodes' clocks must agree to well within `min_expires`. The
@@ -249,6 +251,24 @@ struct Link {
     sha: String,
 }
 
+/// A write that did not happen (or may not have): the batch to keep, why, and whether the
+/// connection is to be dropped (`lost`) or only was slow.
+struct Failed {
+    batch: FastMap<String, Diff>,
+    why: String,
+    lost: bool,
+}
+
+impl Failed {
+    fn lost(batch: FastMap<String, Diff>, why: String) -> Failed {
+        Failed {
+            batch,
+            why,
+            lost: true,
+        }
+    }
+}
+
 /// A hash as read: its version and its `(field, value)` pairs (`#v` left out).
 type Snapshot = (u64, Vec<(String, String)>);
 
@@ -409,15 +429,30 @@ impl LocationStore for RedisStore {
             let link = lock(&shared.link).clone();
             let written = match link {
                 Some(link) => shared.write(&link, batch, shared.flush_timeout).await,
-                None => Err((batch, "not connected".to_string())),
+                None => Err(Failed {
+                    batch,
+                    why: "not connected".to_string(),
+                    lost: true,
+                }),
             };
-            written.map_err(|(batch, why)| {
-                shared.keep(batch);
-                shared.set_down(&why);
-                // The supervisor drops this connection and starts over (once).
-                shared.lost.notify_one();
-                shared.error(why)
-            })
+            match written {
+                Ok(()) => {
+                    // Back after a slow spell (the connection stayed).
+                    if shared.state.load(Ordering::Acquire) == DOWN {
+                        shared.set_up();
+                    }
+                    Ok(())
+                }
+                Err(Failed { batch, why, lost }) => {
+                    shared.keep(batch);
+                    shared.set_down(&why);
+                    if lost {
+                        // The supervisor drops this connection and starts over (once).
+                        shared.lost.notify_one();
+                    }
+                    Err(shared.error(why))
+                }
+            }
         })
     }
 
@@ -472,7 +507,7 @@ impl Shared {
         link: &Link,
         batch: FastMap<String, Diff>,
         timeout: Duration,
-    ) -> Result<(), (FastMap<String, Diff>, String)> {
+    ) -> Result<(), Failed> {
         let (now, wall_ms) = (Instant::now(), unix_ms(SystemTime::now()));
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -502,10 +537,18 @@ impl Shared {
             Ok(Ok(s)) if s.len() == aors.len() => s,
             Ok(Ok(s)) => {
                 let why = format!("{} replies to {} writes", s.len(), aors.len());
-                return Err((batch, why));
+                return Err(Failed::lost(batch, why));
             }
-            Ok(Err(e)) => return Err((batch, e.to_string())),
-            Err(_) => return Err((batch, format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => return Err(Failed::lost(batch, e.to_string())),
+            // Slow, not gone: down (REGISTER refused) until a write gets through again on
+            // this connection; a dead one is found by the supervisor's PING.
+            Err(_) => {
+                return Err(Failed {
+                    batch,
+                    why: format!("no answer within {timeout:?}"),
+                    lost: false,
+                })
+            }
         };
         for (aor, (version, fields)) in aors.into_iter().zip(snapshots) {
             self.apply(aor, version, fields, false);
@@ -735,7 +778,7 @@ async fn session(shared: &Arc<Shared>) -> Result<(), String> {
     // What failed flushes kept, written back before REGISTERs are taken again.
     let kept = std::mem::take(&mut *lock(&shared.pending));
     if !kept.is_empty() {
-        if let Err((batch, why)) = shared.write(&link, kept, STEP_TIMEOUT).await {
+        if let Err(Failed { batch, why, .. }) = shared.write(&link, kept, STEP_TIMEOUT).await {
             shared.keep(batch);
             return Err(why);
         }
@@ -765,6 +808,24 @@ async fn session(shared: &Arc<Shared>) -> Result<(), String> {
                 let mut conn = link.conn.clone();
                 let cmd = redis::cmd("PING");
                 match tokio::time::timeout(STEP_TIMEOUT, cmd.query_async::<String>(&mut conn)).await {
+                    // Down after a slow write while Redis answers: write back what was kept.
+                    Ok(Ok(_)) if shared.state.load(Ordering::Acquire) == DOWN => {
+                        let kept = std::mem::take(&mut *lock(&shared.pending));
+                        let written = if kept.is_empty() {
+                            Ok(())
+                        } else {
+                            shared.write(&link, kept, STEP_TIMEOUT).await
+                        };
+                        match written {
+                            Ok(()) => shared.set_up(),
+                            Err(Failed { batch, why, lost }) => {
+                                shared.keep(batch);
+                                if lost {
+                                    break why;
+                                }
+                            }
+                        }
+                    }
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => break e.to_string(),
                     Err(_) => break format!("no answer to PING within {STEP_TIMEOUT:?}"),
