@@ -2,6 +2,7 @@
 //! store against a real `redis-server` is tested in `tests/redis_store.rs`.
 
 use super::*;
+use crate::net::{Peer, Transport};
 
 fn binding(contact: &str, instance: Option<&str>, at: Instant) -> Binding {
     Binding {
