@@ -56,6 +56,8 @@ pub struct EngineSnapshot {
     pub transactions: TransactionStats,
     /// (address-of-records, bindings) in the location store.
     pub registrations: (usize, usize),
+    /// The location store takes writes (false while a shared store's Redis is unreachable).
+    pub store_up: bool,
     pub calls_up: usize,
     /// Each gateway: (name, registered with the provider, up by its keep-alive).
     pub gateways: Vec<(String, bool, bool)>,
@@ -203,6 +205,7 @@ impl Engine {
             guard: self.guard.stats(),
             transactions: self.txl.stats().clone(),
             registrations: self.store.counts(),
+            store_up: self.store.writable(),
             calls_up: self.b2bua.len(),
             gateways: self.gateway_flags(),
         }
