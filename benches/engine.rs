@@ -34,34 +34,45 @@ use ferroswitch::transaction::Transmit;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The system allocator, counting calls and requested bytes (a `realloc` counts as one
-/// allocation of its new size).
+/// allocation of its new size). Per thread, in plain cells: the engine runs on this one, and
+/// an atomic read-modify-write per allocation would itself cost a measurable share.
 struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count(size: usize) {
+    // `try_with`: nothing to count into while the thread's locals are being torn down.
+    let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+    let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
+}
+
+/// (allocations, bytes) counted on this thread so far.
+fn counted() -> (u64, u64) {
+    (ALLOCS.with(Cell::get), BYTES.with(Cell::get))
+}
 
 // SAFETY: every call is passed on unchanged to `System`; only counters are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        count(layout.size());
         System.alloc(layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        count(layout.size());
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(new_size as u64, Relaxed);
+        count(new_size);
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -154,12 +165,13 @@ struct Meter {
 
 impl Meter {
     fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+        let (a0, b0) = counted();
         let t0 = Instant::now();
         let r = f();
         self.wall += t0.elapsed();
-        self.allocs += ALLOCS.load(Relaxed) - a0;
-        self.bytes += BYTES.load(Relaxed) - b0;
+        let (a1, b1) = counted();
+        self.allocs += a1 - a0;
+        self.bytes += b1 - b0;
         r
     }
 }
