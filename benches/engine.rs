@@ -182,10 +182,11 @@ struct Bench {
     store: Arc<MemoryStore>,
     out: Vec<Transmit>,
     meter: Meter,
-    /// Seconds of virtual time per flow.
+    /// Virtual time per flow (`1/rate`).
     step: Duration,
     /// Flow counter: fresh Call-IDs, tags and branches.
     seq: u64,
+    /// When the callee last registered (virtual clock): refreshed well before it expires.
     callee_registered: Option<Instant>,
 }
 
