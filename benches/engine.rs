@@ -22,6 +22,7 @@
 //! 1000 flows per virtual second). Without `--bench` (as `cargo test --all-targets` runs it)
 //! it does a short smoke run of both flows. The summary lines start with `engine-bench:`.
 
+use bytes::Bytes;
 use ferroswitch::auth::{parse_challenges, Answer, Challenge, DigestCredentials, NonceSecret};
 use ferroswitch::clock::from_unix;
 use ferroswitch::config::Config;
@@ -29,7 +30,9 @@ use ferroswitch::engine::sim::{received, Sim};
 use ferroswitch::engine::Engine;
 use ferroswitch::net::{Origin, Transport};
 use ferroswitch::registrar::{LocationStore, MemoryStore};
-use ferroswitch::sip::{parse_datagram, HeaderName, Message, Method, Request, Response};
+use ferroswitch::sip::{
+    parse_datagram, parse_datagram_bytes, HeaderName, Message, Method, Request, Response,
+};
 use ferroswitch::transaction::Transmit;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -146,7 +149,11 @@ fn config() -> Config {
         );
     }
     std::fs::write(dir.join("users/bench.toml"), users).expect("users file");
-    let cfg = Config::from_toml(CONFIG, &dir.join("ferroswitch.toml"));
+    // ENGINE_BENCH_TOML: more configuration appended, for A/B runs of one setting
+    // (e.g. "[trace]\ncalls = 0" to leave out the recent-calls trace).
+    let extra = std::env::var("ENGINE_BENCH_TOML").unwrap_or_default();
+    let text = format!("{CONFIG}\n{}\n", extra.replace("\\n", "\n"));
+    let cfg = Config::from_toml(&text, &dir.join("ferroswitch.toml"));
     // The users are in memory now; leave nothing behind.
     let _ = std::fs::remove_dir_all(&dir);
     match cfg {
@@ -232,7 +239,10 @@ impl Bench {
                 local: sim.local,
                 connection: None,
             };
-            sim.handle(received(parse_datagram(raw), raw, source), origin);
+            // One copy of the datagram, shared by the parsed message and `Inbound::raw`.
+            let bytes = Bytes::copy_from_slice(raw);
+            let payload = received(parse_datagram_bytes(bytes.clone()), raw, source);
+            sim.handle_raw(payload, origin, bytes);
             while let Some(t) = sim.engine.poll_transmit() {
                 out.push(t);
             }

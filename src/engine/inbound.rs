@@ -48,7 +48,7 @@ impl Engine {
         }
         self.trace.tick(now, wall);
         if let Payload::Message(m) = &inbound.payload {
-            self.trace_inbound(now, wall, &origin, m);
+            self.trace_inbound(now, wall, &origin, m, &inbound.raw);
         }
         match inbound.payload {
             Payload::Malformed { raw, error } => self.handle_malformed(&origin, &raw, &error),

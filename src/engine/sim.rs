@@ -9,7 +9,7 @@
 
 use super::Engine;
 use crate::net::{stamp_received, ConnectionId, Inbound, Origin, Payload, Transport};
-use crate::sip::{parse_datagram, Message, ParseError};
+use crate::sip::{parse_datagram_bytes, Message, ParseError};
 use crate::transaction::Transmit;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -66,9 +66,22 @@ impl Sim {
 
     /// Hands the engine one received message at the current virtual time.
     pub fn handle(&mut self, payload: Payload, origin: Origin) {
+        self.handle_raw(payload, origin, Bytes::new());
+    }
+
+    /// `handle` with the message's octets as received (`Inbound::raw`), as the transport
+    /// hands them over.
+    pub fn handle_raw(&mut self, payload: Payload, origin: Origin, raw: Bytes) {
         let (now, wall) = (self.now, self.wall());
-        self.engine
-            .handle_inbound(now, wall, Inbound { payload, origin });
+        self.engine.handle_inbound(
+            now,
+            wall,
+            Inbound {
+                payload,
+                origin,
+                raw,
+            },
+        );
     }
 
     /// Delivers the datagram (or one framed TCP message) `raw` from `source` as the transport
@@ -86,7 +99,9 @@ impl Sim {
             local: self.local,
             connection: connection.map(ConnectionId),
         };
-        self.handle(received(parse_datagram(raw), raw, source), origin);
+        let bytes = Bytes::copy_from_slice(raw);
+        let payload = received(parse_datagram_bytes(bytes.clone()), raw, source);
+        self.handle_raw(payload, origin, bytes);
         self.drain()
     }
 

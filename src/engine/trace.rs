@@ -310,35 +310,45 @@ fn final_invite_status(bytes: &[u8]) -> Option<u16> {
 }
 
 /// The value of the first header named one of `names` (lower case), read from the octets
-/// of a message without parsing it: for transmits, which are already serialised.
+/// of a message without parsing it: for transmits, which are already serialised. Runs for
+/// every transmit while tracing is on, so it walks the head line by line with `memchr` and
+/// decodes only the value it returns.
 pub fn header_value<'a>(bytes: &'a [u8], names: &[&str]) -> Option<&'a str> {
-    let head_end = find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
-    head.split("\r\n").skip(1).find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        let name = name.trim_end();
-        names
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-            .then(|| value.trim())
-    })
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    // The start line is never a header.
+    let mut rest = &bytes[memchr::memchr(b'\n', bytes)? + 1..];
+    loop {
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None; // the end of the head
+        }
+        if let Some(colon) = memchr::memchr(b':', line) {
+            let name = line[..colon].trim_ascii_end();
+            if names
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            {
+                return std::str::from_utf8(&line[colon + 1..]).ok().map(str::trim);
+            }
+        }
+        rest = rest.get(end + 1..)?;
+    }
 }
 
 // ---- the engine's part: what it feeds the store ----------------------------------------------
 
 impl super::Engine {
     /// A message received (after the security guard): kept when its Call-ID is traced or it
-    /// is an out-of-dialog INVITE. Serialised again only then.
+    /// is an out-of-dialog INVITE: its octets as received (`raw`, shared), or serialised
+    /// again when the caller has none.
     pub(super) fn trace_inbound(
         &mut self,
         now: Instant,
         wall: SystemTime,
         origin: &crate::net::Origin,
         m: &crate::sip::Message,
+        raw: &Bytes,
     ) {
         use crate::sip::{Message, Method};
         if !self.trace.is_on() {
@@ -362,7 +372,13 @@ impl super::Engine {
             remote: origin.source,
             local: Some(origin.local),
             call_id: call_id.to_string(),
-            bytes: m.to_bytes(),
+            // The octets as they arrived (shared, no copy); a caller without them gets the
+            // parsed message serialised again.
+            bytes: if raw.is_empty() {
+                m.to_bytes()
+            } else {
+                raw.clone()
+            },
         };
         self.trace.record(now, rec, starts);
     }

@@ -51,6 +51,10 @@ pub enum Payload {
 pub struct Inbound {
     pub payload: Payload,
     pub origin: Origin,
+    /// The message's octets exactly as they arrived (before the top Via was stamped), shared
+    /// with the parsed message's buffer: what the recent-calls trace keeps. Empty when the
+    /// caller has none; the trace then serialises the parsed message instead.
+    pub raw: Bytes,
 }
 
 /// A message that could not be delivered after `send` accepted it.

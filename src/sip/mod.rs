@@ -49,7 +49,7 @@ pub use media::{MediaType, Reason};
 pub use message::{Message, Request, Response, Version, MAX_REASON_LEN};
 pub use method::Method;
 pub use name_addr::{AddrError, Contact, NameAddr};
-pub use parse::{parse_datagram, parse_framed, ParseError, MAX_MESSAGE_SIZE};
+pub use parse::{parse_datagram, parse_datagram_bytes, parse_framed, ParseError, MAX_MESSAGE_SIZE};
 #[cfg(feature = "rsip")]
 pub use rsip_bridge::{from_rsip, to_rsip, RsipError};
 pub use status::reason_phrase;

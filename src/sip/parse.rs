@@ -67,7 +67,15 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
     if buf.len() > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLarge);
     }
-    let buf = Bytes::copy_from_slice(buf);
+    parse_datagram_bytes(Bytes::copy_from_slice(buf))
+}
+
+/// `parse_datagram` over octets the caller already holds as `Bytes` (the transport keeps a
+/// clone as the message's raw form): the parsed message's fields are slices of `buf`.
+pub fn parse_datagram_bytes(buf: Bytes) -> Result<Message, ParseError> {
+    if buf.len() > MAX_MESSAGE_SIZE {
+        return Err(ParseError::TooLarge);
+    }
     let head = parse_head(&buf)?;
     let available = buf.len() - head.body_start;
     let len = match head.content_length {

@@ -472,8 +472,8 @@ where
                             bump(&c.tcp_received);
                             log_message(Direction::Recv, origin.transport, origin.local, peer, &bytes);
                             let raw = bytes.clone();
-                            let payload = decode(shared, parse_framed(bytes), || raw, peer);
-                            let ev = TransportEvent::Inbound(Inbound { payload, origin });
+                            let payload = decode(shared, parse_framed(bytes), || raw.clone(), peer);
+                            let ev = TransportEvent::Inbound(Inbound { payload, origin, raw });
                             if !shared.emit(ev, &mut sd).await {
                                 return CloseReason::Shutdown;
                             }

@@ -11,7 +11,7 @@ use super::icmp;
 use super::stats::{add, bump};
 use super::wire::{log_message, Direction};
 use crate::net::{Inbound, Origin, Peer, SendFailure, Transport, TransportError, TransportEvent};
-use crate::sip::parse_datagram;
+use crate::sip::parse_datagram_bytes;
 use bytes::Bytes;
 use std::io;
 use std::net::SocketAddr;
@@ -74,10 +74,12 @@ pub(crate) async fn receive_loop(
         }
         bump(&c.udp_received);
         log_message(Direction::Recv, Transport::Udp, local, source, data);
+        // One copy of the datagram, shared by the parsed message and `Inbound::raw`.
+        let raw = Bytes::copy_from_slice(data);
         let payload = decode(
             &shared,
-            parse_datagram(data),
-            || Bytes::copy_from_slice(data),
+            parse_datagram_bytes(raw.clone()),
+            || raw.clone(),
             source,
         );
         let origin = Origin {
@@ -88,7 +90,11 @@ pub(crate) async fn receive_loop(
         };
         if !shared
             .emit(
-                TransportEvent::Inbound(Inbound { payload, origin }),
+                TransportEvent::Inbound(Inbound {
+                    payload,
+                    origin,
+                    raw,
+                }),
                 &mut sd,
             )
             .await
