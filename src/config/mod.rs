@@ -132,6 +132,9 @@ pub struct ServerConfig {
     pub aliases: Vec<String>,
     /// The `Server`/`User-Agent` header value; empty: no such header at all.
     pub user_agent: String,
+    /// On SIGTERM/SIGINT: how long calls in progress may go on by themselves (new calls get
+    /// 503) before the rest are hung up. Zero (the default): hang up at once.
+    pub drain_timeout: Duration,
 }
 
 impl ServerConfig {

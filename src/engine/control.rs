@@ -55,6 +55,8 @@ pub struct EngineSnapshot {
     /// (address-of-records, bindings) in the location store.
     pub registrations: (usize, usize),
     pub calls_up: usize,
+    /// New calls refused (`Engine::drain`, or a shutdown under way).
+    pub draining: bool,
     /// Each gateway: (name, registered with the provider, up by its keep-alive).
     pub gateways: Vec<(String, bool, bool)>,
 }
@@ -196,6 +198,7 @@ impl Engine {
             transactions: self.txl.stats().clone(),
             registrations: self.store.counts(),
             calls_up: self.b2bua.len(),
+            draining: self.is_draining(),
             gateways: self.gateway_flags(),
         }
     }
