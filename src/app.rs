@@ -160,6 +160,9 @@ pub enum StartError {
     /// The dialplan does not load or does not validate against the users and gateways.
     #[error("{0}")]
     Dialplan(crate::config::ConfigErrors),
+    /// `[registrar] nonce_secret_file` is missing, unreadable or too short.
+    #[error("registrar.nonce_secret_file: {0}")]
+    NonceSecret(String),
 }
 
 /// Starts the daemon on already-bound sockets. Must be called inside a tokio runtime.
@@ -209,7 +212,19 @@ pub fn start_with_store(
         },
         None => None,
     };
-    let mut engine = Engine::new(engine_config(config), config.users.clone(), store.clone());
+    let mut ecfg = engine_config(config);
+    if let Some(path) = &config.registrar.nonce_secret_file {
+        let (secret, shared) =
+            crate::config::nonce_key::load(path).map_err(StartError::NonceSecret)?;
+        if shared {
+            tracing::warn!(
+                "{} is readable by its group or others; chmod 600 it",
+                path.display()
+            );
+        }
+        ecfg.nonce_secret = Some(secret);
+    }
+    let mut engine = Engine::new(ecfg, config.users.clone(), store.clone());
     engine.set_dialplan(Arc::new(
         config.load_dialplan().map_err(StartError::Dialplan)?,
     ));
@@ -360,6 +375,7 @@ pub fn engine_config(c: &Config) -> EngineConfig {
             contact_deny: c.registrar.contact_deny.clone(),
             nonce_bind_source: c.registrar.nonce_bind_source,
             nat_keepalive: c.registrar.nat_keepalive,
+            trusted_proxies: c.registrar.trusted_proxies.clone(),
             ..RegistrarConfig::default()
         },
         digest_algorithms: c.registrar.digest_algorithms.clone(),
@@ -382,6 +398,9 @@ pub fn engine_config(c: &Config) -> EngineConfig {
         },
         security: c.security.clone(),
         user_agent: c.server.user_agent.clone(),
+        node_id: c.server.node_id.clone(),
+        // Read by `start_with_store`, which can refuse to start.
+        nonce_secret: None,
         trace: c.trace,
         gateways: c
             .gateways

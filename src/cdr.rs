@@ -210,6 +210,9 @@ pub struct CdrRecord {
     pub transferred_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transferred_by: Option<String>,
+    /// `[server] node_id` of the node that handled the call; absent when none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What the media relay counted for a call (`[media] mode = "relay"`).
@@ -313,6 +316,7 @@ mod tests {
             media: None,
             transferred_to: None,
             transferred_by: None,
+            node: None,
         };
         let line = rec.to_json_line();
         assert!(

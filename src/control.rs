@@ -261,6 +261,7 @@ pub(crate) fn answer(
             let started = snap.calls.started;
             Ok(json!({
                 "version": env!("CARGO_PKG_VERSION"),
+                "node": engine.node_id(),
                 "uptime_secs": now.saturating_duration_since(info.started).as_secs(),
                 "calls_up": snap.calls_up,
                 "draining": snap.draining,
@@ -283,6 +284,7 @@ pub(crate) fn answer(
                             "user": r.user, "aor": r.aor, "contact": r.contact,
                             "source": r.source.to_string(), "transport": r.transport,
                             "expires_in": r.expires_in, "user_agent": r.user_agent, "nat": r.nat,
+                            "path": r.path,
                         })
                     })
                     .collect(),
@@ -632,6 +634,7 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
         CtlRequest::Status => {
             let keys = [
                 ("version", "version"),
+                ("node", "node"),
                 ("uptime", "uptime_secs"),
                 ("state", "draining"),
                 ("calls up", "calls_up"),
@@ -667,8 +670,25 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                     "user_agent",
                 ],
             );
-            for row in &mut r {
+            let paths = v.as_array().map(|a| {
+                a.iter()
+                    .map(|reg| {
+                        let hops: Vec<String> = reg["path"]
+                            .as_array()
+                            .map(|p| p.iter().map(s).collect())
+                            .unwrap_or_default();
+                        if hops.is_empty() {
+                            "-".to_string()
+                        } else {
+                            hops.join(",")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for (i, row) in r.iter_mut().enumerate() {
                 row[4] = format!("{}s", row[4]);
+                let path = paths.as_ref().and_then(|p| p.get(i)).cloned();
+                row.push(path.unwrap_or_else(|| "-".into()));
             }
             table(
                 &[
@@ -678,6 +698,7 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                     "TRANSPORT",
                     "EXPIRES IN",
                     "USER AGENT",
+                    "PATH",
                 ],
                 r,
                 "no registrations",
@@ -844,6 +865,27 @@ mod tests {
             r#"{"cmd":"status"}"#
         );
         assert!(serde_json::from_str::<CtlRequest>(r#"{"cmd":"reboot"}"#).is_err());
+    }
+
+    #[test]
+    fn registrations_show_the_path_and_status_the_node() {
+        let regs = json!([
+            {"user": "1000", "contact": "sip:1000@192.168.1.20", "source": "10.0.0.1:5060",
+             "transport": "UDP", "expires_in": 60, "user_agent": null,
+             "path": ["<sip:10.0.0.1;lr>", "<sip:core.example;lr>"]},
+            {"user": "1001", "contact": "sip:1001@192.0.2.7", "source": "192.0.2.7:5060",
+             "transport": "UDP", "expires_in": 30, "user_agent": "x", "path": []}
+        ]);
+        let t = render(&CtlRequest::Registrations { user: None }, &regs);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("PATH"), "{t}");
+        assert!(
+            lines[1].ends_with("<sip:10.0.0.1;lr>,<sip:core.example;lr>"),
+            "{t}"
+        );
+        assert!(lines[2].ends_with(" -"), "{t}");
+        let status = render(&CtlRequest::Status, &json!({"node": "fs1"}));
+        assert!(status.contains("node:            fs1"), "{status}");
     }
 
     #[test]

@@ -169,6 +169,21 @@ fn check_config(cli: &Cli) -> ExitCode {
             if !c.gateways.is_empty() {
                 routing.push_str(&format!(", {} gateways", c.gateways.len()));
             }
+            if let Some(node) = &c.server.node_id {
+                routing.push_str(&format!(", node {node}"));
+            }
+            if !c.registrar.trusted_proxies.is_empty() {
+                let nets: Vec<String> = c
+                    .registrar
+                    .trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                routing.push_str(&format!(", trusted proxies {}", nets.join(" ")));
+            }
+            if let Some(f) = &c.registrar.nonce_secret_file {
+                routing.push_str(&format!(", nonce secret from {}", f.display()));
+            }
             println!(
                 "{}: OK ({} users, listening on {}{routing}, {} warnings)",
                 cli.config_path().display(),
@@ -304,7 +319,33 @@ fn hash_password(user: &str, realm: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool) {
+/// The default line format, preceded by `node=<id> ` when `[server] node_id` is set: in the
+/// formatter rather than in a span, so that every line carries it, those of tasks and
+/// threads outside the driver included.
+struct NodeFormat {
+    node: Option<String>,
+    inner: tracing_subscriber::fmt::format::Format,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for NodeFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if let Some(node) = &self.node {
+            write!(writer, "node={node} ")?;
+        }
+        self.inner.format_event(ctx, writer, event)
+    }
+}
+
+fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool, node: Option<String>) {
     let levels = [
         LogLevel::Error,
         LogLevel::Warn,
@@ -327,10 +368,15 @@ fn init_logging(cli: &Cli, cfg_level: LogLevel, cfg_trace: bool) {
             "{level},sip::wire={wire},ferroswitch::security=info"
         ))
     });
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
+        .event_format(NodeFormat {
+            node,
+            inner: tracing_subscriber::fmt::format::Format::default().with_ansi(ansi),
+        })
         .init();
 }
 
@@ -348,7 +394,12 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(cli, config.log.level, config.log.sip_trace);
+    init_logging(
+        cli,
+        config.log.level,
+        config.log.sip_trace,
+        config.server.node_id.clone(),
+    );
     raise_fd_limit();
     for w in config.warnings() {
         tracing::warn!("{w}");

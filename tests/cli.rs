@@ -209,6 +209,61 @@ fn check_config_refuses_a_broken_config_naming_file_and_key() {
     assert!(out.stderr.contains("min_expire"), "{}", out.stderr);
 }
 
+/// Issue 16: the cluster keys. A nonce secret file that is too short stops `check-config`
+/// and the daemon, naming the file; a good one, group-readable, is a warning; the OK line
+/// names the node, the trusted proxies and the secret file.
+#[test]
+fn check_config_validates_the_cluster_keys() {
+    let dir = TempDir::new("cli-cluster");
+    let key = dir.write("nonce.key", "too short\n");
+    let config = "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nnode_id = \"fs1\"\n\n\
+                  [registrar]\ntrusted_proxies = [\"127.0.0.1\"]\n\
+                  nonce_secret_file = \"nonce.key\"\nstore = \"memory\"\n";
+    let path = write_config(&dir, config, USERS_TOML);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("registrar.nonce_secret_file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&key.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = ferroswitch();
+    cmd.arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the daemon refuses to start too"
+    );
+
+    dir.write("nonce.key", &format!("{}\n", "5a".repeat(32)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    #[cfg(unix)]
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("node fs1")
+            && out.stdout.contains("trusted proxies 127.0.0.1")
+            && out.stdout.contains("nonce.key"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// Issue 12: a config with a dialplan and the gateway it names, for `ferroswitch route`.
 const ROUTE_CONFIG: &str = r#"
 [server]
@@ -515,4 +570,36 @@ fn daemon_answers_options_and_exits_0_on_sigterm() {
     let status = wait_exit(&mut child.0, WAIT);
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
     wait_line(&lines, "stopped", &mut seen);
+}
+
+/// Issue 16: with `[server] node_id` every line the daemon writes starts with the node.
+#[test]
+fn every_log_line_names_the_node() {
+    let dir = TempDir::new("cli-node");
+    let path = write_config(
+        &dir,
+        "[server]\nlisten = [\"udp:127.0.0.1:0\"]\nnode_id = \"fs7\"\n\
+         [registrar]\nstore = \"memory\"\n",
+        USERS_TOML,
+    );
+    let mut cmd = ferroswitch();
+    cmd.arg("--config")
+        .arg(&path)
+        .args(["--log-level", "info"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("spawn the daemon"));
+    let lines = stderr_lines(&mut child.0);
+    let mut seen = Vec::new();
+    wait_line(&lines, "listening on udp:", &mut seen);
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.expect("run kill").success());
+    assert_eq!(wait_exit(&mut child.0, WAIT).code(), Some(0));
+    wait_line(&lines, "stopped", &mut seen);
+    assert!(seen.len() >= 2, "{seen:?}");
+    for l in &seen {
+        assert!(l.starts_with("node=fs7 "), "{l}");
+    }
 }

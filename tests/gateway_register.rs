@@ -38,6 +38,7 @@ fn config(password: &str) -> RegistrationConfig {
         },
         transport: Transport::Udp,
         user_agent: "ferroswitch".into(),
+        node_id: None,
     }
 }
 

@@ -17,7 +17,7 @@ pub mod verify;
 pub use challenge::{parse_challenges, Challenge, DigestChallenge};
 pub use credentials::{parse_credentials, Answer, Credentials, DigestCredentials, Sent};
 pub use digest::{hash_password, Algorithm, Qop};
-pub use nonce::{NcTracker, NonceManager, NonceSecret, NonceStatus};
+pub use nonce::{run_id, NcTracker, NonceManager, NonceSecret, NonceStatus};
 pub use params::{AuthParam, AuthValue, HeaderError};
 pub use uac::{retry, UacAuth, UacAuthError, UacCredentials};
 pub use verify::{

@@ -1,13 +1,30 @@
 //! Server nonces: unpredictable, bound to a realm, a time window and (optionally) the address
 //! they were issued to, verified without state, and not telling anyone the server's clock.
 //!
-//! A nonce is `hex(random, 32) || hex(issued_at ^ pad, 16) || hex(tag, 32)` where
+//! A nonce is `hex(random, 32) || hex(issued_at ^ pad, 16) || hex(run, 16) || hex(tag, 32)`
+//! where
 //! - `pad` is the first 8 bytes of a keyed SHA-256 of the random part, so the issue time is
 //!   unreadable and two nonces issued in the same second share no visible prefix
 //!   (issue 17.13);
-//! - `tag` is HMAC-SHA-256 (truncated to 128 bits) keyed by a per-process secret over the
-//!   first two parts, the address the nonce is bound to (none, IPv4 or IPv6) and the realm
+//! - `run` identifies the process run that issued it (random per start, mixed with the
+//!   node id when one is set; see below);
+//! - `tag` is HMAC-SHA-256 (truncated to 128 bits) keyed by the secret over the first three
+//!   parts, the address the nonce is bound to (none, IPv4 or IPv6) and the realm
 //!   (encrypt-then-MAC: a forgery is refused before anything is decrypted).
+//!
+//! Several nodes, one secret. With `[registrar] nonce_secret_file` every node of a cluster
+//! holds the same secret, so a nonce any of them issued has a valid tag everywhere. But the
+//! `nc` replay state ([`NcTracker`]) lives in each process, and the digest response does not
+//! cover the Call-ID: the edge proxy's dispatcher hashes on Call-ID, so an attacker who
+//! captured an authorized request and resends it with a new Call-ID lands on another node,
+//! which has never seen that nonce's `nc`. Hence a nonce is only ever accepted by the run
+//! that issued it: one with a valid tag but another `run` (another node, or this node before
+//! a restart) is answered like an expired one, a challenge with `stale=true` and a fresh
+//! nonce, which phones answer silently without asking for the password (RFC 7616 §3.3).
+//! The replayed request is not accepted, a restart opens no replay window either, and the
+//! cost is one extra challenge when a phone's request reaches a node that did not issue its
+//! nonce. Keeping `nc` in a shared store instead would cost a round trip per authenticated
+//! request.
 //!
 //! Forging or altering one needs the secret; a nonce issued for one realm or one address does
 //! not verify for another; after `lifetime` it is stale. Replay of a nonce within its lifetime
@@ -33,9 +50,10 @@ const RAND_HEX: usize = 32;
 const TS_HEX: usize = 16;
 const TAG_HEX: usize = 32;
 /// Length of every nonce we issue.
-pub const NONCE_LEN: usize = RAND_HEX + TS_HEX + TAG_HEX;
+pub const NONCE_LEN: usize = RAND_HEX + TS_HEX + RUN_HEX + TAG_HEX;
+const RUN_HEX: usize = 16;
 /// Where the tag starts (the part [`NcTracker`] keys on).
-const HEAD_LEN: usize = RAND_HEX + TS_HEX;
+const HEAD_LEN: usize = RAND_HEX + TS_HEX + RUN_HEX;
 
 /// The key nonces are authenticated with. Debug output never shows it.
 #[derive(Clone)]
@@ -67,6 +85,9 @@ pub enum NonceStatus {
     Valid,
     /// Ours and for this realm, but older than the lifetime: challenge with `stale=true`.
     Stale,
+    /// Authentic (the shared secret's tag verifies) but issued by another node or by an
+    /// earlier run of this one: never accepted, challenged with `stale=true` (module docs).
+    OtherRun,
     /// Not ours, altered, or for another realm.
     Invalid,
 }
@@ -83,6 +104,8 @@ pub struct NonceManager {
     /// SHA-256 state with the time-pad key block already absorbed.
     pad: Sha256,
     lifetime: u64,
+    /// This run's id, carried in and authenticated with every nonce it issues.
+    run: u64,
 }
 
 impl fmt::Debug for NonceManager {
@@ -94,7 +117,14 @@ impl fmt::Debug for NonceManager {
 }
 
 impl NonceManager {
+    /// A manager whose run id is 0: every manager built this way with the same secret
+    /// accepts the others' nonces (tests, single-process tools). The engine uses `with_run`.
     pub fn new(secret: NonceSecret, lifetime: Duration) -> NonceManager {
+        NonceManager::with_run(secret, lifetime, 0)
+    }
+
+    /// A manager for the process run `run` (see the module docs and [`run_id`]).
+    pub fn with_run(secret: NonceSecret, lifetime: Duration, run: u64) -> NonceManager {
         let mac = HmacSha256::new_from_slice(&secret.0).expect("HMAC takes keys of any length");
         // A separate key for the time pad, so the pad and the tag never share a key.
         let pad_key = mac
@@ -108,6 +138,7 @@ impl NonceManager {
             mac,
             pad: Sha256::new().chain_update(pad_block),
             lifetime: lifetime.as_secs(),
+            run,
         }
     }
 
@@ -130,7 +161,7 @@ impl NonceManager {
         rng.fill_bytes(&mut random);
         let mut head = hex(&random);
         let sealed = now ^ self.time_pad(&head);
-        head.push_str(&format!("{sealed:016x}"));
+        head.push_str(&format!("{sealed:016x}{:016x}", self.run));
         let tag = self.tag(&head, realm, bind);
         head + &hex(&tag)
     }
@@ -148,9 +179,12 @@ impl NonceManager {
         bind: Option<IpAddr>,
         nonce: &str,
     ) -> NonceStatus {
-        let Some(issued) = self.authentic(realm, bind, nonce) else {
+        let Some((issued, run)) = self.authentic(realm, bind, nonce) else {
             return NonceStatus::Invalid;
         };
+        if run != self.run {
+            return NonceStatus::OtherRun;
+        }
         // A timestamp ahead of `now` means the clock stepped back; the tag proves the nonce
         // is ours, so count its age as zero rather than rejecting a phone mid-registration.
         if now.saturating_sub(issued) > self.lifetime {
@@ -168,11 +202,11 @@ impl NonceManager {
     /// The same for a nonce bound to `bind`.
     pub fn expires_at_bound(&self, realm: &str, bind: Option<IpAddr>, nonce: &str) -> Option<u64> {
         self.authentic(realm, bind, nonce)
-            .map(|t| t.saturating_add(self.lifetime))
+            .map(|(t, _)| t.saturating_add(self.lifetime))
     }
 
-    /// The issue time of a nonce whose tag verifies for `realm` and `bind`.
-    fn authentic(&self, realm: &str, bind: Option<IpAddr>, nonce: &str) -> Option<u64> {
+    /// The issue time and run of a nonce whose tag verifies for `realm` and `bind`.
+    fn authentic(&self, realm: &str, bind: Option<IpAddr>, nonce: &str) -> Option<(u64, u64)> {
         if nonce.len() != NONCE_LEN || !nonce.is_ascii() {
             return None;
         }
@@ -181,8 +215,9 @@ impl NonceManager {
         if !bool::from(expected.as_bytes().ct_eq(tag.as_bytes())) {
             return None;
         }
-        let sealed = u64::from_str_radix(&head[RAND_HEX..], 16).ok()?;
-        Some(sealed ^ self.time_pad(&head[..RAND_HEX]))
+        let sealed = u64::from_str_radix(&head[RAND_HEX..RAND_HEX + TS_HEX], 16).ok()?;
+        let run = u64::from_str_radix(&head[RAND_HEX + TS_HEX..], 16).ok()?;
+        Some((sealed ^ self.time_pad(&head[..RAND_HEX]), run))
     }
 
     /// The keyed pad that hides the issue time, from the nonce's random part.
@@ -222,6 +257,20 @@ impl NonceManager {
         out.copy_from_slice(&mac[..TAG_HEX / 2]);
         out
     }
+}
+
+/// The run id of a process: `random` (drawn at start) mixed with the node id when one is set,
+/// so two nodes never share a run id even if their random draws did.
+pub fn run_id(node_id: Option<&str>, random: u64) -> u64 {
+    let h = Sha256::new()
+        .chain_update(b"ferroswitch run\0")
+        .chain_update(node_id.unwrap_or("").as_bytes())
+        .chain_update([0u8])
+        .chain_update(random.to_be_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&h[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// Replay protection: remembers the highest `nc` accepted for each nonce until the nonce
@@ -396,8 +445,10 @@ mod tests {
             "{shared_first} of 63 pairs share a first digit"
         );
         // The sealed time field differs too, not only the random part.
-        let sealed: std::collections::HashSet<&str> =
-            nonces.iter().map(|n| &n[RAND_HEX..HEAD_LEN]).collect();
+        let sealed: std::collections::HashSet<&str> = nonces
+            .iter()
+            .map(|n| &n[RAND_HEX..RAND_HEX + TS_HEX])
+            .collect();
         assert_eq!(sealed.len(), nonces.len());
         // And the time still reads back exactly (lifetime boundary on the second).
         assert_eq!(m.expires_at("r", &nonces[0]), Some(now + 300));
@@ -505,5 +556,29 @@ mod tests {
         assert_eq!(t.len(), 3, "only the three live nonces are left");
         // A forgotten nonce is stale anyway; a live one still refuses a replay.
         assert!(!t.accept(2_002, &fresh, 1, 2_300));
+    }
+
+    #[test]
+    fn a_nonce_of_another_run_is_authentic_but_never_valid() {
+        let secret = || NonceSecret::from_bytes([7; 32]);
+        let life = Duration::from_secs(300);
+        let a = NonceManager::with_run(secret(), life, run_id(Some("fs1"), 1));
+        let b = NonceManager::with_run(secret(), life, run_id(Some("fs2"), 1));
+        let a_again = NonceManager::with_run(secret(), life, run_id(Some("fs1"), 2));
+        let n = a.issue(1_000, "r");
+        assert_eq!(a.check(1_000, "r", &n), NonceStatus::Valid);
+        assert_eq!(b.check(1_000, "r", &n), NonceStatus::OtherRun);
+        assert_eq!(a_again.check(1_000, "r", &n), NonceStatus::OtherRun);
+        // Another secret: not authentic at all.
+        let other = NonceManager::with_run(NonceSecret::from_bytes([8; 32]), life, 0);
+        assert_eq!(other.check(1_000, "r", &n), NonceStatus::Invalid);
+        // The run field is covered by the tag: claiming b's run breaks it.
+        let claimed = format!(
+            "{}{:016x}{}",
+            &n[..RAND_HEX + TS_HEX],
+            run_id(Some("fs2"), 1),
+            &n[HEAD_LEN..]
+        );
+        assert_eq!(b.check(1_000, "r", &claimed), NonceStatus::Invalid);
     }
 }

@@ -218,7 +218,7 @@ pub fn verify(
     };
     match (right, nonce) {
         (false, _) => Outcome::WrongPassword,
-        (true, NonceStatus::Stale) => Outcome::Stale,
+        (true, NonceStatus::Stale | NonceStatus::OtherRun) => Outcome::Stale,
         (true, _) => Outcome::Ok,
     }
 }

@@ -63,6 +63,9 @@ pub struct B2buaConfig {
     pub timers: TimerConfig,
     /// Empty: no `Server`/`User-Agent` header at all.
     pub user_agent: String,
+    /// `[server] node_id`: in our branches, b-leg Call-IDs and CDRs (several nodes behind
+    /// one edge proxy tell their traffic apart by it).
+    pub node_id: Option<String>,
 }
 
 /// What the core asks the engine to do, in order.
@@ -228,9 +231,19 @@ impl B2bua {
         format!("{}{:016x}", self.branch_stem(), self.rng.gen::<u64>())
     }
 
-    /// What every branch of this run starts with.
+    /// What every branch of this run starts with: with a node id, `z9hG4bKfs-<node>-<run>`
+    /// (the id's characters are all RFC 3261 token characters).
     fn branch_stem(&self) -> String {
-        format!("{BRANCH_PREFIX}{:08x}", self.run_id)
+        match &self.cfg.node_id {
+            Some(node) => format!("{BRANCH_PREFIX}-{node}-{:08x}", self.run_id),
+            None => format!("{BRANCH_PREFIX}{:08x}", self.run_id),
+        }
+    }
+
+    /// A Call-ID for a b-leg or a relayed MESSAGE: 128 random bits, `@<node>` appended
+    /// when a node id is set (so a trace on the edge proxy tells which node placed it).
+    pub(super) fn new_call_id(&mut self) -> String {
+        crate::dialog::ids::new_call_id_with(&mut self.rng, self.cfg.node_id.as_deref())
     }
 
     /// Sends `request` to `to` in a new client transaction; its key, or `None` when the

@@ -27,6 +27,7 @@ pub(super) fn core_with(f: impl FnOnce(&mut CallSettings)) -> B2bua {
     f(&mut calls);
     B2bua::new(
         B2buaConfig {
+            node_id: None,
             calls,
             timers: TimerConfig::default(),
             user_agent: "ferroswitch-test".into(),
@@ -68,6 +69,7 @@ pub(super) fn binding(contact_port: u16) -> Binding {
         nat: false,
         user_agent: None,
         advertised: "203.0.113.1:5060".into(),
+        path: Vec::new(),
     }
 }
 
@@ -348,4 +350,25 @@ fn a_refused_b_leg_send_ends_the_attempt_with_503() {
         .iter()
         .any(|c| matches!(c, Command::Cdr(r) if r.sip_status == 503)));
     assert!(core.is_empty());
+}
+
+#[test]
+fn rfc3327_5_4_a_binding_with_a_path_is_reached_at_its_first_hop() {
+    use crate::net::Transport;
+    let mut b = binding(5060);
+    b.nat = true; // what the REGISTER's source would have said: not used with a Path
+    b.path = vec![
+        "<sip:10.0.0.1:5070;transport=tcp;lr>".into(),
+        "<sip:10.0.0.2;lr>".into(),
+    ];
+    assert_eq!(
+        super::binding_peer(&b),
+        Peer::new(Transport::Tcp, "10.0.0.1:5070".parse().unwrap())
+    );
+    let target = super::plan::LegTarget::from(&b);
+    assert_eq!(target.ruri, b.contact, "the Contact stays the Request-URI");
+    assert_eq!(target.route, b.path);
+    // A first hop we would have to resolve: the proxy the REGISTER came from.
+    b.path = vec!["<sip:edge.example;lr>".into()];
+    assert_eq!(super::binding_peer(&b), b.source);
 }

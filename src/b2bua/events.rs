@@ -658,6 +658,7 @@ impl B2bua {
                 // The call went on after a transfer: who sent it where (`transfer`).
                 transferred_to: done.map(|t| t.target.user.clone()),
                 transferred_by: done.map(|t| t.by.user.clone()),
+                node: self.cfg.node_id.clone(),
             };
             self.out.push_back(Command::Cdr(Box::new(rec)));
         }

@@ -6,10 +6,10 @@
 
 use super::core::B2bua;
 use super::headers::clean_value;
-use super::setup::{binding_peer, identity, Arrival, Route};
+use super::setup::{binding_peer, identity, push_route_set, Arrival, Route};
 use super::{best_response, Admitted, Hold, Reject};
 use crate::cdr::Party;
-use crate::dialog::ids::{new_call_id_with, new_tag_with};
+use crate::dialog::ids::new_tag_with;
 use crate::dialog::ViaSpec;
 use crate::net::Peer;
 use crate::sip::{reason_phrase, HeaderName, Method, Request, Response};
@@ -97,13 +97,15 @@ impl B2bua {
             h.push(HeaderName::Via, via.to_value());
             let mf = req.headers.max_forwards().unwrap_or(70).clamp(1, 256) - 1;
             h.push(HeaderName::MaxForwards, mf.to_string());
+            // RFC 3327 §5.4: through the edge proxy the phone registered by.
+            push_route_set(h, &b.path);
             let tag = new_tag_with(&mut self.rng);
             h.push(
                 HeaderName::From,
                 format!("{};tag={tag}", identity(&from, &realm)),
             );
             h.push(HeaderName::To, identity(&to, &realm));
-            h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
+            h.push(HeaderName::CallId, self.new_call_id());
             h.push(HeaderName::CSeq, "1 MESSAGE");
             if adm.authenticated {
                 h.push(HeaderName::PAssertedIdentity, identity(&from, &realm));

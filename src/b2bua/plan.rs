@@ -34,6 +34,9 @@ pub struct LegTarget {
     pub advertised: String,
     /// A trunk: its identity rules and credentials.
     pub gateway: Option<Arc<GatewayLeg>>,
+    /// A pre-loaded route set (RFC 3261 §8.1.2): the Route header values of the INVITE, in
+    /// order. A registered contact's RFC 3327 Path; empty for everything else.
+    pub route: Vec<String>,
 }
 
 impl From<&Binding> for LegTarget {
@@ -43,6 +46,7 @@ impl From<&Binding> for LegTarget {
             peer: super::binding_peer(b),
             advertised: b.advertised.clone(),
             gateway: None,
+            route: b.path.clone(),
         }
     }
 }

@@ -290,6 +290,7 @@ fn trunk_leg() -> LegTarget {
         ruri: "sip:+15551234567@127.0.0.1:5099".into(),
         peer: super::core_tests::peer("127.0.0.1:5099"),
         advertised: "127.0.0.1:5060".into(),
+        route: Vec::new(),
         gateway: Some(Arc::new(GatewayLeg {
             name: "provider".into(),
             domain: "127.0.0.1".into(),

@@ -378,6 +378,7 @@ impl B2bua {
             media: None,
             transferred_to: None,
             transferred_by: None,
+            node: self.cfg.node_id.clone(),
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));
     }
@@ -473,6 +474,8 @@ impl B2bua {
         let h = &mut r.headers;
         h.push(HeaderName::Via, via.to_value());
         h.push(HeaderName::MaxForwards, who.max_forwards.to_string());
+        // RFC 3327 §5.4: a contact registered through an edge proxy is reached through it.
+        push_route_set(h, &t.route);
         // The caller as the route presents it (a company number toward a trunk).
         let presented = &who.caller;
         let domain = t
@@ -519,7 +522,7 @@ impl B2bua {
                 }
             }
         };
-        let call_id = new_call_id_with(rng, None);
+        let call_id = new_call_id_with(rng, cfg.node_id.as_deref());
         h.push(HeaderName::CallId, call_id);
         let seq: u32 = rng.gen_range(1..10_000);
         h.push(HeaderName::CSeq, format!("{seq} INVITE"));
@@ -661,10 +664,24 @@ pub(super) fn wants_privacy(req: &Request) -> bool {
         })
 }
 
-/// Where requests to a registered contact go: the connection or address the REGISTER came
-/// from when it came over TCP or through NAT, else the Contact itself (RFC 3261 §10, third-
-/// party registration), falling back to the source when the Contact names a host name.
+/// Where requests to a registered contact go. With an RFC 3327 Path: the first Path hop
+/// (its address and `transport` parameter), the Request-URI staying the Contact and the Path
+/// going in as Route headers (`push_route_set`), as RFC 3327 §5.4 and RFC 3261 §8.1.2 have
+/// it for a pre-loaded route set; the REGISTER's source (the proxy) when that hop names a
+/// host we would have to resolve. Without: the connection or address the REGISTER came from
+/// when it came over TCP or through NAT, else the Contact itself (RFC 3261 §10, third-party
+/// registration), falling back to the source when the Contact names a host name.
+///
+/// Path hops are taken to be loose routers (`lr`, as every edge proxy writes them); a strict
+/// router in a Path is not supported.
 pub fn binding_peer(b: &Binding) -> Peer {
+    if let Some(first) = b.path.first() {
+        return crate::sip::NameAddr::parse(first.as_bytes())
+            .ok()
+            .and_then(|a| NextHop::from_uri(&a.uri).ok())
+            .and_then(|h| h.peer())
+            .unwrap_or(b.source);
+    }
     if b.nat || b.source.transport.is_reliable() {
         return b.source;
     }
@@ -673,6 +690,14 @@ pub fn binding_peer(b: &Binding) -> Peer {
         .and_then(|u| NextHop::from_uri(&u).ok())
         .and_then(|h| h.peer())
         .unwrap_or(b.source)
+}
+
+/// Puts a pre-loaded route set (a registered contact's Path) into a request we originate:
+/// one Route line per value, in order (RFC 3327 §5.4).
+pub(super) fn push_route_set(h: &mut crate::sip::Headers, route: &[String]) {
+    for r in route {
+        h.push(HeaderName::Route, r.clone());
+    }
 }
 
 /// The `host:port` a peer can reach us at, for Via and Contact: our socket's address when it

@@ -746,6 +746,7 @@ impl B2bua {
             media: None,
             transferred_to: Some(t.target.user.clone()),
             transferred_by: Some(t.by.user.clone()),
+            node: self.cfg.node_id.clone(),
         };
         self.out.push_back(Command::Cdr(Box::new(rec)));
     }

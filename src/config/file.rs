@@ -103,6 +103,7 @@ struct RawServer {
     user_agent: Option<Spanned<String>>,
     dialplan: Option<Spanned<String>>,
     drain_timeout: Option<Spanned<i64>>,
+    node_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,6 +120,8 @@ struct RawRegistrar {
     nonce_bind_source: Option<bool>,
     nat_keepalive: Option<Spanned<i64>>,
     store: Option<Spanned<String>>,
+    trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    nonce_secret_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -325,6 +328,18 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
     };
     // A day at most: longer is a typo, and systemd's TimeoutStopSec must exceed it anyway.
     let drain_timeout = ranged(p, raw.drain_timeout, "server.drain_timeout", 0..=86_400, 0);
+    let node_id = raw.node_id.and_then(|n| {
+        let v = n.get_ref();
+        let ok = (1..=32).contains(&v.len())
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'));
+        if !ok {
+            let msg = format!("{v:?} must be 1 to 32 characters of A-Z a-z 0-9 . _ -");
+            p.bad(Some(n.span()), "server.node_id", msg);
+            return None;
+        }
+        Some(n.into_inner())
+    });
     ServerConfig {
         domain,
         listen,
@@ -332,6 +347,7 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
         aliases,
         user_agent,
         drain_timeout: Duration::from_secs(drain_timeout),
+        node_id,
     }
 }
 
@@ -425,7 +441,24 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
     let store = store(p, r.store);
+    let trusted_proxies = match r.trusted_proxies {
+        None => d.trusted_proxies.clone(),
+        Some(list) => networks(p, list.into_inner(), "registrar.trusted_proxies"),
+    };
+    let nonce_secret_file = r.nonce_secret_file.and_then(|f| {
+        let base = p.file.parent().unwrap_or(Path::new("."));
+        let path = base.join(f.get_ref().trim());
+        match super::nonce_key::load(&path) {
+            Ok(_) => Some(path),
+            Err(msg) => {
+                p.bad(Some(f.span()), "registrar.nonce_secret_file", msg);
+                None
+            }
+        }
+    });
     RegistrarConfig {
+        trusted_proxies,
+        nonce_secret_file,
         min_expires: min_v,
         max_expires: max_v,
         default_expires: def_v,
@@ -1057,5 +1090,66 @@ nonce_bind_source = false
             bad.iter().any(|e| e.contains("calls.max_calls_per_user")),
             "{bad:?}"
         );
+    }
+
+    #[test]
+    fn cluster_keys_trusted_proxies_node_id_and_nonce_secret_file() {
+        let dir =
+            std::env::temp_dir().join(format!("ferroswitch-cluster-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("nonce.key"), "ab".repeat(32) + "\n").unwrap();
+        std::fs::write(dir.join("short.key"), "abc\n").unwrap();
+        std::fs::create_dir_all(dir.join("users")).unwrap();
+        let file = dir.join("ferroswitch.toml");
+        let good = r#"
+[server]
+node_id = "fs-1.a_b"
+[registrar]
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+nonce_secret_file = "nonce.key"
+"#;
+        let p = parse(good, &file).unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.server.node_id.as_deref(), Some("fs-1.a_b"));
+        let nets: Vec<String> = p
+            .registrar
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(p.registrar.nonce_secret_file, Some(dir.join("nonce.key")));
+
+        let bad = r#"
+[server]
+node_id = "fs 1"
+[registrar]
+trusted_proxies = ["10.0.0.0/33"]
+nonce_secret_file = "short.key"
+"#;
+        let p = parse(bad, &file).unwrap();
+        let errs: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+        for key in [
+            "server.node_id",
+            "registrar.trusted_proxies[0]",
+            "registrar.nonce_secret_file",
+        ] {
+            assert!(errs.iter().any(|e| e.contains(key)), "{key}: {errs:?}");
+        }
+        assert!(
+            errs.iter().any(|e| e.contains("short.key")),
+            "the path is named: {errs:?}"
+        );
+        let missing = "[registrar]\nnonce_secret_file = \"gone.key\"\n";
+        let errs: Vec<String> = parse(missing, &file)
+            .unwrap()
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errs.iter().any(|e| e.contains("gone.key")), "{errs:?}");
+        let long = format!("[server]\nnode_id = \"{}\"\n", "n".repeat(33));
+        assert_eq!(parse(&long, &file).unwrap().errors.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,6 +11,7 @@ mod file;
 pub mod gateway;
 pub mod listen;
 mod media;
+pub mod nonce_key;
 pub mod tls;
 mod trace;
 pub mod users;
@@ -135,6 +136,9 @@ pub struct ServerConfig {
     /// On SIGTERM/SIGINT: how long calls in progress may go on by themselves (new calls get
     /// 503) before the rest are hung up. Zero (the default): hang up at once.
     pub drain_timeout: Duration,
+    /// `node_id`: this node's name in a cluster (1–32 of `[A-Za-z0-9._-]`), put in every log
+    /// line, in CDRs, in the branch of our Vias and in the Call-IDs of our b-legs.
+    pub node_id: Option<String>,
 }
 
 impl ServerConfig {
@@ -172,6 +176,12 @@ pub struct RegistrarConfig {
     /// Where bindings are kept: `"sqlite:PATH"` (default `registrations.db` beside the
     /// config file), or `"memory"`.
     pub store: StoreConfig,
+    /// Edge proxies (addresses or networks) whose REGISTERs may carry an RFC 3327 Path, and
+    /// that the security guard never bans or rate-limits (default: none).
+    pub trusted_proxies: Vec<crate::security::IpNet>,
+    /// The file holding the nonce secret shared by every node (`nonce_key`), resolved
+    /// against the config file's directory; `None`: a random secret per process.
+    pub nonce_secret_file: Option<PathBuf>,
 }
 
 /// `[registrar] store`: where registrations are kept (see `crate::persist`).
@@ -212,6 +222,8 @@ impl Default for RegistrarConfig {
             nonce_bind_source: true,
             nat_keepalive: Duration::from_secs(25),
             store: StoreConfig::Sqlite(PathBuf::from(StoreConfig::DEFAULT_FILE)),
+            trusted_proxies: Vec::new(),
+            nonce_secret_file: None,
         }
     }
 }
@@ -448,6 +460,17 @@ impl Config {
                 for message in tls::warnings(&m, domain, now) {
                     out.push(main("tls.certificate", message));
                 }
+            }
+        }
+        if let Some(path) = &self.registrar.nonce_secret_file {
+            if let Ok((_, true)) = nonce_key::load(path) {
+                out.push(main(
+                    "registrar.nonce_secret_file",
+                    format!(
+                        "{} is readable by its group or others; chmod 600 it",
+                        path.display()
+                    ),
+                ));
             }
         }
         let algs = &self.registrar.digest_algorithms;

@@ -24,6 +24,15 @@ pub fn new_branch_with(rng: &mut impl RngCore) -> String {
     format!("{MAGIC_COOKIE}{}", hex64(rng))
 }
 
+/// A branch naming the node that sent it (`[server] node_id`): `z9hG4bK-<node>-<64 bits>`,
+/// the plain one without a node. Node ids are RFC 3261 token characters.
+pub fn new_branch_for(rng: &mut impl RngCore, node: Option<&str>) -> String {
+    match node {
+        Some(n) if !n.is_empty() => format!("{MAGIC_COOKIE}-{n}-{}", hex64(rng)),
+        _ => new_branch_with(rng),
+    }
+}
+
 /// A Call-ID of 128 random bits, `@host` appended when a host is given.
 pub fn new_call_id_with(rng: &mut impl RngCore, host: Option<&str>) -> String {
     let id = format!("{}{}", hex64(rng), hex64(rng));
@@ -56,5 +65,11 @@ mod tests {
         assert!(via.has_rfc3261_branch());
         assert_ne!(new_tag_with(&mut rng), new_tag_with(&mut rng));
         assert!(!new_call_id_with(&mut rng, None).contains('@'));
+        let b = new_branch_for(&mut rng, Some("fs1"));
+        assert!(b.starts_with("z9hG4bK-fs1-"), "{b}");
+        assert!(Via::parse(&format!("SIP/2.0/UDP h;branch={b}"))
+            .unwrap()
+            .has_rfc3261_branch());
+        assert!(!new_branch_for(&mut rng, None).contains('-'));
     }
 }

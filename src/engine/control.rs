@@ -28,6 +28,8 @@ pub struct RegistrationInfo {
     pub expires_in: u64,
     pub user_agent: Option<String>,
     pub nat: bool,
+    /// RFC 3327 Path it was registered with (the edge proxies requests to it go through).
+    pub path: Vec<String>,
 }
 
 /// A control request the engine cannot carry out.
@@ -81,9 +83,15 @@ impl Engine {
                 expires_in: b.remaining_secs(now),
                 user_agent: b.user_agent.clone(),
                 nat: b.nat,
+                path: b.path.clone(),
                 aor,
             })
             .collect()
+    }
+
+    /// `[server] node_id`, when set.
+    pub fn node_id(&self) -> Option<&str> {
+        self.cfg.node_id.as_deref()
     }
 
     /// The calls in the table.

@@ -129,6 +129,7 @@ impl Gateways {
             ruri: format!("sip:{user}@{}{}", s.hostport(), s.transport.uri_param()),
             peer,
             advertised,
+            route: Vec::new(),
             gateway: Some(Arc::new(GatewayLeg {
                 name: s.name.clone(),
                 domain: s.host.clone(),
@@ -239,6 +240,7 @@ impl Engine {
         let seed_reg: u64 = self.rng.gen();
         let seed_ping: u64 = self.rng.gen();
         let ua = self.cfg.user_agent.clone();
+        let node_id = self.cfg.node_id.clone();
         let Some(g) = self.gateways.list.get_mut(i) else {
             return;
         };
@@ -275,6 +277,7 @@ impl Engine {
                             },
                             transport: s.transport,
                             user_agent: ua.clone(),
+                            node_id: node_id.clone(),
                         },
                         seed_reg,
                     ))
@@ -291,6 +294,7 @@ impl Engine {
                     transport: s.transport,
                     interval: Duration::from_secs(u64::from(s.ping)),
                     user_agent: ua,
+                    node_id,
                 },
                 seed_ping,
             ));

@@ -93,7 +93,12 @@ impl Engine {
 
     fn handle_request(&mut self, now: Instant, wall: SystemTime, origin: Origin, mut req: Request) {
         let policy = Policy {
-            supported: crate::b2bua::SUPPORTED_TAGS,
+            // `Require: path` (RFC 3327 §5.2) is only meaningful on a REGISTER.
+            supported: if req.method == Method::Register {
+                super::register::REGISTER_SUPPORTED_TAGS
+            } else {
+                crate::b2bua::SUPPORTED_TAGS
+            },
             proxy: false,
             accepted_bodies: None,
         };

@@ -15,7 +15,8 @@
 //!
 //! Never pings a binding that is not NAT'd (third-party registrations, SIPp on loopback) nor
 //! one over TCP: a TCP phone is reached over its own connection, which it keeps open (the
-//! RFC 5626 CRLF ping is out of scope). Tables are bounded by the live bindings: an entry
+//! RFC 5626 CRLF ping is out of scope), nor one registered through an edge proxy (RFC 3327
+//! Path: the proxy keeps the phone's pinhole open and is the one to ping it). Tables are bounded by the live bindings: an entry
 //! whose binding is gone is dropped when its deadline comes.
 
 use super::Engine;
@@ -89,9 +90,11 @@ impl KeepAlives {
     }
 }
 
-/// Whether `b` gets keep-alives: NAT'd and over UDP.
+/// Whether `b` gets keep-alives: NAT'd and over UDP, and not registered through an edge
+/// proxy (RFC 3327 Path): then the proxy holds the phone's pinhole, and the REGISTER's
+/// source is the proxy, not the phone's NAT mapping.
 fn wants_pings(b: &Binding) -> bool {
-    b.nat && b.source.transport == Transport::Udp
+    b.nat && b.source.transport == Transport::Udp && !b.has_path()
 }
 
 impl Engine {
@@ -205,7 +208,10 @@ impl Engine {
             format!("{};tag={tag}", identity(&me, &realm)),
         );
         h.push(HeaderName::To, format!("<sip:{aor}>"));
-        h.push(HeaderName::CallId, new_call_id_with(&mut self.rng, None));
+        h.push(
+            HeaderName::CallId,
+            new_call_id_with(&mut self.rng, self.cfg.node_id.as_deref()),
+        );
         h.push(HeaderName::CSeq, "1 OPTIONS");
         crate::b2bua::respond::push_user_agent(h, HeaderName::UserAgent, &self.cfg.user_agent);
         r

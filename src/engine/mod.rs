@@ -84,6 +84,11 @@ pub struct EngineConfig {
     pub trace: TraceConfig,
     /// `[[gateway]]`: trunks to providers (`gateways`).
     pub gateways: Vec<GatewaySpec>,
+    /// `[server] node_id`: in branches, b-leg Call-IDs, CDRs and nonces (`node`).
+    pub node_id: Option<String>,
+    /// The nonce secret shared by the nodes of a cluster (`[registrar] nonce_secret_file`);
+    /// `None`: a random one for this process.
+    pub nonce_secret: Option<NonceSecret>,
 }
 
 /// Counters the driver may publish.
@@ -153,6 +158,20 @@ pub struct Engine {
     gateways: gateways::Gateways,
 }
 
+/// The guard's settings: `[security]`, with the trusted edge proxies allow-listed. Every
+/// phone behind an edge proxy shares its address, so a ban or a rate limit of that address
+/// would cut all of them off; the proxy's own flood and scan protection (Kamailio's `pike`
+/// and `ratelimit`) sees the phones' real addresses and guards them instead.
+fn guard_config(cfg: &EngineConfig) -> crate::security::SecurityConfig {
+    let mut sec = cfg.security.clone();
+    for n in &cfg.registrar.trusted_proxies {
+        if !sec.allow.contains(n) {
+            sec.allow.push(*n);
+        }
+    }
+    sec
+}
+
 /// A request handed to the transaction layer, with what the engine learnt of it before:
 /// where it came from and, for a new INVITE or MESSAGE, its admission.
 struct Handled {
@@ -162,13 +181,8 @@ struct Handled {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, users: Users, store: Arc<dyn LocationStore>) -> Engine {
-        let mut engine = Engine::with_secret(
-            cfg,
-            users,
-            store,
-            NonceSecret::random(),
-            StdRng::from_entropy(),
-        );
+        let secret = cfg.nonce_secret.clone().unwrap_or_else(NonceSecret::random);
+        let mut engine = Engine::with_secret(cfg, users, store, secret, StdRng::from_entropy());
         engine.tag_key = respond::TagKey::random();
         engine
     }
@@ -187,8 +201,11 @@ impl Engine {
         // Nonces draw from their own generator, seeded from the engine's, so a seeded engine
         // issues the same nonces every run.
         let nonce_rng = StdRng::from_seed(rng.gen());
+        // This run's nonces verify only here (see `auth::nonce`): another node, or this one
+        // after a restart, answers them with stale=true.
+        let nonce_run = crate::auth::run_id(cfg.node_id.as_deref(), rng.clone().gen::<u64>());
         let verifier = Verifier::new(
-            NonceManager::new(secret, cfg.nonce_lifetime),
+            NonceManager::with_run(secret, cfg.nonce_lifetime, nonce_run),
             &cfg.digest_algorithms,
             nonce_rng,
         );
@@ -198,12 +215,13 @@ impl Engine {
                 calls: cfg.calls,
                 timers: cfg.transactions.timers,
                 user_agent: cfg.user_agent.clone(),
+                node_id: cfg.node_id.clone(),
             },
             StdRng::from_seed(rng.gen()),
             run_id,
         );
         Engine {
-            guard: crate::security::Guard::new(cfg.security.clone()),
+            guard: crate::security::Guard::new(guard_config(&cfg)),
             trace: trace::Tracer::new(cfg.trace),
             txl: TransactionLayer::new(cfg.transactions),
             cfg,

@@ -2,6 +2,22 @@
 //! work), digest authentication, then the sans-IO
 //! registrar (`crate::registrar`) and the 200 listing every binding with its expiry and a
 //! Date header, as the seed's FreeSWITCH does.
+//!
+//! RFC 3327 Path. A Path header lets whoever sends the REGISTER choose where calls to that
+//! user are sent, so it is honoured only on REGISTERs whose source is a trusted edge proxy
+//! (`[registrar] trusted_proxies`). From anyone else it is ignored and logged at debug, not
+//! refused: RFC 3327 gives a registrar no status code that would tell a phone what to fix
+//! (420 is for a `Require: path` it does not support, and it does support it), refusing would
+//! cost the phone its registration, and ignoring the Path leaves routing exactly as it is for
+//! a phone registered directly: to the REGISTER's source or Contact, which the
+//! `contact_allow`/`contact_deny` rules already judge.
+//! The Path is stored with every binding the REGISTER adds or refreshes. The 200 echoes it
+//! only when the REGISTER listed `path` in Supported (RFC 3327 §5.3): RFC 3261 §8.2.2.3
+//! forbids a UAS to apply an extension in a response unless the request said it supports
+//! it. Without `Supported: path` the Path is still stored and used, as Kamailio's registrar
+//! does in `path_mode` 1 ("lazy"); refusing with 420 (its "strict" mode) would lock out the
+//! many phones that never send `Supported: path`, though the edge proxy added the Path for
+//! them. `Require: path` is accepted (the extension is implemented).
 
 use super::auth::{AuthKind, AuthVerdict};
 use super::Engine;
@@ -59,7 +75,7 @@ impl Engine {
         }
 
         let Some(rreq) = self.register_request(req, format!("{user}@{realm}"), from) else {
-            return self.response(req, 400, "Bad Request - Malformed Contact");
+            return self.response(req, 400, "Bad Request - Malformed Contact or Path");
         };
         let outcome = registrar::process(&self.cfg.registrar, &*self.store, &rreq, now);
         match outcome {
@@ -85,11 +101,15 @@ impl Engine {
                 for v in registrar::register::contact_values(&bindings, now) {
                     resp.headers.push(HeaderName::Contact, v);
                 }
+                if !rreq.path.is_empty() && ua_supports_path(req) {
+                    for v in &rreq.path {
+                        resp.headers.push(path_header(), v.clone());
+                    }
+                }
                 resp.headers.push(HeaderName::Date, sip_date(wall));
                 resp.headers.push(HeaderName::Allow, ALLOW);
-                if !SUPPORTED.is_empty() {
-                    resp.headers.push(HeaderName::Supported, SUPPORTED);
-                }
+                resp.headers
+                    .push(HeaderName::Supported, format!("{SUPPORTED}, path"));
                 resp
             }
             RegisterOutcome::IntervalTooBrief(min) => {
@@ -112,6 +132,36 @@ impl Engine {
                 self.response(req, 403, "Forbidden - Contact Not Allowed")
             }
         }
+    }
+
+    /// The Path values of `req` to store: all of them, in order, when its source is a
+    /// trusted proxy; none otherwise (see the module docs). `None` when a trusted proxy sent
+    /// a Path that does not parse.
+    fn register_path(&self, req: &Request, source: Peer) -> Option<Vec<String>> {
+        let mut lines = req
+            .headers
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case("Path"))
+            .peekable();
+        if lines.peek().is_none() {
+            return Some(Vec::new());
+        }
+        if !self.cfg.registrar.is_trusted_proxy(source.addr.ip()) {
+            tracing::debug!(
+                target: "ferroswitch::registrar",
+                source = %source,
+                "Path ignored: the REGISTER does not come from a trusted proxy"
+            );
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        for h in lines {
+            for v in crate::sip::name_addr::split_list(&h.value) {
+                crate::sip::NameAddr::parse(v).ok()?;
+                out.push(std::str::from_utf8(v).ok()?.trim().to_string());
+            }
+        }
+        Some(out)
     }
 
     /// Decodes what §10.3 needs; `None` when a Contact cannot be decoded.
@@ -153,7 +203,9 @@ impl Engine {
             )
         };
         let origin = self.current;
+        let path = self.register_path(req, origin.map_or(from, |o| o.peer()))?;
         Some(RegisterRequest {
+            path,
             aor,
             call_id: core.call_id.clone(),
             cseq: core.cseq.seq,
@@ -178,4 +230,19 @@ impl Engine {
             ),
         })
     }
+}
+
+/// Option tags a REGISTER may require: ours for calls, and RFC 3327 `path`.
+pub(super) const REGISTER_SUPPORTED_TAGS: &[&str] = &["timer", "path"];
+
+/// The RFC 3327 header (not among the names the parser knows by heart).
+fn path_header() -> HeaderName {
+    HeaderName::Other("Path".into())
+}
+
+/// Whether the REGISTER lists `path` in Supported (RFC 3327 §5.3).
+fn ua_supports_path(req: &Request) -> bool {
+    req.headers
+        .tokens(&HeaderName::Supported)
+        .any(|t| t.eq_ignore_ascii_case("path"))
 }

@@ -10,6 +10,8 @@
 //! scenarios are in the submodules, one subject each:
 //! - `auth`: digest authentication of REGISTER (RFC 3261 §22, RFC 7616), stale nonces, replay;
 //! - `binding`: §10.3 bindings, expiry, several contacts, 423, NAT and TCP connections;
+//! - `cluster`: nodes sharing a nonce secret: another node's (or run's) nonce is stale;
+//! - `path`: RFC 3327 Path from a trusted edge proxy;
 //! - `calls`: calls through the B2BUA (its own harness of scripted phones, and one file per
 //!   subject under `calls/`: admission, checks, flow, endings, loss, identity, in-dialog
 //!   requests, re-INVITE, transfer, shutdown);
@@ -21,9 +23,11 @@
 mod auth;
 mod binding;
 mod calls;
+mod cluster;
 mod control;
 mod hardening;
 mod keepalive;
+mod path;
 mod server;
 mod wire;
 
@@ -101,6 +105,8 @@ fn config() -> EngineConfig {
         user_agent: "ferroswitch-test".into(),
         trace: super::TraceConfig::default(),
         gateways: Vec::new(),
+        node_id: None,
+        nonce_secret: None,
     }
 }
 
@@ -130,6 +136,12 @@ impl Net {
     }
 
     fn with(tweak: impl FnOnce(&mut EngineConfig)) -> Net {
+        Net::with_seed(3261, tweak)
+    }
+
+    /// Another engine with the same nonce secret: another node of a cluster, or this one
+    /// after a restart (`seed` draws the run id).
+    fn with_seed(seed: u64, tweak: impl FnOnce(&mut EngineConfig)) -> Net {
         let mut cfg = config();
         tweak(&mut cfg);
         let store = Arc::new(MemoryStore::new());
@@ -139,7 +151,7 @@ impl Net {
             users(),
             dyn_store,
             NonceSecret::from_bytes([7; 32]),
-            StdRng::seed_from_u64(3261),
+            StdRng::seed_from_u64(seed),
         );
         // Wall time starts at the seed's Date.
         let sim = super::sim::Sim::new(engine, addr(SERVER), Instant::now(), from_unix(SEED_WALL));

@@ -20,7 +20,7 @@
 //! reads a clock, never touches a socket.
 
 use super::register::sent_by;
-use crate::dialog::ids::{new_branch_with, new_call_id_with, new_tag_with};
+use crate::dialog::ids::{new_branch_for, new_call_id_with, new_tag_with};
 use crate::dialog::ViaSpec;
 use crate::net::Transport;
 use crate::sip::{HeaderName, Method, Request, Response, Uri};
@@ -49,6 +49,8 @@ pub struct PingConfig {
     pub interval: Duration,
     /// `User-Agent` value; empty for none.
     pub user_agent: String,
+    /// `[server] node_id`, put in our branches.
+    pub node_id: Option<String>,
 }
 
 /// The OPTIONS whose answer we wait for.
@@ -102,7 +104,7 @@ impl Pinger {
         }
         self.due = None;
         self.cseq = self.cseq.wrapping_add(1).max(1);
-        let branch = new_branch_with(&mut self.rng);
+        let branch = new_branch_for(&mut self.rng, self.cfg.node_id.as_deref());
         let call_id = new_call_id_with(&mut self.rng, Some(self.cfg.contact.host()));
         let tag = new_tag_with(&mut self.rng);
         let cfg = &self.cfg;
@@ -208,6 +210,7 @@ mod tests {
             transport: Transport::Udp,
             interval: Duration::from_secs(interval),
             user_agent: String::new(),
+            node_id: None,
         }
     }
 

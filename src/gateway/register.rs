@@ -21,7 +21,7 @@
 //! touches a socket: the engine sends what comes out as a client transaction.
 
 use crate::auth::uac::{retry, UacAuth, UacCredentials};
-use crate::dialog::ids::{new_branch_with, new_call_id_with, new_tag_with};
+use crate::dialog::ids::{new_branch_for, new_call_id_with, new_tag_with};
 use crate::dialog::ViaSpec;
 use crate::net::Transport;
 use crate::sip::{Contact, HeaderName, Method, Request, Response, Uri};
@@ -57,6 +57,8 @@ pub struct RegistrationConfig {
     pub transport: Transport,
     /// `User-Agent` value; empty for none.
     pub user_agent: String,
+    /// `[server] node_id`, put in our branches.
+    pub node_id: Option<String>,
 }
 
 /// Where a registration stands.
@@ -347,7 +349,7 @@ impl Registration {
         let cnonce = self.cnonce();
         match self.auth.answer(&self.cfg.creds, &f.request, resp, &cnonce) {
             Ok(header) => {
-                let branch = new_branch_with(&mut self.rng);
+                let branch = new_branch_for(&mut self.rng, self.cfg.node_id.as_deref());
                 let request = retry(&f.request, header, &branch);
                 let seq = f.seq.saturating_add(1);
                 self.cseq = self.cseq.max(seq);
@@ -444,7 +446,7 @@ impl Registration {
         self.cseq = self.cseq.saturating_add(1);
         // This one carries the current contact.
         self.contact_changed = false;
-        let branch = new_branch_with(&mut self.rng);
+        let branch = new_branch_for(&mut self.rng, self.cfg.node_id.as_deref());
         let cfg = &self.cfg;
         let uri = cfg.registrar_uri.as_str().to_string();
         let mut r = Request::new(Method::Register, uri.clone());

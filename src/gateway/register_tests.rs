@@ -20,6 +20,7 @@ fn cfg() -> RegistrationConfig {
         },
         transport: Transport::Udp,
         user_agent: "ferroswitch".into(),
+        node_id: None,
     }
 }
 

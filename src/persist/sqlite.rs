@@ -38,8 +38,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Written to `PRAGMA user_version`; a database from a newer schema is refused.
-const SCHEMA_VERSION: i64 = 1;
+/// Written to `PRAGMA user_version`; a database from a newer schema is refused, an older
+/// one is migrated in place (`migrate`). Version 2 added `path` (RFC 3327).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bindings (
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS bindings (
     nat            INTEGER NOT NULL,
     user_agent     TEXT,
     advertised     TEXT    NOT NULL,
+    path           TEXT    NOT NULL DEFAULT '[]', -- RFC 3327 Path values, a JSON array
     PRIMARY KEY (aor, pos)
 ) WITHOUT ROWID;
 ";
@@ -190,6 +192,7 @@ impl SqliteStore {
             return Err(error(path, format!("database is corrupt: {check}")));
         }
         let tx = conn.transaction().map_err(err)?;
+        migrate(&tx, version).map_err(err)?;
         tx.execute_batch(SCHEMA).map_err(err)?;
         tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION};"))
             .map_err(err)?;
@@ -271,11 +274,12 @@ fn write_batch(
     let mut trim = conn.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND pos >= ?2")?;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO bindings (aor, pos, contact, contact_params, instance, call_id, cseq, \
-         expires_ms, transport, source, local, nat, user_agent, advertised) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         expires_ms, transport, source, local, nat, user_agent, advertised, path) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
          ON CONFLICT (aor, pos) DO UPDATE SET contact = ?3, contact_params = ?4, \
          instance = ?5, call_id = ?6, cseq = ?7, expires_ms = ?8, transport = ?9, \
-         source = ?10, local = ?11, nat = ?12, user_agent = ?13, advertised = ?14",
+         source = ?10, local = ?11, nat = ?12, user_agent = ?13, advertised = ?14, \
+         path = ?15",
     )?;
     for (aor, list) in batch {
         for (pos, b) in list.iter().enumerate() {
@@ -294,6 +298,7 @@ fn write_batch(
                 b.nat,
                 b.user_agent,
                 b.advertised,
+                path_json(&b.path),
             ])?;
         }
         trim.execute(params![aor, list.len() as i64])?;
@@ -377,7 +382,7 @@ fn load(
     let mut stmt = conn
         .prepare(
             "SELECT aor, contact, contact_params, instance, call_id, cseq, expires_ms, \
-             transport, source, local, nat, user_agent, advertised \
+             transport, source, local, nat, user_agent, advertised, path \
              FROM bindings ORDER BY aor, pos",
         )
         .map_err(err)?;
@@ -396,6 +401,9 @@ fn load(
         let source: String = row.get(8).map_err(err)?;
         let local: String = row.get(9).map_err(err)?;
         let cseq: i64 = row.get(5).map_err(err)?;
+        let path_text: String = row.get(13).map_err(err)?;
+        let path: Vec<String> =
+            serde_json::from_str(&path_text).map_err(|_| bad("path", &path_text))?;
         let binding = Binding {
             contact: row.get(1).map_err(err)?,
             contact_params: row.get(2).map_err(err)?,
@@ -412,6 +420,7 @@ fn load(
             nat: row.get(10).map_err(err)?,
             user_agent: row.get(11).map_err(err)?,
             advertised: row.get(12).map_err(err)?,
+            path,
         };
         match lists.last_mut() {
             Some((last, list)) if *last == aor => list.push(binding),
@@ -419,6 +428,21 @@ fn load(
         }
     }
     Ok((lists, expired))
+}
+
+/// Brings a database of an older schema version up to `SCHEMA_VERSION`, inside the opening
+/// transaction (all or nothing). Version 0 is a new file: `SCHEMA` creates it whole.
+fn migrate(tx: &Connection, version: i64) -> Result<(), rusqlite::Error> {
+    if version == 1 {
+        // Bindings stored before Path support went straight to their contact: no Path.
+        tx.execute_batch("ALTER TABLE bindings ADD COLUMN path TEXT NOT NULL DEFAULT '[]';")?;
+    }
+    Ok(())
+}
+
+/// `path` as stored: a JSON array of strings (a Path value may hold commas and quotes).
+fn path_json(path: &[String]) -> String {
+    serde_json::to_string(path).unwrap_or_else(|_| "[]".to_string())
 }
 
 fn error(path: &Path, message: String) -> StoreError {

@@ -4,6 +4,12 @@
 //! away from: `contact_allow`/`contact_deny`) is refused before anything is stored.
 //! Input is already authenticated and decoded (see `RegisterRequest`); output is the binding
 //! list to put in the 200 or a typed refusal. Sans-IO.
+//!
+//! RFC 3327 Path: the engine hands in the Path of a REGISTER only when it came from a trusted
+//! edge proxy (`trusted_proxies`); each binding added or refreshed by it keeps that Path, and
+//! a binding with a Path is never NAT'd from our side (the REGISTER's source is the proxy,
+//! not the phone) and is checked against `contact_allow`/`contact_deny` by its first Path
+//! hop, which is where requests to it will go.
 
 use super::nat::{self, NatProbe};
 use super::served::{host_ip, ServedHosts};
@@ -34,6 +40,9 @@ pub struct RegistrarConfig {
     /// How often NAT'd UDP bindings get an OPTIONS to keep their mapping open
     /// (`nat_keepalive`); zero: never.
     pub nat_keepalive: Duration,
+    /// Edge proxies whose REGISTERs may carry a Path (RFC 3327) and that the per-source
+    /// security layer never bans or rate-limits (`[registrar] trusted_proxies`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Every address, IPv4 and IPv6: the default `contact_allow`.
@@ -56,7 +65,16 @@ impl Default for RegistrarConfig {
             contact_deny: Vec::new(),
             nonce_bind_source: true,
             nat_keepalive: Duration::from_secs(25),
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+impl RegistrarConfig {
+    /// Whether `ip` is one of the trusted edge proxies.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(ip))
     }
 }
 
@@ -100,6 +118,9 @@ pub struct RegisterRequest {
     pub user_agent: Option<String>,
     /// `host:port` the phone addressed us by (see `Binding::advertised`).
     pub advertised: String,
+    /// The RFC 3327 Path values to store with each binding: empty unless the REGISTER came
+    /// from a trusted proxy (the engine decides).
+    pub path: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +242,19 @@ fn contact_allowed(cfg: &RegistrarConfig, req: &RegisterRequest, c: &ContactSpec
     if cfg.served.is_own_socket(&c.host, c.port, Some(req.local)) {
         return false;
     }
+    if let Some(first) = req.path.first() {
+        // Requests go to the first Path hop (RFC 3327 §5.4), so that is what is checked.
+        let Some((host, port)) = path_hop(first) else {
+            return false;
+        };
+        if cfg.served.is_own_socket(&host, port, Some(req.local)) {
+            return false;
+        }
+        return match host_ip(&host) {
+            Some(ip) => cfg.destination_allowed(ip),
+            None => !cfg.contacts_restricted(),
+        };
+    }
     let to_source = binding_is_natted(req, c) || req.source.transport.is_reliable();
     let ip = if to_source {
         Some(req.source.addr.ip())
@@ -233,7 +267,18 @@ fn contact_allowed(cfg: &RegistrarConfig, req: &RegisterRequest, c: &ContactSpec
     }
 }
 
+/// Host and port of a Path value's URI (`<sip:host:port;lr>`).
+fn path_hop(value: &str) -> Option<(String, Option<u16>)> {
+    let a = crate::sip::name_addr::NameAddr::parse(value.as_bytes()).ok()?;
+    Some((a.uri.host().to_string(), a.uri.port()))
+}
+
 fn binding_is_natted(req: &RegisterRequest, c: &ContactSpec) -> bool {
+    // Through an edge proxy the REGISTER's source is the proxy: what it says about the
+    // phone's NAT is the proxy's business (it holds the pinhole), never ours.
+    if !req.path.is_empty() {
+        return false;
+    }
     nat::detect(&NatProbe {
         via_host: &req.via_host,
         via_port: req.via_port,
@@ -269,6 +314,7 @@ fn new_binding(req: &RegisterRequest, c: &ContactSpec, secs: u32, now: Instant) 
         nat,
         user_agent: req.user_agent.clone(),
         advertised: req.advertised.clone(),
+        path: req.path.clone(),
     }
 }
 
@@ -318,6 +364,7 @@ mod tests {
             via_port: Some(5090),
             user_agent: Some("test".into()),
             advertised: "127.0.0.1:5060".into(),
+            path: Vec::new(),
         }
     }
 
@@ -421,5 +468,43 @@ mod tests {
         };
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].contact, "sip:a@10.0.0.2:5060");
+    }
+
+    #[test]
+    fn rfc3327_path_is_stored_with_each_binding_and_replaced_on_refresh() {
+        let mut cfg = RegistrarConfig::default();
+        let s = MemoryStore::new();
+        let t0 = Instant::now();
+        // Via and source are the proxy's, the Contact a private address: not NAT from here.
+        let mut r = req(
+            1,
+            Contacts::List(vec![contact("sip:a@192.168.1.20:5060", None)]),
+            None,
+        );
+        r.source = Peer::new(Transport::Udp, "10.0.0.1:5060".parse().unwrap());
+        r.via_host = "10.0.0.1".into();
+        r.path = vec!["<sip:10.0.0.1;lr;received=sip:198.51.100.4:40000>".into()];
+        let RegisterOutcome::Ok(l) = process(&cfg, &s, &r, t0) else {
+            panic!()
+        };
+        assert_eq!(l[0].path, r.path);
+        assert!(!l[0].nat && l[0].has_path());
+        // A refresh through another edge proxy keeps one binding, with the new Path.
+        r.cseq = 2;
+        r.path = vec!["<sip:10.0.0.2;lr>".into(), "<sip:core.example;lr>".into()];
+        let RegisterOutcome::Ok(l) = process(&cfg, &s, &r, t0) else {
+            panic!()
+        };
+        assert_eq!((l.len(), l[0].path.clone()), (1, r.path.clone()));
+        // The first hop is where requests go, so it is what contact_deny judges.
+        cfg.contact_deny = vec!["10.0.0.2/32".parse().unwrap()];
+        r.cseq = 3;
+        assert_eq!(process(&cfg, &s, &r, t0), RegisterOutcome::ContactForbidden);
+        r.path = vec!["<sip:10.0.0.1;lr>".into()];
+        assert!(matches!(process(&cfg, &s, &r, t0), RegisterOutcome::Ok(_)));
+        // A Path naming our own socket would loop.
+        r.cseq = 4;
+        r.path = vec!["<sip:127.0.0.1:5060;lr>".into()];
+        assert_eq!(process(&cfg, &s, &r, t0), RegisterOutcome::ContactForbidden);
     }
 }

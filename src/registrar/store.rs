@@ -40,9 +40,20 @@ pub struct Binding {
     pub user_agent: Option<String>,
     /// `host:port` the phone knows us by (for Via and Contact of requests we send it).
     pub advertised: String,
+    /// RFC 3327 Path header values of the REGISTER, in the order received (each a name-addr
+    /// such as `<sip:10.0.0.1;lr;received=sip:192.0.2.7:5060>`), kept only when the REGISTER
+    /// came from a trusted edge proxy (`[registrar] trusted_proxies`). Not empty: requests
+    /// to this contact go through these proxies as a pre-loaded route set (RFC 3327 §5.4),
+    /// to the first one's address, and the proxy, not we, keeps the phone's NAT pinhole.
+    pub path: Vec<String>,
 }
 
 impl Binding {
+    /// True when requests to this contact go through an edge proxy (RFC 3327 Path).
+    pub fn has_path(&self) -> bool {
+        !self.path.is_empty()
+    }
+
     /// Seconds left before expiry, rounded up (what the 200 OK lists).
     pub fn remaining_secs(&self, now: Instant) -> u64 {
         let left = self.expires_at.saturating_duration_since(now);
@@ -251,6 +262,7 @@ mod tests {
             nat: false,
             user_agent: None,
             advertised: "127.0.0.1:5060".into(),
+            path: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@ mod identity;
 mod in_dialog;
 mod loss;
 mod media;
+mod path;
 mod reinvite;
 mod routing;
 mod shutdown;

@@ -269,6 +269,7 @@ fn pings_due_together_leave_at_most_64_per_timeout_call() {
             nat: true,
             user_agent: None,
             advertised: SERVER.into(),
+            path: Vec::new(),
         };
         let list = net.store.update(&aor, now, &mut |l| l.push(b.clone()));
         net.engine.keepalive_registered(&aor, &list, now);

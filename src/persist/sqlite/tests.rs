@@ -45,6 +45,7 @@ fn binding(contact: &str, at: Instant, transport: Transport, nat: bool) -> Bindi
         nat,
         user_agent: Some("Zoiper rv2.10".into()),
         advertised: "127.0.0.1:5060".into(),
+        path: Vec::new(),
     }
 }
 
@@ -272,4 +273,73 @@ fn a_second_store_on_the_same_file_is_refused_while_the_first_is_open() {
     let (again, report) = SqliteStore::open(&dir.db(), t0, SystemTime::now()).unwrap();
     assert_eq!(report.loaded, 1);
     drop(again);
+}
+
+/// The schema of version 1 (before RFC 3327 Path), as ferroswitch wrote it.
+const SCHEMA_V1: &str = "
+CREATE TABLE bindings (
+    aor TEXT NOT NULL, pos INTEGER NOT NULL, contact TEXT NOT NULL,
+    contact_params TEXT NOT NULL, instance TEXT, call_id TEXT NOT NULL,
+    cseq INTEGER NOT NULL, expires_ms INTEGER NOT NULL, transport TEXT NOT NULL,
+    source TEXT NOT NULL, local TEXT NOT NULL, nat INTEGER NOT NULL, user_agent TEXT,
+    advertised TEXT NOT NULL, PRIMARY KEY (aor, pos)
+) WITHOUT ROWID;
+PRAGMA user_version=1;
+";
+
+#[test]
+fn a_version_1_database_is_migrated_and_its_bindings_have_no_path() {
+    let dir = Dir::new("v1");
+    let wall0 = SystemTime::now();
+    let conn = Connection::open(dir.db()).unwrap();
+    conn.execute_batch(SCHEMA_V1).unwrap();
+    conn.execute(
+        "INSERT INTO bindings VALUES ('alice@d', 0, 'sip:alice@10.0.0.5:5060', '', NULL, \
+         'cid', 3, ?1, 'UDP', '192.0.2.9:4000', '127.0.0.1:5060', 1, 'old phone', \
+         '127.0.0.1:5060')",
+        [unix_ms(wall0) + 600_000],
+    )
+    .unwrap();
+    drop(conn);
+
+    let t0 = Instant::now();
+    let (s, report) = SqliteStore::open(&dir.db(), t0, wall0).unwrap();
+    assert_eq!(report.loaded, 1);
+    let got = s.lookup("alice@d", t0);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].contact, "sip:alice@10.0.0.5:5060");
+    assert!(got[0].nat && got[0].path.is_empty(), "{got:?}");
+    // A binding with a Path written after the migration survives a reopen.
+    let mut b = got[0].clone();
+    b.path = vec!["<sip:10.0.0.1;lr;received=\"sip:192.0.2.9:4000\">".into()];
+    set(&s, "alice@d", t0, vec![b.clone()]);
+    s.flush().unwrap();
+    drop(s);
+    let conn = Connection::open(dir.db()).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    drop(conn);
+    let (s, _) = SqliteStore::open(&dir.db(), t0, wall0).unwrap();
+    let got = s.lookup("alice@d", t0);
+    assert_eq!(got[0].path, b.path);
+}
+
+#[test]
+fn path_values_round_trip_in_order() {
+    let dir = Dir::new("path");
+    let (t0, wall0) = (Instant::now(), SystemTime::now());
+    let (s, _) = SqliteStore::open(&dir.db(), t0, wall0).unwrap();
+    let mut b = binding("sip:a@10.0.0.5", t0 + secs(600), Transport::Udp, false);
+    b.path = vec![
+        "<sip:edge1.example;lr>".into(),
+        "\"a, b\" <sip:10.0.0.2;transport=tcp;lr>".into(),
+    ];
+    set(&s, "a@d", t0, vec![b.clone()]);
+    s.flush().unwrap();
+    drop(s);
+    let (s, _) = SqliteStore::open(&dir.db(), t0, wall0).unwrap();
+    let got = s.lookup("a@d", t0);
+    assert!(reloaded(&b, &got[0]), "{got:?}");
 }
