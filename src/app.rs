@@ -459,8 +459,9 @@ async fn drive(
     let mut give_up: Option<Instant> = None;
     // The guard's ban list as last handed to the transport.
     let mut bans_seen = 0;
-    // Whether the last store flush failed (logged once per failing spell, not per batch).
-    let mut store_failing = false;
+    // Set while store flushes fail (logged once per failing spell, not per batch): whether
+    // this loop logged it (a store that declares itself unwritable logs its own state).
+    let mut store_failing: Option<bool> = None;
     loop {
         let deadline = [engine.poll_timeout(), give_up].into_iter().flatten().min();
         let sleep = async {
@@ -514,17 +515,23 @@ async fn drive(
         }
         // Group commit: the bindings this batch wrote become durable before any of its
         // responses leaves, so a 200 OK that was sent survives a kill of the daemon.
-        match store.flush() {
-            Ok(()) if store_failing => {
-                store_failing = false;
-                tracing::warn!("location store writes again; bindings are durable again");
+        // Awaited, not blocking: a store across the network (Redis) bounds its own wait.
+        match store.flush_async().await {
+            Ok(()) => {
+                if store_failing.take() == Some(true) {
+                    tracing::warn!("location store writes again; bindings are durable again");
+                }
             }
-            Ok(()) => {}
-            Err(e) if !store_failing => {
-                store_failing = true;
-                // Calls and registrations go on from memory; the writes are kept and
-                // retried at every batch, but bindings made meanwhile die with the process.
-                tracing::error!("{e}; serving from memory until a write succeeds");
+            Err(e) if store_failing.is_none() => {
+                // A store that declared itself unwritable logged that itself, once.
+                let log = store.writable();
+                store_failing = Some(log);
+                if log {
+                    // Calls and registrations go on from memory; the writes are kept and
+                    // retried at every batch, but bindings made meanwhile die with the
+                    // process.
+                    tracing::error!("{e}; serving from memory until a write succeeds");
+                }
             }
             Err(_) => {}
         }

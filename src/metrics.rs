@@ -156,6 +156,12 @@ impl Collector for Snapshot {
             "Registered contacts (bindings) in the location store",
             s.registrations.1 as u64,
         )?;
+        gauge(
+            &mut enc,
+            "store_up",
+            "1 while the location store takes writes (0: its Redis is unreachable, REGISTER gets 500)",
+            u64::from(s.store_up),
+        )?;
         if !s.gateways.is_empty() {
             labelled_gauge(
                 &mut enc,
@@ -372,6 +378,7 @@ mod tests {
         s.draining = true;
         s.engine.media_sessions = 4;
         s.registrations = (4, 5);
+        s.store_up = true;
         s.gateways = vec![("provider".into(), true, false)];
         let text = encode(&s);
         for line in [
@@ -384,6 +391,7 @@ mod tests {
             "ferroswitch_draining 1",
             "ferroswitch_media_sessions 4",
             "ferroswitch_registrations_up 5",
+            "ferroswitch_store_up 1",
             "ferroswitch_gateway_registered{gateway=\"provider\"} 1",
             "ferroswitch_gateway_up{gateway=\"provider\"} 0",
             "ferroswitch_post_dial_delay_seconds_bucket{le=\"0.1\"} 0",

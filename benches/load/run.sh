@@ -20,6 +20,9 @@
 # STORE_PAIRS pairs on fresh servers, the order alternating (memory first, then SQLite first,
 # ...) so drift on a shared machine falls on both alike; reports registrations/s and server CPU
 # per registration of each and their ratio per pair. It measures, it does not pass or fail.
+# STORE_B=redis compares memory against the Redis store instead (issue 16): a redis-server of
+# its own on a free loopback port, no persistence, pinned to the SIPp core, emptied between
+# runs; Redis's own CPU per registration is reported beside the server's.
 # A step is clean with 0 failed calls, 0 UDP receive-buffer errors (nstat UdpRcvbufErrors
 # delta) and SIPp reaching 90 % of the asked rate. Prints one table with both servers and the
 # ratios and writes it as markdown + an SVG chart into --out (default benches/results/ for the
@@ -332,38 +335,65 @@ PY
   sleep "$SETTLE"
 }
 
-# Memory against SQLite store, paired (see --store-ab at the top).
+# Memory against SQLite (or Redis: STORE_B=redis) store, paired (see --store-ab at the top).
 store_ab() {
   local rate=${STORE_RATE:-8000} secs=${STORE_SECS:-8} pairs=${STORE_PAIRS:-4} i kind order
-  say "store A/B: $pairs pairs at $rate registrations/s for $secs s each"
+  local b=${STORE_B:-sqlite} redis_port= redis_pid= r0 r1
+  case $b in sqlite|redis) ;; *) say "STORE_B must be sqlite or redis"; return 1 ;; esac
+  if [ "$b" = redis ]; then
+    command -v redis-server >/dev/null || { say "redis-server missing (apt-get install redis-server)"; return 1; }
+    redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    bg "$WORK/redis.log" taskset -c "$SIPP_CORE" redis-server --port "$redis_port" --bind 127.0.0.1 \
+      --save '' --appendonly no --dir "$WORK"
+    redis_pid=$BG
+    for i in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  say "store A/B: $pairs pairs of memory and $b at $rate registrations/s for $secs s each"
   for i in $(seq 1 "$pairs"); do
-    if [ $((i % 2)) -eq 1 ]; then order="memory sqlite"; else order="sqlite memory"; fi
+    if [ $((i % 2)) -eq 1 ]; then order="memory $b"; else order="$b memory"; fi
     for kind in $order; do
       rm -f "$WORK/ferroswitch/registrations.db"*
-      if [ "$kind" = memory ]; then FERRO_STORE=memory; else FERRO_STORE=sqlite:registrations.db; fi
+      case $kind in
+        memory) FERRO_STORE=memory ;;
+        sqlite) FERRO_STORE=sqlite:registrations.db ;;
+        redis) FERRO_STORE=redis://127.0.0.1:$redis_port/0
+               redis-cli -p "$redis_port" flushall >/dev/null ;;
+      esac
       export FERRO_STORE
       start_server ferroswitch || return 1
+      # The Redis store connects in the background: wait until it answers REGISTERs.
+      [ "$kind" = redis ] && sleep 1
       SERVER_NAME=ferroswitch-$kind
+      [ -n "$redis_pid" ] && r0=$(tool cpu "$redis_pid")
       step register "$rate" "$secs" "store-$kind-$i" -sf "$HERE/scenarios/register.xml" \
         -inf "$WORK/callers.csv" -key contact_port 5060 -default_behaviors all,-bye
+      if [ -n "$redis_pid" ]; then
+        r1=$(tool cpu "$redis_pid")
+        tool note "$RESULTS" test='"redis_cpu"' server="\"$SERVER_NAME\"" cpu_ns=$((r1 - r0)) \
+          calls="$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | grep -E '^cmdstat_(exec|evalsha|hgetall):' | tr '\n' ' ' | python3 -c 'import json,sys;print(json.dumps(sys.stdin.read().strip()))')"
+      fi
       SERVER_NAME=ferroswitch
       stop_server
     done
   done
   mkdir -p "$OUT"
-  python3 - "$RESULTS" "$OUT/$(date -u +%Y%m%dT%H%M)-store.md" "$rate" "$secs" <<'PY'
+  python3 - "$RESULTS" "$OUT/$(date -u +%Y%m%dT%H%M)-store.md" "$rate" "$secs" "$b" <<'PY'
 import json, statistics, sys
-results, out, rate, secs = sys.argv[1:]
+results, out, rate, secs, b = sys.argv[1:]
+name = {"sqlite": "SQLite", "redis": "Redis"}[b]
 steps = [json.loads(l) for l in open(results) if l.strip()]
-runs = {"memory": [], "sqlite": []}
+runs = {"memory": [], b: []}
+redis_cpu = {}
 for r in steps:
     if r.get("test") == "register" and r.get("server", "").startswith("ferroswitch-"):
         runs[r["server"].split("-", 1)[1]].append(r)
-lines = [f"# Location store A/B: memory vs SQLite at {rate} registrations/s, {secs} s steps", "",
-         "| pair | memory reg/s | memory CPU µs/reg | SQLite reg/s | SQLite CPU µs/reg | CPU ratio | clean (m/s) | other load (server core busy %, m/s) |",
+    if r.get("test") == "redis_cpu" and r.get("server") == f"ferroswitch-{b}":
+        redis_cpu.setdefault(b, []).append(r)
+lines = [f"# Location store A/B: memory vs {name} at {rate} registrations/s, {secs} s steps", "",
+         f"| pair | memory reg/s | memory CPU µs/reg | {name} reg/s | {name} CPU µs/reg | CPU ratio | clean (m/{b[0]}) | other load (server core busy %, m/{b[0]}) |",
          "|---|---|---|---|---|---|---|---|"]
 ratios = []
-for i, (m, s) in enumerate(zip(runs["memory"], runs["sqlite"]), 1):
+for i, (m, s) in enumerate(zip(runs["memory"], runs[b]), 1):
     ratio = s["cpu_us_per"] / m["cpu_us_per"] if m.get("cpu_us_per") and s.get("cpu_us_per") else None
     if ratio: ratios.append(ratio)
     lines.append(f"| {i} | {m['achieved']:.0f} | {m['cpu_us_per']} | {s['achieved']:.0f} | {s['cpu_us_per']} | "
@@ -372,8 +402,12 @@ def med(kind, key):
     v = [r[key] for r in runs[kind] if r.get(key) is not None]
     return statistics.median(v) if v else float("nan")
 lines += ["", f"Median: memory {med('memory', 'achieved'):.0f} reg/s at {med('memory', 'cpu_us_per'):.1f} µs/reg; "
-          f"SQLite {med('sqlite', 'achieved'):.0f} reg/s at {med('sqlite', 'cpu_us_per'):.1f} µs/reg; "
-          f"median CPU ratio SQLite/memory {statistics.median(ratios) if ratios else float('nan'):.3f}."]
+          f"{name} {med(b, 'achieved'):.0f} reg/s at {med(b, 'cpu_us_per'):.1f} µs/reg; "
+          f"median CPU ratio {name}/memory {statistics.median(ratios) if ratios else float('nan'):.3f}."]
+for r, s in zip(redis_cpu.get(b, []), runs[b]):
+    n = s.get("achieved", 0) * float(secs)
+    per = r["cpu_ns"] / 1000 / n if n else float("nan")
+    lines.append(f"Redis's own CPU: {per:.1f} µs per registration ({r['calls']}, cumulative).")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -122,6 +122,7 @@ struct RawRegistrar {
     store: Option<Spanned<String>>,
     trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     nonce_secret_file: Option<Spanned<String>>,
+    redis_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -440,7 +441,7 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
         None => d.contact_deny.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.contact_deny"),
     };
-    let store = store(p, r.store);
+    let store = store(p, r.store, r.redis_prefix);
     let trusted_proxies = match r.trusted_proxies {
         None => d.trusted_proxies.clone(),
         Some(list) => networks(p, list.into_inner(), "registrar.trusted_proxies"),
@@ -476,8 +477,22 @@ fn registrar(p: &mut Problems<'_>, r: RawRegistrar) -> RegistrarConfig {
 /// `[registrar] store`: `"memory"` or `"sqlite:PATH"`, the path relative to the config file's
 /// directory. The database must be creatable or writable now: the daemon would refuse to
 /// start later anyway, and `check-config` (run by the systemd unit) says why first.
-fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
+fn store(
+    p: &mut Problems<'_>,
+    raw: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+) -> StoreConfig {
     const KEY: &str = "registrar.store";
+    let redis = raw
+        .as_ref()
+        .is_some_and(|v| v.get_ref().trim().starts_with("redis"));
+    if redis {
+        return redis_store(p, raw, prefix);
+    }
+    if let Some(v) = &prefix {
+        let msg = "only with a \"redis://…\" store".to_string();
+        p.bad(Some(v.span()), "registrar.redis_prefix", msg);
+    }
     let base = p.file.parent().unwrap_or(Path::new("."));
     let (value, span) = match &raw {
         None => (format!("sqlite:{}", StoreConfig::DEFAULT_FILE), None),
@@ -491,7 +506,7 @@ fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
     {
         StoreConfig::Sqlite(base.join(path.trim()))
     } else {
-        let msg = format!("{value:?} is neither \"memory\" nor \"sqlite:PATH\"");
+        let msg = format!("{value:?} is neither \"memory\", \"sqlite:PATH\" nor \"redis://HOST…\"");
         p.bad(span, KEY, msg);
         return StoreConfig::Memory;
     };
@@ -510,6 +525,45 @@ fn store(p: &mut Problems<'_>, raw: Option<Spanned<String>>) -> StoreConfig {
         }
     }
     config
+}
+
+/// `[registrar] store = "redis://[:password@]host[:port][/db]"` and `redis_prefix`. The URL
+/// is parsed here (a typo is a config error); whether Redis answers is not checked: a cluster
+/// node must start while Redis is down and wait for it (see `crate::persist::RedisStore`).
+fn redis_store(
+    p: &mut Problems<'_>,
+    raw: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+) -> StoreConfig {
+    let (url, span) = match &raw {
+        Some(v) => (v.get_ref().trim().to_string(), Some(v.span())),
+        None => (String::new(), None),
+    };
+    let shown = crate::config::redact_password(&url);
+    let problem = if !url.starts_with("redis://") {
+        Some("only redis:// is supported (no TLS: keep Redis on a private network)".to_string())
+    } else {
+        redis::Client::open(url.as_str())
+            .err()
+            .map(|e| format!("not a Redis URL: {e}"))
+    };
+    if let Some(why) = problem {
+        p.bad(span, "registrar.store", format!("{shown:?}: {why}"));
+    }
+    let prefix = match prefix {
+        None => StoreConfig::DEFAULT_REDIS_PREFIX.to_string(),
+        Some(v) => {
+            let text = v.get_ref().trim().to_string();
+            // The loader SCANs `<prefix>:loc:*`: no glob characters either.
+            let bad = |c: char| c.is_whitespace() || ":*?[]\\".contains(c);
+            if text.is_empty() || text.contains(bad) {
+                let msg = format!("{text:?}: one word without spaces, ':' or glob characters");
+                p.bad(Some(v.span()), "registrar.redis_prefix", msg);
+            }
+            text
+        }
+    };
+    StoreConfig::Redis { url, prefix }
 }
 
 /// Whether the daemon can open `path` for writing, or create it: an existing file must open
@@ -967,8 +1021,51 @@ nonce_bind_source = false
         assert!(errors.is_empty(), "{errors:?}");
         // Wrong scheme, empty path, missing directory, a directory: one error each, with the
         // line and the key.
+        // Redis: parsed, not connected to; the prefix has a default.
+        let (s, errors) = store("[registrar]\nstore = \"redis://:pw@127.0.0.1:6390/2\"\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.to_string(), "redis://:***@127.0.0.1:6390/2");
+        assert_eq!(
+            s,
+            StoreConfig::Redis {
+                url: "redis://:pw@127.0.0.1:6390/2".into(),
+                prefix: "ferroswitch".into()
+            }
+        );
+        let (s, _) = store("[registrar]\nstore = \"redis://r1\"\nredis_prefix = \"fs2\"\n");
+        assert!(matches!(s, StoreConfig::Redis { prefix, .. } if prefix == "fs2"));
+        for bad in ["", "a b", "a:b", "fs*"] {
+            let text = format!("[registrar]\nstore = \"redis://r1\"\nredis_prefix = \"{bad}\"\n");
+            let p = parse(&text, &path).unwrap();
+            let errors: Vec<String> = p
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .filter(|e| e.contains("registrar."))
+                .collect();
+            assert_eq!(errors.len(), 1, "{bad:?}: {errors:?}");
+            assert!(
+                errors[0].contains(":3: registrar.redis_prefix"),
+                "{errors:?}"
+            );
+        }
+        let p = parse(
+            "[registrar]\nstore = \"memory\"\nredis_prefix = \"x\"\n",
+            &path,
+        )
+        .unwrap();
+        assert!(p
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("only with a")));
         for (text, why) in [
-            ("[registrar]\nstore = \"redis:x\"\n", "neither"),
+            ("[registrar]\nstore = \"redis:x\"\n", "only redis://"),
+            ("[registrar]\nstore = \"rediss://h\"\n", "only redis://"),
+            (
+                "[registrar]\nstore = \"redis://h:notaport\"\n",
+                "not a Redis URL",
+            ),
+            ("[registrar]\nstore = \"mysql:x\"\n", "neither"),
             ("[registrar]\nstore = \"sqlite:\"\n", "neither"),
             (
                 "[registrar]\nstore = \"sqlite:nope/r.db\"\n",

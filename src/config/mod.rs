@@ -174,7 +174,7 @@ pub struct RegistrarConfig {
     /// (default 30 s, like FreeSWITCH's `nat-options-ping`); zero: off.
     pub nat_keepalive: Duration,
     /// Where bindings are kept: `"sqlite:PATH"` (default `registrations.db` beside the
-    /// config file), or `"memory"`.
+    /// config file), `"memory"`, or `"redis://…"` (shared by several nodes).
     pub store: StoreConfig,
     /// Edge proxies (addresses or networks) whose REGISTERs may carry an RFC 3327 Path, and
     /// that the security guard never bans or rate-limits (default: none).
@@ -192,11 +192,37 @@ pub enum StoreConfig {
     /// An SQLite database at this path (resolved against the config file's directory), the
     /// durable copy of the in-memory store.
     Sqlite(PathBuf),
+    /// A Redis server shared by several nodes (`redis://[:password@]host[:port][/db]`): each
+    /// node keeps a replica in memory, writes go to Redis (`crate::persist::RedisStore`).
+    Redis {
+        /// The URL as configured (it may hold a password: print it with `Display`).
+        url: String,
+        /// Start of every key and of the channel (`[registrar] redis_prefix`).
+        prefix: String,
+    },
 }
 
 impl StoreConfig {
     /// The default database file name, beside the config file.
     pub const DEFAULT_FILE: &'static str = "registrations.db";
+    /// The default `[registrar] redis_prefix`.
+    pub const DEFAULT_REDIS_PREFIX: &'static str = "ferroswitch";
+}
+
+/// `url` with the password of its userinfo (`redis://user:secret@host`) replaced by `***`,
+/// for logs and `check-config`'s output.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 impl fmt::Display for StoreConfig {
@@ -204,6 +230,7 @@ impl fmt::Display for StoreConfig {
         match self {
             StoreConfig::Memory => f.write_str("memory"),
             StoreConfig::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            StoreConfig::Redis { url, .. } => f.write_str(&redact_password(url)),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct EngineSnapshot {
     pub transactions: TransactionStats,
     /// (address-of-records, bindings) in the location store.
     pub registrations: (usize, usize),
+    /// The location store takes writes (false while a shared store's Redis is unreachable).
+    pub store_up: bool,
     pub calls_up: usize,
     /// New calls refused (`Engine::drain`, or a shutdown under way).
     pub draining: bool,
@@ -205,6 +207,7 @@ impl Engine {
             guard: self.guard.stats(),
             transactions: self.txl.stats().clone(),
             registrations: self.store.counts(),
+            store_up: self.store.writable(),
             calls_up: self.b2bua.len(),
             draining: self.is_draining(),
             gateways: self.gateway_flags(),

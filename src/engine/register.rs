@@ -32,6 +32,10 @@ use crate::sip::validate::validate_register;
 use crate::sip::{HeaderName, Request, Response};
 use std::time::{Instant, SystemTime};
 
+/// Seconds a phone is asked to wait when the location store cannot take writes: long enough
+/// not to hammer a node whose Redis is restarting, short enough to be back soon after.
+const STORE_RETRY_AFTER: u32 = 5;
+
 impl Engine {
     pub(super) fn handle_register(
         &mut self,
@@ -130,6 +134,17 @@ impl Engine {
                     "contact refused aor={} source={}", rreq.aor, rreq.source
                 );
                 self.response(req, 403, "Forbidden - Contact Not Allowed")
+            }
+            RegisterOutcome::StoreUnavailable => {
+                // Logged by the store once when it went down, not here per REGISTER.
+                let mut resp = self.response(
+                    req,
+                    500,
+                    "Server Internal Error - Location Store Unavailable",
+                );
+                resp.headers
+                    .push(HeaderName::RetryAfter, STORE_RETRY_AFTER.to_string());
+                resp
             }
         }
     }

@@ -452,7 +452,7 @@ fn error(path: &Path, message: String) -> StoreError {
     }
 }
 
-fn unix_ms(t: SystemTime) -> i64 {
+pub(super) fn unix_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),
@@ -460,7 +460,7 @@ fn unix_ms(t: SystemTime) -> i64 {
 }
 
 /// `at` on the wall clock, given that `now` is `wall_ms`.
-fn wall_of(at: Instant, now: Instant, wall_ms: i64) -> i64 {
+pub(super) fn wall_of(at: Instant, now: Instant, wall_ms: i64) -> i64 {
     if at >= now {
         wall_ms.saturating_add(at.duration_since(now).as_millis() as i64)
     } else {

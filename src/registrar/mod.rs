@@ -11,4 +11,4 @@ pub use register::{
     process, ContactSpec, Contacts, RegisterOutcome, RegisterRequest, RegistrarConfig,
 };
 pub use served::{canonical_host, interface_addrs, ServedHosts};
-pub use store::{Binding, LocationStore, MemoryStore, StoreError};
+pub use store::{Binding, FlushFuture, LocationStore, MemoryStore, StoreError};

@@ -138,6 +138,9 @@ pub enum RegisterOutcome {
     /// 403: a Contact names one of our own sockets, or sends outside `contact_allow` /
     /// inside `contact_deny` (issue 17.5).
     ContactForbidden,
+    /// 500 with Retry-After: the location store cannot take writes now (its shared copy is
+    /// unreachable, see `LocationStore::writable`); nothing was changed.
+    StoreUnavailable,
 }
 
 /// Applies one REGISTER to the store.
@@ -147,6 +150,12 @@ pub fn process(
     req: &RegisterRequest,
     now: Instant,
 ) -> RegisterOutcome {
+    let query = matches!(&req.contacts, Contacts::List(l) if l.is_empty());
+    if !query && !store.writable() {
+        // Accepting a binding that no other node will see, or a removal they will not learn
+        // of, would split the cluster's view: refuse, the phone retries.
+        return RegisterOutcome::StoreUnavailable;
+    }
     let specs = match &req.contacts {
         Contacts::Star => {
             // §10.3 step 6: "*" only with Expires: 0 and no other Contact.
@@ -506,5 +515,57 @@ mod tests {
         r.cseq = 4;
         r.path = vec!["<sip:127.0.0.1:5060;lr>".into()];
         assert_eq!(process(&cfg, &s, &r, t0), RegisterOutcome::ContactForbidden);
+    }
+
+    /// A store whose shared copy is unreachable (`writable` false), over a memory store.
+    struct Unwritable(MemoryStore);
+
+    impl LocationStore for Unwritable {
+        fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
+            self.0.lookup(aor, now)
+        }
+        fn update(
+            &self,
+            aor: &str,
+            now: Instant,
+            f: &mut dyn FnMut(&mut Vec<Binding>),
+        ) -> Vec<Binding> {
+            self.0.update(aor, now, f)
+        }
+        fn remove_expired(&self, now: Instant) -> Vec<(String, Binding)> {
+            self.0.remove_expired(now)
+        }
+        fn next_expiry(&self) -> Option<Instant> {
+            self.0.next_expiry()
+        }
+        fn counts(&self) -> (usize, usize) {
+            self.0.counts()
+        }
+        fn writable(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_unwritable_store_refuses_changes_but_answers_queries() {
+        let cfg = RegistrarConfig::default();
+        let t0 = Instant::now();
+        let mem = MemoryStore::new();
+        let one = Contacts::List(vec![contact("sip:a@1", None)]);
+        ok_len(process(&cfg, &mem, &req(1, one, None), t0));
+        let s = Unwritable(mem);
+        for contacts in [
+            Contacts::List(vec![contact("sip:a@2", None)]),
+            Contacts::List(vec![contact("sip:a@1", Some(0))]),
+            Contacts::Star,
+        ] {
+            assert_eq!(
+                process(&cfg, &s, &req(2, contacts, Some(0)), t0),
+                RegisterOutcome::StoreUnavailable
+            );
+        }
+        assert_eq!(s.counts(), (1, 1), "nothing changed");
+        let query = Contacts::List(vec![]);
+        assert_eq!(ok_len(process(&cfg, &s, &req(3, query, None), t0)), 1);
     }
 }

@@ -87,7 +87,26 @@ pub trait LocationStore: Send + Sync {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// `flush` for a store whose durable copy is across the network (Redis): the driver
+    /// awaits it, so the thread is free while the write is in flight. The store bounds its
+    /// own wait (a timeout is an error). By default the synchronous `flush`, already done
+    /// when the future is made.
+    fn flush_async(&self) -> FlushFuture<'_> {
+        Box::pin(std::future::ready(self.flush()))
+    }
+
+    /// False while the store cannot take writes (its shared copy is unreachable): the
+    /// registrar then refuses REGISTERs that would change bindings (500 with Retry-After)
+    /// instead of accepting what it could not share. Lookups keep working on what is known.
+    fn writable(&self) -> bool {
+        true
+    }
 }
+
+/// What `LocationStore::flush_async` returns.
+pub type FlushFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// A location store could not read or write its durable copy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
