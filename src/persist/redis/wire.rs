@@ -130,7 +130,11 @@ pub(super) fn decode(value: &str, now: Instant, wall_ms: i64) -> Result<Option<B
         path: v
             .get("path")
             .and_then(|x| x.as_array())
-            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
     }))
 }
