@@ -5,9 +5,10 @@
 //! hot path. Wall time and monotonic time are read here and nowhere below.
 //!
 //! Two ways to stop: `Running::shutdown` (at once: the transport flushes what is queued and
-//! closes) and `Running::graceful_shutdown` (SIGTERM: the engine ends every call with BYE,
-//! new INVITEs get 503, and the driver runs on until the BYEs are answered or the grace
-//! period is over).
+//! closes) and `Running::graceful_shutdown` (SIGTERM: new INVITEs get 503 at once, calls in
+//! progress may end by themselves for up to `[server] drain_timeout`, then the engine ends the
+//! rest with BYE and the driver runs on until the BYEs are answered or the grace period is
+//! over). `ferroswitch ctl drain` is the first half without the stop (`engine::shutdown`).
 //!
 //! Operations (issue 13): the control socket (`control`) and the metrics endpoint
 //! (`metrics`) run as tasks beside the driver; what they ask reaches the engine only through
@@ -22,7 +23,7 @@ use crate::transaction::TransactionConfig;
 use crate::transport::{Sockets, TlsSetup, TransportConfig, TransportHandle, TransportStats};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -33,8 +34,9 @@ const BATCH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
     Run,
-    /// End every call, then stop once drained or after the engine's grace period.
-    Drain,
+    /// Refuse new calls, let those in progress end by themselves for up to this long, end
+    /// the rest, then stop once drained or after the engine's grace period.
+    Drain(Duration),
     Now,
 }
 
@@ -52,6 +54,8 @@ pub struct Running {
     control_server: Option<crate::control::ControlServer>,
     metrics: Option<crate::metrics::MetricsServer>,
     // --- end operations ---
+    /// `[server] drain_timeout`: how long `graceful_shutdown` lets calls end by themselves.
+    drain_timeout: Duration,
 }
 
 impl Running {
@@ -112,13 +116,14 @@ impl Running {
         self.transport.shutdown().await;
     }
 
-    /// Ends every call (BYE on both legs, CANCEL for those ringing; see
-    /// `Engine::begin_shutdown`), refuses new ones with 503, writes their CDRs, waits until
-    /// the BYEs are answered or the engine's grace period (at most 5 s) is over, then stops
-    /// the transport. If `abort` completes first (a second signal), stops at once. Returns
-    /// true when every call was cleared in time.
+    /// Refuses new calls with 503 (OPTIONS too), lets the calls in progress end by themselves
+    /// for up to `[server] drain_timeout`, then ends the rest (BYE on both legs, CANCEL for
+    /// those ringing; see `Engine::begin_shutdown_after`), writes their CDRs, waits until the
+    /// BYEs are answered or the engine's grace period (at most 5 s) is over, then stops the
+    /// transport. If `abort` completes first (a second signal), stops at once. Returns true
+    /// when every call was cleared in time.
     pub async fn graceful_shutdown(mut self, abort: impl std::future::Future<Output = ()>) -> bool {
-        let _ = self.shutdown.send(Stop::Drain);
+        let _ = self.shutdown.send(Stop::Drain(self.drain_timeout));
         let drained = tokio::select! {
             r = &mut self.driver => r.unwrap_or(false),
             _ = abort => {
@@ -269,6 +274,7 @@ pub fn start_with_store(
         control,
         control_server,
         metrics,
+        drain_timeout: config.server.drain_timeout,
     })
 }
 
@@ -449,7 +455,7 @@ async fn drive(
     let started = Instant::now();
     let mut rate = crate::control::CallRate::default();
     // --- end operations ---
-    // Set once draining: when the driver gives up waiting for the BYEs.
+    // Set once stopping: when the driver gives up waiting for the calls and BYEs.
     let mut give_up: Option<Instant> = None;
     // The guard's ban list as last handed to the transport.
     let mut bans_seen = 0;
@@ -471,11 +477,11 @@ async fn drive(
                 match stop {
                     Stop::Run => {}
                     Stop::Now => break,
-                    Stop::Drain if give_up.is_some() => {}
-                    Stop::Drain => {
+                    Stop::Drain(_) if give_up.is_some() => {}
+                    Stop::Drain(wait) => {
                         let (now, wall) = (Instant::now(), SystemTime::now());
-                        engine.begin_shutdown(now, wall);
-                        give_up = Some(now + engine.shutdown_grace());
+                        engine.begin_shutdown_after(now, wall, wait);
+                        give_up = Some(now + wait + engine.shutdown_grace());
                     }
                 }
             }

@@ -16,6 +16,7 @@
 //! {"cmd":"unregister","user":"alice"}      {"cmd":"unregister","user":"alice","contact":"sip:…"}
 //! {"cmd":"bans"}                           {"cmd":"unban","addr":"192.0.2.7"}
 //! {"cmd":"reload"}
+//! {"cmd":"drain"}                          {"cmd":"resume"}
 //! {"cmd":"trace","call":"3"}               {"cmd":"trace","call":"<a- or b-leg Call-ID>"}
 //! → {"ok":true,"result":…}  or  {"ok":false,"error":"no call 3 (see `ferroswitch ctl calls`)"}
 //! ```
@@ -79,6 +80,10 @@ pub enum CtlRequest {
     /// Trunks: where each is, its registration with the provider, up or down.
     Gateways,
     Reload,
+    /// Stop taking new calls (503 to INVITE and OPTIONS); calls in progress go on.
+    Drain,
+    /// Take new calls again.
+    Resume,
     /// The SIP kept of a recent call: our call id or a leg's Call-ID.
     Trace {
         call: String,
@@ -259,6 +264,7 @@ pub(crate) fn answer(
                 "node": engine.node_id(),
                 "uptime_secs": now.saturating_duration_since(info.started).as_secs(),
                 "calls_up": snap.calls_up,
+                "draining": snap.draining,
                 "media_sessions": snap.engine.media_sessions,
                 "registrations": snap.registrations.1,
                 "registered_aors": snap.registrations.0,
@@ -344,6 +350,16 @@ pub(crate) fn answer(
                 .map_err(|_| format!("{addr:?} is not an IP address"))?;
             engine.unban(now, ip).map_err(err)?;
             Ok(json!({"addr": ip.to_string()}))
+        }
+        CtlRequest::Drain => {
+            let changed = engine.drain();
+            Ok(json!({"draining": true, "changed": changed, "calls_up": engine.active_calls()}))
+        }
+        CtlRequest::Resume => {
+            if !engine.resume() {
+                return Err("the daemon is shutting down: it cannot take calls again".into());
+            }
+            Ok(json!({"draining": false, "calls_up": engine.active_calls()}))
         }
         CtlRequest::Trace { call } => Ok(crate::ladder::trace_json(
             engine.call_trace(&call).map_err(err)?,
@@ -620,6 +636,7 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                 ("version", "version"),
                 ("node", "node"),
                 ("uptime", "uptime_secs"),
+                ("state", "draining"),
                 ("calls up", "calls_up"),
                 ("media relay sessions", "media_sessions"),
                 ("registrations", "registrations"),
@@ -633,6 +650,8 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                 .map(|(label, k)| {
                     let val = match *k {
                         "uptime_secs" => human_secs(v[*k].as_u64().unwrap_or(0)),
+                        "draining" if v[*k] == Value::Bool(true) => "draining".into(),
+                        "draining" => "taking calls".into(),
                         _ => s(&v[*k]),
                     };
                     format!("{:<16} {val}\n", format!("{label}:"))
@@ -758,6 +777,14 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
             )
         }
         CtlRequest::Trace { .. } => crate::ladder::render_ladder(v, false),
+        CtlRequest::Drain => format!(
+            "draining: new calls get 503, {} call(s) in progress go on\n",
+            s(&v["calls_up"])
+        ),
+        CtlRequest::Resume => format!(
+            "taking calls again ({} call(s) in progress)\n",
+            s(&v["calls_up"])
+        ),
         CtlRequest::Reload => format!(
             "reloaded: {} users, {} binding(s) of removed or disabled users removed{}\n",
             s(&v["users"]),

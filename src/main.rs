@@ -114,6 +114,11 @@ enum CtlCommand {
     Gateways,
     /// Read the users files again (like SIGHUP, which also reopens the CDR file).
     Reload,
+    /// Stop taking new calls (INVITE and OPTIONS get 503, so an edge proxy's dispatcher sends
+    /// calls elsewhere); calls in progress go on, registrations are still served.
+    Drain,
+    /// Take new calls again after `drain`.
+    Resume,
     /// The SIP of recent call CALL (an id from `calls`, or a leg's Call-ID) as a ladder
     /// diagram: caller | ferroswitch | callee(s), one row per message.
     Trace {
@@ -264,6 +269,8 @@ fn ctl(cli: &Cli, socket: Option<&std::path::Path>, json: bool, cmd: &CtlCommand
         CtlCommand::Gateways => CtlRequest::Gateways,
         CtlCommand::Unban { addr } => CtlRequest::Unban { addr: addr.clone() },
         CtlCommand::Reload => CtlRequest::Reload,
+        CtlCommand::Drain => CtlRequest::Drain,
+        CtlCommand::Resume => CtlRequest::Resume,
         CtlCommand::Trace { call, .. } => CtlRequest::Trace { call: call.clone() },
     };
     let path = control::client_socket_path(socket, &cli.config_path());
@@ -445,7 +452,12 @@ fn run(cli: &Cli) -> ExitCode {
             }
         };
         let first = signals.stop(running.control(), tls_reload).await;
-        tracing::info!("{first}: shutting down, clearing calls (again to stop at once)");
+        match config.server.drain_timeout.as_secs() {
+            0 => tracing::info!("{first}: shutting down, clearing calls (again to stop at once)"),
+            t => tracing::info!(
+                "{first}: shutting down, new calls refused, calls in progress may go on for up to {t} s (again to stop at once)"
+            ),
+        }
         let control = running.control().clone();
         let cleared = running
             .graceful_shutdown(async {

@@ -140,6 +140,12 @@ impl Collector for Snapshot {
         gauge(&mut enc, "calls_up", "Calls in progress", s.calls_up as u64)?;
         gauge(
             &mut enc,
+            "draining",
+            "1 while new calls are refused (ctl drain, or a shutdown under way)",
+            u64::from(s.draining),
+        )?;
+        gauge(
+            &mut enc,
             "media_sessions",
             "Media relay sessions open (anchored calls; back to 0 when they all ended)",
             s.engine.media_sessions,
@@ -369,6 +375,7 @@ mod tests {
         s.calls.ended(HangupCause::UserBusy);
         s.calls.post_dial_delay(Duration::from_millis(120));
         s.calls_up = 2;
+        s.draining = true;
         s.engine.media_sessions = 4;
         s.registrations = (4, 5);
         s.store_up = true;
@@ -381,6 +388,7 @@ mod tests {
             "ferroswitch_calls_started_total 3",
             "ferroswitch_calls_ended_total{cause=\"USER_BUSY\"} 1",
             "ferroswitch_calls_up 2",
+            "ferroswitch_draining 1",
             "ferroswitch_media_sessions 4",
             "ferroswitch_registrations_up 5",
             "ferroswitch_store_up 1",

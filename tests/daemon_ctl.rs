@@ -390,3 +390,35 @@ async fn hangup_of_a_ringing_call_cancels_the_callee_and_answers_the_caller() {
         )
     );
 }
+
+#[tokio::test]
+async fn drain_turns_options_503_and_resume_back_to_200() {
+    let dir = TempDir::new("ctl-drain");
+    let (_child, _lines, udp) = start(&dir, CONFIG_TOML);
+    let mut probe = Ua::udp(udp, "alice", "1234").await;
+    let msg = probe.options_request();
+    assert_eq!(probe.ask(&msg).await.status, 200);
+
+    let (ok, text, _) = ctl(&dir, &["drain"]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        text,
+        "draining: new calls get 503, 0 call(s) in progress go on\n"
+    );
+    let (_, text, _) = ctl(&dir, &["status"]);
+    assert!(
+        text.lines().any(|l| l == "state:           draining"),
+        "{text}"
+    );
+    assert_eq!(ctl_json(&dir, &["status"])["draining"], true);
+    let msg = probe.options_request();
+    assert_eq!(probe.ask(&msg).await.status, 503);
+    // Registrations are still served while draining.
+    assert_eq!(probe.register(&[]).await.status, 200);
+
+    let (ok, text, _) = ctl(&dir, &["resume"]);
+    assert!(ok && text.starts_with("taking calls again"), "{text}");
+    assert_eq!(ctl_json(&dir, &["status"])["draining"], false);
+    let msg = probe.options_request();
+    assert_eq!(probe.ask(&msg).await.status, 200);
+}

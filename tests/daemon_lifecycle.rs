@@ -1,6 +1,6 @@
 //! The daemon's life against real sockets: a callee that has gone away (ICMP port
 //! unreachable, RFC 3261 §18.4) fails the call in milliseconds, and the binary's signals:
-//! SIGHUP reopens the CDR file (and reloads), SIGTERM ends every call with BYE on both legs, writes the
+//! SIGHUP reopens the CDR file (and reloads), SIGTERM (after `drain_timeout`, when set) ends every call with BYE on both legs, writes the
 //! CDRs and exits 0.
 //!
 //! Every wait is bounded; a child daemon still running when a test fails is killed (it is
@@ -182,6 +182,40 @@ async fn a_second_sigterm_stops_at_once() {
         sent.elapsed()
     );
     wait_line(&lines, "again: stopping at once");
+}
+
+/// `[server] drain_timeout`: on SIGTERM new calls and OPTIONS get 503 at once, the call in
+/// progress goes on untouched until the timeout, then gets the shutdown's BYE on both legs.
+#[tokio::test]
+async fn sigterm_with_a_drain_timeout_lets_the_call_run_then_byes_it() {
+    let dir = TempDir::new("lifecycle-drain");
+    let config = CONFIG_TOML.replace("[server]\n", "[server]\ndrain_timeout = 2\n");
+    let (mut child, lines, udp) = spawn_daemon(&dir, &config);
+    let mut bob = Ua::udp(udp, "bob", "1234").await;
+    assert_eq!(bob.register(&[]).await.status, 200);
+    let mut alice = Ua::udp(udp, "alice", "1234").await;
+    answered_call(&mut alice, &mut bob).await;
+
+    let sent = Instant::now();
+    signal(&child.0, "-TERM");
+    wait_line(&lines, "shutting down: draining");
+    let mut probe = Ua::udp(udp, "alice", "1234").await;
+    assert_eq!(options(&mut probe).await, 503, "OPTIONS while draining");
+    let bye_a = expect_bye(&mut alice).await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the call went on until the timeout: BYE after {waited:?}"
+    );
+    let bye_b = expect_bye(&mut bob).await;
+    wait_line(
+        &lines,
+        "drain timeout: hanging up the calls still in progress",
+    );
+    alice.reply(&bye_a, 200, "OK", &[]).await;
+    bob.reply(&bye_b, 200, "OK", &[]).await;
+    assert_eq!(exit_code(&mut child.0, WAIT).await, Some(0));
+    wait_line(&lines, "every call cleared");
 }
 
 /// Started under a low soft limit on open files (systemd's default is 1,024), the daemon

@@ -102,6 +102,7 @@ struct RawServer {
     aliases: Option<Spanned<Vec<Spanned<String>>>>,
     user_agent: Option<Spanned<String>>,
     dialplan: Option<Spanned<String>>,
+    drain_timeout: Option<Spanned<i64>>,
     node_id: Option<Spanned<String>>,
 }
 
@@ -326,6 +327,8 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
             ua.into_inner().trim().to_string()
         }
     };
+    // A day at most: longer is a typo, and systemd's TimeoutStopSec must exceed it anyway.
+    let drain_timeout = ranged(p, raw.drain_timeout, "server.drain_timeout", 0..=86_400, 0);
     let node_id = raw.node_id.and_then(|n| {
         let v = n.get_ref();
         let ok = (1..=32).contains(&v.len())
@@ -344,6 +347,7 @@ fn server(p: &mut Problems<'_>, raw: RawServer) -> ServerConfig {
         users_dir,
         aliases,
         user_agent,
+        drain_timeout: Duration::from_secs(drain_timeout),
         node_id,
     }
 }
@@ -1075,6 +1079,27 @@ nonce_bind_source = false
             assert!(errors[0].contains(why), "{text}: {errors:?}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn server_drain_timeout_is_0_by_default_and_at_most_a_day() {
+        let path = Path::new("/nonexistent/ferroswitch.toml");
+        assert_eq!(
+            parse("", path).unwrap().server.drain_timeout,
+            Duration::ZERO
+        );
+        let p = parse("[server]\ndrain_timeout = 300\n", path).unwrap();
+        assert_eq!(p.server.drain_timeout, Duration::from_secs(300));
+        for v in [-1, 86_401] {
+            let p = parse(&format!("[server]\ndrain_timeout = {v}\n"), path).unwrap();
+            let errors: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(":2: server.drain_timeout") && e.contains("out of range")),
+                "{v}: {errors:?}"
+            );
+        }
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct ServerConfig {
     pub aliases: Vec<String>,
     /// The `Server`/`User-Agent` header value; empty: no such header at all.
     pub user_agent: String,
+    /// On SIGTERM/SIGINT: how long calls in progress may go on by themselves (new calls get
+    /// 503) before the rest are hung up. Zero (the default): hang up at once.
+    pub drain_timeout: Duration,
     /// `node_id`: this node's name in a cluster (1–32 of `[A-Za-z0-9._-]`), put in every log
     /// line, in CDRs, in the branch of our Vias and in the Call-IDs of our b-legs.
     pub node_id: Option<String>,

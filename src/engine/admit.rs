@@ -182,7 +182,7 @@ impl Engine {
             return Ok(None);
         }
         // Shutting down: a new call gets 503 (shutdown.rs) without any digest work.
-        if self.draining && req.method == Method::Invite {
+        if self.drain.refusing && req.method == Method::Invite {
             return Ok(None);
         }
         let retransmission =

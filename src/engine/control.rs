@@ -59,6 +59,8 @@ pub struct EngineSnapshot {
     /// The location store takes writes (false while a shared store's Redis is unreachable).
     pub store_up: bool,
     pub calls_up: usize,
+    /// New calls refused (`Engine::drain`, or a shutdown under way).
+    pub draining: bool,
     /// Each gateway: (name, registered with the provider, up by its keep-alive).
     pub gateways: Vec<(String, bool, bool)>,
 }
@@ -207,6 +209,7 @@ impl Engine {
             registrations: self.store.counts(),
             store_up: self.store.writable(),
             calls_up: self.b2bua.len(),
+            draining: self.is_draining(),
             gateways: self.gateway_flags(),
         }
     }

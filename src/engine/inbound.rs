@@ -65,6 +65,7 @@ impl Engine {
                 self.drain_events(now, wall, None);
             }
         }
+        self.check_drain(now, wall);
     }
 
     fn handle_malformed(&mut self, origin: &Origin, raw: &bytes::Bytes, error: &parse::ParseError) {

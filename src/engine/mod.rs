@@ -16,7 +16,9 @@
 //! - an operator's requests (`control`: `hang_up`, `unregister`, `unban`, `replace_users`,
 //!   and the read-only `registrations`, `calls`, `snapshot`) are inputs like the others:
 //!   drain the same outputs after them;
-//! - to stop: `begin_shutdown`, keep driving until `is_drained()` or `shutdown_grace()`.
+//! - to stop: `begin_shutdown` (or `begin_shutdown_after` to let calls end first), keep
+//!   driving until `is_drained()` or the timeout plus `shutdown_grace()`; `drain`/`resume`
+//!   only stop and restart taking new calls.
 //!   `now` never goes backwards; the engine never reads a clock itself.
 //!
 //! Never panics on what a peer sends: malformed requests get a stateless 400, responses that
@@ -138,8 +140,8 @@ pub struct Engine {
     cdrs: VecDeque<crate::cdr::CdrRecord>,
     /// Key of the stateless To tags (`stateless_tag`).
     tag_key: respond::TagKey,
-    /// Set by `begin_shutdown`: new calls are refused (see `shutdown`).
-    draining: bool,
+    /// Draining and stopping: new calls refused, calls hung up (see `shutdown`).
+    drain: shutdown::DrainState,
     /// TCP connections on which a digest-authenticated request was accepted (`poll_trusted`).
     trusted: VecDeque<ConnectionId>,
     /// Those connections, while open: a ban of their address does not cut them off
@@ -233,7 +235,7 @@ impl Engine {
             stats: EngineStats::default(),
             b2bua,
             cdrs: VecDeque::new(),
-            draining: false,
+            drain: Default::default(),
             trusted: VecDeque::new(),
             trusted_conns: Default::default(),
             keepalives: keepalive::KeepAlives::default(),
@@ -265,7 +267,7 @@ impl Engine {
         if let Some(i) = self.gateways.list.iter().position(|g| g.spec.name == name) {
             self.gateway_resolved(i);
         }
-        if !self.draining {
+        if !self.drain.stopping {
             self.poll_gateways(now);
         }
         true
@@ -358,6 +360,7 @@ impl Engine {
             self.guard.poll_timeout(),
             self.keepalives.poll_timeout(),
             self.gateways_timeout(),
+            self.drain_timeout_at(),
         ]
         .into_iter()
         .flatten()
@@ -377,10 +380,11 @@ impl Engine {
             tracing::info!(target: "ferroswitch::registrar", aor = %crate::security::log_escape(&aor), contact = %crate::security::log_escape(&b.contact), "binding expired");
         }
         self.handle_keepalive_timers(now);
-        if !self.draining {
+        if !self.drain.stopping {
             self.poll_gateways(now);
         }
         self.drain_events(now, wall, None);
+        self.check_drain(now, wall);
     }
 
     /// A send accepted earlier failed: the transaction it belonged to learns of it (503).
@@ -494,7 +498,10 @@ impl Engine {
     ) {
         let resp = match req.method {
             Method::Register => self.handle_register(now, wall, &req, from),
-            Method::Options => self.options_response(&req),
+            Method::Options => match self.options_while_draining(&req) {
+                Some(r503) => r503,
+                None => self.options_response(&req),
+            },
             Method::Ack | Method::Cancel => return,
             _ if req.headers.to_tag().is_some() => {
                 // The call core asks where a transfer's Refer-To leads (`b2bua::RouteQuery`):
@@ -513,7 +520,9 @@ impl Engine {
                     .b2bua
                     .handle_dialog_request(now, wall, key, req, &mut router);
             }
-            Method::Invite if self.draining => return self.refuse_while_draining(now, &key, &req),
+            Method::Invite if self.drain.refusing => {
+                return self.refuse_while_draining(now, &key, &req)
+            }
             Method::Invite | Method::Message => {
                 return self.new_call_or_message(now, wall, key, req, from, handled)
             }

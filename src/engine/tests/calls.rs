@@ -17,6 +17,7 @@
 mod admission;
 mod caller_transfer;
 mod checks;
+mod drain;
 mod endings;
 mod flow;
 mod identity;
