@@ -268,6 +268,7 @@ pub(crate) fn answer(
                 "media_sessions": snap.engine.media_sessions,
                 "registrations": snap.registrations.1,
                 "registered_aors": snap.registrations.0,
+                "store_up": snap.store_up,
                 "calls_per_second": (info.rate.per_second(now, started) * 100.0).round() / 100.0,
                 "calls_started": started,
                 "calls_ended": snap.calls.ended_total(),
@@ -640,6 +641,7 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                 ("calls up", "calls_up"),
                 ("media relay sessions", "media_sessions"),
                 ("registrations", "registrations"),
+                ("location store", "store_up"),
                 ("calls/s (1 min)", "calls_per_second"),
                 ("calls started", "calls_started"),
                 ("calls ended", "calls_ended"),
@@ -652,6 +654,10 @@ pub fn render(req: &CtlRequest, v: &Value) -> String {
                         "uptime_secs" => human_secs(v[*k].as_u64().unwrap_or(0)),
                         "draining" if v[*k] == Value::Bool(true) => "draining".into(),
                         "draining" => "taking calls".into(),
+                        "store_up" if v[*k] == Value::Bool(false) => {
+                            "DOWN (REGISTER gets 500)".into()
+                        }
+                        "store_up" => "up".into(),
                         _ => s(&v[*k]),
                     };
                     format!("{:<16} {val}\n", format!("{label}:"))

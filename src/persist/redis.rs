@@ -28,6 +28,10 @@
 //!   it down and starts over with back-off. A flush that only timed out (Redis slow, not
 //!   gone) declares it down too, keeps the connection, and the next write that gets through
 //!   (the driver's next flush, or the supervisor's after its next PING) brings it back up.
+//!   A marker key (`<prefix>:dataset`, a random value set by the first node to see the
+//!   dataset) tells a Redis that came back empty (restarted without persistence, flushed)
+//!   from one that only dropped the connection: then every node writes back its whole
+//!   replica before it loads, so the phones registered before stay reachable.
 //!   Down, `writable` is false and the registrar answers REGISTER with 500 + Retry-After;
 //!   lookups go on from the replica. One log line per change of state, never per request.
 //!
@@ -160,6 +164,11 @@ struct Shared {
     prefix: String,
     channel: String,
     seq_key: String,
+    /// `<prefix>:dataset`: a random value set by the first node to see this Redis dataset.
+    dataset_key: String,
+    /// Its value when this node last connected: another value (or none) on a reconnect means
+    /// Redis came back without the data it held (restarted without persistence, flushed).
+    dataset: Mutex<Option<String>>,
     /// Tells this node's messages from the others'.
     node: String,
     /// Diffs not yet written, by address-of-record.
@@ -207,6 +216,8 @@ impl RedisStore {
             prefix: prefix.to_string(),
             channel: format!("{prefix}:loc"),
             seq_key: format!("{prefix}:seq"),
+            dataset_key: format!("{prefix}:dataset"),
+            dataset: Mutex::new(None),
             node,
             pending: Mutex::default(),
             versions: Mutex::default(),
@@ -378,6 +389,39 @@ impl Shared {
         for (aor, diff) in batch {
             pending.entry(aor).or_default().merge_older(diff);
         }
+    }
+
+    /// Which dataset this Redis holds: the marker's value, set first if missing.
+    async fn dataset(&self, link: &Link) -> Result<String, String> {
+        let fresh = format!("{:016x}", rand::random::<u64>());
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&self.dataset_key)
+            .arg(&fresh)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&self.dataset_key);
+        let mut conn = link.conn.clone();
+        match tokio::time::timeout(STEP_TIMEOUT, pipe.query_async::<(String,)>(&mut conn)).await {
+            Ok(Ok((current,))) => Ok(current),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {STEP_TIMEOUT:?}")),
+        }
+    }
+
+    /// Notes every live binding of the replica as a write to make (under the writes noted
+    /// since, which are newer): Redis lost them, and the phones will not register again
+    /// before their bindings expire. Returns how many.
+    fn keep_replica(&self) -> usize {
+        let list = self.mem.list(Instant::now());
+        let n = list.len();
+        let mut batch: FastMap<String, Diff> = FastMap::default();
+        for (aor, b) in list {
+            batch.entry(aor).or_default().set.insert(field(&b), b);
+        }
+        self.keep(batch);
+        n
     }
 
     /// Writes `batch` in one MULTI/EXEC and applies what each hash holds afterwards. On
@@ -633,6 +677,17 @@ async fn supervise(shared: Arc<Shared>) {
 /// One connection's life; `Ok` once it had been up and was then lost.
 async fn session(shared: &Arc<Shared>) -> Result<(), String> {
     let (link, mut messages) = shared.connect().await?;
+    // Redis without the dataset this node knew (restarted without persistence, flushed):
+    // every node writes back its replica, so no phone is lost until it registers again.
+    let current = shared.dataset(&link).await?;
+    let previous = lock(&shared.dataset).replace(current.clone());
+    if previous.is_some_and(|p| p != current) {
+        let n = shared.keep_replica();
+        tracing::warn!(
+            "location store {}: Redis came back without the registrations it held; writing back the {n} bindings this node knows",
+            shared.name
+        );
+    }
     match tokio::time::timeout(STEP_TIMEOUT * 5, shared.load(&link)).await {
         Ok(r) => r?,
         Err(_) => return Err("loading took too long".into()),
