@@ -603,3 +603,35 @@ fn every_log_line_names_the_node() {
         assert!(l.starts_with("node=fs7 "), "{l}");
     }
 }
+
+/// The shipped node config of the cluster (`conf/cluster/node.toml`) passes `check-config`
+/// as it is, once its nonce secret file exists: every key it names is real.
+#[test]
+fn check_config_accepts_the_shipped_cluster_node_config() {
+    let dir = TempDir::new("cli-cluster-node");
+    let key = dir.write("nonce.key", &format!("{}\n", "c3".repeat(32)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cluster/node.toml");
+    let config = std::fs::read_to_string(&shipped).expect("conf/cluster/node.toml");
+    let users = "[[user]]\nid = \"1000\"\npassword = \"Z2OG9aVSfDmCMEFyEOOQ\"\n";
+    let path = write_config(&dir, &config, users);
+    let mut cmd = ferroswitch();
+    cmd.arg("check-config").arg("--config").arg(&path);
+    let out = run(cmd, b"", WAIT);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("node fs1") && out.stdout.contains("trusted proxies 10.0.0.10"),
+        "{}",
+        out.stdout
+    );
+}

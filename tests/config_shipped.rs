@@ -36,7 +36,12 @@ fn every_shipped_toml_file_parses() {
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let in_users_dir = f.parent().and_then(|p| p.file_name()) == Some("users".as_ref());
-        if in_users_dir {
+        let in_cluster_dir = f.parent().and_then(|p| p.file_name()) == Some("cluster".as_ref());
+        if in_cluster_dir {
+            // A node's config names files it expects beside it (users, nonce.key):
+            // tests/cli.rs checks it in a directory that has them.
+            continue;
+        } else if in_users_dir {
             let users = parse_users_file(&text, &f, None).unwrap_or_else(|e| panic!("{e}"));
             assert!(!users.is_empty(), "{} holds no users", f.display());
         } else if f.file_name() == Some("dialplan.toml".as_ref()) {

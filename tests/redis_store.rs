@@ -310,7 +310,10 @@ async fn redis_down_refuses_writes_and_the_node_recovers_by_itself() {
     // A node that starts now finds both.
     let b = node(&redis);
     eventually("B up", WAIT, || b.is_up()).await;
-    assert_eq!((contacts(&b, "alice@d").len(), contacts(&b, "bob@d").len()), (1, 1));
+    assert_eq!(
+        (contacts(&b, "alice@d").len(), contacts(&b, "bob@d").len()),
+        (1, 1)
+    );
     // And it works as before.
     register(&a, "carol@d", binding("sip:carol@192.0.2.12", None, 1, 600));
     a.flush_async().await.expect("flush after recovery");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Several nodes behind an edge proxy (issue 16): Redis (no persistence), two ferroswitch nodes
 # (fs1, fs2: the same users, the same nonce secret, store = redis://…, Kamailio trusted for
-# Path, drain_timeout 5 s) and Kamailio as the edge (tests/interop/cluster/kamailio.cfg:
+# Path, drain_timeout 5 s) and Kamailio as the edge (conf/cluster/kamailio.cfg, the shipped config:
 # dispatcher hashing over Call-ID with OPTIONS probing every second, path, record_route,
 # failover on 408/503/no answer). Phones (SIPp, baresip) only ever talk to Kamailio.
 #   a. SIPp registers 1,000 users through Kamailio: all 200; Redis holds 1,000 AORs, each
@@ -31,7 +31,7 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROOT/tests/interop
-CL=$HERE/cluster
+
 T0=$(date +%s)
 
 KIP=127.0.0.10
@@ -183,8 +183,17 @@ start_kamailio() {
     echo "1 sip:${NODE_IPS[0]}:${NODE_PORTS[0]} 0 0 fs1"
     echo "1 sip:${NODE_IPS[1]}:${NODE_PORTS[1]} 0 0 fs2"
   } > "$dir/dispatcher.list"
-  sed -e "s|@IP@|$KIP|g" -e "s|@PORT@|$KPORT|g" -e "s|@LIST@|$dir/dispatcher.list|g" \
-      -e "s|@CTL@|$CTL|g" "$CL/kamailio.cfg" >"$dir/kamailio.cfg"
+  # The shipped config, with only its four settings changed.
+  sed -e "s|^#!substdef \"!EDGE_ADDR!.*|#!substdef \"!EDGE_ADDR!$KIP!g\"|" \
+      -e "s|^#!substdef \"!EDGE_PORT!.*|#!substdef \"!EDGE_PORT!$KPORT!g\"|" \
+      -e "s|^#!substdef \"!DISPATCHER_LIST!.*|#!substdef \"!DISPATCHER_LIST!$dir/dispatcher.list!g\"|" \
+      -e "s|^#!substdef \"!CTL_SOCKET!.*|#!substdef \"!CTL_SOCKET!$CTL!g\"|" \
+      "$ROOT/conf/cluster/kamailio.cfg" >"$dir/kamailio.cfg"
+  local want
+  for want in "EDGE_ADDR!$KIP" "EDGE_PORT!$KPORT" "DISPATCHER_LIST!$dir/dispatcher.list" "CTL_SOCKET!$CTL"; do
+    grep -qF "#!substdef \"!$want!g\"" "$dir/kamailio.cfg" \
+      || { echo "     conf/cluster/kamailio.cfg: setting ${want%%!*} not found"; return 1; }
+  done
   kamailio -DD -E -m 512 -M 16 -x fm -f "$dir/kamailio.cfg" -Y "$dir/run" -w "$dir" >"$KLOG" 2>&1 &
   KAM_PID=$!
   for _ in $(seq 1 50); do
