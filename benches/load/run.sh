@@ -22,7 +22,9 @@
 # per registration of each and their ratio per pair. It measures, it does not pass or fail.
 # STORE_B=redis compares memory against the Redis store instead (issue 16): a redis-server of
 # its own on a free loopback port, no persistence, pinned to the SIPp core, emptied between
-# runs; Redis's own CPU per registration is reported beside the server's.
+# runs; Redis's own CPU per registration is reported beside the server's. STORE_TEST=calls
+# compares authenticated calls (the suite's UAC → server → registered SIPp UAS, at STORE_RATE
+# calls/s) instead of registrations: what the store costs a call (a lookup per call).
 # A step is clean with 0 failed calls, 0 UDP receive-buffer errors (nstat UdpRcvbufErrors
 # delta) and SIPp reaching 90 % of the asked rate. Prints one table with both servers and the
 # ratios and writes it as markdown + an SVG chart into --out (default benches/results/ for the
@@ -338,7 +340,8 @@ PY
 # Memory against SQLite (or Redis: STORE_B=redis) store, paired (see --store-ab at the top).
 store_ab() {
   local rate=${STORE_RATE:-8000} secs=${STORE_SECS:-8} pairs=${STORE_PAIRS:-4} i kind order
-  local b=${STORE_B:-sqlite} redis_port= redis_pid= r0 r1
+  local b=${STORE_B:-sqlite} redis_port= redis_pid= r0 r1 test=${STORE_TEST:-register}
+  case $test in register|calls) ;; *) say "STORE_TEST must be register or calls"; return 1 ;; esac
   case $b in sqlite|redis) ;; *) say "STORE_B must be sqlite or redis"; return 1 ;; esac
   if [ "$b" = redis ]; then
     command -v redis-server >/dev/null || { say "redis-server missing (apt-get install redis-server)"; return 1; }
@@ -348,7 +351,7 @@ store_ab() {
     redis_pid=$BG
     for i in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  say "store A/B: $pairs pairs of memory and $b at $rate registrations/s for $secs s each"
+  say "store A/B: $pairs pairs of memory and $b, $test at $rate/s for $secs s each"
   for i in $(seq 1 "$pairs"); do
     if [ $((i % 2)) -eq 1 ]; then order="memory $b"; else order="$b memory"; fi
     for kind in $order; do
@@ -365,8 +368,14 @@ store_ab() {
       [ "$kind" = redis ] && sleep 1
       SERVER_NAME=ferroswitch-$kind
       [ -n "$redis_pid" ] && r0=$(tool cpu "$redis_pid")
-      step register "$rate" "$secs" "store-$kind-$i" -sf "$HERE/scenarios/register.xml" \
-        -inf "$WORK/callers.csv" -key contact_port 5060 -default_behaviors all,-bye
+      if [ "$test" = calls ]; then
+        start_uas || return 1
+        step calls "$rate" "$secs" "store-$kind-$i" $(uac_args) -d "$HOLD_MS"
+        stop_pid "$UAS_PID"
+      else
+        step register "$rate" "$secs" "store-$kind-$i" -sf "$HERE/scenarios/register.xml" \
+          -inf "$WORK/callers.csv" -key contact_port 5060 -default_behaviors all,-bye
+      fi
       if [ -n "$redis_pid" ]; then
         r1=$(tool cpu "$redis_pid")
         tool note "$RESULTS" test='"redis_cpu"' server="\"$SERVER_NAME\"" cpu_ns=$((r1 - r0)) \
@@ -377,20 +386,21 @@ store_ab() {
     done
   done
   mkdir -p "$OUT"
-  python3 - "$RESULTS" "$OUT/$(date -u +%Y%m%dT%H%M)-store.md" "$rate" "$secs" "$b" <<'PY'
+  python3 - "$RESULTS" "$OUT/$(date -u +%Y%m%dT%H%M)-store$([ "$test" = calls ] && echo -calls).md" "$rate" "$secs" "$b" "$test" <<'PY'
 import json, statistics, sys
-results, out, rate, secs, b = sys.argv[1:]
+results, out, rate, secs, b, test = sys.argv[1:]
+unit = {"register": "reg", "calls": "call"}[test]
 name = {"sqlite": "SQLite", "redis": "Redis"}[b]
 steps = [json.loads(l) for l in open(results) if l.strip()]
 runs = {"memory": [], b: []}
 redis_cpu = {}
 for r in steps:
-    if r.get("test") == "register" and r.get("server", "").startswith("ferroswitch-"):
+    if r.get("test") == test and r.get("server", "").startswith("ferroswitch-"):
         runs[r["server"].split("-", 1)[1]].append(r)
     if r.get("test") == "redis_cpu" and r.get("server") == f"ferroswitch-{b}":
         redis_cpu.setdefault(b, []).append(r)
-lines = [f"# Location store A/B: memory vs {name} at {rate} registrations/s, {secs} s steps", "",
-         f"| pair | memory reg/s | memory CPU µs/reg | {name} reg/s | {name} CPU µs/reg | CPU ratio | clean (m/{b[0]}) | other load (server core busy %, m/{b[0]}) |",
+lines = [f"# Location store A/B: memory vs {name} {test} at {rate}/s, {secs} s steps", "",
+         f"| pair | memory {unit}s/s | memory CPU µs/{unit} | {name} {unit}s/s | {name} CPU µs/{unit} | CPU ratio | clean (m/{b[0]}) | other load (server core busy %, m/{b[0]}) |",
          "|---|---|---|---|---|---|---|---|"]
 ratios = []
 for i, (m, s) in enumerate(zip(runs["memory"], runs[b]), 1):
@@ -401,13 +411,13 @@ for i, (m, s) in enumerate(zip(runs["memory"], runs[b]), 1):
 def med(kind, key):
     v = [r[key] for r in runs[kind] if r.get(key) is not None]
     return statistics.median(v) if v else float("nan")
-lines += ["", f"Median: memory {med('memory', 'achieved'):.0f} reg/s at {med('memory', 'cpu_us_per'):.1f} µs/reg; "
-          f"{name} {med(b, 'achieved'):.0f} reg/s at {med(b, 'cpu_us_per'):.1f} µs/reg; "
+lines += ["", f"Median: memory {med('memory', 'achieved'):.0f} {unit}s/s at {med('memory', 'cpu_us_per'):.1f} µs/{unit}; "
+          f"{name} {med(b, 'achieved'):.0f} {unit}s/s at {med(b, 'cpu_us_per'):.1f} µs/{unit}; "
           f"median CPU ratio {name}/memory {statistics.median(ratios) if ratios else float('nan'):.3f}."]
 for r, s in zip(redis_cpu.get(b, []), runs[b]):
     n = s.get("achieved", 0) * float(secs)
     per = r["cpu_ns"] / 1000 / n if n else float("nan")
-    lines.append(f"Redis's own CPU: {per:.1f} µs per registration ({r['calls']}, cumulative).")
+    lines.append(f"Redis's own CPU: {per:.1f} µs per {unit} ({r['calls']}, cumulative).")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)
