@@ -517,43 +517,14 @@ mod tests {
         assert_eq!(process(&cfg, &s, &r, t0), RegisterOutcome::ContactForbidden);
     }
 
-    /// A store whose shared copy is unreachable (`writable` false), over a memory store.
-    struct Unwritable(MemoryStore);
-
-    impl LocationStore for Unwritable {
-        fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
-            self.0.lookup(aor, now)
-        }
-        fn update(
-            &self,
-            aor: &str,
-            now: Instant,
-            f: &mut dyn FnMut(&mut Vec<Binding>),
-        ) -> Vec<Binding> {
-            self.0.update(aor, now, f)
-        }
-        fn remove_expired(&self, now: Instant) -> Vec<(String, Binding)> {
-            self.0.remove_expired(now)
-        }
-        fn next_expiry(&self) -> Option<Instant> {
-            self.0.next_expiry()
-        }
-        fn counts(&self) -> (usize, usize) {
-            self.0.counts()
-        }
-        fn writable(&self) -> bool {
-            false
-        }
-    }
-
     #[test]
     fn an_unwritable_store_refuses_changes_but_answers_queries() {
         let cfg = RegistrarConfig::default();
         let t0 = Instant::now();
-        let mem = MemoryStore::new();
+        let mem = std::sync::Arc::new(MemoryStore::new());
         let one = Contacts::List(vec![contact("sip:a@1", None)]);
-        ok_len(process(&cfg, &mem, &req(1, one, None), t0));
-        let s = Unwritable(mem);
+        ok_len(process(&cfg, &*mem, &req(1, one, None), t0));
+        let s = crate::registrar::store::Unwritable(mem);
         for contacts in [
             Contacts::List(vec![contact("sip:a@2", None)]),
             Contacts::List(vec![contact("sip:a@1", Some(0))]),

@@ -261,6 +261,39 @@ impl LocationStore for MemoryStore {
     }
 }
 
+/// A shared store whose shared copy cannot be reached (`writable` false, as the Redis store
+/// while Redis is down) over a memory store: for tests of what the registrar and the engine
+/// answer then.
+#[cfg(test)]
+pub(crate) struct Unwritable(pub std::sync::Arc<MemoryStore>);
+
+#[cfg(test)]
+impl LocationStore for Unwritable {
+    fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
+        self.0.lookup(aor, now)
+    }
+    fn update(
+        &self,
+        aor: &str,
+        now: Instant,
+        f: &mut dyn FnMut(&mut Vec<Binding>),
+    ) -> Vec<Binding> {
+        self.0.update(aor, now, f)
+    }
+    fn remove_expired(&self, now: Instant) -> Vec<(String, Binding)> {
+        self.0.remove_expired(now)
+    }
+    fn next_expiry(&self) -> Option<Instant> {
+        self.0.next_expiry()
+    }
+    fn counts(&self) -> (usize, usize) {
+        self.0.counts()
+    }
+    fn writable(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -442,42 +442,13 @@ fn issue_17_5_behind_nat_the_source_is_checked_not_the_contact() {
     assert_eq!(r.status, 200);
 }
 
-/// The memory store of `Net`, declared unwritable (a shared store whose Redis is down).
-struct Unwritable(Arc<MemoryStore>);
-
-impl LocationStore for Unwritable {
-    fn lookup(&self, aor: &str, now: Instant) -> Vec<crate::registrar::Binding> {
-        self.0.lookup(aor, now)
-    }
-    fn update(
-        &self,
-        aor: &str,
-        now: Instant,
-        f: &mut dyn FnMut(&mut Vec<crate::registrar::Binding>),
-    ) -> Vec<crate::registrar::Binding> {
-        self.0.update(aor, now, f)
-    }
-    fn remove_expired(&self, now: Instant) -> Vec<(String, crate::registrar::Binding)> {
-        self.0.remove_expired(now)
-    }
-    fn next_expiry(&self) -> Option<Instant> {
-        self.0.next_expiry()
-    }
-    fn counts(&self) -> (usize, usize) {
-        self.0.counts()
-    }
-    fn writable(&self) -> bool {
-        false
-    }
-}
-
 #[test]
 fn register_while_the_store_is_unwritable_gets_500_with_retry_after_and_changes_nothing() {
     let store = Arc::new(MemoryStore::new());
     let engine = Engine::with_secret(
         config(),
         users(),
-        Arc::new(Unwritable(store.clone())),
+        Arc::new(crate::registrar::store::Unwritable(store.clone())),
         NonceSecret::from_bytes([7; 32]),
         StdRng::seed_from_u64(3261),
     );
