@@ -3,10 +3,13 @@
 //! Reads never touch the database: the in-memory `MemoryStore` inside stays the read path
 //! (`lookup` costs what it always did). Every write (`update`, `remove_expired`) changes the
 //! memory store and notes the new binding list of that address-of-record; `flush` writes every
-//! noted list in one SQLite transaction (group commit). The driver calls `flush` after the
-//! engine has handled a batch of inbound messages and before it sends the batch's transmits,
-//! so a 200 OK never leaves before its binding is committed, and one commit covers every
-//! REGISTER of the batch instead of one commit each.
+//! noted list in one SQLite transaction (group commit). The driver calls `flush_async` after the
+//! engine has handled a batch of inbound messages and awaits it before it sends the batch's
+//! transmits, so a 200 OK never leaves before its binding is committed, and one commit covers
+//! every REGISTER of the batch instead of one commit each. `flush_async` commits on tokio's
+//! blocking pool: the driver's thread also runs the transport's receive tasks, which keep
+//! reading the sockets while the database writes (a commit in the driver's thread let the UDP
+//! socket overflow at 8,000 registrations/s; see the README's performance section).
 //!
 //! What a commit survives. The database runs in WAL mode with `synchronous=NORMAL`: a commit
 //! is a `write` of its pages to the `-wal` file, without `fsync`. Once `write` has returned the
@@ -31,11 +34,11 @@
 //! Never: reads the database after opening it, or starts empty when the file cannot be read.
 
 use crate::net::{Peer, Transport};
-use crate::registrar::{Binding, LocationStore, MemoryStore, StoreError};
+use crate::registrar::{Binding, FlushFuture, LocationStore, MemoryStore, StoreError};
 use crate::FastMap;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Written to `PRAGMA user_version`; a database from a newer schema is refused, an older
@@ -78,7 +81,8 @@ pub struct LoadReport {
 pub struct SqliteStore {
     mem: MemoryStore,
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// Shared with the blocking thread `flush_async` commits on.
+    conn: Arc<Mutex<Connection>>,
     /// The binding list of every address-of-record written since the last flush (empty:
     /// remove its rows). Filled under the memory store's shard lock of that address, so the
     /// last list noted is the last one written.
@@ -222,7 +226,7 @@ impl SqliteStore {
         let store = SqliteStore {
             mem,
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
             pending: Mutex::new(FastMap::default()),
             checkpointer: Some((stop, checkpointer)),
             _lock: lock,
@@ -245,22 +249,42 @@ impl SqliteStore {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `batch` in one transaction, with the clocks read once for all of it.
-    fn commit(&self, batch: &FastMap<String, Vec<Binding>>) -> Result<(), rusqlite::Error> {
-        let (now, wall_ms) = (Instant::now(), unix_ms(SystemTime::now()));
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        // BEGIN and COMMIT as cached statements: rusqlite's Transaction parses them anew
-        // each time, which at small batches costs as much as the rows.
-        conn.prepare_cached("BEGIN")?.execute([])?;
-        let written = write_batch(&conn, batch, now, wall_ms)
-            .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop));
-        if written.is_err() && !conn.is_autocommit() {
-            let _ = conn
-                .prepare_cached("ROLLBACK")
-                .and_then(|mut s| s.execute([]));
-        }
-        written
+    /// Takes the writes noted since the last flush; `None` when there are none.
+    fn take_batch(&self) -> Option<FastMap<String, Vec<Binding>>> {
+        let mut pending = self.pending();
+        // The common case between batches: no lock on the database, no clock read.
+        (!pending.is_empty()).then(|| std::mem::take(&mut *pending))
     }
+
+    /// A batch that could not be committed is kept for the next flush, unless a newer list
+    /// of the same address came meanwhile.
+    fn keep(&self, batch: FastMap<String, Vec<Binding>>, e: &rusqlite::Error) -> StoreError {
+        let mut pending = self.pending();
+        for (aor, list) in batch {
+            pending.entry(aor).or_insert(list);
+        }
+        error(&self.path, e.to_string())
+    }
+}
+
+/// Writes `batch` in one transaction, with the clocks read once for all of it.
+fn commit(
+    conn: &Mutex<Connection>,
+    batch: &FastMap<String, Vec<Binding>>,
+) -> Result<(), rusqlite::Error> {
+    let (now, wall_ms) = (Instant::now(), unix_ms(SystemTime::now()));
+    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+    // BEGIN and COMMIT as cached statements: rusqlite's Transaction parses them anew
+    // each time, which at small batches costs as much as the rows.
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let written = write_batch(&conn, batch, now, wall_ms)
+        .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop));
+    if written.is_err() && !conn.is_autocommit() {
+        let _ = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]));
+    }
+    written
 }
 
 /// The rows of `batch`: each address-of-record's list replaces its rows. A refresh updates
@@ -350,21 +374,40 @@ impl LocationStore for SqliteStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let batch = {
-            let mut pending = self.pending();
-            if pending.is_empty() {
-                // The common case between batches: no lock on the database, no clock read.
-                return Ok(());
-            }
-            std::mem::take(&mut *pending)
+        let Some(batch) = self.take_batch() else {
+            return Ok(());
         };
-        self.commit(&batch).map_err(|e| {
-            // Keep the writes for the next flush, unless a newer list came meanwhile.
-            let mut pending = self.pending();
-            for (aor, list) in batch {
-                pending.entry(aor).or_insert(list);
+        commit(&self.conn, &batch).map_err(|e| self.keep(batch, &e))
+    }
+
+    /// The driver's flush: the same commit, on tokio's blocking pool, so that the driver's
+    /// thread (which also runs the transport's receive tasks) keeps reading sockets while the
+    /// database writes. The driver still sends the batch's responses only once this is done;
+    /// meanwhile the messages that arrive wait in the transport's queue and make the next
+    /// batch, and its commit, larger. Outside a runtime, the synchronous flush.
+    fn flush_async(&self) -> FlushFuture<'_> {
+        let Some(batch) = self.take_batch() else {
+            return Box::pin(std::future::ready(Ok(())));
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Box::pin(std::future::ready(
+                commit(&self.conn, &batch).map_err(|e| self.keep(batch, &e)),
+            ));
+        };
+        let conn = self.conn.clone();
+        let job = rt.spawn_blocking(move || {
+            let r = commit(&conn, &batch);
+            (batch, r)
+        });
+        Box::pin(async move {
+            match job.await {
+                Ok((_, Ok(()))) => Ok(()),
+                Ok((batch, Err(e))) => Err(self.keep(batch, &e)),
+                Err(e) => Err(error(
+                    &self.path,
+                    format!("the commit's thread failed: {e}"),
+                )),
             }
-            error(&self.path, e.to_string())
         })
     }
 }

@@ -343,3 +343,31 @@ fn path_values_round_trip_in_order() {
     let got = s.lookup("a@d", t0);
     assert!(reloaded(&b, &got[0]), "{got:?}");
 }
+
+/// The driver's flush (committed on tokio's blocking pool inside a runtime): the writes are
+/// in the file once the future is done (a reopen finds them), nothing is left pending, and a
+/// flush with nothing to write is done at once.
+#[test]
+fn flush_async_in_a_runtime_has_the_writes_in_the_file_when_done() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let dir = Dir::new("flush-async");
+    let t0 = Instant::now();
+    let (s, _) = SqliteStore::open(&dir.db(), t0, SystemTime::now()).unwrap();
+    set(
+        &s,
+        "a@d",
+        t0,
+        vec![binding("sip:a@h", t0 + secs(60), Transport::Udp, false)],
+    );
+    rt.block_on(async {
+        s.flush_async().await.unwrap();
+        assert_eq!(s.pending_len(), 0);
+        s.flush_async().await.unwrap();
+    });
+    drop(s);
+    let (s, report) = SqliteStore::open(&dir.db(), Instant::now(), SystemTime::now()).unwrap();
+    assert_eq!((report.aors, report.loaded), (1, 1));
+    assert_eq!(s.lookup("a@d", Instant::now()).len(), 1);
+}
