@@ -386,13 +386,11 @@ impl LocationStore for SqliteStore {
     /// meanwhile the messages that arrive wait in the transport's queue and make the next
     /// batch, and its commit, larger. Outside a runtime, the synchronous flush.
     fn flush_async(&self) -> FlushFuture<'_> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Box::pin(std::future::ready(self.flush()));
+        };
         let Some(batch) = self.take_batch() else {
             return Box::pin(std::future::ready(Ok(())));
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Box::pin(std::future::ready(
-                commit(&self.conn, &batch).map_err(|e| self.keep(batch, &e)),
-            ));
         };
         let conn = self.conn.clone();
         let job = rt.spawn_blocking(move || {
