@@ -18,8 +18,11 @@
 //! each phase it runs 2 virtual minutes on (timed: reaping is part of the cost) and checks the
 //! transaction table and the call table are empty.
 //!
-//! `cargo bench --bench engine -- [calls] [registrations] [rate]` (defaults 5000, 10000 and
-//! 1000 flows per virtual second). Without `--bench` (as `cargo test --all-targets` runs it)
+//! `cargo bench --bench engine -- [calls] [registrations] [rate] [held]` (defaults 5000,
+//! 10000, 1000 flows per virtual second and 10000 held calls). After the calls it holds
+//! `held` answered calls and reports the octets the engine keeps per held call, with and
+//! without their finished transactions (the requested sizes, as the counting allocator sees
+//! them: malloc's own overhead per block comes on top). Without `--bench` (as `cargo test --all-targets` runs it)
 //! it does a short smoke run of both flows. The summary lines start with `engine-bench:`.
 
 use bytes::Bytes;
@@ -51,12 +54,29 @@ struct Counting;
 thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
     static BYTES: Cell<u64> = const { Cell::new(0) };
+    /// Octets allocated and not yet freed on this thread (requested sizes, not the
+    /// allocator's own overhead): what the held calls keep.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+    /// Blocks allocated and not yet freed on this thread.
+    static BLOCKS: Cell<i64> = const { Cell::new(0) };
 }
 
 fn count(size: usize) {
     // `try_with`: nothing to count into while the thread's locals are being torn down.
     let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
     let _ = BYTES.try_with(|b| b.set(b.get() + size as u64));
+    let _ = LIVE.try_with(|l| l.set(l.get() + size as i64));
+    let _ = BLOCKS.try_with(|l| l.set(l.get() + 1));
+}
+
+fn uncount(size: usize) {
+    let _ = LIVE.try_with(|l| l.set(l.get() - size as i64));
+    let _ = BLOCKS.try_with(|l| l.set(l.get() - 1));
+}
+
+/// (octets, blocks) live on this thread.
+fn live() -> (i64, i64) {
+    (LIVE.with(Cell::get), BLOCKS.with(Cell::get))
 }
 
 /// (allocations, bytes) counted on this thread so far.
@@ -75,10 +95,13 @@ unsafe impl GlobalAlloc for Counting {
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        uncount(layout.size());
         count(new_size);
+        // A realloc is one block before and after: the two calls above cancel out in BLOCKS.
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        uncount(layout.size());
         System.dealloc(ptr, layout)
     }
 }
@@ -613,6 +636,22 @@ fn callee_answer(req: &Request, status: u16, tag: &str, body: &str) -> String {
 /// 200 from the callee → ACK to the callee, 180 and 200 to the caller → ACK → BYE → 200 both
 /// legs. The 407 is sent statelessly, without a 100 before it (unlike the seed's FreeSWITCH).
 fn call(b: &mut Bench, i: usize) {
+    let held = answered_call(b, i);
+    hang_up(b, held);
+    b.tick("timers after a call");
+}
+
+/// A call answered and not yet ended: what the caller needs to end it.
+struct Held {
+    i: usize,
+    n: u64,
+    at: SocketAddr,
+    tag: String,
+    ok: Response,
+}
+
+/// The call's setup, up to the caller's ACK of the 200.
+fn answered_call(b: &mut Bench, i: usize) -> Held {
     if b.callee_registered
         .is_none_or(|t| b.sim.now.duration_since(t) >= CALLEE_REFRESH)
     {
@@ -692,12 +731,19 @@ fn call(b: &mut Bench, i: usize) {
         &["callee<-ACK", "caller<-200 INVITE"],
         "200 from the callee",
     );
-    let ok = response(&sent, 1);
-    let ack = caller_in_dialog(i, n, "ACK", 2, ok);
-    let bye = caller_in_dialog(i, n, "BYE", 3, ok);
-
+    let ok = response(&sent, 1).clone();
+    let ack = caller_in_dialog(i, n, "ACK", 2, &ok);
     let sent = b.deliver(at, ack.as_bytes());
     expect(&sent, &names, &[], "the caller's ACK");
+    Held { i, n, at, tag, ok }
+}
+
+/// The caller's BYE of a held call, and the callee's 200 to the b-leg BYE.
+fn hang_up(b: &mut Bench, held: Held) {
+    let Held { i, n, at, tag, ok } = held;
+    let callee: SocketAddr = CALLEE_AT.parse().expect("callee address");
+    let names = [(at, "caller"), (callee, "callee")];
+    let bye = caller_in_dialog(i, n, "BYE", 3, &ok);
     let sent = b.deliver(at, bye.as_bytes());
     expect(
         &sent,
@@ -708,7 +754,6 @@ fn call(b: &mut Bench, i: usize) {
     let bye_ok = callee_answer(request(&sent, 1), 200, &tag, "");
     let sent = b.deliver(callee, bye_ok.as_bytes());
     expect(&sent, &names, &[], "200 to the b-leg BYE");
-    b.tick("timers after a call");
 }
 
 // ---------------------------------------------------------------- driver
@@ -793,14 +838,15 @@ fn main() {
         .collect();
     let bench = std::env::args().any(|a| a == "--bench");
     let arg = |i: usize, d: f64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
-    let (calls, regs, rate) = if bench {
+    let (calls, regs, rate, holds) = if bench {
         (
             arg(0, 5000.0) as usize,
             arg(1, 10_000.0) as usize,
             arg(2, 1000.0),
+            arg(3, 10_000.0) as usize,
         )
     } else {
-        (200, 200, 1000.0)
+        (200, 200, 1000.0, 200)
     };
     if !(rate > 0.0 && rate.is_finite()) {
         fail("the rate must be a positive number of flows per virtual second");
@@ -826,6 +872,37 @@ fn main() {
     let call_meter = b.meter;
     let call_share = phase.share();
 
+    // Memory per held call: `holds` calls answered and left up; what the engine keeps for
+    // them right after the last is answered, and after the clock has run past every
+    // transaction's linger (64·T1 = 32 s), when only the calls themselves remain.
+    let (bytes0, blocks0) = live();
+    let mut held = Vec::with_capacity(holds);
+    for i in 0..holds {
+        held.push(answered_call(&mut b, i));
+        b.tick("timers while calls are held");
+    }
+    let (bytes1, _) = live();
+    let sent = b.advance(Duration::from_secs(40));
+    expect(&sent, &[], &[], "the clock run on over held calls");
+    let (bytes2, blocks2) = live();
+    if b.sim.engine.active_calls() != holds {
+        fail(&format!(
+            "{} calls up, {holds} held",
+            b.sim.engine.active_calls()
+        ));
+    }
+    if std::env::var_os("ENGINE_BENCH_EXIT_HELD").is_some() {
+        println!(
+            "engine-bench: held {}",
+            (bytes2 - bytes0) / holds.max(1) as i64
+        );
+        std::process::exit(0);
+    }
+    for h in held {
+        hang_up(&mut b, h);
+    }
+    finish(&mut b, "held calls");
+
     println!(
         "engine-bench: {regs} digest registrations over {USERS} users, then {calls} \
          authenticated calls, {rate} flows per virtual second; bindings after the \
@@ -834,4 +911,13 @@ fn main() {
     );
     report("registrations", "registration", regs, reg_meter, reg_share);
     report("calls", "call", calls, call_meter, call_share);
+    let per = holds.max(1) as f64;
+    println!(
+        "engine-bench: held calls {holds}: octets per held call {:.0} with their transactions, \
+         {:.0} after the transactions' linger ({:.1} blocks), requested sizes (no allocator \
+         overhead)",
+        (bytes1 - bytes0) as f64 / per,
+        (bytes2 - bytes0) as f64 / per,
+        (blocks2 - blocks0) as f64 / per,
+    );
 }

@@ -16,7 +16,7 @@ use std::time::UNIX_EPOCH;
 /// The answer to `{"cmd":"trace"}`: the call's Call-IDs and every message, oldest first.
 pub fn trace_json(t: &CallTrace) -> Value {
     let messages: Vec<Value> = t
-        .records
+        .records()
         .iter()
         .map(|r| {
             let us = r
@@ -26,12 +26,12 @@ pub fn trace_json(t: &CallTrace) -> Value {
             json!({
                 "time_us": us,
                 "dir": r.direction,
-                "leg": if r.call_id == t.a_call_id { "a" } else { "b" },
+                "leg": if t.call_id_of(r) == t.a_call_id { "a" } else { "b" },
                 "transport": r.transport.as_str(),
                 "remote": r.remote.to_string(),
                 "local": r.local.map(|l| l.to_string()),
-                "call_id": r.call_id,
-                "text": String::from_utf8_lossy(&r.bytes),
+                "call_id": t.call_id_of(r),
+                "text": String::from_utf8_lossy(t.bytes_of(r)),
             })
         })
         .collect();

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use crate::b2bua::{CallSettings, ALLOW, SUPPORTED};
 pub use control::{ControlError, EngineSnapshot, RegistrationInfo};
 pub use gateways::{GatewayRoute, GatewaySpec, GatewayStatus};
-pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord};
+pub use trace::{CallTrace, Direction, TraceConfig, TraceRecord, Traced};
 pub use traffic::{TrafficStats, METHODS};
 
 /// Everything the engine needs to know from the configuration.

@@ -14,7 +14,7 @@
 use crate::b2bua::CallId;
 use crate::net::Transport;
 use crate::FastMap;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -43,8 +43,11 @@ const PENDING_CALL_IDS: usize = 256;
 const PENDING_AGE: Duration = Duration::from_secs(32);
 const PENDING_MESSAGES: usize = 16;
 
-/// What a call's arena grows by (see `CallTrace::arena`).
-const ARENA_CHUNK: usize = 16 * 1024;
+/// What a new call's buffer is made with: about a whole call's messages (~19 of ~700 octets).
+const BUFFER: usize = 16 * 1024;
+/// Buffers of evicted calls kept for the next calls (at most this many, each at most
+/// `4 * BUFFER`): in steady state a traced call allocates no buffer at all.
+const SPARE_BUFFERS: usize = 64;
 
 /// Which way a message went, seen from us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,9 +57,10 @@ pub enum Direction {
     Out,
 }
 
-/// One message as it crossed the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceRecord {
+/// One message as it crosses the wire, as the engine hands it to the store (borrowed: the
+/// store copies what it keeps).
+#[derive(Debug, Clone, Copy)]
+pub struct Traced<'a> {
     pub wall: SystemTime,
     pub direction: Direction,
     pub transport: Transport,
@@ -64,8 +68,86 @@ pub struct TraceRecord {
     pub remote: SocketAddr,
     /// Our socket, when known (messages received).
     pub local: Option<SocketAddr>,
-    pub call_id: String,
-    pub bytes: Bytes,
+    pub call_id: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// One message kept: where it went and where its octets are in its call's buffer
+/// (`CallTrace::bytes_of`, `CallTrace::call_id_of`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRecord {
+    pub wall: SystemTime,
+    pub direction: Direction,
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    pub local: Option<SocketAddr>,
+    /// The message: `buf[at.0..at.1]`.
+    at: (u32, u32),
+    /// Its Call-ID: `buf[call_id.0..call_id.1]` when it lies in the message (it always does
+    /// for what the engine records), else the index of a copy in `CallTrace::extra_ids`.
+    call_id: CallIdAt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallIdAt {
+    In(u32, u32),
+    /// 0: the a-leg Call-ID; i + 1: `b_call_ids[i]`; otherwise unknown.
+    Leg(usize),
+}
+
+/// Records and their octets: a call's, or a Call-ID's before its call exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Kept {
+    records: Vec<TraceRecord>,
+    /// Every record's octets, one after the other: one buffer per call instead of one per
+    /// message, handed on to a later call when this one is evicted.
+    buf: Vec<u8>,
+}
+
+impl Kept {
+    fn push(&mut self, m: &Traced<'_>, other_leg: impl Fn(&str) -> Option<usize>) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(m.bytes);
+        let end = self.buf.len();
+        // The Call-ID as a slice of the message (what the engine hands over), or found in it.
+        let found = offset_in(m.bytes, m.call_id).or_else(|| {
+            header_value(m.bytes, &["call-id", "i"])
+                .filter(|v| *v == m.call_id)
+                .and_then(|v| offset_in(m.bytes, v))
+        });
+        let call_id = match found {
+            Some((a, b)) => CallIdAt::In((start + a) as u32, (start + b) as u32),
+            None => CallIdAt::Leg(other_leg(m.call_id).unwrap_or(usize::MAX)),
+        };
+        self.records.push(TraceRecord {
+            wall: m.wall,
+            direction: m.direction,
+            transport: m.transport,
+            remote: m.remote,
+            local: m.local,
+            at: (start as u32, end as u32),
+            call_id,
+        });
+    }
+
+    fn bytes_of(&self, r: &TraceRecord) -> &[u8] {
+        self.buf
+            .get(r.at.0 as usize..r.at.1 as usize)
+            .unwrap_or_default()
+    }
+
+    fn call_id_in(&self, r: &TraceRecord) -> Option<&str> {
+        match r.call_id {
+            CallIdAt::In(a, b) => std::str::from_utf8(self.buf.get(a as usize..b as usize)?).ok(),
+            CallIdAt::Leg(_) => None,
+        }
+    }
+}
+
+/// Where `part` (a slice of `whole`) lies in `whole`.
+fn offset_in(whole: &[u8], part: &str) -> Option<(usize, usize)> {
+    let (w, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    (p >= w && p + part.len() <= w + whole.len()).then(|| (p - w, p - w + part.len()))
 }
 
 /// The messages of one call.
@@ -76,27 +158,49 @@ pub struct CallTrace {
     pub b_call_ids: Vec<String>,
     /// The first final status we sent the caller for its INVITE, once sent.
     pub status: Option<u16>,
-    pub records: Vec<TraceRecord>,
+    kept: Kept,
     /// Messages not kept because the byte bound was reached by this call alone.
     pub dropped: usize,
     bytes: usize,
-    /// Where this call's messages are copied to: every record's `bytes` is a slice of one of
-    /// a few buffers per call, so the buffer each message arrived or left in goes back to the
-    /// allocator at once (while it is hot) instead of living on for 200 calls, and an evicted
-    /// call frees a few buffers, not one per message.
-    arena: BytesMut,
 }
 
 impl CallTrace {
     fn failed(&self) -> bool {
         self.status.is_some_and(|s| s >= 300)
     }
+
+    /// The messages kept, oldest first.
+    pub fn records(&self) -> &[TraceRecord] {
+        &self.kept.records
+    }
+
+    /// The octets of record `r` (one of `records()`), as received or sent.
+    pub fn bytes_of(&self, r: &TraceRecord) -> &[u8] {
+        self.kept.bytes_of(r)
+    }
+
+    /// The Call-ID of record `r`.
+    pub fn call_id_of(&self, r: &TraceRecord) -> &str {
+        if let Some(c) = self.kept.call_id_in(r) {
+            return c;
+        }
+        match r.call_id {
+            CallIdAt::Leg(0) => &self.a_call_id,
+            CallIdAt::Leg(i) => self.b_call_ids.get(i - 1).map_or("", String::as_str),
+            CallIdAt::In(..) => "",
+        }
+    }
+
+    /// Octets kept for this call.
+    pub fn octets(&self) -> usize {
+        self.bytes
+    }
 }
 
 #[derive(Debug)]
 struct Pending {
     since: Instant,
-    records: Vec<TraceRecord>,
+    kept: Kept,
 }
 
 /// The store (see the module doc).
@@ -112,6 +216,8 @@ pub struct Tracer {
     /// Octets in `pending`: at most a quarter of `max_bytes`, oldest Call-IDs dropped first.
     pending_bytes: usize,
     bytes: usize,
+    /// Buffers of evicted calls, for the next calls.
+    spare: Vec<Kept>,
     /// The last instants the engine saw: transmits are stamped with them.
     pub(crate) now: Option<Instant>,
     pub(crate) wall: Option<SystemTime>,
@@ -146,20 +252,24 @@ impl Tracer {
         self.bytes
     }
 
-    /// Keeps `rec` with its call, or with its Call-ID's pending messages; `starts`: an
-    /// out-of-dialog INVITE received, which opens a pending entry for a Call-ID not seen yet.
-    pub fn record(&mut self, now: Instant, rec: TraceRecord, starts: bool) {
+    /// Keeps a copy of `m` with its call, or with its Call-ID's pending messages; `starts`:
+    /// an out-of-dialog INVITE received, which opens a pending entry for a Call-ID not seen
+    /// yet. Anything else is not kept.
+    pub fn record(&mut self, now: Instant, m: Traced<'_>, starts: bool) {
         if !self.is_on() {
             return;
         }
-        if let Some(&id) = self.by_call_id.get(&rec.call_id) {
-            return self.push(id, rec, true);
+        if let Some(&id) = self.by_call_id.get(m.call_id) {
+            return self.push(id, &m, true);
+        }
+        if self.pending.is_empty() && !starts {
+            return;
         }
         self.expire_pending(now);
-        let len = rec.bytes.len();
-        if let Some(p) = self.pending.get_mut(&rec.call_id) {
-            if p.records.len() < PENDING_MESSAGES {
-                p.records.push(rec);
+        let len = m.bytes.len();
+        if let Some(p) = self.pending.get_mut(m.call_id) {
+            if p.kept.records.len() < PENDING_MESSAGES {
+                p.kept.push(&m, |_| None);
                 self.pending_bytes += len;
                 self.bound_pending(0);
             }
@@ -168,14 +278,14 @@ impl Tracer {
         if starts {
             self.bound_pending(len);
             self.pending_bytes += len;
-            self.pending_order.push_back((now, rec.call_id.clone()));
-            self.pending.insert(
-                rec.call_id.clone(),
-                Pending {
-                    since: now,
-                    records: vec![rec],
-                },
-            );
+            self.pending_order.push_back((now, m.call_id.to_string()));
+            let mut kept = Kept {
+                records: Vec::with_capacity(4),
+                buf: Vec::with_capacity(len * 3),
+            };
+            kept.push(&m, |_| None);
+            self.pending
+                .insert(m.call_id.to_string(), Pending { since: now, kept });
         }
     }
 
@@ -205,7 +315,7 @@ impl Tracer {
         // A Call-ID opened again later has a newer entry: only remove the one this was.
         if self.pending.get(&cid).is_some_and(|p| p.since == t) {
             if let Some(p) = self.pending.remove(&cid) {
-                self.pending_bytes -= p.records.iter().map(|r| r.bytes.len()).sum::<usize>();
+                self.pending_bytes -= p.kept.buf.len();
             }
         }
     }
@@ -216,12 +326,14 @@ impl Tracer {
         if !self.is_on() || self.calls.contains_key(&id) {
             return;
         }
-        let earlier = self
-            .pending
-            .remove(a_call_id)
-            .map(|p| p.records)
-            .unwrap_or_default();
-        self.pending_bytes -= earlier.iter().map(|r| r.bytes.len()).sum::<usize>();
+        let earlier = self.pending.remove(a_call_id).map(|p| p.kept);
+        if let Some(e) = &earlier {
+            self.pending_bytes -= e.buf.len();
+        }
+        let mut kept = self.spare.pop().unwrap_or_default();
+        if kept.buf.capacity() == 0 {
+            kept.buf.reserve(BUFFER);
+        }
         self.calls.insert(
             id,
             CallTrace {
@@ -229,9 +341,8 @@ impl Tracer {
                 a_call_id: a_call_id.to_string(),
                 b_call_ids: b_call_ids.to_vec(),
                 status: None,
-                records: Vec::new(),
+                kept,
                 dropped: 0,
-                arena: BytesMut::new(),
                 bytes: 0,
             },
         );
@@ -240,15 +351,26 @@ impl Tracer {
         for b in b_call_ids {
             self.by_call_id.insert(b.clone(), id);
         }
-        for rec in earlier {
-            // Answers to the caller before the call existed (a 407) are not its outcome.
-            self.push(id, rec, false);
+        if let Some(e) = earlier {
+            for r in &e.records {
+                let m = Traced {
+                    wall: r.wall,
+                    direction: r.direction,
+                    transport: r.transport,
+                    remote: r.remote,
+                    local: r.local,
+                    call_id: e.call_id_in(r).unwrap_or(a_call_id),
+                    bytes: e.bytes_of(r),
+                };
+                // Answers to the caller before the call existed (a 407) are not its outcome.
+                self.push(id, &m, false);
+            }
         }
         self.evict(id);
     }
 
-    fn push(&mut self, id: CallId, rec: TraceRecord, outcome: bool) {
-        let len = rec.bytes.len();
+    fn push(&mut self, id: CallId, m: &Traced<'_>, outcome: bool) {
+        let len = m.bytes.len();
         self.bytes += len;
         self.evict(id);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -263,19 +385,20 @@ impl Tracer {
         }
         if outcome
             && call.status.is_none()
-            && rec.direction == Direction::Out
-            && rec.call_id == call.a_call_id
+            && m.direction == Direction::Out
+            && m.call_id == call.a_call_id
         {
-            call.status = final_invite_status(&rec.bytes);
+            call.status = final_invite_status(m.bytes);
         }
         call.bytes += len;
-        if call.arena.capacity() - call.arena.len() < len {
-            // Room for about a whole call's messages (~19 of ~700 octets) at first.
-            call.arena.reserve(len.max(ARENA_CHUNK));
-        }
-        call.arena.extend_from_slice(&rec.bytes);
-        let bytes = call.arena.split().freeze();
-        call.records.push(TraceRecord { bytes, ..rec });
+        let (a, b) = (&call.a_call_id, &call.b_call_ids);
+        call.kept.push(m, |c| {
+            if c == a {
+                Some(0)
+            } else {
+                b.iter().position(|x| x == c).map(|i| i + 1)
+            }
+        });
     }
 
     /// Removes calls until the bounds hold, answered and unfinished ones before failed
@@ -289,12 +412,17 @@ impl Tracer {
                 .or_else(|| self.order.iter().position(|id| *id != keep));
             let Some(i) = victim else { return };
             let id = self.order.remove(i).expect("position found");
-            if let Some(c) = self.calls.remove(&id) {
+            if let Some(mut c) = self.calls.remove(&id) {
                 self.bytes -= c.bytes;
                 for cid in std::iter::once(&c.a_call_id).chain(&c.b_call_ids) {
                     if self.by_call_id.get(cid) == Some(&id) {
                         self.by_call_id.remove(cid);
                     }
+                }
+                if self.spare.len() < SPARE_BUFFERS && c.kept.buf.capacity() <= 4 * BUFFER {
+                    c.kept.records.clear();
+                    c.kept.buf.clear();
+                    self.spare.push(c.kept);
                 }
             }
         }
@@ -380,20 +508,23 @@ impl super::Engine {
         if !starts && !self.trace.wants(call_id) {
             return;
         }
-        let rec = TraceRecord {
+        // The octets as they arrived; a caller without them gets the parsed message
+        // serialised again.
+        let again;
+        let bytes: &[u8] = if raw.is_empty() {
+            again = m.to_bytes();
+            &again
+        } else {
+            raw
+        };
+        let rec = Traced {
             wall,
             direction: Direction::In,
             transport: origin.transport,
             remote: origin.source,
             local: Some(origin.local),
-            call_id: call_id.to_string(),
-            // The octets as they arrived (shared, no copy); a caller without them gets the
-            // parsed message serialised again.
-            bytes: if raw.is_empty() {
-                m.to_bytes()
-            } else {
-                raw.clone()
-            },
+            call_id,
+            bytes,
         };
         self.trace.record(now, rec, starts);
     }
@@ -409,17 +540,14 @@ impl super::Engine {
         let Some(call_id) = header_value(&t.bytes, &["call-id", "i"]) else {
             return;
         };
-        if !self.trace.wants(call_id) {
-            return;
-        }
-        let rec = TraceRecord {
+        let rec = Traced {
             wall,
             direction: Direction::Out,
             transport: t.to.transport,
             remote: t.to.addr,
             local: None,
-            call_id: call_id.to_string(),
-            bytes: t.bytes.clone(),
+            call_id,
+            bytes: &t.bytes,
         };
         self.trace.record(now, rec, false);
     }

@@ -7,20 +7,36 @@ fn t0() -> Instant {
     Instant::now()
 }
 
-fn msg(call_id: &str, dir: Direction, first_line: &str, pad: usize) -> TraceRecord {
+/// A message to record: its Call-ID and octets, handed to the store borrowed (`rec`).
+struct Msg {
+    direction: Direction,
+    call_id: String,
+    bytes: Vec<u8>,
+}
+
+fn msg(call_id: &str, dir: Direction, first_line: &str, pad: usize) -> Msg {
     let text = format!(
         "{first_line}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n{}",
         "x".repeat(pad)
     );
-    TraceRecord {
-        wall: SystemTime::UNIX_EPOCH,
+    Msg {
         direction: dir,
+        call_id: call_id.into(),
+        bytes: text.into_bytes(),
+    }
+}
+
+fn rec(tr: &mut Tracer, now: Instant, m: Msg, starts: bool) {
+    let t = Traced {
+        wall: SystemTime::UNIX_EPOCH,
+        direction: m.direction,
         transport: Transport::Udp,
         remote: "192.0.2.10:5060".parse().unwrap(),
         local: None,
-        call_id: call_id.into(),
-        bytes: Bytes::from(text),
-    }
+        call_id: &m.call_id,
+        bytes: &m.bytes,
+    };
+    tr.record(now, t, starts);
 }
 
 fn tracer(calls: usize, max_bytes: usize) -> Tracer {
@@ -28,10 +44,10 @@ fn tracer(calls: usize, max_bytes: usize) -> Tracer {
 }
 
 fn lines(t: &CallTrace) -> Vec<String> {
-    t.records
+    t.records()
         .iter()
         .map(|r| {
-            let first = String::from_utf8_lossy(&r.bytes);
+            let first = String::from_utf8_lossy(t.bytes_of(r));
             format!("{:?} {}", r.direction, first.lines().next().unwrap())
         })
         .collect()
@@ -41,12 +57,14 @@ fn lines(t: &CallTrace) -> Vec<String> {
 fn messages_before_the_call_are_attached_and_both_legs_correlate() {
     let mut tr = tracer(10, 1 << 20);
     let now = t0();
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("a1", Direction::In, "INVITE sip:bob@x SIP/2.0", 0),
         true,
     );
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg(
             "a1",
@@ -56,35 +74,45 @@ fn messages_before_the_call_are_attached_and_both_legs_correlate() {
         ),
         false,
     );
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("a1", Direction::In, "ACK sip:bob@x SIP/2.0", 0),
         false,
     );
     // Unrelated traffic (a REGISTER's Call-ID) is not kept.
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("reg", Direction::In, "REGISTER sip:x SIP/2.0", 0),
         false,
     );
     assert!(!tr.wants("reg"));
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("a1", Direction::In, "INVITE sip:bob@x SIP/2.0", 0),
         true,
     );
     tr.attach(7, "a1", &["b1".into(), "b2".into()]);
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("b1", Direction::Out, "INVITE sip:bob@y SIP/2.0", 0),
         false,
     );
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("b2", Direction::In, "SIP/2.0 180 Ringing", 0),
         false,
     );
-    tr.record(now, msg("a1", Direction::Out, "SIP/2.0 200 OK", 0), false);
+    rec(
+        &mut tr,
+        now,
+        msg("a1", Direction::Out, "SIP/2.0 200 OK", 0),
+        false,
+    );
     let t = tr.get(7).unwrap();
     assert_eq!(
         lines(t),
@@ -107,12 +135,14 @@ fn messages_before_the_call_are_attached_and_both_legs_correlate() {
 fn pending_call_ids_expire_after_their_age() {
     let mut tr = tracer(10, 1 << 20);
     let now = t0();
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("old", Direction::In, "INVITE sip:b@x SIP/2.0", 0),
         true,
     );
-    tr.record(
+    rec(
+        &mut tr,
         now + PENDING_AGE,
         msg("new", Direction::In, "INVITE sip:b@x SIP/2.0", 0),
         true,
@@ -126,13 +156,15 @@ fn answered_calls_are_evicted_before_failed_ones() {
     let mut tr = tracer(2, 1 << 20);
     let now = t0();
     tr.attach(1, "failed", &[]);
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("failed", Direction::Out, "SIP/2.0 486 Busy Here", 0),
         false,
     );
     tr.attach(2, "answered", &[]);
-    tr.record(
+    rec(
+        &mut tr,
         now,
         msg("answered", Direction::Out, "SIP/2.0 200 OK", 0),
         false,
@@ -164,7 +196,8 @@ fn the_byte_bound_holds_and_evicts_the_oldest() {
     for id in 1..=10u64 {
         let cid = format!("c{id}");
         tr.attach(id, &cid, &[]);
-        tr.record(
+        rec(
+            &mut tr,
             now,
             msg(&cid, Direction::In, "BYE sip:x SIP/2.0", 950),
             false,
@@ -175,11 +208,14 @@ fn the_byte_bound_holds_and_evicts_the_oldest() {
     assert_eq!(kept, [7, 8, 9, 10]);
     assert_eq!(
         tr.bytes(),
-        tr.ids().map(|id| tr.get(id).unwrap().bytes).sum::<usize>()
+        tr.ids()
+            .map(|id| tr.get(id).unwrap().octets())
+            .sum::<usize>()
     );
     // One call alone cannot grow past the bound: its extra messages are counted, not kept.
     for _ in 0..10 {
-        tr.record(
+        rec(
+            &mut tr,
             now,
             msg("c10", Direction::In, "INFO sip:x SIP/2.0", 1000),
             false,
@@ -193,7 +229,8 @@ fn the_byte_bound_holds_and_evicts_the_oldest() {
 #[test]
 fn off_records_nothing() {
     let mut tr = tracer(0, 1 << 20);
-    tr.record(
+    rec(
+        &mut tr,
         t0(),
         msg("a", Direction::In, "INVITE sip:b@x SIP/2.0", 0),
         true,
@@ -223,12 +260,14 @@ fn messages_before_a_call_are_bounded_by_a_quarter_of_max_bytes() {
     let now = t0();
     for i in 0..100 {
         let cid = format!("p{i}");
-        tr.record(
+        rec(
+            &mut tr,
             now,
             msg(&cid, Direction::In, "INVITE sip:b@x SIP/2.0", 1000),
             true,
         );
-        tr.record(
+        rec(
+            &mut tr,
             now,
             msg(
                 &cid,
@@ -246,12 +285,7 @@ fn messages_before_a_call_are_bounded_by_a_quarter_of_max_bytes() {
     }
     assert!(tr.wants("p99") && !tr.wants("p0"), "the oldest go first");
     tr.attach(1, "p99", &[]);
-    assert_eq!(tr.get(1).unwrap().records.len(), 2);
-    let left: usize = tr
-        .pending
-        .values()
-        .flat_map(|p| &p.records)
-        .map(|r| r.bytes.len())
-        .sum();
+    assert_eq!(tr.get(1).unwrap().records().len(), 2);
+    let left: usize = tr.pending.values().map(|p| p.kept.buf.len()).sum();
     assert_eq!(tr.pending_bytes, left, "accounting follows what is kept");
 }

@@ -7,10 +7,10 @@ use crate::engine::{CallTrace, Direction};
 
 /// (direction, leg, first line's method or status) of every kept message.
 fn rows(t: &CallTrace) -> Vec<String> {
-    t.records
+    t.records()
         .iter()
         .map(|r| {
-            let text = String::from_utf8_lossy(&r.bytes);
+            let text = String::from_utf8_lossy(t.bytes_of(r));
             let first = text.lines().next().unwrap_or("").to_string();
             let what = match first.strip_prefix("SIP/2.0 ") {
                 Some(s) => s.split(' ').next().unwrap().to_string(),
@@ -21,7 +21,11 @@ fn rows(t: &CallTrace) -> Vec<String> {
             } else {
                 "out"
             };
-            let leg = if r.call_id == t.a_call_id { "a" } else { "b" };
+            let leg = if t.call_id_of(r) == t.a_call_id {
+                "a"
+            } else {
+                "b"
+            };
             format!("{dir} {leg} {what}")
         })
         .collect()
@@ -83,16 +87,26 @@ fn rfc3665_3_2_seed_call_trace_has_both_legs_and_the_407_in_order() {
     // Where each went or came from, and when.
     let bob_addr: std::net::SocketAddr = BOB.parse().unwrap();
     let alice_addr: std::net::SocketAddr = ZOIPER.parse().unwrap();
-    for r in &t.records {
-        let want = if r.call_id == a_call_id {
+    for r in t.records() {
+        let want = if t.call_id_of(r) == a_call_id {
             bob_addr
         } else {
             alice_addr
         };
-        assert_eq!(r.remote, want, "{:?}", String::from_utf8_lossy(&r.bytes));
+        assert_eq!(
+            r.remote,
+            want,
+            "{:?}",
+            String::from_utf8_lossy(t.bytes_of(r))
+        );
         assert_eq!(r.local.is_some(), r.direction == Direction::In);
     }
-    let since = |i: usize| t.records[i].wall.duration_since(t.records[0].wall).unwrap();
+    let since = |i: usize| {
+        t.records()[i]
+            .wall
+            .duration_since(t.records()[0].wall)
+            .unwrap()
+    };
     assert_eq!(since(7), Duration::ZERO, "180 relayed at once");
     assert_eq!(
         since(10),
