@@ -1,9 +1,12 @@
 //! Routing and transfer together, end to end on the virtual clock: whose dialplan context a
-//! transfer runs in (the user who answered the leg, not the number dialled), and a REFER
-//! from a trunk's side never carried out by the switch (toll fraud).
+//! transfer runs in (the user who answered the leg, not the number dialled), a REFER from a
+//! trunk's side never carried out by the switch (toll fraud), forwarding (`forward_all` to
+//! a user, a `forward_all` loop refused with 482), a parallel group, and a gateway marked
+//! down by its OPTIONS pings refusing calls with 503.
 
-use super::routing::{provider, register_gateway, routed_net, PROVIDER};
+use super::routing::{provider, provider_spec, register_gateway, routed_net, PROVIDER};
 use super::*;
+use crate::engine::GatewayRoute;
 use crate::routing::Dialplan;
 
 /// erin's phone: a user whose own dialplan context is `sales`.
@@ -204,8 +207,7 @@ fn a_group_members_transfer_is_routed_in_the_members_own_context() {
     let sent = net.send(DAVE, &dave().respond(&to_dave, 486, &[], ""));
     let n = sent.request(ERIN, Method::Notify);
     assert_eq!(&n.body[..], b"SIP/2.0 486 Busy Here\r\n");
-    let rec_before = net.engine.poll_cdr();
-    assert!(rec_before.is_none(), "the call stays up");
+    assert!(net.engine.poll_cdr().is_none(), "the call stays up");
 }
 
 #[test]
@@ -252,4 +254,125 @@ fn a_transfer_by_a_plain_user_still_uses_default_where_300_is_barred() {
     assert!(sent.requests(DAVE, Method::Invite).is_empty());
     let n = sent.request(ZOIPER, Method::Notify);
     assert_eq!(&n.body[..], b"SIP/2.0 403 Forbidden\r\n");
+}
+
+#[test]
+fn forward_all_to_another_user_rings_that_user_only() {
+    let mut net = contexts_net(|l| with_user(l, "alice", |a| a.forward_all = Some("dave".into())));
+    let mut bob = Caller::bob();
+    let sent = bob_dials(&mut net, &mut bob, "alice", "");
+    assert!(sent.requests(ZOIPER, Method::Invite).is_empty());
+    let to_dave = sent.request(DAVE, Method::Invite);
+    let sent = net.send(
+        DAVE,
+        &dave().respond(&to_dave, 200, &[], &sdp("dave", 9400, "")),
+    );
+    sent.response(BOB, 200);
+}
+
+#[test]
+fn a_forward_all_loop_ends_with_482_and_no_invite_storm() {
+    // alice → dave → alice → …: refused after at most 5 hops, nothing rings.
+    let mut net = contexts_net(|l| {
+        with_user(l, "alice", |a| a.forward_all = Some("dave".into()));
+        with_user(l, "dave", |d| d.forward_all = Some("alice".into()));
+    });
+    let mut bob = Caller::bob();
+    let sent = bob_dials(&mut net, &mut bob, "alice", "");
+    let invites: usize = [ZOIPER, DAVE, ERIN]
+        .iter()
+        .map(|p| sent.requests(p, Method::Invite).len())
+        .sum();
+    // forward_all is followed in routing, before any leg: not even the 5 hops ring.
+    assert_eq!(invites, 0, "{:?}", sent.ladder());
+    let r = sent.response(BOB, 482);
+    net.send(BOB, &bob.ack_non2xx(&r));
+    assert_eq!(net.cdr().sip_status, 482);
+    net.assert_drained();
+}
+
+#[test]
+fn a_parallel_group_rings_every_member_at_once_and_the_first_200_wins() {
+    let mut net = contexts_net(|_| {});
+    let mut bob = Caller::bob();
+    let sent = bob_dials(&mut net, &mut bob, "201", &sdp("bob", 8000, ""));
+    let to_alice = sent.request(ZOIPER, Method::Invite);
+    let to_dave = sent.request(DAVE, Method::Invite);
+    let alice = Ua::alice();
+    net.send(ZOIPER, &alice.respond(&to_alice, 180, &[], ""));
+    let sent = net.send(
+        DAVE,
+        &dave().respond(&to_dave, 200, &[], &sdp("dave", 9400, "")),
+    );
+    sent.response(BOB, 200);
+    let cancel = sent.request(ZOIPER, Method::Cancel);
+    assert_eq!(cancel.headers.call_id(), to_alice.headers.call_id());
+    assert!(sent.requests(DAVE, Method::Cancel).is_empty());
+    // alice's phone ends its INVITE with 487 after the CANCEL's 200.
+    let sent = net.send(ZOIPER, &alice.respond(&cancel, 200, &[], ""));
+    assert!(sent.is_empty(), "{:?}", sent.ladder());
+    let sent = net.send(ZOIPER, &alice.respond(&to_alice, 487, &[], ""));
+    sent.request(ZOIPER, Method::Ack);
+    assert!(sent.responses(BOB).is_empty(), "{:?}", sent.ladder());
+}
+
+#[test]
+fn a_gateway_marked_down_by_its_pings_refuses_calls_with_503() {
+    let mut net = Net::calls_with(|c| {
+        c.gateways = vec![crate::engine::GatewaySpec {
+            register: false,
+            ping: 30,
+            ..provider_spec()
+        }];
+    });
+    let plan = Dialplan::parse(CONTEXTS, std::path::Path::new("dialplan.toml"))
+        .expect("the test dialplan parses");
+    net.engine.set_dialplan(Arc::new(plan));
+    let now = net.now;
+    assert!(net.engine.set_gateway_route(
+        now,
+        "provider",
+        GatewayRoute {
+            targets: vec![(addr(PROVIDER), Transport::Udp)],
+            advertised: SERVER.into(),
+        },
+    ));
+    let prov = provider();
+    // Two pings answered 503 (the provider's proxy has nothing behind it): down.
+    let mut sent = Sent::from(net.drain());
+    for _ in 0..crate::gateway::ping::DOWN_AFTER {
+        let ping = sent.request(PROVIDER, Method::Options);
+        assert!(net
+            .send(PROVIDER, &prov.respond(&ping, 503, &[], ""))
+            .is_empty());
+        sent = net.after(Duration::from_secs(30));
+    }
+    let after_pings = sent;
+    let status = net.engine.gateways(net.now);
+    assert!(!status[0].up, "{status:?}");
+    let mut bob = Caller::bob();
+    let sent = bob_dials(&mut net, &mut bob, "95551234567", "");
+    assert!(sent.requests(PROVIDER, Method::Invite).is_empty());
+    let r = sent.response(BOB, 503);
+    assert_eq!(r.reason.as_ref(), b"Gateway Unavailable");
+    net.send(BOB, &bob.ack_non2xx(&r));
+    assert_eq!(net.cdr().sip_status, 503);
+    // One alive answer brings it back: the next call goes out.
+    let ping = sent_ping(&after_pings, &mut net);
+    assert!(net
+        .send(PROVIDER, &prov.respond(&ping, 200, &[], ""))
+        .is_empty());
+    assert!(net.engine.gateways(net.now)[0].up);
+    let sent = net.send(BOB, &bob.invite_to("95551234567", &[], ""));
+    sent.request(PROVIDER, Method::Invite);
+}
+
+/// The next OPTIONS ping: already in `sent`, or within the next interval.
+fn sent_ping(sent: &Sent, net: &mut Net) -> Request {
+    match sent.requests(PROVIDER, Method::Options).pop() {
+        Some(p) => p,
+        None => net
+            .after(Duration::from_secs(30))
+            .request(PROVIDER, Method::Options),
+    }
 }
