@@ -145,6 +145,7 @@ impl B2bua {
             answer_sdp: None,
             allows_update: false,
             auth: None,
+            user: None,
         };
         let c_leg = std::mem::replace(slot, stand_in);
         call2.winner = None;

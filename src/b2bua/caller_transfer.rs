@@ -154,6 +154,7 @@ impl B2bua {
             answer_sdp: None,
             allows_update: false,
             auth: None,
+            user: None,
         });
         let a = &mut call.a;
         let c_key = c_dialog.key().clone();

@@ -161,6 +161,9 @@ pub struct BLeg {
     pub allows_update: bool,
     /// A leg toward a trunk: the credentials its 401/407 are answered with (`plan`).
     pub auth: Option<Box<plan::LegAuth>>,
+    /// The user of ours it rings (`LegTarget::user`): once it answers, the user whose
+    /// context its REFER is routed in. `None` toward a trunk.
+    pub user: Option<String>,
 }
 
 /// A re-INVITE relayed from one leg to the other and answered with a 2xx. Our 2xx on

@@ -37,6 +37,10 @@ pub struct LegTarget {
     /// A pre-loaded route set (RFC 3261 §8.1.2): the Route header values of the INVITE, in
     /// order. A registered contact's RFC 3327 Path; empty for everything else.
     pub route: Vec<String>,
+    /// The user of ours this contact is registered to (a group member, a forward target):
+    /// whose dialplan context a transfer from this leg runs in. `None` for a trunk, or a
+    /// contact whose user the router did not say.
+    pub user: Option<String>,
 }
 
 impl From<&Binding> for LegTarget {
@@ -47,6 +51,17 @@ impl From<&Binding> for LegTarget {
             advertised: b.advertised.clone(),
             gateway: None,
             route: b.path.clone(),
+            user: None,
+        }
+    }
+}
+
+impl LegTarget {
+    /// A contact of our user `user`.
+    pub fn of_user(b: &Binding, user: &str) -> LegTarget {
+        LegTarget {
+            user: Some(user.to_string()),
+            ..LegTarget::from(b)
         }
     }
 }
@@ -164,9 +179,14 @@ impl B2bua {
         let plan = call.plan.get_or_insert_with(Default::default);
         let timeout = plan.pending_timeout.take();
         let (legs, next, status) = match route {
-            Route::User { bindings, .. } => {
-                (bindings.iter().map(LegTarget::from).collect(), vec![], 480)
-            }
+            Route::User { callee, bindings } => (
+                bindings
+                    .iter()
+                    .map(|b| LegTarget::of_user(b, &callee.user))
+                    .collect(),
+                vec![],
+                480,
+            ),
             Route::Plan(p) => (p.legs, p.next, p.empty_status),
             Route::NoSuchUser { .. } => (vec![], vec![], 404),
             Route::Reject { status, .. } => (vec![], vec![], status),
@@ -477,6 +497,7 @@ impl BLeg {
             session_timer: None,
             answer_sdp: None,
             allows_update: false,
+            user: t.user,
             auth: t.gateway.map(|gateway| {
                 Box::new(LegAuth {
                     gateway,

@@ -291,6 +291,7 @@ fn trunk_leg() -> LegTarget {
         peer: super::core_tests::peer("127.0.0.1:5099"),
         advertised: "127.0.0.1:5060".into(),
         route: Vec::new(),
+        user: None,
         gateway: Some(Arc::new(GatewayLeg {
             name: "provider".into(),
             domain: "127.0.0.1".into(),

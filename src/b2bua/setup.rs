@@ -77,12 +77,13 @@ impl From<Reject> for Refusal {
 }
 
 /// What the call core asks the router in the middle of a call (a transfer's Refer-To):
-/// where `dialled` leads, from `context` (the transferring user's dialplan context;
-/// `"default"` for every user today), for a call of `domain`.
+/// where `dialled` leads, in the transferring user's dialplan context, for a call of
+/// `domain`.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteQuery<'a> {
     pub dialled: &'a str,
-    /// The transferring user: its dialplan context applies.
+    /// The transferring user (the authenticated caller, or the user who answered the
+    /// b-leg): its dialplan context applies; a name that is no user of ours gets `public`.
     pub by: &'a str,
     pub domain: &'a str,
 }
@@ -141,7 +142,10 @@ impl B2bua {
                 return self.refuse_call(wall, arrival.transport, &key, &req, parties, refusal);
             }
             Route::User { callee, bindings } => {
-                let legs: Vec<LegTarget> = bindings.iter().map(LegTarget::from).collect();
+                let legs: Vec<LegTarget> = bindings
+                    .iter()
+                    .map(|b| LegTarget::of_user(b, &callee.user))
+                    .collect();
                 (callee, legs, None)
             }
             Route::Plan(p) => {

@@ -5,7 +5,9 @@
 //! On the wire: `202 Accepted` to the REFER (`Refer-Sub: false` honoured, RFC 4488: then no
 //! NOTIFY at all), a NOTIFY `SIP/2.0 100 Trying` (`Event: refer;id=<CSeq>`,
 //! `message/sipfrag;version=2.0`), the Refer-To user routed through the engine's `Router`
-//! (context `default`), and new b-legs INVITEd like any callee (`setup::send_b_invites`) with
+//! in the context of the user who answered the leg (`BLeg::user`: a group member or a
+//! forward target, not the number dialled; `public` when that is no user of ours), and
+//! new b-legs INVITEd like any callee (`setup::send_b_invites`) with
 //! the caller's identity and the transferee's current SDP: with a relay, the body the
 //! callee side last got from us (our ports, so the caller's media path never changes); in
 //! bypass, the caller's last SDP as it sent it. Each provisional status is NOTIFYed once;
@@ -28,7 +30,9 @@
 //! A REFER with Replaces naming the transferor's other call is an attended transfer
 //! (`attended`). Not here yet: a Replaces of another shape, or from the caller, and a REFER
 //! from an unauthenticated caller (relayed to the other phone as before, which then calls
-//! the target through us).
+//! the target through us). A REFER from a leg toward a trunk (the provider's side of a call
+//! out) is never carried out: it is relayed to the caller's phone (toll fraud, see
+//! `handle_refer`).
 //! Never panics on what a peer sends; a route it cannot use is a NOTIFY with an error status.
 
 use super::core::{request_command, B2bua, Command};
@@ -89,7 +93,11 @@ fn transfer_target(route: Route) -> Result<(Party, Vec<LegTarget>), u16> {
         Route::NoSuchUser { .. } => Err(404),
         Route::User { bindings, .. } if bindings.is_empty() => Err(480),
         Route::User { callee, bindings } => {
-            Ok((callee, bindings.iter().map(LegTarget::from).collect()))
+            let legs = bindings
+                .iter()
+                .map(|b| LegTarget::of_user(b, &callee.user))
+                .collect();
+            Ok((callee, legs))
         }
         Route::Plan(p) if p.legs.is_empty() => Err(p.empty_status),
         Route::Plan(p) => Ok((p.callee, p.legs)),
@@ -127,6 +135,18 @@ impl B2bua {
             .is_some_and(|t| t.legs.contains(&leg))
     }
 
+    /// Whether `leg` of call `id` goes to a trunk (a gateway's leg, answered with its
+    /// credentials).
+    fn trunk_leg(&self, id: CallId, leg: LegRef) -> bool {
+        let Some(call) = self.calls.get(id) else {
+            return false;
+        };
+        match leg {
+            LegRef::B(i) => call.b.get(i).is_some_and(|b| b.auth.is_some()),
+            LegRef::A => false,
+        }
+    }
+
     /// A REFER accepted by `leg`'s dialog. True when the switch carries the transfer out (it
     /// has answered the REFER); false to relay it as before (from the caller, or attended).
     #[allow(clippy::too_many_arguments)]
@@ -147,6 +167,18 @@ impl B2bua {
         // through us; any other REFER is relayed.
         let by_caller = leg == LegRef::A;
         let callee_refers = matches!((leg, call.winner), (LegRef::B(i), Some(w)) if i == w);
+        // Toll fraud: a REFER from a trunk leg comes from the provider's side (the PSTN
+        // party or anyone able to reach the provider), who proved nothing to us. Carried out
+        // here it would be routed with one of our users' privileges and could dial out
+        // through the gateway again. It is relayed to the a-leg phone instead, as before
+        // transfers were handled here: that phone then calls the target itself, with its
+        // own credentials in its own context (or refuses). Relaying rather than routing in
+        // `public` keeps a PSTN party's legitimate transfer to an extension working through
+        // the phone, and never needs a route decision on the trunk's word.
+        if callee_refers && self.trunk_leg(id, leg) {
+            tracing::info!(target: "ferroswitch::call", call = id, "REFER from a trunk leg: relayed, not carried out");
+            return false;
+        }
         let carried_out =
             callee_refers || by_caller && super::caller_transfer::caller_may_transfer(call);
         if !carried_out {
@@ -214,11 +246,19 @@ impl B2bua {
             return true;
         };
         let domain = call.domain.clone();
-        // The transferor's dialplan context applies.
+        // The transferor's dialplan context applies: the authenticated caller's, or the
+        // user who actually answered this leg (a group member, a forward target), not the
+        // number that was dialled. The engine gives a name that is no user `public`.
+        let answered_by = match leg {
+            LegRef::B(i) => call.b.get(i).and_then(|b| b.user.clone()),
+            LegRef::A => None,
+        };
         let by = if by_caller {
             call.caller.user.clone()
         } else {
-            call.callee.user.clone()
+            answered_by
+                .clone()
+                .unwrap_or_else(|| call.callee.user.clone())
         };
         let route = router(RouteQuery {
             dialled: &dialled,
@@ -241,7 +281,13 @@ impl B2bua {
         let by = if by_caller {
             call.caller.clone()
         } else {
-            call.callee.clone()
+            match answered_by {
+                Some(user) if user != call.callee.user => Party {
+                    user,
+                    display_name: None,
+                },
+                _ => call.callee.clone(),
+            }
         };
         let count = call.transfer.as_ref().map_or(0, |t| t.count) + 1;
         // The transferee's current SDP toward the transferor's side: with a relay, what that

@@ -130,6 +130,7 @@ impl Gateways {
             peer,
             advertised,
             route: Vec::new(),
+            user: None,
             gateway: Some(Arc::new(GatewayLeg {
                 name: s.name.clone(),
                 domain: s.host.clone(),

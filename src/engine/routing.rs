@@ -69,12 +69,15 @@ impl Engine {
 }
 
 impl RoutingView<'_> {
-    /// The context `user`'s calls (and transfers) run in.
+    /// The context a transfer by `user` runs in: an enabled user's own (or `default`).
+    /// Anything else (a trunk's number, a group number, a name that is no user of ours)
+    /// gets `public`, which never reaches a gateway: a transfer is never routed with
+    /// privileges nobody proved.
     pub fn context_of(&self, user: &str) -> &str {
-        self.users
-            .get(user)
-            .and_then(|u| u.context.as_deref())
-            .unwrap_or(DEFAULT_CONTEXT)
+        match self.users.get(user).filter(|u| u.enabled) {
+            Some(u) => u.context.as_deref().unwrap_or(DEFAULT_CONTEXT),
+            None => PUBLIC_CONTEXT,
+        }
     }
 
     pub fn route_dial(
@@ -233,7 +236,10 @@ impl RoutingView<'_> {
         }
         Route::Plan(Box::new(Plan {
             callee,
-            legs: bindings.iter().map(LegTarget::from).collect(),
+            legs: bindings
+                .iter()
+                .map(|b| LegTarget::of_user(b, user))
+                .collect(),
             timeout,
             next,
             caller_id,
@@ -249,7 +255,7 @@ impl RoutingView<'_> {
         self.store
             .lookup(&format!("{user}@{realm}"), now)
             .iter()
-            .map(LegTarget::from)
+            .map(|b| LegTarget::of_user(b, user))
             .collect()
     }
 }

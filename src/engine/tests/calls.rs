@@ -27,6 +27,7 @@ mod media;
 mod path;
 mod reinvite;
 mod routing;
+mod routing_calls;
 mod shutdown;
 mod trace;
 mod transfer;

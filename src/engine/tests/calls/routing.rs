@@ -9,9 +9,9 @@ use crate::engine::{GatewayRoute, GatewaySpec};
 use crate::routing::Dialplan;
 
 /// The provider's registrar and proxy.
-const PROVIDER: &str = "192.0.2.50:5060";
+pub(super) const PROVIDER: &str = "192.0.2.50:5060";
 
-const DIALPLAN: &str = r#"
+pub(super) const DIALPLAN: &str = r#"
 [[context.default.route]]
 name = "extensions"
 match = '^(alice|bob|carol|1\d{3})$'
@@ -44,7 +44,7 @@ match = '^\+?15551230000$'
 to = { user = "alice" }
 "#;
 
-fn provider_spec() -> GatewaySpec {
+pub(super) fn provider_spec() -> GatewaySpec {
     GatewaySpec {
         name: "provider".into(),
         host: "192.0.2.50".into(),
@@ -62,11 +62,11 @@ fn provider_spec() -> GatewaySpec {
 }
 
 /// The call network with the dialplan above and the provider resolved.
-fn routed_net() -> Net {
+pub(super) fn routed_net() -> Net {
     routed_net_with(true)
 }
 
-fn routed_net_with(gateway: bool) -> Net {
+pub(super) fn routed_net_with(gateway: bool) -> Net {
     let mut net = Net::calls_with(|c| {
         if gateway {
             c.gateways = vec![provider_spec()];
@@ -90,7 +90,7 @@ fn routed_net_with(gateway: bool) -> Net {
     net
 }
 
-fn provider() -> Ua {
+pub(super) fn provider() -> Ua {
     Ua::new(PROVIDER, "sip:acct1234@192.0.2.50:5060", "prov1")
 }
 
@@ -113,7 +113,7 @@ fn challenge(req: &Request, status: u16, nonce: &str) -> String {
 }
 
 /// Registers the gateway: REGISTER → 401 → REGISTER with Authorization → 200.
-fn register_gateway(net: &mut Net) {
+pub(super) fn register_gateway(net: &mut Net) {
     let sent = Sent::from(net.drain());
     let reg = sent.request(PROVIDER, Method::Register);
     assert_eq!(reg.uri_str(), Some("sip:192.0.2.50:5060"));
