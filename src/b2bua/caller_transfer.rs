@@ -124,7 +124,7 @@ impl B2bua {
             }
         } else if sdp {
             if let Some(c) = self.calls.get_mut(id) {
-                c.bypass_sdp[0] = Some(resp.body.clone());
+                c.bypass_sdp[0] = Some(bytes::Bytes::copy_from_slice(&resp.body));
             }
             self.reoffer(id, LegRef::B(w), resp.body.clone());
         }

@@ -172,7 +172,7 @@ impl B2bua {
         if self.media.is_none() && is_sdp(headers, body) {
             // Bypass: remembered for a transfer, which offers it to the new party.
             if let Some(call) = self.calls.get_mut(id) {
-                call.bypass_sdp[side_of(leg).index()] = Some(body.clone());
+                call.bypass_sdp[side_of(leg).index()] = Some(Bytes::copy_from_slice(body));
             }
         }
         if self.media.is_none() || !is_sdp(headers, body) {

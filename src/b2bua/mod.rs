@@ -282,6 +282,11 @@ impl Call {
             .take()
             .filter(|_| a_refreshes)
             .map(|sdp| bytes::Bytes::copy_from_slice(&sdp));
+        // In bypass the phones' SDP are slices of the INVITE's and the 200's datagrams:
+        // copied out, so that the call no longer pins two whole messages.
+        for sdp in self.bypass_sdp.iter_mut().flatten() {
+            *sdp = bytes::Bytes::copy_from_slice(sdp);
+        }
     }
 
     /// True when every b-leg has a final answer (or was never created).

@@ -225,7 +225,7 @@ impl B2bua {
         let mut resp = self.dialog_response(id, leg, req, 202, "Accepted");
         if let Some(d) = self.leg_dialog(id, leg) {
             resp.headers
-                .push(HeaderName::Contact, d.local_contact().to_bytes());
+                .push(HeaderName::Contact, d.local_contact_bytes());
         }
         if !notify {
             resp.headers
@@ -526,7 +526,7 @@ impl B2bua {
             Some(to_a)
         } else if sdp {
             if let Some(c) = self.calls.get_mut(id) {
-                c.bypass_sdp[1] = Some(resp.body.clone());
+                c.bypass_sdp[1] = Some(bytes::Bytes::copy_from_slice(&resp.body));
             }
             self.reoffer(id, LegRef::A, resp.body.clone());
             Some(resp.body.clone())

@@ -121,11 +121,11 @@ impl Dialog {
         }
         h.push(
             HeaderName::From,
-            with_tag(&self.local_uri, &self.key.local_tag),
+            self.local_uri.with_tag(&self.key.local_tag),
         );
         h.push(
             HeaderName::To,
-            with_tag(&self.remote_uri, &self.key.remote_tag),
+            self.remote_uri.with_tag(&self.key.remote_tag),
         );
         h.push(HeaderName::CallId, self.key.call_id.to_string());
         h.push(HeaderName::CSeq, format!("{seq} {method}"));
@@ -162,17 +162,6 @@ impl Dialog {
             .first()
             .is_some_and(|r| !r.uri.has_param("lr"))
     }
-}
-
-/// The address with `tag` set (or removed when the tag is null, an RFC 2543 peer).
-fn with_tag(addr: &NameAddr, tag: &str) -> Vec<u8> {
-    let mut a = addr.clone();
-    if tag.is_empty() {
-        a.params.remove("tag");
-    } else {
-        a.params.set("tag", Some(tag.to_string()));
-    }
-    a.to_bytes()
 }
 
 /// A URI made fit for a Request-URI (§19.1.1 table): no `method` parameter, no headers.

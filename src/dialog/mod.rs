@@ -21,6 +21,7 @@ pub mod ids;
 mod inbound;
 mod key;
 mod next_hop;
+mod packed;
 pub mod session_timer;
 mod state;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 use super::error::DialogError;
 use super::key::DialogKey;
+use super::packed::PackedAddr;
 use super::session_timer::SessionTimer;
 use crate::sip::{
     set_to_tag, Contact, HeaderError, HeaderName, Headers, Method, NameAddr, Request, Response,
@@ -48,8 +49,8 @@ pub struct Dialog {
     pub(super) role: DialogRole,
     pub(super) state: DialogState,
     /// From (UAC) or To (UAS) of the creating request, tag included.
-    pub(super) local_uri: NameAddr,
-    pub(super) remote_uri: NameAddr,
+    pub(super) local_uri: PackedAddr,
+    pub(super) remote_uri: PackedAddr,
     pub(super) remote_target: Uri,
     /// In the order Route headers are written: first hop first.
     pub(super) route_set: Vec<NameAddr>,
@@ -58,7 +59,7 @@ pub struct Dialog {
     /// The last CSeq number the peer used; `None` until it sends a request.
     pub(super) remote_seq: Option<u32>,
     pub(super) secure: bool,
-    pub(super) local_contact: NameAddr,
+    pub(super) local_contact: PackedAddr,
     /// CSeq of the last INVITE we sent: what the ACK for its 2xx carries (§13.2.2.4).
     pub(super) last_sent_invite: Option<u32>,
     /// CSeq of the last INVITE we received: what its ACK must carry.
@@ -95,14 +96,14 @@ impl Dialog {
             key: DialogKey::new(core.call_id, local_tag, remote_tag),
             role: DialogRole::Uas,
             state: DialogState::Early,
-            local_uri,
-            remote_uri: core.from,
+            local_uri: PackedAddr::new(&local_uri),
+            remote_uri: PackedAddr::new(&core.from),
             remote_target,
             route_set,
             local_seq: None,
             remote_seq: Some(seq),
             secure: is_sips(invite),
-            local_contact,
+            local_contact: PackedAddr::new(&local_contact),
             last_sent_invite: None,
             last_received_invite: is_invite.then_some(seq),
             pending_out_invite: None,
@@ -161,14 +162,14 @@ impl Dialog {
             } else {
                 DialogState::Confirmed
             },
-            local_uri: req.from,
-            remote_uri: resp.to,
+            local_uri: PackedAddr::new(&req.from),
+            remote_uri: PackedAddr::new(&resp.to),
             remote_target,
             route_set,
             local_seq: Some(seq),
             remote_seq: None,
             secure: is_sips(invite),
-            local_contact,
+            local_contact: PackedAddr::new(&local_contact),
             last_sent_invite: Some(seq),
             last_received_invite: None,
             pending_out_invite: early.then_some(seq),
@@ -335,11 +336,12 @@ impl Dialog {
     pub fn remote_tag(&self) -> &str {
         &self.key.remote_tag
     }
-    pub fn local_uri(&self) -> &NameAddr {
-        &self.local_uri
+    /// From (UAC) or To (UAS) of the creating request, parsed again from what is kept.
+    pub fn local_uri(&self) -> NameAddr {
+        self.local_uri.name_addr()
     }
-    pub fn remote_uri(&self) -> &NameAddr {
-        &self.remote_uri
+    pub fn remote_uri(&self) -> NameAddr {
+        self.remote_uri.name_addr()
     }
     pub fn remote_target(&self) -> &Uri {
         &self.remote_target
@@ -365,8 +367,13 @@ impl Dialog {
     pub fn secure(&self) -> bool {
         self.secure
     }
-    pub fn local_contact(&self) -> &NameAddr {
-        &self.local_contact
+    /// Our Contact, parsed again from what is kept.
+    pub fn local_contact(&self) -> NameAddr {
+        self.local_contact.name_addr()
+    }
+    /// Our Contact as written in our messages.
+    pub fn local_contact_bytes(&self) -> Vec<u8> {
+        self.local_contact.to_bytes()
     }
     /// CSeq of our INVITE still waiting for its final response.
     pub fn pending_outgoing_invite(&self) -> Option<u32> {
