@@ -283,9 +283,20 @@ impl Call {
             .filter(|_| a_refreshes)
             .map(|sdp| bytes::Bytes::copy_from_slice(&sdp));
         // In bypass the phones' SDP are slices of the INVITE's and the 200's datagrams:
-        // copied out, so that the call no longer pins two whole messages.
-        for sdp in self.bypass_sdp.iter_mut().flatten() {
-            *sdp = bytes::Bytes::copy_from_slice(sdp);
+        // copied out, so that the call no longer pins two whole messages; shared with the
+        // copies kept above when they are the same octets.
+        let kept = [
+            &self.a.invite.body,
+            w.answer_sdp.as_ref().unwrap_or(&w.invite.body),
+        ];
+        for (sdp, kept) in self.bypass_sdp.iter_mut().zip(kept) {
+            if let Some(sdp) = sdp {
+                *sdp = if !kept.is_empty() && kept == sdp {
+                    kept.clone()
+                } else {
+                    bytes::Bytes::copy_from_slice(sdp)
+                };
+            }
         }
     }
 

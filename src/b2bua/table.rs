@@ -167,7 +167,11 @@ impl Calls {
 
     pub fn add_dialog(&mut self, key: DialogKey, call: CallId, leg: LegRef) {
         // An early dialog confirmed by its 2xx is added again: one bookkeeping entry is enough.
-        let keys = self.keys_of.entry(call).or_default();
+        // Two dialogs per call as a rule: room for exactly those.
+        let keys = self
+            .keys_of
+            .entry(call)
+            .or_insert_with(|| Vec::with_capacity(2));
         if !keys
             .iter()
             .any(|k| matches!(k, IndexKey::Dialog(d) if *d == key))

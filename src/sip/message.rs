@@ -85,16 +85,33 @@ impl Request {
     /// datagram; a long-lived copy that needs three headers should not pin 1.5 KB.
     pub fn keep_only(&mut self, keep: &[HeaderName], keep_body: bool) {
         self.headers.0.retain(|h| keep.contains(&h.name));
+        if !keep_body {
+            self.body = Bytes::new();
+        }
+        // Everything kept is copied into one buffer and sliced from it: one allocation
+        // instead of one per value.
+        let total = self.uri.len()
+            + self.body.len()
+            + self.headers.0.iter().map(|h| h.value.len()).sum::<usize>();
+        let mut buf = BytesMut::with_capacity(total);
+        buf.put_slice(&self.uri);
+        buf.put_slice(&self.body);
+        for h in &self.headers.0 {
+            buf.put_slice(&h.value);
+        }
+        let buf = buf.freeze();
+        let mut at = 0;
+        let mut take = |len: usize| {
+            let s = buf.slice(at..at + len);
+            at += len;
+            s
+        };
+        self.uri = take(self.uri.len());
+        self.body = take(self.body.len());
         for h in &mut self.headers.0 {
-            h.value = Bytes::copy_from_slice(&h.value);
+            h.value = take(h.value.len());
         }
         self.headers.0.shrink_to_fit();
-        self.uri = Bytes::copy_from_slice(&self.uri);
-        self.body = if keep_body {
-            Bytes::copy_from_slice(&self.body)
-        } else {
-            Bytes::new()
-        };
     }
 
     /// The Request-URI as text, or `None` when it holds non-UTF-8 octets.
