@@ -317,4 +317,31 @@ mod tests {
         assert!(p.is_up());
         assert!(p.poll_request(t + secs(30)).is_some());
     }
+
+    #[test]
+    fn with_three_addresses_three_misses_are_down_and_ping_now_skips_the_wait() {
+        let mut p = Pinger::new(cfg(30), 4);
+        p.set_down_after(3);
+        let t = Instant::now();
+        for k in 0..3u64 {
+            assert!(p.is_up(), "{k} misses");
+            let r = p.poll_request(t).expect("due at once");
+            assert!(!p.ping_now(), "one in flight");
+            p.handle_response(t, &response_to(&r, 503, ""));
+            assert!(p.ping_now());
+        }
+        assert!(!p.is_up());
+        // One address is at least two misses: one lost ping is not down.
+        let mut p = Pinger::new(cfg(30), 5);
+        p.set_down_after(1);
+        let r = p.poll_request(t).unwrap();
+        p.handle_failure(t, 408);
+        assert!(p.is_up());
+        assert!(
+            p.poll_request(t).is_none(),
+            "the next one waits for the interval"
+        );
+        assert!(p.ping_now());
+        assert!(p.poll_request(t).is_some(), "{r:?}");
+    }
 }
