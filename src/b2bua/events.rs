@@ -39,6 +39,11 @@ impl B2bua {
         if (300..400).contains(&status) {
             self.follow_redirect(id, &resp);
         }
+        // RFC 3263 §4.3: a trunk's server that is unavailable; its next address is tried.
+        // (Not a 503 of ours standing for refused credentials below.)
+        if status == 503 && self.fail_over(now, id, leg, status) {
+            return self.b_failed(wall, id, leg, status);
+        }
         let status = match status {
             // A trunk that refuses our credentials: the caller can do nothing about it.
             401 | 407 if self.is_trunk_leg(id, leg) => 503,
@@ -796,6 +801,8 @@ impl B2bua {
                 return self.transfer_leg_failed(wall, id, leg, status);
             }
             if !established {
+                // Timer B or a transport error toward a trunk: its next address is tried.
+                self.fail_over(now, id, leg, status);
                 return self.b_failed(wall, id, leg, status);
             }
         }

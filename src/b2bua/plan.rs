@@ -79,6 +79,10 @@ pub struct GatewayLeg {
     /// User part of From unless the caller's number goes there.
     pub from_user: String,
     pub caller_id_in_from: bool,
+    /// Every address of the trunk, in the order they are tried (RFC 3263 §4.3): the first
+    /// is the leg's own `peer`; an INVITE that times out, cannot be sent or gets a 503 is
+    /// sent again to the next one (`fail_over`). Empty: no other address to try.
+    pub targets: Vec<Peer>,
 }
 
 /// The caller ID a route presents (number and name; either may be kept from the caller).
@@ -163,6 +167,8 @@ pub struct LegAuth {
     pub state: UacAuth,
     /// Challenges answered on this leg (a provider that keeps challenging is not followed).
     pub tries: u8,
+    /// Index in `gateway.targets` of the address this leg is sent to.
+    pub target: usize,
 }
 
 impl B2bua {
@@ -444,6 +450,54 @@ impl B2bua {
         true
     }
 
+    /// RFC 3263 §4.3: a b-leg toward a trunk whose INVITE timed out (Timer B), could not be
+    /// sent, or got a 503 is tried again at the trunk's next address: a new b-leg (new
+    /// client transaction and branch) joins the current step with the same offer, while the
+    /// caller keeps waiting; each address is tried at most once per call. False (nothing
+    /// done) when the leg is not a trunk's, is not pending, the call no longer rings, no
+    /// address is left, or the new INVITE could not be sent: the failure then stands.
+    /// On true the failed leg is still to be marked failed by the caller (`b_failed`).
+    pub(super) fn fail_over(&mut self, now: Instant, id: CallId, leg: usize, status: u16) -> bool {
+        let Some(call) = self.calls.get(id) else {
+            return false;
+        };
+        if call.state != CallState::Ringing || call.winner.is_some() || call.cancelled {
+            return false;
+        }
+        let Some(b) = call.b.get(leg) else {
+            return false;
+        };
+        if !matches!(b.state, BLegState::Calling | BLegState::Early) {
+            return false;
+        }
+        let Some(auth) = b.auth.as_ref() else {
+            return false;
+        };
+        let next = auth.target + 1;
+        let Some(&peer) = auth.gateway.targets.get(next) else {
+            return false;
+        };
+        let target = LegTarget {
+            ruri: b.invite.uri_str().unwrap_or_default().to_string(),
+            peer,
+            advertised: b.advertised.clone(),
+            gateway: Some(auth.gateway.clone()),
+            route: Vec::new(),
+            user: None,
+        };
+        let body = b.invite.body.clone();
+        tracing::warn!(target: "ferroswitch::gateway", call = id, gateway = %auth.gateway.name, status, failed = %b.peer.addr, next = %peer.addr, "trunk address failed: trying the next one");
+        let before = call.b.len();
+        self.start_legs(now, id, &[target], None, &body);
+        let Some(new) = self.calls.get_mut(id).and_then(|c| c.b.get_mut(before)) else {
+            return false;
+        };
+        if let Some(a) = new.auth.as_mut() {
+            a.target = next;
+        }
+        true
+    }
+
     pub(super) fn is_trunk_leg(&self, id: CallId, leg: usize) -> bool {
         self.calls
             .get(id)
@@ -503,6 +557,7 @@ impl BLeg {
                     gateway,
                     state: UacAuth::default(),
                     tries: 0,
+                    target: 0,
                 })
             }),
         }

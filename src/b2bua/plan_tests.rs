@@ -303,6 +303,7 @@ fn trunk_leg() -> LegTarget {
             },
             from_user: "acct1234".into(),
             caller_id_in_from: false,
+            targets: vec![super::core_tests::peer("127.0.0.1:5099")],
         })),
     }
 }

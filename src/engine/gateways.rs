@@ -60,6 +60,12 @@ pub(super) struct GatewayRt {
     pub spec: GatewaySpec,
     /// Where requests go, best first (resolved by the driver); empty until resolved.
     pub targets: Vec<Peer>,
+    /// Index in `targets` of the one REGISTERs, pings and new calls go to now (RFC 3263
+    /// §4.3: the next one after a failure); 0 again when the driver resolves another list.
+    pub active: usize,
+    /// Registration and ping transactions failed in a row (each moving `active` on): while
+    /// it is below the number of targets, the next target is tried at once.
+    pub failed: usize,
     /// Our `host:port` as the provider reaches us (Via, Contact).
     pub advertised: Option<String>,
     /// The registration we keep with it (`register = true`), once it is resolved.
@@ -69,9 +75,41 @@ pub(super) struct GatewayRt {
 }
 
 impl GatewayRt {
-    /// False while its OPTIONS keep-alive goes unanswered.
+    /// False while its OPTIONS keep-alive goes unanswered (by every target in turn).
     pub fn is_up(&self) -> bool {
         self.pinger.as_ref().is_none_or(Pinger::is_up)
+    }
+
+    /// The target requests go to now.
+    pub fn active_target(&self) -> Option<Peer> {
+        self.targets
+            .get(self.active)
+            .or_else(|| self.targets.first())
+            .copied()
+    }
+
+    /// Every target, the active one first and the others in their order after it (what a
+    /// call tries in turn).
+    fn targets_from_active(&self) -> Vec<Peer> {
+        let n = self.targets.len();
+        (0..n)
+            .filter_map(|k| self.targets.get((self.active + k) % n))
+            .copied()
+            .collect()
+    }
+
+    /// A new list from the driver: kept as it is (with the active target) when it is the
+    /// same list, else the first target of the new one is active.
+    pub fn set_targets(&mut self, targets: Vec<Peer>) {
+        if targets != self.targets {
+            self.targets = targets;
+            self.active = 0;
+            self.failed = 0;
+        }
+        let n = u32::try_from(self.targets.len()).unwrap_or(u32::MAX);
+        if let Some(p) = self.pinger.as_mut() {
+            p.set_down_after(n);
+        }
     }
 }
 
@@ -82,11 +120,19 @@ pub(super) enum GwTx {
     Ping(usize),
 }
 
+impl GwTx {
+    fn gateway(self) -> usize {
+        match self {
+            GwTx::Register(i) | GwTx::Ping(i) => i,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Gateways {
     pub list: Vec<GatewayRt>,
-    /// Client transactions of the registrations and keep-alives.
-    pub keys: crate::FastMap<TransactionKey, GwTx>,
+    /// Client transactions of the registrations and keep-alives, and where each was sent.
+    pub keys: crate::FastMap<TransactionKey, (GwTx, SocketAddr)>,
 }
 
 impl Gateways {
@@ -97,6 +143,8 @@ impl Gateways {
                 .map(|s| GatewayRt {
                     spec: s.clone(),
                     targets: Vec::new(),
+                    active: 0,
+                    failed: 0,
                     advertised: None,
                     reg: None,
                     pinger: None,
@@ -115,10 +163,11 @@ impl Gateways {
     }
 
     /// The b-leg toward gateway `name` for `number`; `None` when it is unknown, not
-    /// resolved yet, or down.
+    /// resolved yet, or down. It goes to the active target; the others follow it in
+    /// `GatewayLeg::targets`, tried in turn when it fails (RFC 3263 §4.3).
     pub fn leg(&self, name: &str, number: &str) -> Option<LegTarget> {
         let g = self.get(name)?;
-        let peer = *g.targets.first()?;
+        let peer = g.active_target()?;
         let advertised = g.advertised.clone()?;
         if !g.is_up() {
             return None;
@@ -142,6 +191,7 @@ impl Gateways {
                 },
                 from_user: s.from_user.clone().unwrap_or_else(|| s.username.clone()),
                 caller_id_in_from: s.caller_id_in_from,
+                targets: g.targets_from_active(),
             })),
         })
     }
@@ -211,7 +261,7 @@ impl Engine {
                 };
                 GatewayStatus {
                     name: g.spec.name.clone(),
-                    target: g.targets.first().map(|p| p.addr),
+                    target: g.active_target().map(|p| p.addr),
                     registration,
                     expires_in,
                     up: g.is_up(),
@@ -286,7 +336,8 @@ impl Engine {
             }
         }
         if s.ping > 0 && g.pinger.is_none() {
-            g.pinger = Some(Pinger::new(
+            let down_after = u32::try_from(g.targets.len()).unwrap_or(u32::MAX);
+            let mut pinger = Pinger::new(
                 PingConfig {
                     gateway: s.name.clone(),
                     target: registrar,
@@ -298,7 +349,9 @@ impl Engine {
                     node_id,
                 },
                 seed_ping,
-            ));
+            );
+            pinger.set_down_after(down_after);
+            g.pinger = Some(pinger);
         }
     }
 
@@ -307,7 +360,7 @@ impl Engine {
         for i in 0..self.gateways.list.len() {
             loop {
                 let g = &mut self.gateways.list[i];
-                let Some(&peer) = g.targets.first() else {
+                let Some(peer) = g.active_target() else {
                     break;
                 };
                 let (req, kind) = match (
@@ -326,11 +379,12 @@ impl Engine {
                 };
                 match self.txl.send_request(now, req, peer) {
                     Ok(_) => {
-                        self.gateways.keys.insert(key, kind);
+                        self.gateways.keys.insert(key, (kind, peer.addr));
                     }
                     Err(e) => {
                         tracing::debug!(target: "ferroswitch::gateway", e = %crate::security::log_escape(&e), "gateway request not sent");
                         self.gateway_tx_failed(now, kind, 503);
+                        self.fail_over_gateway(kind, peer.addr, 503);
                     }
                 }
             }
@@ -360,7 +414,7 @@ impl Engine {
         key: &TransactionKey,
         resp: &Response,
     ) -> bool {
-        let Some(&kind) = self.gateways.keys.get(key) else {
+        let Some(&(kind, sent_to)) = self.gateways.keys.get(key) else {
             return false;
         };
         if resp.status < 200 {
@@ -386,6 +440,18 @@ impl Engine {
                     p.handle_response(now, resp);
                 }
             }
+        }
+        // RFC 3263 §4.3: a 503 (and for a ping a 408, which it counts as a miss too) says
+        // this server is not there for us: the next target is tried. Anything else is an
+        // answer from the gateway.
+        let miss = match kind {
+            GwTx::Register(_) => resp.status == 503,
+            GwTx::Ping(_) => matches!(resp.status, 408 | 503),
+        };
+        if miss {
+            self.fail_over_gateway(kind, sent_to, resp.status);
+        } else if let Some(g) = self.gateways.list.get_mut(kind.gateway()) {
+            g.failed = 0;
         }
         self.poll_gateways(now);
         true
@@ -429,12 +495,47 @@ impl Engine {
         key: &TransactionKey,
         status: u16,
     ) -> bool {
-        let Some(kind) = self.gateways.keys.remove(key) else {
+        let Some((kind, sent_to)) = self.gateways.keys.remove(key) else {
             return false;
         };
         self.gateway_tx_failed(now, kind, status);
+        self.fail_over_gateway(kind, sent_to, status);
         self.poll_gateways(now);
         true
+    }
+
+    /// RFC 3263 §4.3: a registration or ping transaction sent to `failed` got no answer
+    /// (Timer F, a transport error) or a 503. When `failed` is still the active target the
+    /// next one becomes active (wrapping); while targets remain that have not failed in this
+    /// run of failures, the registration or ping is sent again at once (to the new target),
+    /// else it keeps its own schedule (back-off, next interval). True when it goes again now.
+    fn fail_over_gateway(&mut self, kind: GwTx, failed: SocketAddr, status: u16) -> bool {
+        let Some(g) = self.gateways.list.get_mut(kind.gateway()) else {
+            return false;
+        };
+        let n = g.targets.len();
+        if n == 0 {
+            return false;
+        }
+        if g.active_target().is_some_and(|p| p.addr == failed) {
+            g.failed = g.failed.saturating_add(1);
+            if n > 1 {
+                g.active = (g.active + 1) % n;
+                let next = g.active_target().map(|p| p.addr);
+                let what = match kind {
+                    GwTx::Register(_) => "REGISTER",
+                    GwTx::Ping(_) => "OPTIONS",
+                };
+                tracing::warn!(target: "ferroswitch::gateway", gateway = %g.spec.name, request = what, status, %failed, next = ?next, "gateway target failed: using the next one");
+            }
+        }
+        if g.failed >= n {
+            return false;
+        }
+        match kind {
+            GwTx::Register(_) => g.reg.as_mut().is_some_and(Registration::retry_now),
+            GwTx::Ping(_) => g.pinger.as_mut().is_some_and(Pinger::ping_now),
+        }
     }
 
     fn gateway_tx_failed(&mut self, now: Instant, kind: GwTx, status: u16) {
@@ -461,7 +562,7 @@ impl Engine {
     pub(super) fn unregister_gateways(&mut self, now: Instant) {
         for i in 0..self.gateways.list.len() {
             let g = &mut self.gateways.list[i];
-            let Some(&peer) = g.targets.first() else {
+            let Some(peer) = g.active_target() else {
                 continue;
             };
             let Some(req) = g.reg.as_mut().and_then(|r| r.unregister(now)) else {
@@ -469,7 +570,9 @@ impl Engine {
             };
             if let Ok(key) = TransactionKey::client_for_request(&req) {
                 if self.txl.send_request(now, req, peer).is_ok() {
-                    self.gateways.keys.insert(key, GwTx::Register(i));
+                    self.gateways
+                        .keys
+                        .insert(key, (GwTx::Register(i), peer.addr));
                 }
             }
         }

@@ -258,11 +258,13 @@ impl Engine {
         let Some(g) = self.gateways.get_mut(name) else {
             return false;
         };
-        g.targets = route
-            .targets
-            .iter()
-            .map(|&(addr, transport)| Peer::new(transport, addr))
-            .collect();
+        g.set_targets(
+            route
+                .targets
+                .iter()
+                .map(|&(addr, transport)| Peer::new(transport, addr))
+                .collect(),
+        );
         g.advertised = Some(route.advertised);
         if let Some(i) = self.gateways.list.iter().position(|g| g.spec.name == name) {
             self.gateway_resolved(i);

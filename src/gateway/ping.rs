@@ -69,6 +69,8 @@ pub struct Pinger {
     rng: StdRng,
     up: bool,
     misses: u32,
+    /// Misses in a row that mark it down (`set_down_after`).
+    down_after: u32,
     cseq: u32,
     in_flight: Option<InFlight>,
     /// When the next ping is due; `None`: at the first `poll_request`.
@@ -82,6 +84,7 @@ impl Pinger {
             rng: StdRng::seed_from_u64(seed),
             up: true,
             misses: 0,
+            down_after: DOWN_AFTER,
             cseq: 0,
             in_flight: None,
             due: None,
@@ -95,6 +98,23 @@ impl Pinger {
     /// Whether calls may go through the gateway.
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    /// Misses in a row that mark the gateway down: at least [`DOWN_AFTER`], and at least
+    /// `targets` so that a gateway with several addresses, each miss moving the pings on to
+    /// the next one (RFC 3263 §4.3), is down only when every address missed.
+    pub fn set_down_after(&mut self, targets: u32) {
+        self.down_after = targets.max(DOWN_AFTER);
+    }
+
+    /// The next ping goes at the next `poll_request` (to another address after a miss),
+    /// unless one is in flight. True when it will.
+    pub fn ping_now(&mut self) -> bool {
+        if !self.enabled() || self.in_flight.is_some() {
+            return false;
+        }
+        self.due = None;
+        true
     }
 
     /// The OPTIONS to send now, if one is due and none is in flight.
@@ -180,7 +200,7 @@ impl Pinger {
 
     fn miss(&mut self, status: u16) {
         self.misses = self.misses.saturating_add(1);
-        if self.up && self.misses >= DOWN_AFTER {
+        if self.up && self.misses >= self.down_after {
             self.up = false;
             tracing::warn!(target: TARGET, gateway = %self.cfg.gateway, status, misses = self.misses, "gateway down: OPTIONS unanswered");
         }
@@ -296,5 +316,32 @@ mod tests {
         p.handle_response(t, &response_to(&r, 200, ""));
         assert!(p.is_up());
         assert!(p.poll_request(t + secs(30)).is_some());
+    }
+
+    #[test]
+    fn with_three_addresses_three_misses_are_down_and_ping_now_skips_the_wait() {
+        let mut p = Pinger::new(cfg(30), 4);
+        p.set_down_after(3);
+        let t = Instant::now();
+        for k in 0..3u64 {
+            assert!(p.is_up(), "{k} misses");
+            let r = p.poll_request(t).expect("due at once");
+            assert!(!p.ping_now(), "one in flight");
+            p.handle_response(t, &response_to(&r, 503, ""));
+            assert!(p.ping_now());
+        }
+        assert!(!p.is_up());
+        // One address is at least two misses: one lost ping is not down.
+        let mut p = Pinger::new(cfg(30), 5);
+        p.set_down_after(1);
+        let r = p.poll_request(t).unwrap();
+        p.handle_failure(t, 408);
+        assert!(p.is_up());
+        assert!(
+            p.poll_request(t).is_none(),
+            "the next one waits for the interval"
+        );
+        assert!(p.ping_now());
+        assert!(p.poll_request(t).is_some(), "{r:?}");
     }
 }

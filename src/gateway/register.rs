@@ -274,6 +274,21 @@ impl Registration {
         }
     }
 
+    /// After a failure: the next attempt goes at the next `poll_request` instead of after
+    /// the back-off (the engine sends it to the gateway's next address, RFC 3263 §4.3).
+    /// Nothing when a REGISTER is in flight or queued, or after `unregister`. True when it
+    /// will go at once.
+    pub fn retry_now(&mut self) -> bool {
+        if self.stopping || self.in_flight.is_some() || self.queued.is_some() {
+            return false;
+        }
+        if !matches!(self.state, RegState::Failed { .. }) {
+            return false;
+        }
+        self.due = Due::Now;
+        true
+    }
+
     /// On shutdown: the un-REGISTER (Expires: 0, with the credentials we hold) when the
     /// registrar may hold a binding of ours, else `None`. Nothing else is sent afterwards
     /// except its challenge retries; its final response leaves the registration `Idle`.

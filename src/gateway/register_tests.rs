@@ -512,3 +512,27 @@ fn the_same_seed_gives_the_same_requests() {
     let c = Registration::new(cfg(), 43).poll_request(t);
     assert_ne!(a, c);
 }
+
+#[test]
+fn retry_now_sends_the_next_attempt_at_once_only_after_a_failure() {
+    let mut r = Registration::new(cfg(), 7);
+    let t = Instant::now();
+    let first = r.poll_request(t).expect("the first REGISTER at start");
+    assert!(!r.retry_now(), "one in flight");
+    r.handle_failure(t + secs(32), 408);
+    assert!(r.poll_request(t + secs(33)).is_none(), "backing off");
+    assert!(r.retry_now());
+    let second = r.poll_request(t + secs(33)).expect("at once");
+    assert_eq!(
+        second.headers.cseq().map(|c| c.seq),
+        first.headers.cseq().map(|c| c.seq + 1)
+    );
+    r.handle_response(t + secs(34), &ok(&second, 600));
+    assert!(!r.retry_now(), "registered: nothing to hurry");
+    assert!(r.poll_request(t + secs(35)).is_none());
+    // After unregister nothing but the un-REGISTER goes.
+    let unreg = r.unregister(t + secs(36)).expect("bound: un-REGISTER");
+    r.handle_failure(t + secs(68), 408);
+    assert!(!r.retry_now());
+    assert!(r.poll_request(t + secs(69)).is_none(), "{unreg:?}");
+}

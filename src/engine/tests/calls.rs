@@ -19,6 +19,7 @@ mod caller_transfer;
 mod checks;
 mod drain;
 mod endings;
+mod failover;
 mod flow;
 mod identity;
 mod in_dialog;

@@ -95,7 +95,7 @@ pub(super) fn provider() -> Ua {
 }
 
 /// A provider's challenge to `req` (401 for REGISTER, 407 for INVITE).
-fn challenge(req: &Request, status: u16, nonce: &str) -> String {
+pub(super) fn challenge(req: &Request, status: u16, nonce: &str) -> String {
     let mut r = crate::sip::response_to(req, status, crate::sip::reason_phrase(status));
     crate::sip::set_to_tag(&mut r, "prov-chal");
     let name = if status == 401 {
