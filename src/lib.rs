@@ -33,3 +33,38 @@ pub mod security;
 pub mod sip;
 pub mod transaction;
 pub mod transport;
+
+/// Tests that read their own log lines (`tracing::subscriber::with_default` on their thread)
+/// race with other test threads: a log callsite first hit by a thread with no subscriber
+/// wanting it can cache the interest "never" while another thread is installing one that
+/// does, and that thread then misses the line (seen in CI once). A global subscriber that
+/// answers "sometimes" for every callsite and takes no events keeps every callsite asking
+/// the current thread's subscriber instead.
+#[cfg(test)]
+pub(crate) fn keep_log_callsites_open() {
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::subscriber::Interest;
+    use tracing::{Event, Metadata, Subscriber};
+    struct Open;
+    impl Subscriber for Open {
+        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+            Interest::sometimes()
+        }
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // Fails only when a global subscriber exists already, which then decides for itself.
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(Open);
+    });
+}

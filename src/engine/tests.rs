@@ -373,7 +373,12 @@ fn logs_of(f: impl FnOnce()) -> String {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(sub, f);
+    crate::keep_log_callsites_open();
+    tracing::subscriber::with_default(sub, || {
+        // Callsites first hit before this test's subscriber existed are asked again.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let bytes = buf.0.lock().expect("not poisoned").clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }

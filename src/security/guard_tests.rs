@@ -355,6 +355,7 @@ fn logs_one_escaped_line_per_event() {
         .with_ansi(false)
         .without_time()
         .finish();
+    crate::keep_log_callsites_open();
     tracing::subscriber::with_default(subscriber, || {
         let mut g = Guard::new(SecurityConfig {
             max_auth_failures: 2,
@@ -400,6 +401,7 @@ fn distributed_guessing_locks_the_account_but_not_its_known_source() {
         .finish();
     let owner = ip("192.0.2.10");
     let guesser = |n: u64| IpAddr::from([198, 51, 100, n as u8]);
+    crate::keep_log_callsites_open();
     tracing::subscriber::with_default(subscriber, || {
         let mut g = Guard::new(SecurityConfig::default());
         let t0 = Instant::now();
