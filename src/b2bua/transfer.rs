@@ -135,18 +135,6 @@ impl B2bua {
             .is_some_and(|t| t.legs.contains(&leg))
     }
 
-    /// Whether `leg` of call `id` goes to a trunk (a gateway's leg, answered with its
-    /// credentials).
-    fn trunk_leg(&self, id: CallId, leg: LegRef) -> bool {
-        let Some(call) = self.calls.get(id) else {
-            return false;
-        };
-        match leg {
-            LegRef::B(i) => call.b.get(i).is_some_and(|b| b.auth.is_some()),
-            LegRef::A => false,
-        }
-    }
-
     /// A REFER accepted by `leg`'s dialog. True when the switch carries the transfer out (it
     /// has answered the REFER); false to relay it as before (from the caller, or attended).
     #[allow(clippy::too_many_arguments)]
@@ -175,7 +163,7 @@ impl B2bua {
         // own credentials in its own context (or refuses). Relaying rather than routing in
         // `public` keeps a PSTN party's legitimate transfer to an extension working through
         // the phone, and never needs a route decision on the trunk's word.
-        if callee_refers && self.trunk_leg(id, leg) {
+        if callee_refers && matches!(leg, LegRef::B(i) if self.is_trunk_leg(id, i)) {
             tracing::info!(target: "ferroswitch::call", call = id, "REFER from a trunk leg: relayed, not carried out");
             return false;
         }

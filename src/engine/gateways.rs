@@ -91,11 +91,8 @@ impl GatewayRt {
     /// Every target, the active one first and the others in their order after it (what a
     /// call tries in turn).
     fn targets_from_active(&self) -> Vec<Peer> {
-        let n = self.targets.len();
-        (0..n)
-            .filter_map(|k| self.targets.get((self.active + k) % n))
-            .copied()
-            .collect()
+        let (before, from) = self.targets.split_at(self.active.min(self.targets.len()));
+        from.iter().chain(before).copied().collect()
     }
 
     /// A new list from the driver: kept as it is (with the active target) when it is the
